@@ -1,0 +1,200 @@
+/**
+ * Which feature layers (and pooling, flip averaging, input size) give the best linear probe on flowers5?
+ *
+ *   npx tsx bench/embed/probe-layers.ts [--quick]
+ *
+ * For each backbone and each variant (input size, flip) we run the images once through an extractor whose outputs
+ * are every candidate layer, avg- and max-pooled, cache those features under bench/out/, then fit a standardised
+ * softmax linear probe (full-batch Adam, L2) on the 300 training images of each combination and report accuracy on
+ * the 100 held-out ones. The probe's L2 strength is fixed up front (1e-3); `cv` also reports 5-fold CV accuracy on
+ * the training images so a choice need not rest on the 100 held-out images alone (±5 points at n=100).
+ */
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import { buildFeatureExtractor } from "../../shared/backbone/feature-extractor";
+import type { BackboneBundle, LayersModelJson } from "../../shared/backbone/types";
+import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
+import { loadBundleFromDir } from "../../gpu-runner/src/engine/load-bundle";
+import { flowersAvailable, loadFlowers, MOBILENET_V1_DIR, type FlowerSet } from "./flowers";
+
+const OUT_DIR = path.resolve(import.meta.dirname, "../out/probe");
+
+interface Candidate {
+  backbone: "nsfwjs_v2" | "mobilenet_v1_025";
+  layers: string[];
+}
+
+const V2_LAYERS = ["block_10_project_BN", "block_11_add", "block_12_add", "block_13_expand_relu", "block_14_add", "block_15_add", "block_16_project_BN", "out_relu"];
+const V1_LAYERS = ["conv_pw_9_relu", "conv_pw_10_relu", "conv_pw_11_relu", "conv_pw_12_relu", "conv_pw_13_relu"];
+
+/** A copy of the bundle whose InputLayer takes `size`x`size` (the conv trunk is size-agnostic). */
+function withInputSize(bundle: BackboneBundle, size: number): BackboneBundle {
+  const modelJson = structuredClone(bundle.modelJson) as LayersModelJson;
+  const layers = (modelJson.modelTopology.model_config?.config ?? modelJson.modelTopology.config)!.layers;
+  for (const layer of layers) if (layer.class_name === "InputLayer") layer.config.batch_input_shape = [null, size, size, 3];
+  return { ...bundle, modelJson };
+}
+
+interface FeatureTable {
+  /** per layer: [n, c] average-pooled and max-pooled features */
+  avg: Map<string, Float32Array>;
+  max: Map<string, Float32Array>;
+  channels: Map<string, number>;
+}
+
+async function computeFeatures(bundle: BackboneBundle, layers: string[], images: tf.Tensor4D, flip: boolean, key: string): Promise<FeatureTable> {
+  const cachePath = path.join(OUT_DIR, `${key}.bin`);
+  const metaPath = path.join(OUT_DIR, `${key}.json`);
+  const n = images.shape[0];
+  let data: Float32Array;
+  let channels: number[];
+  try {
+    channels = JSON.parse(await readFile(metaPath, "utf8")).channels;
+    const bytes = await readFile(cachePath);
+    data = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  } catch {
+    const extractor = await buildFeatureExtractor(tf, bundle, { feature_layers: layers, pooling: "avg+max", flip_average: flip });
+    channels = extractor.layerChannels;
+    data = new Float32Array(n * extractor.dim);
+    const started = Date.now();
+    for (let start = 0; start < n; start += 16) {
+      const count = Math.min(16, n - start);
+      const batch = images.slice([start, 0, 0, 0], [count, -1, -1, -1]);
+      const out = extractor.embed(batch);
+      data.set(await out.data(), start * extractor.dim);
+      tf.dispose([batch, out]);
+    }
+    console.log(`  ${key}: ${n} images in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    extractor.dispose();
+    await mkdir(OUT_DIR, { recursive: true });
+    await writeFile(cachePath, new Uint8Array(data.buffer));
+    await writeFile(metaPath, JSON.stringify({ layers, channels }));
+  }
+  const dim = channels.reduce((a, c) => a + 2 * c, 0);
+  const table: FeatureTable = { avg: new Map(), max: new Map(), channels: new Map() };
+  let offset = 0;
+  layers.forEach((layer, index) => {
+    const c = channels[index]!;
+    const avg = new Float32Array(n * c);
+    const max = new Float32Array(n * c);
+    for (let i = 0; i < n; i++) {
+      avg.set(data.subarray(i * dim + offset, i * dim + offset + c), i * c);
+      max.set(data.subarray(i * dim + offset + c, i * dim + offset + 2 * c), i * c);
+    }
+    table.avg.set(layer, avg);
+    table.max.set(layer, max);
+    table.channels.set(layer, c);
+    offset += 2 * c;
+  });
+  return table;
+}
+
+function assemble(table: FeatureTable, layers: string[], pooling: "avg" | "avg+max", n: number): { x: Float32Array; dim: number } {
+  const parts: { data: Float32Array; c: number }[] = [];
+  for (const layer of layers) {
+    const c = table.channels.get(layer)!;
+    parts.push({ data: table.avg.get(layer)!, c });
+    if (pooling === "avg+max") parts.push({ data: table.max.get(layer)!, c });
+  }
+  const dim = parts.reduce((a, p) => a + p.c, 0);
+  const x = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    let offset = 0;
+    for (const p of parts) {
+      x.set(p.data.subarray(i * p.c, (i + 1) * p.c), i * dim + offset);
+      offset += p.c;
+    }
+  }
+  return { x, dim };
+}
+
+/** Softmax regression on standardised features; returns held-out accuracy. */
+function probeAccuracy(x: Float32Array, dim: number, labels: Int32Array, trainIdx: number[], testIdx: number[], classes: number, l2 = 1e-3, steps = 200): number {
+  return tf.tidy(() => {
+    const all = tf.tensor2d(x, [labels.length, dim]);
+    const xTrain = tf.gather(all, trainIdx);
+    const xTest = tf.gather(all, testIdx);
+    const mean = xTrain.mean(0);
+    const std = xTrain.sub(mean).square().mean(0).sqrt().add(1e-6);
+    const zTrain = xTrain.sub(mean).div(std);
+    const zTest = xTest.sub(mean).div(std);
+    const yTrain = tf.oneHot(tf.tensor1d(trainIdx.map((i) => labels[i]!), "int32"), classes).toFloat();
+    const w = tf.variable(tf.zeros([dim, classes]));
+    const b = tf.variable(tf.zeros([classes]));
+    const optimizer = tf.train.adam(0.01);
+    for (let step = 0; step < steps; step++) {
+      optimizer.minimize(() => {
+        const logits = zTrain.matMul(w).add(b);
+        return tf.losses.softmaxCrossEntropy(yTrain, logits).add(w.square().sum().mul(l2)) as tf.Scalar;
+      });
+    }
+    const predicted = zTest.matMul(w).add(b).argMax(1).dataSync();
+    let correct = 0;
+    testIdx.forEach((i, k) => (correct += predicted[k] === labels[i] ? 1 : 0));
+    optimizer.dispose();
+    w.dispose();
+    b.dispose();
+    return correct / testIdx.length;
+  });
+}
+
+function crossValidated(x: Float32Array, dim: number, labels: Int32Array, trainIdx: number[], classes: number, folds = 5): number {
+  let total = 0;
+  for (let f = 0; f < folds; f++) {
+    const fit = trainIdx.filter((_, k) => k % folds !== f);
+    const held = trainIdx.filter((_, k) => k % folds === f);
+    total += probeAccuracy(x, dim, labels, fit, held, classes);
+  }
+  return total / folds;
+}
+
+function combos(layers: string[]): string[][] {
+  const single = layers.map((l) => [l]);
+  const pairs: string[][] = [];
+  for (let i = 0; i < layers.length; i++) for (let j = i + 1; j < layers.length; j++) pairs.push([layers[i]!, layers[j]!]);
+  const triples: string[][] = [];
+  for (let i = 0; i + 2 < layers.length; i++) triples.push(layers.slice(i, i + 3));
+  return [...single, ...pairs, ...triples];
+}
+
+async function main(): Promise<void> {
+  if (!flowersAvailable()) {
+    console.log("skip: ../shared/datasets/flowers5 not found (set EDGETUNE_SHARED_DIR)");
+    return;
+  }
+  const quick = process.argv.includes("--quick");
+  await tf.setBackend("wasm");
+  const rows: string[] = ["| backbone | input | flip | layers | pooling | dim | val acc | cv acc (train, 5-fold) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"];
+  const backbones: Array<{ id: Candidate["backbone"]; bundle: BackboneBundle; layers: string[]; sizes: number[] }> = [
+    { id: "mobilenet_v1_025", bundle: await loadBundleFromDir(MOBILENET_V1_DIR, { inputRange: [-1, 1] }), layers: V1_LAYERS, sizes: quick ? [224] : [224, 288] },
+    { id: "nsfwjs_v2", bundle: await loadNsfwjsBundle(), layers: V2_LAYERS, sizes: [224] },
+  ];
+  for (const { id, bundle, layers, sizes } of backbones) {
+    for (const size of sizes) {
+      const flowers: FlowerSet = await loadFlowers(size, bundle.inputRange);
+      const trainIdx = flowers.isTrain.flatMap((t, i) => (t ? [i] : []));
+      const testIdx = flowers.isTrain.flatMap((t, i) => (t ? [] : [i]));
+      for (const flip of quick ? [false] : [false, true]) {
+        const table = await computeFeatures(withInputSize(bundle, size), layers, flowers.images, flip, `${id}-${size}-${flip ? "flip" : "plain"}`);
+        for (const combo of combos(layers)) {
+          for (const pooling of ["avg", "avg+max"] as const) {
+            const { x, dim } = assemble(table, combo, pooling, flowers.labels.length);
+            const acc = probeAccuracy(x, dim, flowers.labels, trainIdx, testIdx, flowers.classes.length);
+            const cv = quick ? NaN : crossValidated(x, dim, flowers.labels, trainIdx, flowers.classes.length);
+            const row = `| ${id} | ${size} | ${flip ? "yes" : "no"} | ${combo.join(" + ")} | ${pooling} | ${dim} | ${(acc * 100).toFixed(0)}% | ${(cv * 100).toFixed(1)}% |`;
+            console.log(row);
+            rows.push(row);
+          }
+        }
+      }
+      flowers.images.dispose();
+    }
+  }
+  await mkdir(OUT_DIR, { recursive: true });
+  await writeFile(path.join(OUT_DIR, "results.md"), rows.join("\n") + "\n");
+  console.log(`\nwrote ${path.join(OUT_DIR, "results.md")}`);
+}
+
+await main();

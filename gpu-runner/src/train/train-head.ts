@@ -1,0 +1,381 @@
+/**
+ * Trains a new classification head on cached backbone embeddings (the backbone itself stays frozen and is not
+ * involved: this file only ever sees vectors).
+ *
+ * Steps, in the order `trainHead` runs them:
+ * 1. `computeStandardization` on the training rows; every row is standardised with it (the head stores it).
+ * 2. `initializeLayers` from the seed: zeros for a linear head, He-uniform hidden / Glorot-uniform output for an MLP.
+ * 3. Per epoch: a seeded shuffle, mini-batch steps (label-smoothed, class-weighted cross-entropy; dropout masks
+ *    drawn from the same seeded stream), then one pass over the validation rows.
+ * 4. Early stopping on validation loss; the best epoch's weights become the returned `Head`.
+ *
+ * Deterministic: all randomness (init, shuffles, dropout) comes from `createRandom(seed)`, never from tfjs's global
+ * generator, so the same seed and inputs give the same weights and metrics on the same backend.
+ */
+import * as defaultTf from "@tensorflow/tfjs";
+import type { DenseLayer, Head, Standardization } from "../../../shared/head";
+import { createRandom, type Random } from "../../../shared/random";
+import type { HeadSpec, Hyperparameters } from "../../../shared/schemas";
+
+export type Tf = typeof defaultTf;
+
+/** The hyperparameters training reads; a full job `Hyperparameters` object fits (split settings are ignored here). */
+export type TrainingHyperparameters = Omit<Hyperparameters, "validation_fraction" | "use_dataset_split">;
+
+/** What to train: same shape as a job's `config`, so `trainHead(input, job.config)` works. */
+export interface HeadTrainingConfig {
+  head: HeadSpec;
+  hyperparameters: TrainingHyperparameters;
+}
+
+export interface HeadTrainingInput {
+  /** Shape [itemCount, dim], row-major: one embedding per dataset item. */
+  embeddings: Float32Array;
+  dim: number;
+  /** Shape [itemCount]: class index per item, in [0, classCount). */
+  labels: Int32Array;
+  classCount: number;
+  /** Rows of `embeddings` to train on (at least one). */
+  trainIndex: number[];
+  /** Rows to validate on (at least one; drives early stopping and the best-epoch choice). */
+  valIndex: number[];
+  /** Label names in class-index order, stored in the head; default "0", "1", .... */
+  labelNames?: string[];
+}
+
+/**
+ * One epoch's numbers (same shape as the job schema's `epochMetricsSchema`), Keras conventions:
+ * - `train_loss` / `train_accuracy`: running means over the epoch's mini-batches, as trained (dropout on,
+ *   class weights applied); `train_loss` is the label-smoothed cross-entropy without the weight-decay term.
+ * - `val_loss` / `val_accuracy`: on the validation rows after the epoch, dropout off, no class weights, same
+ *   label-smoothed cross-entropy, so the two losses are comparable. Early stopping watches `val_loss`.
+ */
+export interface EpochMetrics {
+  /** 1-based. */
+  epoch: number;
+  train_loss: number;
+  val_loss: number;
+  train_accuracy: number;
+  val_accuracy: number;
+}
+
+export interface TrainHeadHooks {
+  /** Called after every epoch, awaited before the next one starts. */
+  onEpoch?(metrics: EpochMetrics): void | Promise<void>;
+  /** Polled after every epoch; `true` ends training (e.g. the job was cancelled). The best head so far is returned. */
+  shouldStop?(): boolean;
+}
+
+export type TrainingStopReason = "completed" | "early_stopping" | "stopped_by_caller";
+
+export interface TrainHeadResult {
+  head: Head;
+  epochs: EpochMetrics[];
+  /** 1-based epoch whose weights `head` holds (lowest `val_loss`; the earliest on ties). */
+  bestEpoch: number;
+  stopReason: TrainingStopReason;
+}
+
+/**
+ * A standard deviation below 1% of the features' RMS standard deviation is raised to it, so a feature that is
+ * (almost) constant on the training rows, like a dead ReLU channel, cannot blow up to huge standardised values on
+ * new images.
+ */
+const STD_FLOOR_RELATIVE_TO_RMS_STD = 0.01;
+/** Momentum of the "sgd" optimizer: plain SGD at Adam-sized learning rates barely moves a head in 100 epochs. */
+const SGD_MOMENTUM = 0.9;
+/** Validation rows per forward pass: bounds memory at 4096 × max(dim, hidden) floats. */
+const VALIDATION_CHUNK_ROWS = 4096;
+
+/**
+ * Trains a head on precomputed embeddings.
+ *
+ * @param input embeddings [itemCount, dim], labels [itemCount] and the train/val row indices.
+ * @param config head spec (linear or MLP) and hyperparameters.
+ * @param hooks progress reporting and cancellation.
+ * @param tf the tfjs module to train with (default: `@tensorflow/tfjs` with whatever backend is active).
+ */
+export async function trainHead(
+  input: HeadTrainingInput,
+  config: HeadTrainingConfig,
+  hooks: TrainHeadHooks = {},
+  tf: Tf = defaultTf,
+): Promise<TrainHeadResult> {
+  validateInput(input);
+  const params = config.hyperparameters;
+  const { dim, classCount } = input;
+  const labelNames = input.labelNames ?? Array.from({ length: classCount }, (_, index) => String(index));
+  const random = createRandom(params.seed);
+  const dropoutRate = config.head.type === "mlp" ? config.head.dropout : 0;
+  const hiddenUnits = config.head.type === "mlp" ? config.head.hidden : [];
+
+  const standardize = computeStandardization(input.embeddings, dim, input.trainIndex);
+  const trainLabels = Int32Array.from(input.trainIndex, (row) => input.labels[row]!);
+  const valLabels = Int32Array.from(input.valIndex, (row) => input.labels[row]!);
+  const classWeights = computeClassWeights(trainLabels, classCount, params.class_weighting);
+  const initialLayers = initializeLayers(dim, hiddenUnits, classCount, random);
+  const trainCount = input.trainIndex.length;
+  const batchSize = Math.min(params.batch_size, trainCount);
+  const smoothing = params.label_smoothing;
+
+  await tf.ready();
+  // Everything allocated in this function is listed here and freed in `finally`, whatever happens in between.
+  const owned: defaultTf.Tensor[] = [];
+  const own = <T extends defaultTf.Tensor>(tensor: T): T => (owned.push(tensor), tensor);
+  const optimizer = createOptimizer(tf, params);
+  try {
+    const trainX = own(tf.tensor2d(gatherStandardizedRows(input.embeddings, dim, input.trainIndex, standardize), [trainCount, dim]));
+    const trainY = own(tf.tensor1d(trainLabels, "int32"));
+    const valX = own(tf.tensor2d(gatherStandardizedRows(input.embeddings, dim, input.valIndex, standardize), [input.valIndex.length, dim]));
+    const valY = own(tf.tensor1d(valLabels, "int32"));
+    const classWeightTensor = classWeights ? own(tf.tensor1d(classWeights)) : null;
+    const variables = initialLayers.flatMap((layer) => [
+      own(tf.variable(own(tf.tensor2d(layer.weights, [layer.inputDim, layer.units])), true)),
+      own(tf.variable(own(tf.tensor1d(layer.bias)), true)),
+    ]);
+    const kernels = variables.filter((_, index) => index % 2 === 0);
+
+    /** [rows, dim] standardised → [rows, classCount] logits; `dropoutMasks` (one per hidden layer) only in training. */
+    const forward = (x: defaultTf.Tensor2D, dropoutMasks: defaultTf.Tensor2D[] | null): defaultTf.Tensor2D => {
+      let activations = x;
+      for (let layer = 0; layer < initialLayers.length; layer++) {
+        activations = tf.add(tf.matMul(activations, variables[2 * layer]! as defaultTf.Tensor2D), variables[2 * layer + 1]!);
+        if (layer < initialLayers.length - 1) {
+          activations = tf.relu(activations);
+          if (dropoutMasks) activations = tf.mul(activations, dropoutMasks[layer]!);
+        }
+      }
+      return activations;
+    };
+    /** Per-row label-smoothed cross-entropy [rows] and the count of correct top-1 predictions (scalar). */
+    const scoreLogits = (logits: defaultTf.Tensor2D, labels: defaultTf.Tensor1D) => {
+      const targets = tf.add(tf.mul(tf.oneHot(labels, classCount), 1 - smoothing), smoothing / classCount);
+      const rowLosses = tf.neg(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), 1)) as defaultTf.Tensor1D;
+      const correct = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), "float32"));
+      return { rowLosses, correct };
+    };
+
+    const epochs: EpochMetrics[] = [];
+    let bestEpoch = 0;
+    let bestValLoss = Infinity;
+    let bestWeights: defaultTf.Tensor[] = [];
+    let stopReason: TrainingStopReason = "completed";
+    const order = Array.from({ length: trainCount }, (_, index) => index);
+
+    for (let epoch = 1; epoch <= params.epochs; epoch++) {
+      random.shuffleInPlace(order);
+      let lossSum = tf.scalar(0);
+      let correctSum = tf.scalar(0);
+      for (let start = 0; start < trainCount; start += batchSize) {
+        const batchRows = order.slice(start, start + batchSize);
+        const masks = dropoutRate > 0 ? hiddenUnits.map((units) => createDropoutMask(random, batchRows.length, units, dropoutRate)) : null;
+        if (params.optimizer === "adamw" && params.weight_decay > 0) {
+          // Decoupled weight decay (Loshchilov & Hutter), applied before the Adam step as PyTorch's AdamW does.
+          const shrink = 1 - params.learning_rate * params.weight_decay;
+          for (const kernel of kernels) tf.tidy(() => (kernel as defaultTf.Variable).assign(tf.mul(kernel, shrink)));
+        }
+        const step = tf.tidy(() => {
+          const rows = tf.tensor1d(Int32Array.from(batchRows), "int32");
+          const x = tf.gather(trainX, rows) as defaultTf.Tensor2D;
+          const y = tf.gather(trainY, rows) as defaultTf.Tensor1D;
+          const maskTensors = masks?.map((mask, layer) => tf.tensor2d(mask, [batchRows.length, hiddenUnits[layer]!]));
+          let batchLoss: defaultTf.Scalar | null = null;
+          let batchCorrect: defaultTf.Scalar | null = null;
+          const { grads } = tf.variableGrads(() => {
+            const { rowLosses, correct } = scoreLogits(forward(x, maskTensors ?? null), y);
+            const weighted = classWeightTensor ? tf.mul(rowLosses, tf.gather(classWeightTensor, y)) : rowLosses;
+            const dataLoss = tf.mean(weighted) as defaultTf.Scalar;
+            batchLoss = tf.keep(tf.mul(dataLoss, batchRows.length) as defaultTf.Scalar);
+            batchCorrect = tf.keep(correct as defaultTf.Scalar);
+            if (params.optimizer === "adamw" || params.weight_decay === 0) return dataLoss;
+            // Coupled L2 for adam/sgd: gradient weight_decay · w, as PyTorch's `weight_decay` argument.
+            const squaredNorm = tf.addN(kernels.map((kernel) => tf.sum(tf.square(kernel))));
+            return tf.add(dataLoss, tf.mul(squaredNorm, 0.5 * params.weight_decay)) as defaultTf.Scalar;
+          }, variables as defaultTf.Variable[]);
+          optimizer.applyGradients(grads);
+          return { loss: batchLoss!, correct: batchCorrect! };
+        });
+        const nextLossSum = tf.add(lossSum, step.loss);
+        const nextCorrectSum = tf.add(correctSum, step.correct);
+        tf.dispose([lossSum, correctSum, step.loss, step.correct]);
+        lossSum = nextLossSum as defaultTf.Scalar;
+        correctSum = nextCorrectSum as defaultTf.Scalar;
+      }
+      const [trainLossSum, trainCorrect] = [lossSum.dataSync()[0]!, correctSum.dataSync()[0]!];
+      tf.dispose([lossSum, correctSum]);
+
+      let valLossSum = 0;
+      let valCorrect = 0;
+      for (let start = 0; start < input.valIndex.length; start += VALIDATION_CHUNK_ROWS) {
+        const size = Math.min(VALIDATION_CHUNK_ROWS, input.valIndex.length - start);
+        const [chunkLoss, chunkCorrect] = tf.tidy(() => {
+          const x = tf.slice(valX, [start, 0], [size, dim]) as defaultTf.Tensor2D;
+          const y = tf.slice(valY, [start], [size]) as defaultTf.Tensor1D;
+          const { rowLosses, correct } = scoreLogits(forward(x, null), y);
+          return [tf.sum(rowLosses), correct];
+        });
+        valLossSum += chunkLoss.dataSync()[0]!;
+        valCorrect += chunkCorrect.dataSync()[0]!;
+        tf.dispose([chunkLoss, chunkCorrect]);
+      }
+
+      const metrics: EpochMetrics = {
+        epoch,
+        train_loss: trainLossSum / trainCount,
+        val_loss: valLossSum / input.valIndex.length,
+        train_accuracy: trainCorrect / trainCount,
+        val_accuracy: valCorrect / input.valIndex.length,
+      };
+      epochs.push(metrics);
+      if (metrics.val_loss < bestValLoss) {
+        bestValLoss = metrics.val_loss;
+        bestEpoch = epoch;
+        tf.dispose(bestWeights);
+        bestWeights = variables.map((variable) => tf.clone(variable));
+      }
+      await hooks.onEpoch?.(metrics);
+      if (hooks.shouldStop?.()) {
+        stopReason = "stopped_by_caller";
+        break;
+      }
+      if (params.early_stopping_patience > 0 && epoch - bestEpoch >= params.early_stopping_patience) {
+        stopReason = "early_stopping";
+        break;
+      }
+      await yieldToEventLoop();
+    }
+
+    // val_loss is NaN only if training diverged from the first epoch on; fall back to the last weights then.
+    const finalWeights = bestWeights.length ? bestWeights : variables;
+    const layers: DenseLayer[] = initialLayers.map((layer, index) => ({
+      ...layer,
+      weights: Float32Array.from(finalWeights[2 * index]!.dataSync()),
+      bias: Float32Array.from(finalWeights[2 * index + 1]!.dataSync()),
+    }));
+    tf.dispose(bestWeights);
+    return {
+      head: { inputDim: dim, labels: [...labelNames], standardize, layers },
+      epochs,
+      bestEpoch: bestEpoch || epochs.length,
+      stopReason,
+    };
+  } finally {
+    optimizer.dispose();
+    tf.dispose(owned);
+  }
+}
+
+/**
+ * Per-feature mean and standard deviation over the training rows (population std, accumulated in float64), with
+ * small deviations raised to `STD_FLOOR_RELATIVE_TO_RMS_STD` × the RMS deviation.
+ *
+ * @param embeddings shape [itemCount, dim].
+ * @returns mean and std, shape [dim] each.
+ */
+export function computeStandardization(embeddings: Float32Array, dim: number, rows: readonly number[]): Standardization {
+  const sum = new Float64Array(dim);
+  for (const row of rows) for (let i = 0; i < dim; i++) sum[i] += embeddings[row * dim + i]!;
+  const mean = sum.map((total) => total / rows.length);
+  const squaredDeviation = new Float64Array(dim);
+  for (const row of rows) {
+    for (let i = 0; i < dim; i++) {
+      const deviation = embeddings[row * dim + i]! - mean[i]!;
+      squaredDeviation[i] += deviation * deviation;
+    }
+  }
+  const variance = squaredDeviation.map((total) => total / rows.length);
+  const meanVariance = variance.reduce((total, value) => total + value, 0) / dim;
+  // The absolute 1e-12 keeps std > 0 when every feature is constant.
+  const floor = Math.max(STD_FLOOR_RELATIVE_TO_RMS_STD * Math.sqrt(meanVariance), 1e-12);
+  return { mean: Float32Array.from(mean), std: Float32Array.from(variance, (value) => Math.max(Math.sqrt(value), floor)) };
+}
+
+/**
+ * Per-class loss weights. "balanced" is scikit-learn's `n / (classCount · count[c])`: each class then contributes
+ * equally to the loss, and on balanced data every weight is 1. Classes absent from training get weight 0.
+ */
+export function computeClassWeights(trainLabels: Int32Array, classCount: number, mode: "none" | "balanced"): Float32Array | null {
+  if (mode === "none") return null;
+  const counts = new Array<number>(classCount).fill(0);
+  for (const label of trainLabels) counts[label] += 1;
+  return Float32Array.from(counts, (count) => (count === 0 ? 0 : trainLabels.length / (classCount * count)));
+}
+
+/**
+ * Seeded initial weights. A linear head starts at zero (the problem is convex, and all-zero logits mean the first
+ * predictions are uniform); an MLP needs random weights to break symmetry: He-uniform for ReLU layers, Glorot-uniform
+ * for the softmax layer, as Keras would. Biases start at zero.
+ */
+export function initializeLayers(dim: number, hiddenUnits: readonly number[], classCount: number, random: Random): DenseLayer[] {
+  const widths = [dim, ...hiddenUnits, classCount];
+  return widths.slice(1).map((units, index): DenseLayer => {
+    const inputDim = widths[index]!;
+    const isOutput = index === hiddenUnits.length;
+    const weights = new Float32Array(inputDim * units);
+    if (hiddenUnits.length > 0) {
+      const limit = isOutput ? Math.sqrt(6 / (inputDim + units)) : Math.sqrt(6 / inputDim);
+      for (let i = 0; i < weights.length; i++) weights[i] = (2 * random.nextFloat() - 1) * limit;
+    }
+    return { type: "dense", inputDim, units, activation: isOutput ? "softmax" : "relu", weights, bias: new Float32Array(units) };
+  });
+}
+
+/** Inverted-dropout mask [rows, units]: 0 with probability `rate`, else 1 / (1 - rate), so inference needs no rescale. */
+function createDropoutMask(random: Random, rows: number, units: number, rate: number): Float32Array {
+  const keepScale = 1 / (1 - rate);
+  const mask = new Float32Array(rows * units);
+  for (let i = 0; i < mask.length; i++) mask[i] = random.nextFloat() < rate ? 0 : keepScale;
+  return mask;
+}
+
+/** Standardised copies of the given rows, shape [rows.length, dim]. */
+function gatherStandardizedRows(embeddings: Float32Array, dim: number, rows: readonly number[], { mean, std }: Standardization): Float32Array {
+  const out = new Float32Array(rows.length * dim);
+  rows.forEach((row, position) => {
+    for (let i = 0; i < dim; i++) out[position * dim + i] = (embeddings[row * dim + i]! - mean[i]!) / std[i]!;
+  });
+  return out;
+}
+
+function createOptimizer(tf: Tf, params: TrainingHyperparameters): defaultTf.Optimizer {
+  switch (params.optimizer) {
+    case "adam":
+    case "adamw":
+      return tf.train.adam(params.learning_rate);
+    case "sgd":
+      return tf.train.momentum(params.learning_rate, SGD_MOMENTUM);
+  }
+}
+
+/** Lets timers (lease heartbeats) run between epochs: training is CPU-bound and would otherwise starve them. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function validateInput(input: HeadTrainingInput): void {
+  const { embeddings, dim, labels, classCount, trainIndex, valIndex } = input;
+  if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`dim must be a positive integer, got ${dim}`);
+  if (!Number.isInteger(classCount) || classCount < 2) throw new RangeError(`classCount must be an integer ≥ 2, got ${classCount}`);
+  if (embeddings.length !== labels.length * dim) {
+    throw new RangeError(`embeddings has ${embeddings.length} values, expected labels.length × dim = ${labels.length} × ${dim}`);
+  }
+  if (input.labelNames && input.labelNames.length !== classCount) {
+    throw new RangeError(`labelNames has ${input.labelNames.length} names, expected classCount = ${classCount}`);
+  }
+  if (trainIndex.length === 0) throw new RangeError("trainIndex is empty: nothing to train on");
+  if (valIndex.length === 0) {
+    throw new RangeError("valIndex is empty: validation drives early stopping and the reported metrics; hold out at least one item");
+  }
+  const seen = new Uint8Array(labels.length);
+  for (const [name, indices] of [["trainIndex", trainIndex], ["valIndex", valIndex]] as const) {
+    indices.forEach((row, position) => {
+      if (!Number.isInteger(row) || row < 0 || row >= labels.length) {
+        throw new RangeError(`${name}[${position}] = ${row} is not a row of embeddings (0 to ${labels.length - 1})`);
+      }
+      if (seen[row]) throw new RangeError(`row ${row} appears twice across trainIndex and valIndex (${name}[${position}])`);
+      seen[row] = 1;
+      const label = labels[row]!;
+      if (label < 0 || label >= classCount) throw new RangeError(`labels[${row}] = ${label} is outside [0, ${classCount})`);
+    });
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * Plain-data helpers over a tfjs layers `model.json`: list layers, check a feature spec against them, cut the graph
+ * down to what the feature layers need, and join weight files. No tfjs import: the Worker can validate a spec or an
+ * upload without loading a backend.
+ */
+import type { FeatureSpec, LayerRecord, LayersModelJson, WeightSpec } from "./types";
+
+/** Bytes per element of each stored weight dtype (after quantization, if any). */
+const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
+
+function modelConfig(modelJson: LayersModelJson) {
+  const topology = modelJson.modelTopology;
+  const config = topology.model_config?.config ?? topology.config;
+  if (!config || !Array.isArray(config.layers)) {
+    throw new Error("model.json has no modelTopology.model_config.config.layers (is this a tfjs *layers* model?)");
+  }
+  return config;
+}
+
+/** The Keras layer records of a functional model, in file order. */
+export function getLayerRecords(modelJson: LayersModelJson): LayerRecord[] {
+  return modelConfig(modelJson).layers;
+}
+
+/** `[height, width, channels]` of the model's single input, from its InputLayer's `batch_input_shape`. */
+export function getInputShape(modelJson: LayersModelJson): [number, number, number] {
+  const input = getLayerRecords(modelJson).find((layer) => layer.class_name === "InputLayer");
+  const shape = (input?.config.batch_input_shape ?? input?.config.batchInputShape) as (number | null)[] | undefined;
+  if (!shape || shape.length !== 4 || shape.slice(1).some((d) => typeof d !== "number")) {
+    throw new Error("model.json needs one InputLayer with batch_input_shape [null, height, width, channels]");
+  }
+  return [shape[1] as number, shape[2] as number, shape[3] as number];
+}
+
+/** All weight specs of the manifest, flattened in the order their bytes appear in `weightData`. */
+export function getWeightSpecs(modelJson: LayersModelJson): WeightSpec[] {
+  return modelJson.weightsManifest.flatMap((group) => group.weights);
+}
+
+/** Number of bytes `weightData` must have for this manifest. */
+export function expectedWeightBytes(modelJson: LayersModelJson): number {
+  let total = 0;
+  for (const spec of getWeightSpecs(modelJson)) {
+    const dtype = spec.quantization?.dtype ?? spec.dtype;
+    const perElement = BYTES_PER_ELEMENT[dtype];
+    if (perElement === undefined) throw new Error(`weight ${spec.name}: unsupported dtype ${dtype}`);
+    total += spec.shape.reduce((a, b) => a * b, 1) * perElement;
+  }
+  return total;
+}
+
+/** Joins weight files (in manifest path order) into one buffer, the `weightData` of a bundle. */
+export function concatWeightBuffers(buffers: ArrayBuffer[]): ArrayBuffer {
+  const total = buffers.reduce((sum, b) => sum + b.byteLength, 0);
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const buffer of buffers) {
+    out.set(new Uint8Array(buffer), offset);
+    offset += buffer.byteLength;
+  }
+  return out.buffer;
+}
+
+/**
+ * Throws an Error that names the problem when `spec` cannot be built on this model: unknown layer, duplicate,
+ * empty list, unknown pooling.
+ */
+export function validateFeatureSpec(modelJson: LayersModelJson, spec: FeatureSpec): void {
+  if (!Array.isArray(spec.feature_layers) || spec.feature_layers.length === 0) {
+    throw new Error("feature spec: feature_layers must name at least one layer");
+  }
+  if (spec.pooling !== "avg" && spec.pooling !== "avg+max") {
+    throw new Error(`feature spec: pooling must be "avg" or "avg+max", got ${JSON.stringify(spec.pooling)}`);
+  }
+  const names = new Set(getLayerRecords(modelJson).map((layer) => layer.name));
+  const seen = new Set<string>();
+  for (const name of spec.feature_layers) {
+    if (!names.has(name)) throw new Error(`feature spec: model has no layer named ${JSON.stringify(name)}`);
+    if (seen.has(name)) throw new Error(`feature spec: layer ${JSON.stringify(name)} is listed twice`);
+    seen.add(name);
+  }
+}
+
+/** Names of the layers whose outputs `layer` reads. */
+export function inboundLayerNames(layer: LayerRecord): string[] {
+  if (layer.inbound_nodes.length > 1) {
+    throw new Error(`layer ${layer.name} is called ${layer.inbound_nodes.length} times; shared layers are not supported`);
+  }
+  return (layer.inbound_nodes[0] ?? []).map((entry) => entry[0]);
+}
+
+/**
+ * A copy of `modelJson` that keeps only the layers the feature layers depend on, with the feature layers as the
+ * model's outputs (the classifier head and everything after the last feature layer are dropped). The weights
+ * manifest is left as is (it still describes `weightData`); loaders skip the weights of dropped layers by name.
+ */
+export function pruneToFeatureLayers(modelJson: LayersModelJson, featureLayers: string[]): LayersModelJson {
+  const layers = getLayerRecords(modelJson);
+  const byName = new Map(layers.map((layer) => [layer.name, layer]));
+  const keep = new Set<string>();
+  const stack = [...featureLayers];
+  while (stack.length > 0) {
+    const name = stack.pop()!;
+    if (keep.has(name)) continue;
+    const layer = byName.get(name);
+    if (!layer) throw new Error(`model has no layer named ${JSON.stringify(name)}`);
+    keep.add(name);
+    stack.push(...inboundLayerNames(layer));
+  }
+  const keptLayers = layers.filter((layer) => keep.has(layer.name));
+  const inputs = keptLayers.filter((layer) => layer.class_name === "InputLayer").map((layer) => [layer.name, 0, 0]);
+  const config = {
+    ...modelConfig(modelJson),
+    layers: keptLayers,
+    input_layers: inputs,
+    output_layers: featureLayers.map((name) => [name, 0, 0]),
+  };
+  const topology = { ...modelJson.modelTopology };
+  if (topology.model_config) topology.model_config = { ...topology.model_config, config };
+  else topology.config = config;
+  return { ...modelJson, modelTopology: topology };
+}

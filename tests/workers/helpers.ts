@@ -1,0 +1,69 @@
+/** Factories for tests that call the Worker through `exports.default.fetch` inside workerd. */
+import { env } from "cloudflare:test";
+import { exports } from "cloudflare:workers";
+import { zipSync, type Zippable } from "fflate";
+import { runIngestChunk, type IngestMessage } from "../../workers/services/ingest";
+
+export const ADMIN_KEY = "et_admin_test_key";
+export const BASE = "http://edgetune.test";
+
+export interface CallOptions {
+  key?: string | null;
+  json?: unknown;
+  body?: BodyInit;
+  headers?: Record<string, string>;
+}
+
+export async function call(method: string, path: string, options: CallOptions = {}): Promise<Response> {
+  const headers: Record<string, string> = { ...(options.headers ?? {}) };
+  const key = options.key === undefined ? ADMIN_KEY : options.key;
+  if (key) headers.authorization = `Bearer ${key}`;
+  let body = options.body;
+  if (options.json !== undefined) {
+    headers["content-type"] = "application/json";
+    body = JSON.stringify(options.json);
+  }
+  return exports.default.fetch(new Request(BASE + path, { method, headers, body }));
+}
+
+export async function callJson<T = any>(method: string, path: string, options: CallOptions = {}): Promise<{ status: number; body: T }> {
+  const res = await call(method, path, options);
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+/** A new project and its key (via the admin key). */
+export async function createProject(name = "test project"): Promise<{ projectId: string; key: string }> {
+  const { status, body } = await callJson("POST", "/v1/projects", { json: { name } });
+  if (status !== 201) throw new Error(`project creation failed: ${status} ${JSON.stringify(body)}`);
+  return { projectId: body.project.id, key: body.key.secret };
+}
+
+export async function createDataset(key: string, name = "flowers"): Promise<string> {
+  const { status, body } = await callJson("POST", "/v1/datasets", { key, json: { name } });
+  if (status !== 201) throw new Error(`dataset creation failed: ${status} ${JSON.stringify(body)}`);
+  return body.id;
+}
+
+export function buildZip(files: Record<string, Uint8Array>, level: 0 | 6 = 6): Uint8Array {
+  const zippable: Zippable = {};
+  for (const [path, bytes] of Object.entries(files)) zippable[path] = [bytes, { level }];
+  return zipSync(zippable);
+}
+
+/**
+ * Runs the ingest queue's work for a dataset synchronously, chunk after chunk, the way the consumer does (tests don't
+ * wait on queue delivery timing). Returns how many chunks ran.
+ */
+export async function drainIngests(datasetId: string, chunkDeadlineMs?: number): Promise<number> {
+  const rows = await env.DB.prepare("select id, cursor from ingests where dataset_id = ? and status in ('queued', 'running')").bind(datasetId).all<{ id: string; cursor: number }>();
+  let chunks = 0;
+  for (const row of rows.results) {
+    let message: IngestMessage | null = { kind: "ingest", ingest_id: row.id, cursor: row.cursor };
+    while (message) {
+      message = await runIngestChunk(env, message, chunkDeadlineMs);
+      chunks++;
+    }
+  }
+  return chunks;
+}

@@ -1,0 +1,246 @@
+/**
+ * D1 schema (drizzle-orm). `npm run db:generate` writes the SQL migration into migrations/; wrangler applies it.
+ * Timestamps are ISO 8601 UTC strings: sortable, readable in `wrangler d1 execute`, and what the API returns.
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+const createdAt = () => text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ','now'))`);
+
+export const projects = sqliteTable("projects", {
+  id: text("id").primaryKey(),
+  name: text("name").notNull(),
+  createdAt: createdAt(),
+});
+
+/** API keys are stored as SHA-256 hashes; the secret is shown once at creation. */
+export const apiKeys = sqliteTable(
+  "api_keys",
+  {
+    id: text("id").primaryKey(),
+    projectId: text("project_id").notNull(),
+    name: text("name").notNull(),
+    secretHash: text("secret_hash").notNull(),
+    /** First characters of the secret, so a user can tell keys apart in a list. */
+    secretPrefix: text("secret_prefix").notNull(),
+    createdAt: createdAt(),
+    lastUsedAt: text("last_used_at"),
+    revokedAt: text("revoked_at"),
+  },
+  (t) => [uniqueIndex("api_keys_secret_hash").on(t.secretHash), index("api_keys_project").on(t.projectId)],
+);
+
+export const datasets = sqliteTable(
+  "datasets",
+  {
+    id: text("id").primaryKey(),
+    projectId: text("project_id").notNull(),
+    name: text("name").notNull(),
+    status: text("status", { enum: ["empty", "ingesting", "ready", "failed"] }).notNull().default("empty"),
+    /** The version uploads write into. */
+    version: integer("version").notNull().default(1),
+    /** Highest version a job references; that version and older ones are immutable snapshots. */
+    frozenVersion: integer("frozen_version").notNull().default(0),
+    error: text("error"),
+    createdAt: createdAt(),
+    updatedAt: createdAt(),
+  },
+  (t) => [index("datasets_project").on(t.projectId)],
+);
+
+/**
+ * One row per image per version range: a row is part of snapshot v when added_version <= v and
+ * (removed_version is null or removed_version > v). Bytes live in R2 under the project, keyed by sha256.
+ */
+export const datasetImages = sqliteTable(
+  "dataset_images",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    datasetId: text("dataset_id").notNull(),
+    label: text("label").notNull(),
+    filename: text("filename").notNull(),
+    /** "train" / "val" when the archive used train/ and val/ folders, otherwise null (held-out fraction). */
+    split: text("split", { enum: ["train", "val"] }),
+    sha256: text("sha256").notNull(),
+    bytes: integer("bytes").notNull(),
+    format: text("format").notNull(),
+    width: integer("width").notNull(),
+    height: integer("height").notNull(),
+    addedVersion: integer("added_version").notNull(),
+    removedVersion: integer("removed_version"),
+  },
+  (t) => [
+    uniqueIndex("dataset_images_entry").on(t.datasetId, t.label, t.filename, t.addedVersion),
+    index("dataset_images_live").on(t.datasetId, t.removedVersion),
+    index("dataset_images_sha").on(t.datasetId, t.sha256),
+  ],
+);
+
+/** Files refused during ingestion, with the reason (kept per dataset, newest ingest first). */
+export const datasetRejections = sqliteTable(
+  "dataset_rejections",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    datasetId: text("dataset_id").notNull(),
+    ingestId: text("ingest_id"),
+    path: text("path").notNull(),
+    code: text("code").notNull(),
+    message: text("message").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("dataset_rejections_dataset").on(t.datasetId), uniqueIndex("dataset_rejections_entry").on(t.datasetId, t.ingestId, t.path)],
+);
+
+/** An archive being ingested in bounded chunks by the queue consumer; `cursor` is the next entry index. */
+export const ingests = sqliteTable(
+  "ingests",
+  {
+    id: text("id").primaryKey(),
+    datasetId: text("dataset_id").notNull(),
+    projectId: text("project_id").notNull(),
+    objectKey: text("object_key").notNull(),
+    status: text("status", { enum: ["queued", "running", "done", "failed"] }).notNull().default("queued"),
+    cursor: integer("cursor").notNull().default(0),
+    total: integer("total"),
+    accepted: integer("accepted").notNull().default(0),
+    rejected: integer("rejected").notNull().default(0),
+    uncompressedBytes: integer("uncompressed_bytes").notNull().default(0),
+    error: text("error"),
+    createdAt: createdAt(),
+    updatedAt: createdAt(),
+  },
+  (t) => [index("ingests_dataset").on(t.datasetId)],
+);
+
+/** A client-driven multipart upload of a large archive (R2 multipart underneath). */
+export const uploads = sqliteTable("uploads", {
+  id: text("id").primaryKey(),
+  datasetId: text("dataset_id").notNull(),
+  projectId: text("project_id").notNull(),
+  filename: text("filename").notNull(),
+  objectKey: text("object_key").notNull(),
+  r2UploadId: text("r2_upload_id").notNull(),
+  partSize: integer("part_size").notNull(),
+  status: text("status", { enum: ["open", "completed", "aborted"] }).notNull().default("open"),
+  createdAt: createdAt(),
+});
+
+export const uploadParts = sqliteTable(
+  "upload_parts",
+  {
+    uploadId: text("upload_id").notNull(),
+    partNumber: integer("part_number").notNull(),
+    etag: text("etag").notNull(),
+    bytes: integer("bytes").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.uploadId, t.partNumber] })],
+);
+
+/** Project-owned backbones (builtin ones live in the shared catalog and need no row). */
+export const backbones = sqliteTable(
+  "backbones",
+  {
+    id: text("id").primaryKey(),
+    projectId: text("project_id").notNull(),
+    name: text("name").notNull(),
+    spec: text("spec", { mode: "json" }).notNull(),
+    objectPrefix: text("object_prefix").notNull(),
+    format: text("format").notNull(),
+    paramCount: integer("param_count").notNull(),
+    weightBytes: integer("weight_bytes").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("backbones_project").on(t.projectId)],
+);
+
+/**
+ * Fine-tune jobs. D1 is the source of truth; runners lease a job (lease_token, lease_expires_at), renew the lease by
+ * heartbeat, and complete or fail with their token. A lease that lapses puts the job back after a backoff.
+ */
+export const jobs = sqliteTable(
+  "jobs",
+  {
+    id: text("id").primaryKey(),
+    projectId: text("project_id").notNull(),
+    datasetId: text("dataset_id").notNull(),
+    datasetVersion: integer("dataset_version").notNull(),
+    backbone: text("backbone").notNull(),
+    config: text("config", { mode: "json" }).notNull(),
+    status: text("status", { enum: ["queued", "running", "succeeded", "failed", "canceled"] }).notNull().default("queued"),
+    attempt: integer("attempt").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull().default(3),
+    runAfter: text("run_after").notNull(),
+    runnerId: text("runner_id"),
+    leaseToken: text("lease_token"),
+    leaseExpiresAt: text("lease_expires_at"),
+    cancelRequested: integer("cancel_requested", { mode: "boolean" }).notNull().default(false),
+    progressPhase: text("progress_phase"),
+    progressDone: integer("progress_done").notNull().default(0),
+    progressTotal: integer("progress_total").notNull().default(0),
+    metrics: text("metrics", { mode: "json" }),
+    skipped: text("skipped", { mode: "json" }),
+    modelId: text("model_id"),
+    error: text("error"),
+    createdAt: createdAt(),
+    startedAt: text("started_at"),
+    finishedAt: text("finished_at"),
+    updatedAt: createdAt(),
+  },
+  (t) => [index("jobs_project").on(t.projectId), index("jobs_queue").on(t.status, t.runAfter)],
+);
+
+/** Append-only job history for `GET /v1/jobs/:id/events` (Server-Sent Events resume from `id`). */
+export const jobEvents = sqliteTable(
+  "job_events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    jobId: text("job_id").notNull(),
+    type: text("type").notNull(),
+    data: text("data", { mode: "json" }).notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("job_events_job").on(t.jobId, t.id)],
+);
+
+export const models = sqliteTable(
+  "models",
+  {
+    id: text("id").primaryKey(),
+    projectId: text("project_id").notNull(),
+    jobId: text("job_id").notNull(),
+    datasetId: text("dataset_id").notNull(),
+    datasetVersion: integer("dataset_version").notNull(),
+    backbone: text("backbone").notNull(),
+    labels: text("labels", { mode: "json" }).notNull(),
+    metrics: text("metrics", { mode: "json" }).notNull(),
+    objectPrefix: text("object_prefix").notNull(),
+    headBytes: integer("head_bytes").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("models_project").on(t.projectId), uniqueIndex("models_job").on(t.jobId)],
+);
+
+export const aliases = sqliteTable(
+  "aliases",
+  {
+    projectId: text("project_id").notNull(),
+    name: text("name").notNull(),
+    modelId: text("model_id").notNull(),
+    updatedAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.projectId, t.name] })],
+);
+
+export const aliasHistory = sqliteTable(
+  "alias_history",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    projectId: text("project_id").notNull(),
+    name: text("name").notNull(),
+    modelId: text("model_id").notNull(),
+    previousModelId: text("previous_model_id"),
+    createdAt: createdAt(),
+  },
+  (t) => [index("alias_history_name").on(t.projectId, t.name, t.id)],
+);
+

@@ -1,0 +1,56 @@
+/**
+ * edgetune Worker entry: the HTTP API (Hono) and the ingest queue consumer.
+ * Routes are mounted from one file per resource in routes/; services/ hold the logic and know nothing of Hono.
+ */
+import { ApiError } from "../shared/errors";
+import { createRouter, errorResponse, requireApiKey } from "./app";
+import type { Env } from "./env";
+import { datasetRoutes } from "./routes/datasets";
+import { DOCS_HTML } from "./routes/docs";
+import { projectRoutes } from "./routes/projects";
+import { abandonIngest, runIngestChunk, type IngestMessage } from "./services/ingest";
+
+export const app = createRouter();
+
+app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key of your project" });
+app.use("/v1/*", async (c, next) => {
+  if (c.req.path.startsWith("/v1/runner/")) return next();
+  return requireApiKey()(c, next);
+});
+app.route("/v1", projectRoutes);
+app.route("/v1", datasetRoutes);
+
+app.get("/", (c) => c.json({ name: "edgetune", docs: "/docs", openapi: "/openapi.json" }));
+app.doc31("/openapi.json", {
+  openapi: "3.1.0",
+  info: { title: "edgetune API", version: "1.0.0", description: "Serverless transfer learning: upload images, fine-tune a head on a frozen backbone, predict at the edge." },
+});
+app.get("/docs", (c) => c.html(DOCS_HTML));
+app.notFound((c) => c.json(new ApiError(404, "route_not_found", `No route ${c.req.method} ${c.req.path}. See /docs for the API.`).toBody(), 404));
+app.onError((err, c) => errorResponse(err, `${c.req.method} ${c.req.path}`));
+
+export default {
+  fetch: (request, env, ctx) => app.fetch(request, env, ctx),
+  async queue(batch, env) {
+    for (const message of batch.messages) {
+      const body = message.body as IngestMessage;
+      if (body?.kind !== "ingest") {
+        message.ack();
+        continue;
+      }
+      try {
+        const next = await runIngestChunk(env, body);
+        if (next) await env.INGEST_QUEUE.send(next);
+        message.ack();
+      } catch (err) {
+        console.error(`ingest ${body.ingest_id} chunk at ${body.cursor} failed (attempt ${message.attempts}):`, err);
+        if (message.attempts >= 10) {
+          await abandonIngest(env, body, err instanceof Error ? err.message : String(err));
+          message.ack();
+        } else {
+          message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
+        }
+      }
+    }
+  },
+} satisfies ExportedHandler<Env, IngestMessage>;

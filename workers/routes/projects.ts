@@ -1,0 +1,79 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, desc, eq, isNull } from "drizzle-orm";
+import { ApiError, notFound } from "../../shared/errors";
+import { newId } from "../../shared/ids";
+import { apiKeySchema, createKeyRequest, createProjectRequest } from "../../shared/schemas";
+import { createRouter } from "../app";
+import { apiKeys, projects } from "../db/schema";
+import { createKey } from "../services/auth";
+import { nowIso } from "../services/db";
+import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
+
+export const projectRoutes = createRouter();
+
+const keyView = (row: typeof apiKeys.$inferSelect, secret?: string) => ({
+  id: row.id,
+  name: row.name,
+  prefix: row.secretPrefix,
+  created_at: row.createdAt,
+  last_used_at: row.lastUsedAt,
+  ...(secret ? { secret } : {}),
+});
+
+projectRoutes.openapi(
+  createRoute({
+    method: "post", path: "/projects", tags: ["projects"], security, summary: "Create a project (tenant) and its first key; admin key only",
+    request: { body: jsonBody(createProjectRequest) },
+    responses: { 201: jsonResponse("The project and its first key (the secret is shown once)", z.object({ project: z.object({ id: z.string(), name: z.string() }), key: apiKeySchema })), 400: errors[400], 401: errors[401], 403: { description: "Not the admin key" } },
+  }),
+  async (c) => {
+    if (!c.var.caller.isAdmin) throw new ApiError(403, "admin_key_required", "Only the admin key (EDGETUNE_ADMIN_KEY) can create projects.");
+    const { name } = c.req.valid("json");
+    const project = { id: newId("prj"), name, createdAt: nowIso() };
+    await c.var.db.insert(projects).values(project);
+    const { row, secret } = await createKey(c.var.db, project.id, "default");
+    return c.json({ project: { id: project.id, name }, key: keyView(row, secret) }, 201);
+  },
+);
+
+projectRoutes.openapi(
+  createRoute({
+    method: "post", path: "/keys", tags: ["keys"], security, summary: "Create an API key for the caller's project",
+    request: { body: jsonBody(createKeyRequest) },
+    responses: { 201: jsonResponse("The key; its secret is shown only here", apiKeySchema), 400: errors[400], 401: errors[401] },
+  }),
+  async (c) => {
+    const { name } = c.req.valid("json");
+    const { row, secret } = await createKey(c.var.db, c.var.caller.projectId, name);
+    return c.json(keyView(row, secret), 201);
+  },
+);
+
+projectRoutes.openapi(
+  createRoute({
+    method: "get", path: "/keys", tags: ["keys"], security, summary: "List the project's active keys (never their secrets)",
+    responses: { 200: jsonResponse("Keys", z.object({ keys: z.array(apiKeySchema) })), 401: errors[401] },
+  }),
+  async (c) => {
+    const rows = await c.var.db.select().from(apiKeys).where(and(eq(apiKeys.projectId, c.var.caller.projectId), isNull(apiKeys.revokedAt))).orderBy(desc(apiKeys.createdAt)).all();
+    return c.json({ keys: rows.map((r) => keyView(r)) }, 200);
+  },
+);
+
+projectRoutes.openapi(
+  createRoute({
+    method: "delete", path: "/keys/{id}", tags: ["keys"], security, summary: "Revoke a key",
+    request: { params: z.object({ id: idParam("id", "key_...") }) },
+    responses: { 204: { description: "Revoked" }, 401: errors[401], 404: errors[404] },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const result = await c.var.db
+      .update(apiKeys)
+      .set({ revokedAt: nowIso() })
+      .where(and(eq(apiKeys.id, id), eq(apiKeys.projectId, c.var.caller.projectId), isNull(apiKeys.revokedAt)))
+      .returning({ id: apiKeys.id });
+    if (result.length === 0) throw notFound("key", id);
+    return c.body(null, 204);
+  },
+);

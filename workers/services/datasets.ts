@@ -1,0 +1,220 @@
+/**
+ * Datasets and their images. Versioning: uploads write into `datasets.version`; once a job references a version it is
+ * frozen (`frozen_version`), and the next write starts version + 1. A row belongs to snapshot v when
+ * added_version <= v < removed_version (or removed_version is null), so a job reads exactly the images it was created
+ * with while uploads go on. Image bytes live in R2, content-addressed per project.
+ */
+import { and, desc, eq, gt, inArray, isNull, lte, or, sql } from "drizzle-orm";
+import { ApiError } from "../../shared/errors";
+import { datasetImages, datasetRejections, datasets, ingests, jobs } from "../db/schema";
+import type { Db } from "./db";
+import { nowIso } from "./db";
+
+export type DatasetRow = typeof datasets.$inferSelect;
+export type ImageRow = typeof datasetImages.$inferSelect;
+
+/** A label needs this many images before a job may train on the dataset (fewer gives a meaningless split). */
+export const MIN_IMAGES_PER_LABEL = 5;
+/** Largest single image file accepted (bytes), also the inflate cap for archive entries. */
+export const MAX_IMAGE_BYTES = 50 * 1024 * 1024;
+const REJECTIONS_SHOWN = 200;
+
+export const imageObjectKey = (projectId: string, sha256: string) => `projects/${projectId}/images/${sha256}`;
+
+export async function getDataset(db: Db, projectId: string, id: string): Promise<DatasetRow | null> {
+  return (await db.select().from(datasets).where(and(eq(datasets.id, id), eq(datasets.projectId, projectId))).get()) ?? null;
+}
+
+/** Snapshot condition for `version` (see the module comment). */
+export const inSnapshot = (datasetId: string, version: number) =>
+  and(eq(datasetImages.datasetId, datasetId), lte(datasetImages.addedVersion, version), or(isNull(datasetImages.removedVersion), gt(datasetImages.removedVersion, version)));
+
+/** The version writes go into, starting a new one when the current version is frozen by a job. */
+export async function writableVersion(db: Db, datasetId: string): Promise<number> {
+  const row = await db
+    .update(datasets)
+    .set({ version: sql`case when ${datasets.version} <= ${datasets.frozenVersion} then ${datasets.frozenVersion} + 1 else ${datasets.version} end`, updatedAt: nowIso() })
+    .where(eq(datasets.id, datasetId))
+    .returning({ version: datasets.version })
+    .get();
+  if (!row) throw new ApiError(404, "dataset_not_found", `Dataset '${datasetId}' no longer exists.`);
+  return row.version;
+}
+
+export interface NewImage {
+  label: string;
+  filename: string;
+  split: "train" | "val" | null;
+  sha256: string;
+  bytes: number;
+  format: string;
+  width: number;
+  height: number;
+}
+
+export type RecordOutcome = { path: string; status: "added" | "unchanged" } | { path: string; status: "duplicate"; existingPath: string };
+
+const pathOf = (i: { label: string; filename: string; split?: string | null }) => `${i.split ? `${i.split}/` : ""}${i.label}/${i.filename}`;
+
+/**
+ * Records images into `version` with replace semantics (same label/filename replaces the earlier image) and rejects
+ * exact duplicates (same sha256 at another path in the snapshot: duplicates inflate metrics when they straddle the
+ * train/val split). Idempotent: re-recording the same batch changes nothing, which makes ingest chunks retryable.
+ */
+export async function recordImages(db: Db, datasetId: string, version: number, images: NewImage[]): Promise<RecordOutcome[]> {
+  if (images.length === 0) return [];
+  const live = new Map<string, ImageRow>();
+  const bySha = new Map<string, ImageRow>();
+  for (const group of chunk(images, 45)) {
+    const rows = await db
+      .select()
+      .from(datasetImages)
+      .where(and(inSnapshot(datasetId, version), or(inArray(datasetImages.filename, group.map((i) => i.filename)), inArray(datasetImages.sha256, group.map((i) => i.sha256)))))
+      .all();
+    for (const row of rows) {
+      live.set(`${row.label}/${row.filename}`, row);
+      bySha.set(row.sha256, row);
+    }
+  }
+  const outcomes: RecordOutcome[] = [];
+  const statements: any[] = [];
+  for (const image of images) {
+    const key = `${image.label}/${image.filename}`;
+    const existing = live.get(key);
+    const duplicate = bySha.get(image.sha256);
+    if (existing && existing.sha256 === image.sha256) {
+      outcomes.push({ path: pathOf(image), status: "unchanged" });
+      continue;
+    }
+    if (duplicate && !(duplicate.label === image.label && duplicate.filename === image.filename)) {
+      outcomes.push({ path: pathOf(image), status: "duplicate", existingPath: pathOf(duplicate) });
+      continue;
+    }
+    if (existing) {
+      statements.push(
+        existing.addedVersion === version
+          ? db.delete(datasetImages).where(eq(datasetImages.id, existing.id))
+          : db.update(datasetImages).set({ removedVersion: version }).where(eq(datasetImages.id, existing.id)),
+      );
+    }
+    const row = { datasetId, ...image, addedVersion: version };
+    statements.push(db.insert(datasetImages).values(row).onConflictDoNothing());
+    const fake = { ...row, id: -1, removedVersion: null } as ImageRow;
+    live.set(key, fake);
+    bySha.set(image.sha256, fake);
+    outcomes.push({ path: pathOf(image), status: "added" });
+  }
+  for (const group of chunk(statements, 50)) await db.batch(group as [any, ...any[]]);
+  return outcomes;
+}
+
+export async function recordRejections(db: Db, datasetId: string, ingestId: string | null, rejections: { path: string; code: string; message: string }[]) {
+  // 6 columns per row and at most 100 bound parameters per statement.
+  for (const group of chunk(rejections, 15)) {
+    await db.insert(datasetRejections).values(group.map((r) => ({ datasetId, ingestId, ...r }))).onConflictDoNothing();
+  }
+}
+
+export interface LabelStats {
+  name: string;
+  count: number;
+  train: number;
+  val: number;
+}
+
+export async function labelStats(db: Db, datasetId: string, version: number): Promise<{ labels: LabelStats[]; imageCount: number; bytes: number }> {
+  const rows = await db
+    .select({
+      name: datasetImages.label,
+      count: sql<number>`count(*)`,
+      val: sql<number>`sum(case when ${datasetImages.split} = 'val' then 1 else 0 end)`,
+      bytes: sql<number>`sum(${datasetImages.bytes})`,
+    })
+    .from(datasetImages)
+    .where(inSnapshot(datasetId, version))
+    .groupBy(datasetImages.label)
+    .orderBy(datasetImages.label)
+    .all();
+  const labels = rows.map((r) => ({ name: r.name, count: Number(r.count), train: Number(r.count) - Number(r.val), val: Number(r.val) }));
+  return { labels, imageCount: labels.reduce((s, l) => s + l.count, 0), bytes: rows.reduce((s, r) => s + Number(r.bytes), 0) };
+}
+
+/** Why a job cannot train on these labels, or null when it can. */
+export function notTrainableReason(status: DatasetRow["status"], labels: LabelStats[]): string | null {
+  if (status === "ingesting") return "An archive is still being ingested; wait until the dataset is ready.";
+  if (labels.length < 2) return `A classifier needs at least 2 labels; this dataset has ${labels.length}. Upload images under at least 2 label folders.`;
+  const few = labels.filter((l) => l.count < MIN_IMAGES_PER_LABEL);
+  if (few.length > 0) return `Every label needs at least ${MIN_IMAGES_PER_LABEL} images; too few in: ${few.map((l) => `${l.name} (${l.count})`).join(", ")}.`;
+  const withVal = labels.filter((l) => l.val > 0);
+  if (withVal.length > 0 && withVal.length < labels.length) {
+    const missing = labels.filter((l) => l.val === 0 || l.train === 0).map((l) => l.name);
+    if (missing.length > 0) return `The dataset uses train/ and val/ folders, but these labels lack a train or val image: ${missing.join(", ")}.`;
+  }
+  return null;
+}
+
+/** The dataset as API.md describes it. */
+export async function datasetView(db: Db, row: DatasetRow) {
+  const [{ labels, imageCount, bytes }, rejected, rejectedCount, activeIngests, lastIngest] = await Promise.all([
+    labelStats(db, row.id, row.version),
+    db.select().from(datasetRejections).where(eq(datasetRejections.datasetId, row.id)).orderBy(desc(datasetRejections.id)).limit(REJECTIONS_SHOWN).all(),
+    db.select({ n: sql<number>`count(*)`, dup: sql<number>`sum(case when ${datasetRejections.code} = 'duplicate_image' then 1 else 0 end)` }).from(datasetRejections).where(eq(datasetRejections.datasetId, row.id)).get(),
+    db.select({ done: sql<number>`coalesce(sum(${ingests.cursor}), 0)`, total: sql<number>`coalesce(sum(${ingests.total}), 0)` }).from(ingests).where(and(eq(ingests.datasetId, row.id), inArray(ingests.status, ["queued", "running"]))).get(),
+    db.select().from(ingests).where(eq(ingests.datasetId, row.id)).orderBy(desc(ingests.createdAt)).limit(1).get(),
+  ]);
+  const reason = notTrainableReason(row.status, labels);
+  const ingesting = row.status === "ingesting";
+  return {
+    id: row.id,
+    name: row.name,
+    status: row.status,
+    version: row.version,
+    image_count: imageCount,
+    bytes,
+    labels,
+    rejected_count: Number(rejectedCount?.n ?? 0),
+    rejected: rejected.map((r) => ({ path: r.path, code: r.code, message: r.message })),
+    duplicate_count: Number(rejectedCount?.dup ?? 0),
+    trainable: row.status === "ready" && reason === null,
+    not_trainable_reason: row.status === "ready" || ingesting ? reason : reason ?? `The dataset is ${row.status}.`,
+    ingest: ingesting
+      ? { done: Number(activeIngests?.done ?? 0), total: Number(activeIngests?.total ?? 0), error: null }
+      : { done: lastIngest?.cursor ?? 0, total: lastIngest?.total ?? 0, error: lastIngest?.error ?? null },
+    error: row.error,
+    created_at: row.createdAt,
+    updated_at: row.updatedAt,
+  };
+}
+
+/** Deletes a dataset, its rows and the image bytes no other dataset of the project references. */
+export async function deleteDataset(db: Db, bucket: R2Bucket, row: DatasetRow): Promise<void> {
+  const active = await db.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.datasetId, row.id), inArray(jobs.status, ["queued", "running"]))).limit(1).get();
+  if (active) throw new ApiError(409, "dataset_in_use", `Job '${active.id}' is training on this dataset; cancel it (POST /v1/jobs/${active.id}/cancel) before deleting the dataset.`, { job_id: active.id });
+  const shas = (await db.selectDistinct({ sha: datasetImages.sha256 }).from(datasetImages).where(eq(datasetImages.datasetId, row.id)).all()).map((r) => r.sha);
+  await db.batch([
+    db.delete(datasets).where(eq(datasets.id, row.id)),
+    db.delete(datasetImages).where(eq(datasetImages.datasetId, row.id)),
+    db.delete(datasetRejections).where(eq(datasetRejections.datasetId, row.id)),
+    db.update(ingests).set({ status: "failed", error: "dataset deleted" }).where(and(eq(ingests.datasetId, row.id), inArray(ingests.status, ["queued", "running"]))),
+  ]);
+  for (const group of chunk(shas, 90)) {
+    const stillUsed = new Set(
+      (
+        await db
+          .selectDistinct({ sha: datasetImages.sha256 })
+          .from(datasetImages)
+          .innerJoin(datasets, eq(datasets.id, datasetImages.datasetId))
+          .where(and(eq(datasets.projectId, row.projectId), inArray(datasetImages.sha256, group)))
+          .all()
+      ).map((r) => r.sha),
+    );
+    const orphans = group.filter((s) => !stillUsed.has(s)).map((s) => imageObjectKey(row.projectId, s));
+    if (orphans.length > 0) await bucket.delete(orphans);
+  }
+}
+
+export function chunk<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

@@ -1,0 +1,192 @@
+/**
+ * Archive ingestion, run by the queue consumer in bounded, resumable chunks: each queue message processes entries
+ * from `cursor` until a budget of entries, bytes or wall time is used, commits, then enqueues the next chunk. A chunk
+ * that dies is retried by the queue and is idempotent (rows are keyed by path and version, blobs by sha256), so an
+ * archive of 20,000 images / 2 GB never needs more than one chunk's memory (~16 MB of reads + one image at a time).
+ */
+import { and, eq, inArray, sql } from "drizzle-orm";
+import { sha256Hex, newId } from "../../shared/ids";
+import { ImageError } from "../../shared/image/errors";
+import { inspectImage } from "../../shared/image/sniff";
+import { datasetImages, datasets, ingests } from "../db/schema";
+import type { Env } from "../env";
+import { commonRoot, placeEntry } from "./archive-layout";
+import { MAX_IMAGE_BYTES, imageObjectKey, inSnapshot, recordImages, recordRejections, writableVersion, type NewImage } from "./datasets";
+import { getDb, nowIso, type Db } from "./db";
+import { ZipFormatError, entrySpan, extractEntry, findOverlappingEntries, r2Source, readCentralDirectory, type ZipEntry } from "./zip-reader";
+
+export const MAX_ARCHIVE_ENTRIES = 100_000;
+/** Sum of inflated bytes accepted from one archive. */
+export const MAX_ARCHIVE_UNCOMPRESSED_BYTES = 20 * 1024 ** 3;
+/** Declared inflate ratio above which an entry is refused unread (real images compress at most ~2-3x; PNGs of flat art more). */
+const MAX_COMPRESSION_RATIO = 200;
+/** Per-chunk budgets: keep CPU, memory and D1 statements per invocation well inside Workers' limits. */
+const CHUNK_MAX_ENTRIES = 250;
+const CHUNK_MAX_WALL_MS = 15_000;
+const READ_GROUP_BYTES = 8 * 1024 * 1024;
+
+export interface IngestMessage {
+  kind: "ingest";
+  ingest_id: string;
+  cursor: number;
+}
+
+export const archiveObjectKey = (projectId: string, datasetId: string, ingestId: string) => `projects/${projectId}/archives/${datasetId}/${ingestId}.zip`;
+const entriesObjectKey = (ingest: { projectId: string; id: string }) => `projects/${ingest.projectId}/archives/${ingest.id}.entries.json`;
+
+/** Creates the ingest row for an archive already in R2, marks the dataset ingesting and queues the first chunk. */
+export async function startIngest(env: Env, db: Db, projectId: string, datasetId: string, objectKey: string, ingestId = newId("ing")): Promise<string> {
+  await db.batch([
+    db.insert(ingests).values({ id: ingestId, datasetId, projectId, objectKey, status: "queued" }),
+    db.update(datasets).set({ status: "ingesting", error: null, updatedAt: nowIso() }).where(eq(datasets.id, datasetId)),
+  ]);
+  await env.INGEST_QUEUE.send({ kind: "ingest", ingest_id: ingestId, cursor: 0 } satisfies IngestMessage);
+  return ingestId;
+}
+
+interface StoredEntries {
+  root: string | null;
+  entries: (ZipEntry & { end: number; overlap: boolean })[];
+}
+
+/**
+ * Processes one chunk. Returns the next message to enqueue, or null when the ingest has ended. Stale or duplicate
+ * messages (cursor behind the stored one) are ignored.
+ */
+export async function runIngestChunk(env: Env, message: IngestMessage, deadlineMs = CHUNK_MAX_WALL_MS): Promise<IngestMessage | null> {
+  const db = getDb(env.DB);
+  const ingest = await db.select().from(ingests).where(eq(ingests.id, message.ingest_id)).get();
+  if (!ingest || ingest.status === "done" || ingest.status === "failed" || ingest.cursor !== message.cursor) return null;
+  const started = Date.now();
+  const maxPixels = Number(env.MAX_IMAGE_PIXELS ?? 40_000_000);
+  try {
+    const stored = await loadEntries(env, db, ingest);
+    const version = await writableVersion(db, ingest.datasetId);
+    const { entries, root } = stored;
+    const accepted: (NewImage & { path: string })[] = [];
+    const rejections: { path: string; code: string; message: string }[] = [];
+    let uncompressed = ingest.uncompressedBytes;
+    let cursor = ingest.cursor;
+    while (cursor < entries.length && cursor - ingest.cursor < CHUNK_MAX_ENTRIES && Date.now() - started < deadlineMs) {
+      // Read a run of consecutive entries with one ranged GET.
+      let last = cursor;
+      const start = entries[cursor].localHeaderOffset;
+      while (last + 1 < entries.length && last + 1 - ingest.cursor < CHUNK_MAX_ENTRIES && entries[last + 1].localHeaderOffset === entries[last].end && entries[last + 1].end - start <= READ_GROUP_BYTES) last++;
+      const wanted = entries.slice(cursor, last + 1).filter((e) => decideUnread(e, root) === null);
+      const source = r2Source(env.BUCKET, ingest.objectKey, entries[last].end);
+      const groupBytes = wanted.length > 0 && entries[last].end - start <= READ_GROUP_BYTES ? await source.read(start, entries[last].end - start) : null;
+      for (let i = cursor; i <= last; i++) {
+        const entry = entries[i];
+        const unread = decideUnread(entry, root);
+        if (unread === "skip") continue;
+        if (unread) {
+          rejections.push({ path: entry.name, ...unread });
+          continue;
+        }
+        const placement = placeEntry(entry, root);
+        if (placement.ok !== true) continue; // decideUnread handled it
+        if (uncompressed + entry.uncompressedSize > MAX_ARCHIVE_UNCOMPRESSED_BYTES) {
+          rejections.push({ path: entry.name, code: "archive_too_large", message: `The archive inflates to more than ${MAX_ARCHIVE_UNCOMPRESSED_BYTES} bytes; split it into several archives.` });
+          continue;
+        }
+        try {
+          const bytes = groupBytes
+            ? groupBytes.subarray(entry.localHeaderOffset - start, entry.end - start)
+            : await source.read(entry.localHeaderOffset, Math.min(entry.end, entrySpan(entry).start + entrySpan(entry).maxLength) - entry.localHeaderOffset);
+          const data = await extractEntry(entry, bytes, MAX_IMAGE_BYTES);
+          uncompressed += data.length;
+          const info = inspectImage(data, { maxPixels });
+          const sha256 = await sha256Hex(data);
+          await env.BUCKET.put(imageObjectKey(ingest.projectId, sha256), data, { httpMetadata: { contentType: `image/${info.format}` } });
+          accepted.push({ path: entry.name, label: placement.label, filename: placement.filename, split: placement.split, sha256, bytes: data.length, format: info.format, width: info.width, height: info.height });
+        } catch (err) {
+          if (err instanceof ZipFormatError || err instanceof ImageError) rejections.push({ path: entry.name, code: err.code, message: err.message });
+          else throw err;
+        }
+      }
+      cursor = last + 1;
+    }
+    const outcomes = await recordImages(db, ingest.datasetId, version, accepted.map(({ path: _path, ...image }) => image));
+    outcomes.forEach((outcome, i) => {
+      if (outcome.status === "duplicate") {
+        rejections.push({ path: accepted[i].path, code: "duplicate_image", message: `Same bytes as '${outcome.existingPath}', already in the dataset; kept once.` });
+      }
+    });
+    await recordRejections(db, ingest.datasetId, ingest.id, rejections);
+    const done = cursor >= entries.length;
+    const acceptedCount = outcomes.filter((o) => o.status !== "duplicate").length;
+    const advanced = await db
+      .update(ingests)
+      .set({ cursor, status: done ? "done" : "running", accepted: sql`${ingests.accepted} + ${acceptedCount}`, rejected: sql`${ingests.rejected} + ${rejections.length}`, uncompressedBytes: uncompressed, updatedAt: nowIso() })
+      .where(and(eq(ingests.id, ingest.id), eq(ingests.cursor, ingest.cursor), inArray(ingests.status, ["queued", "running"])))
+      .returning({ id: ingests.id });
+    // Another delivery of the same message got here first: its chain goes on, this one stops.
+    if (advanced.length === 0) return null;
+    if (!done) return { kind: "ingest", ingest_id: ingest.id, cursor };
+    await finishIngest(env, db, ingest, null);
+    return null;
+  } catch (err) {
+    if (err instanceof ZipFormatError) {
+      await db.update(ingests).set({ status: "failed", error: err.message, updatedAt: nowIso() }).where(eq(ingests.id, ingest.id));
+      await recordRejections(db, ingest.datasetId, ingest.id, [{ path: ingest.objectKey.split("/").pop() ?? "archive", code: err.code, message: err.message }]);
+      await finishIngest(env, db, ingest, err.message);
+      return null;
+    }
+    throw err;
+  }
+}
+
+/** A rejection decided from the central directory alone (nothing read), "skip" for directories, or null to read it. */
+function decideUnread(entry: StoredEntries["entries"][number], root: string | null): { code: string; message: string } | "skip" | null {
+  const placement = placeEntry(entry, root);
+  if (placement.ok === "skip") return "skip";
+  if (placement.ok === false) return { code: placement.code, message: placement.message };
+  if (entry.overlap) return { code: "zip_bomb", message: "This entry shares its bytes with another entry (an overlapping-entries zip bomb); the archive was refused entry by entry." };
+  if (entry.uncompressedSize > MAX_IMAGE_BYTES || entry.compressedSize > MAX_IMAGE_BYTES) return { code: "entry_too_large", message: `The file is larger than ${MAX_IMAGE_BYTES} bytes, the per-image limit.` };
+  if (entry.uncompressedSize > 1024 * 1024 && entry.uncompressedSize > MAX_COMPRESSION_RATIO * Math.max(1, entry.compressedSize)) return { code: "zip_bomb", message: `The entry declares a ${Math.round(entry.uncompressedSize / Math.max(1, entry.compressedSize))}:1 compression ratio; images never compress like that (zip bomb guard).` };
+  return null;
+}
+
+async function loadEntries(env: Env, db: Db, ingest: typeof ingests.$inferSelect): Promise<StoredEntries> {
+  const cached = await env.BUCKET.get(entriesObjectKey(ingest));
+  if (cached) return (await cached.json()) as StoredEntries;
+  const head = await env.BUCKET.head(ingest.objectKey);
+  if (!head) throw new ZipFormatError("archive_missing", "The uploaded archive is no longer in storage; upload it again.");
+  const source = r2Source(env.BUCKET, ingest.objectKey, head.size);
+  const entries = await readCentralDirectory(source, MAX_ARCHIVE_ENTRIES);
+  const overlaps = findOverlappingEntries(entries);
+  // Where each entry's bytes end: the next local header in file order, or the central directory.
+  const byOffset = entries.map((e, i) => ({ i, o: e.localHeaderOffset })).sort((a, b) => a.o - b.o);
+  const ends = new Array<number>(entries.length);
+  const cdStart = Math.min(head.size, byOffset.length ? Math.max(...entries.map((e) => e.localHeaderOffset + 30 + e.compressedSize)) + 65535 * 2 : head.size);
+  for (let k = 0; k < byOffset.length; k++) ends[byOffset[k].i] = k + 1 < byOffset.length ? byOffset[k + 1].o : Math.min(head.size, cdStart);
+  const stored: StoredEntries = {
+    root: commonRoot(entries),
+    entries: entries.map((e, i) => ({ ...e, end: Math.max(ends[i], e.localHeaderOffset), overlap: overlaps.has(i) })),
+  };
+  await env.BUCKET.put(entriesObjectKey(ingest), JSON.stringify(stored));
+  await db.update(ingests).set({ total: entries.length, status: "running", updatedAt: nowIso() }).where(eq(ingests.id, ingest.id));
+  return stored;
+}
+
+/** Ends an ingest: removes the archive and its entry list, and settles the dataset's status if no other ingest runs. */
+async function finishIngest(env: Env, db: Db, ingest: typeof ingests.$inferSelect, error: string | null): Promise<void> {
+  await env.BUCKET.delete([ingest.objectKey, entriesObjectKey(ingest)]);
+  const active = await db.select({ id: ingests.id }).from(ingests).where(and(eq(ingests.datasetId, ingest.datasetId), inArray(ingests.status, ["queued", "running"]))).limit(1).get();
+  if (active) return;
+  const dataset = await db.select({ version: datasets.version }).from(datasets).where(eq(datasets.id, ingest.datasetId)).get();
+  if (!dataset) return;
+  const images = await db.select({ n: sql<number>`count(*)` }).from(datasetImages).where(inSnapshot(ingest.datasetId, dataset.version)).get();
+  const status = error ? "failed" : Number(images?.n ?? 0) > 0 ? "ready" : "empty";
+  await db.update(datasets).set({ status, error, updatedAt: nowIso() }).where(eq(datasets.id, ingest.datasetId));
+}
+
+/** Marks an ingest failed after the queue gave up on it (every retry threw). */
+export async function abandonIngest(env: Env, message: IngestMessage, reason: string): Promise<void> {
+  const db = getDb(env.DB);
+  const ingest = await db.select().from(ingests).where(eq(ingests.id, message.ingest_id)).get();
+  if (!ingest || ingest.status === "done" || ingest.status === "failed") return;
+  const error = `Ingestion stopped after repeated internal errors at entry ${ingest.cursor}: ${reason}. Images before it were kept; upload the archive again to resume.`;
+  await db.update(ingests).set({ status: "failed", error, updatedAt: nowIso() }).where(eq(ingests.id, ingest.id));
+  await finishIngest(env, db, ingest, error);
+}
