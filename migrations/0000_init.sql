@@ -47,7 +47,7 @@ CREATE TABLE `dataset_images` (
 	`dataset_id` text NOT NULL,
 	`label` text NOT NULL,
 	`filename` text NOT NULL,
-	`split` text,
+	`split` text DEFAULT 'auto' NOT NULL,
 	`sha256` text NOT NULL,
 	`bytes` integer NOT NULL,
 	`format` text NOT NULL,
@@ -57,7 +57,7 @@ CREATE TABLE `dataset_images` (
 	`removed_version` integer
 );
 --> statement-breakpoint
-CREATE UNIQUE INDEX `dataset_images_entry` ON `dataset_images` (`dataset_id`,`label`,`filename`,`added_version`);--> statement-breakpoint
+CREATE UNIQUE INDEX `dataset_images_entry` ON `dataset_images` (`dataset_id`,`split`,`label`,`filename`,`added_version`);--> statement-breakpoint
 CREATE INDEX `dataset_images_live` ON `dataset_images` (`dataset_id`,`removed_version`);--> statement-breakpoint
 CREATE INDEX `dataset_images_sha` ON `dataset_images` (`dataset_id`,`sha256`);--> statement-breakpoint
 CREATE TABLE `dataset_rejections` (

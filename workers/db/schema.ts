@@ -59,8 +59,8 @@ export const datasetImages = sqliteTable(
     datasetId: text("dataset_id").notNull(),
     label: text("label").notNull(),
     filename: text("filename").notNull(),
-    /** "train" / "val" when the archive used train/ and val/ folders, otherwise null (held-out fraction). */
-    split: text("split", { enum: ["train", "val"] }),
+    /** "train" / "val" when the archive used train/ and val/ folders; "auto": the job's held-out fraction decides. */
+    split: text("split", { enum: ["train", "val", "auto"] }).notNull().default("auto"),
     sha256: text("sha256").notNull(),
     bytes: integer("bytes").notNull(),
     format: text("format").notNull(),
@@ -70,7 +70,7 @@ export const datasetImages = sqliteTable(
     removedVersion: integer("removed_version"),
   },
   (t) => [
-    uniqueIndex("dataset_images_entry").on(t.datasetId, t.label, t.filename, t.addedVersion),
+    uniqueIndex("dataset_images_entry").on(t.datasetId, t.split, t.label, t.filename, t.addedVersion),
     index("dataset_images_live").on(t.datasetId, t.removedVersion),
     index("dataset_images_sha").on(t.datasetId, t.sha256),
   ],

@@ -102,7 +102,7 @@ datasetRoutes.openapi(
     const sha256 = await sha256Hex(bytes);
     await c.env.BUCKET.put(imageObjectKey(dataset.projectId, sha256), bytes, { httpMetadata: { contentType: `image/${info.format}` } });
     const version = await writableVersion(c.var.db, dataset.id);
-    const [outcome] = await recordImages(c.var.db, dataset.id, version, [{ label, filename, split: null, sha256, bytes: bytes.length, format: info.format, width: info.width, height: info.height }]);
+    const [outcome] = await recordImages(c.var.db, dataset.id, version, [{ label, filename, split: "auto", sha256, bytes: bytes.length, format: info.format, width: info.width, height: info.height }]);
     if (outcome.status === "duplicate") {
       throw new ApiError(409, "duplicate_image", `This image is already in the dataset as '${outcome.existingPath}'. Each image is kept once, so it cannot straddle the train/val split.`, { existing_path: outcome.existingPath, sha256 });
     }

@@ -7,7 +7,7 @@ import { FILENAME_PATTERN, LABEL_PATTERN } from "../../shared/schemas";
 import type { ZipEntry } from "./zip-reader";
 
 export type Placement =
-  | { ok: true; split: "train" | "val" | null; label: string; filename: string }
+  | { ok: true; split: "train" | "val" | "auto"; label: string; filename: string }
   | { ok: false; code: string; message: string }
   | { ok: "skip" };
 
@@ -42,7 +42,7 @@ export function placeEntry(entry: ZipEntry, root: string | null): Placement {
   if (parts.some((p) => p === ".." || p === "." || p === "")) return reject("unsafe_path", "Entry paths must not contain '..', '.' or empty segments.");
   if (parts.some(isHidden)) return reject("hidden_file", "Hidden files and folders (starting with '.', or __MACOSX) are not images; they were skipped.");
   if (root !== null && parts[0] === root) parts = parts.slice(1);
-  let split: "train" | "val" | null = null;
+  let split: "train" | "val" | "auto" = "auto";
   if (parts.length === 3 && (parts[0] === "train" || parts[0] === "val")) {
     split = parts[0];
     parts = parts.slice(1);

@@ -44,7 +44,7 @@ export async function writableVersion(db: Db, datasetId: string): Promise<number
 export interface NewImage {
   label: string;
   filename: string;
-  split: "train" | "val" | null;
+  split: "train" | "val" | "auto";
   sha256: string;
   bytes: number;
   format: string;
@@ -54,7 +54,8 @@ export interface NewImage {
 
 export type RecordOutcome = { path: string; status: "added" | "unchanged" } | { path: string; status: "duplicate"; existingPath: string };
 
-const pathOf = (i: { label: string; filename: string; split?: string | null }) => `${i.split ? `${i.split}/` : ""}${i.label}/${i.filename}`;
+const pathOf = (i: { label: string; filename: string; split: string }) => `${i.split === "auto" ? "" : `${i.split}/`}${i.label}/${i.filename}`;
+const entryKey = pathOf;
 
 /**
  * Records images into `version` with replace semantics (same label/filename replaces the earlier image) and rejects
@@ -72,21 +73,21 @@ export async function recordImages(db: Db, datasetId: string, version: number, i
       .where(and(inSnapshot(datasetId, version), or(inArray(datasetImages.filename, group.map((i) => i.filename)), inArray(datasetImages.sha256, group.map((i) => i.sha256)))))
       .all();
     for (const row of rows) {
-      live.set(`${row.label}/${row.filename}`, row);
+      live.set(entryKey(row), row);
       bySha.set(row.sha256, row);
     }
   }
   const outcomes: RecordOutcome[] = [];
   const statements: any[] = [];
   for (const image of images) {
-    const key = `${image.label}/${image.filename}`;
+    const key = entryKey(image);
     const existing = live.get(key);
     const duplicate = bySha.get(image.sha256);
     if (existing && existing.sha256 === image.sha256) {
       outcomes.push({ path: pathOf(image), status: "unchanged" });
       continue;
     }
-    if (duplicate && !(duplicate.label === image.label && duplicate.filename === image.filename)) {
+    if (duplicate && entryKey(duplicate) !== key) {
       outcomes.push({ path: pathOf(image), status: "duplicate", existingPath: pathOf(duplicate) });
       continue;
     }

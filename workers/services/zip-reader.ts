@@ -59,7 +59,7 @@ const u64 = (b: Uint8Array, o: number) => u32(b, o) + u32(b, o + 4) * 2 ** 32;
 
 /** Reads and checks the central directory. Throws ZipFormatError when the file is not a usable ZIP. */
 export async function readCentralDirectory(source: ByteSource, maxEntries: number): Promise<ZipEntry[]> {
-  if (source.size < 22) throw new ZipFormatError("not_a_zip", "The archive is too small to be a ZIP file.");
+  if (source.size < 22) throw new ZipFormatError("not_a_zip", "The file is not a ZIP archive: it is too small to hold one.");
   const tailLength = Math.min(source.size, 22 + 65535 + 20);
   const tail = await source.read(source.size - tailLength, tailLength);
   let eocd = -1;
