@@ -1,0 +1,63 @@
+/** Starts the real local platform (wrangler dev + optional runner) on a free port with its own state folder. */
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+// @ts-expect-error plain ESM script without types
+import { startPlatform } from "../../scripts/platform.mjs";
+
+export interface Platform {
+  url: string;
+  adminKey: string;
+  runnerToken: string;
+  stateDir: string;
+  readyMs: number;
+  wranglerPid: number;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
+
+export async function startTestPlatform(options: { runner?: boolean | string[] } = {}): Promise<Platform> {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-e2e-"));
+  const logFile = path.join(stateDir, "platform.log");
+  return startPlatform({
+    port: await freePort(),
+    stateDir,
+    adminKey: "et_admin_e2e",
+    runnerToken: "et_runner_e2e",
+    runner: options.runner ?? false,
+    log: (line: string) => fs.appendFileSync(logFile, line),
+  });
+}
+
+export async function api<T = any>(platform: Platform, method: string, route: string, init: { json?: unknown; body?: BodyInit; headers?: Record<string, string>; key?: string } = {}): Promise<{ status: number; body: T }> {
+  const headers: Record<string, string> = { authorization: `Bearer ${init.key ?? platform.adminKey}`, ...(init.headers ?? {}) };
+  let body = init.body;
+  if (init.json !== undefined) {
+    headers["content-type"] = "application/json";
+    body = JSON.stringify(init.json);
+  }
+  const res = await fetch(platform.url + route, { method, headers, body });
+  const text = await res.text();
+  return { status: res.status, body: text && res.headers.get("content-type")?.includes("json") ? JSON.parse(text) : (text as any) };
+}
+
+export async function waitFor<T>(what: string, poll: () => Promise<T | null | undefined | false>, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await poll();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
