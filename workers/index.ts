@@ -5,7 +5,11 @@
 import { ApiError } from "../shared/errors";
 import { createRouter, errorResponse, requireApiKey } from "./app";
 import type { Env } from "./env";
+import { backboneRoutes } from "./routes/backbones";
 import { datasetRoutes } from "./routes/datasets";
+import { jobRoutes } from "./routes/jobs";
+import { modelRoutes } from "./routes/models";
+import { runnerRoutes } from "./routes/runner";
 import { DOCS_HTML } from "./routes/docs";
 import { projectRoutes } from "./routes/projects";
 import { abandonIngest, runIngestChunk, type IngestMessage } from "./services/ingest";
@@ -13,12 +17,17 @@ import { abandonIngest, runIngestChunk, type IngestMessage } from "./services/in
 export const app = createRouter();
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key of your project" });
+app.openAPIRegistry.registerComponent("securitySchemes", "runnerToken", { type: "http", scheme: "bearer", description: "The runner token (EDGETUNE_RUNNER_TOKEN); only for /v1/runner routes" });
 app.use("/v1/*", async (c, next) => {
   if (c.req.path.startsWith("/v1/runner/")) return next();
   return requireApiKey()(c, next);
 });
 app.route("/v1", projectRoutes);
 app.route("/v1", datasetRoutes);
+app.route("/v1", backboneRoutes);
+app.route("/v1", jobRoutes);
+app.route("/v1", modelRoutes);
+app.route("/v1", runnerRoutes);
 
 app.get("/", (c) => c.json({ name: "edgetune", docs: "/docs", openapi: "/openapi.json" }));
 app.doc31("/openapi.json", {

@@ -67,3 +67,22 @@ export async function drainIngests(datasetId: string, chunkDeadlineMs?: number):
   }
   return chunks;
 }
+
+export const RUNNER_TOKEN = "et_runner_test_token";
+
+/** A project with a trainable dataset (2 labels x `perLabel` PNGs), uploaded through the API. */
+export async function createTrainableDataset(perLabel = 5): Promise<{ key: string; projectId: string; datasetId: string }> {
+  const { key, projectId } = await createProject();
+  const datasetId = await createDataset(key);
+  const { makePng } = await import("../fixtures/images");
+  let seed = 1;
+  for (const label of ["cat", "dog"]) {
+    for (let i = 0; i < perLabel; i++) {
+      const res = await call("PUT", `/v1/datasets/${datasetId}/images/${label}/${i}.png`, { key, body: makePng(8, 8, seed++), headers: { "content-type": "image/png" } });
+      if (res.status !== 201) throw new Error(`upload failed: ${res.status} ${await res.text()}`);
+    }
+  }
+  return { key, projectId, datasetId };
+}
+
+export const runnerCall = <T = any>(method: string, path: string, options: CallOptions = {}) => callJson<T>(method, path, { key: RUNNER_TOKEN, ...options });

@@ -1,0 +1,229 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { getDb } from "../../workers/services/db";
+import { LEASE_MS, completeJob, failJob, heartbeat, leaseJob, sweepExpiredLeases } from "../../workers/services/jobs";
+import { call, callJson, createDataset, createProject, createTrainableDataset, runnerCall } from "./helpers";
+
+async function createJob(key: string, datasetId: string, extra: Record<string, unknown> = {}) {
+  return callJson("POST", "/v1/jobs", { key, json: { dataset_id: datasetId, ...extra } });
+}
+
+/** Clears queued jobs of earlier tests' projects so a lease picks this test's job (storage is shared per file). */
+async function onlyThisJob(jobId: string) {
+  await env.DB.prepare("update jobs set status = 'canceled' where id != ? and status in ('queued', 'running')").bind(jobId).run();
+}
+
+const done = { labels: ["cat", "dog"], metrics: { accuracy: 1 }, headBytes: 10, objectPrefix: "x", epochs: [], skipped: [] };
+
+describe("jobs API", () => {
+  it("creates a queued job with defaults filled in and freezes the dataset version", async () => {
+    const { key, datasetId } = await createTrainableDataset();
+    const { status, body } = await createJob(key, datasetId);
+    expect(status).toBe(201);
+    expect(body).toMatchObject({ status: "queued", dataset_id: datasetId, dataset_version: 1, attempt: 0, backbone: "bb_builtin_mobilenet_v2", progress: { done: 0, total: 0 }, metrics: { epochs: [] }, model_id: null, error: null });
+    expect(body.config.head).toEqual({ type: "linear" });
+    expect(body.config.hyperparameters.epochs).toBeGreaterThan(0);
+    const ds = await env.DB.prepare("select version, frozen_version from datasets where id = ?").bind(datasetId).first();
+    expect(ds).toEqual({ version: 1, frozen_version: 1 });
+  });
+
+  it("answers 400 naming the field for nonsense hyperparameters", async () => {
+    const { key, datasetId } = await createTrainableDataset();
+    const res = await createJob(key, datasetId, { hyperparameters: { learning_rate: -1 } });
+    expect(res.status).toBe(400);
+    expect(res.body.error.details.issues[0].path).toBe("hyperparameters.learning_rate");
+    const head = await createJob(key, datasetId, { head: { type: "mlp", hidden: [0] } });
+    expect(head.body.error.details.issues[0].path).toBe("head.hidden.0");
+  });
+
+  it("answers 409 dataset_not_trainable with the reason", async () => {
+    const { key } = await createProject();
+    const id = await createDataset(key);
+    const res = await createJob(key, id);
+    expect(res.status).toBe(409);
+    expect(res.body.error.code).toBe("dataset_not_trainable");
+    expect(res.body.error.message).toContain("empty");
+  });
+
+  it("answers 404 for another project's dataset, an unknown backbone and another project's job", async () => {
+    const a = await createTrainableDataset();
+    const b = await createProject();
+    expect((await createJob(b.key, a.datasetId)).body.error.code).toBe("dataset_not_found");
+    expect((await createJob(a.key, a.datasetId, { backbone: "resnet9000" })).body.error.code).toBe("backbone_not_found");
+    const job = await createJob(a.key, a.datasetId);
+    expect((await callJson("GET", `/v1/jobs/${job.body.id}`, { key: b.key })).status).toBe(404);
+    expect((await callJson("POST", `/v1/jobs/${job.body.id}/cancel`, { key: b.key })).status).toBe(404);
+  });
+
+  it("lists jobs and cancels a queued job at once", async () => {
+    const { key, datasetId } = await createTrainableDataset();
+    const job = await createJob(key, datasetId);
+    expect((await callJson("GET", "/v1/jobs", { key })).body.jobs.map((j: any) => j.id)).toEqual([job.body.id]);
+    const canceled = await callJson("POST", `/v1/jobs/${job.body.id}/cancel`, { key });
+    expect(canceled.status).toBe(202);
+    expect(canceled.body.status).toBe("canceled");
+  });
+
+  it("streams job events as Server-Sent Events and ends after the final status", async () => {
+    const { key, datasetId } = await createTrainableDataset();
+    const job = await createJob(key, datasetId);
+    await callJson("POST", `/v1/jobs/${job.body.id}/cancel`, { key });
+    const res = await call("GET", `/v1/jobs/${job.body.id}/events`, { key });
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const text = await res.text();
+    expect(text).toContain("event: status");
+    expect(text).toContain('"status":"queued"');
+    expect(text).toContain('"status":"canceled"');
+    expect(text).toContain("event: end");
+  });
+});
+
+describe("lease state machine", () => {
+  it("gives a job to one runner only", async () => {
+    const { key, datasetId } = await createTrainableDataset();
+    const job = (await createJob(key, datasetId)).body;
+    await onlyThisJob(job.id);
+    const db = getDb(env.DB);
+    const [a, b] = await Promise.all([leaseJob(db, "runner-a"), leaseJob(db, "runner-b")]);
+    expect([a, b].filter(Boolean)).toHaveLength(1);
+    expect((a ?? b)!.job.attempt).toBe(1);
+  });
+
+  it("puts a job whose lease expired back in the queue after a backoff, counting the attempt", async () => {
+    const { key, datasetId } = await createTrainableDataset();
+    const job = (await createJob(key, datasetId)).body;
+    await onlyThisJob(job.id);
+    const db = getDb(env.DB);
+    const t0 = Date.now();
+    const lease = (await leaseJob(db, "runner-a", t0))!;
+    expect(lease.job.id).toBe(job.id);
+    // Backdated clock: the sweep runs LEASE_MS + 1 ms later.
+    expect(await sweepExpiredLeases(db, t0 + LEASE_MS + 1)).toBe(1);
+    const row = await env.DB.prepare("select status, attempt, run_after, error from jobs where id = ?").bind(job.id).first<any>();
+    expect(row.status).toBe("queued");
+    expect(row.attempt).toBe(1);
+    expect(Date.parse(row.run_after)).toBeGreaterThan(t0 + LEASE_MS + 1000); // e^1 s backoff
+    expect(row.error).toContain("no heartbeat");
+    expect(await leaseJob(db, "runner-b", t0 + LEASE_MS + 2)).toBeNull(); // still backing off
+    const second = (await leaseJob(db, "runner-b", t0 + LEASE_MS + 10_000))!;
+    expect(second.job.attempt).toBe(2);
+  });
+
+  it("refuses a late report from the runner that lost its lease and changes nothing", async () => {
+    const { key, datasetId } = await createTrainableDataset();
+    const job = (await createJob(key, datasetId)).body;
+    await onlyThisJob(job.id);
+    const db = getDb(env.DB);
+    const t0 = Date.now();
+    const first = (await leaseJob(db, "runner-a", t0))!;
+    await sweepExpiredLeases(db, t0 + LEASE_MS + 1);
+    const second = (await leaseJob(db, "runner-b", t0 + LEASE_MS + 60_000))!;
+    expect(second.job.id).toBe(job.id);
+    await expect(heartbeat(db, job.id, first.leaseToken, undefined, t0 + LEASE_MS + 60_001)).rejects.toMatchObject({ code: "lease_lost" });
+    await expect(completeJob(db, job.id, first.leaseToken, done, t0 + LEASE_MS + 60_001)).rejects.toMatchObject({ code: "lease_lost" });
+    const modelId = await completeJob(db, job.id, second.leaseToken, done, t0 + LEASE_MS + 60_002);
+    await expect(completeJob(db, job.id, second.leaseToken, done, t0 + LEASE_MS + 60_003)).rejects.toMatchObject({ code: "lease_lost" });
+    const models = await env.DB.prepare("select id from models where job_id = ?").bind(job.id).all();
+    expect(models.results).toEqual([{ id: modelId }]);
+  });
+
+  it("fails the job with the last error after the maximum attempts", async () => {
+    const { key, datasetId } = await createTrainableDataset();
+    const job = (await createJob(key, datasetId, { max_attempts: 2 })).body;
+    await onlyThisJob(job.id);
+    const db = getDb(env.DB);
+    let t = Date.now();
+    const one = (await leaseJob(db, "r", t))!;
+    expect(await failJob(db, job.id, one.leaseToken, { error: "CUDA out of memory", retryable: true }, t + 1)).toBe("queued");
+    t += 60_000;
+    const two = (await leaseJob(db, "r", t))!;
+    expect(two.job.attempt).toBe(2);
+    expect(await failJob(db, job.id, two.leaseToken, { error: "CUDA out of memory", retryable: true }, t + 1)).toBe("failed");
+    const read = await callJson("GET", `/v1/jobs/${job.id}`, { key });
+    expect(read.body.status).toBe("failed");
+    expect(read.body.error).toContain("after 2 attempts: CUDA out of memory");
+  });
+
+  it("delivers a cancel at the next heartbeat and ends canceled when the runner stops", async () => {
+    const { key, datasetId } = await createTrainableDataset();
+    const job = (await createJob(key, datasetId)).body;
+    await onlyThisJob(job.id);
+    const lease = await runnerCall("POST", "/v1/runner/lease", { json: { runner_id: "r1", wait_s: 0 } });
+    expect(lease.status).toBe(200);
+    const token = lease.body.lease.token;
+    expect((await runnerCall("POST", `/v1/runner/jobs/${job.id}/heartbeat`, { json: { lease_token: token, progress: { phase: "embedding", done: 3, total: 10 } } })).body.cancel_requested).toBe(false);
+    await callJson("POST", `/v1/jobs/${job.id}/cancel`, { key });
+    expect((await runnerCall("POST", `/v1/runner/jobs/${job.id}/heartbeat`, { json: { lease_token: token } })).body.cancel_requested).toBe(true);
+    expect((await runnerCall("POST", `/v1/runner/jobs/${job.id}/fail`, { json: { lease_token: token, error: "canceled by user", canceled: true } })).body.status).toBe("canceled");
+    expect((await callJson("GET", `/v1/jobs/${job.id}`, { key })).body.status).toBe("canceled");
+  });
+});
+
+describe("runner protocol", () => {
+  it("refuses runner routes without the runner token, and project keys there", async () => {
+    const { key } = await createProject();
+    expect((await callJson("POST", "/v1/runner/lease", { key: null, json: { runner_id: "r", wait_s: 0 } })).body.error.code).toBe("invalid_runner_token");
+    expect((await callJson("POST", "/v1/runner/lease", { key, json: { runner_id: "r", wait_s: 0 } })).status).toBe(401);
+  });
+
+  it("leases with the job, its backbone and its dataset snapshot, then completes into a model", async () => {
+    const { key, datasetId } = await createTrainableDataset();
+    const job = (await createJob(key, datasetId)).body;
+    await onlyThisJob(job.id);
+    const lease = await runnerCall("POST", "/v1/runner/lease", { json: { runner_id: "r1", wait_s: 0 } });
+    expect(lease.body.job.id).toBe(job.id);
+    expect(lease.body.images).toHaveLength(10);
+    expect(lease.body.backbone.builtin).toBe(true);
+    const token = lease.body.lease.token;
+    const image = await call("GET", `/v1/runner/jobs/${job.id}/images/${lease.body.images[0].sha256}`, { key: "et_runner_test_token", headers: { "x-lease-token": token } });
+    expect(image.status).toBe(200);
+    expect((await image.arrayBuffer()).byteLength).toBeGreaterThan(50);
+    expect((await runnerCall("POST", `/v1/runner/jobs/${job.id}/complete`, { json: { lease_token: token, labels: ["cat", "dog"], metrics: { accuracy: 1 }, epochs: [], head_bytes: 4 } })).body.error.code).toBe("artifacts_missing");
+    for (const name of ["head.json", "head.bin", "model.json", "weights.bin"]) {
+      const put = await call("PUT", `/v1/runner/jobs/${job.id}/artifacts/${name}`, { key: "et_runner_test_token", body: new Uint8Array([1, 2, 3, 4]), headers: { "x-lease-token": token } });
+      expect(put.status).toBe(200);
+    }
+    await runnerCall("POST", `/v1/runner/jobs/${job.id}/epochs`, { json: { lease_token: token, epoch: { epoch: 1, train_loss: 0.5, val_loss: 0.6, train_accuracy: 0.8, val_accuracy: 0.7 } } });
+    const metrics = { accuracy: 0.9, per_class: [], confusion_matrix: [[1, 0], [0, 1]] };
+    const complete = await runnerCall("POST", `/v1/runner/jobs/${job.id}/complete`, { json: { lease_token: token, labels: ["cat", "dog"], metrics, epochs: [{ epoch: 1 }], head_bytes: 4 } });
+    expect(complete.status).toBe(200);
+    const read = (await callJson("GET", `/v1/jobs/${job.id}`, { key })).body;
+    expect(read).toMatchObject({ status: "succeeded", model_id: complete.body.model_id });
+    const model = await callJson("GET", `/v1/models/${complete.body.model_id}`, { key });
+    expect(model.body).toMatchObject({ job_id: job.id, dataset_id: datasetId, labels: ["cat", "dog"], metrics: { accuracy: 0.9 } });
+    expect((await callJson("GET", "/v1/models", { key })).body.models).toHaveLength(1);
+    const again = await runnerCall("POST", `/v1/runner/jobs/${job.id}/complete`, { json: { lease_token: token, labels: ["cat", "dog"], metrics, epochs: [], head_bytes: 4 } });
+    expect(again.body.error.code).toBe("lease_lost");
+  });
+
+  it("answers 204 after the long poll when no job is queued", async () => {
+    await env.DB.prepare("update jobs set status = 'canceled' where status in ('queued', 'running')").run();
+    const started = Date.now();
+    const res = await call("POST", "/v1/runner/lease", { key: "et_runner_test_token", json: { runner_id: "r", wait_s: 1 } });
+    expect(res.status).toBe(204);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+  });
+
+  it("caches embeddings by image hash and as packs", async () => {
+    const key = "ab".repeat(16);
+    const dim = 3;
+    const record = (shaByte: number, values: number[]) => {
+      const r = new Uint8Array(32 + dim * 4);
+      r.fill(shaByte, 0, 32);
+      new Float32Array(r.buffer, 32, dim).set(values);
+      return r;
+    };
+    const body = new Uint8Array([...record(1, [1, 2, 3]), ...record(2, [4, 5, 6])]);
+    const pack = "cd".repeat(32);
+    expect((await runnerCall("PUT", `/v1/runner/embeddings/${key}?dim=${dim}&pack=${pack}`, { body })).body.stored).toBe(2);
+    const lookup = await call("POST", `/v1/runner/embeddings/${key}/lookup`, { key: "et_runner_test_token", json: { sha256: ["01".repeat(32), "03".repeat(32)] } });
+    const found = new Uint8Array(await lookup.arrayBuffer());
+    expect(found.length).toBe(32 + dim * 4);
+    expect(Array.from(new Float32Array(found.slice(32).buffer))).toEqual([1, 2, 3]);
+    const fromPack = await call("POST", `/v1/runner/embeddings/${key}/lookup`, { key: "et_runner_test_token", json: { sha256: [], pack } });
+    expect(fromPack.headers.get("x-embedding-source")).toBe("pack");
+    expect((await fromPack.arrayBuffer()).byteLength).toBe(body.length);
+    const bad = await runnerCall("PUT", `/v1/runner/embeddings/${key}?dim=${dim}`, { body: new Uint8Array(7) });
+    expect(bad.body.error.code).toBe("invalid_embedding_records");
+  });
+});

@@ -1,0 +1,116 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { eq, sql } from "drizzle-orm";
+import { streamSSE } from "hono/streaming";
+import { DEFAULT_BACKBONE } from "../../shared/catalog";
+import { ApiError, notFound } from "../../shared/errors";
+import { createJobRequest, headSpecSchema, hyperparametersSchema, jobSchema } from "../../shared/schemas";
+import { createRouter } from "../app";
+import { datasets } from "../db/schema";
+import { resolveBackbone } from "../services/backbones";
+import { getDataset, labelStats, notTrainableReason } from "../services/datasets";
+import { cancelJob, createJob, getJob, isTerminal, jobView, listEvents, listJobs } from "../services/jobs";
+import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
+
+export const jobRoutes = createRouter();
+const jobParam = z.object({ id: idParam("id", "job_...") });
+
+jobRoutes.openapi(
+  createRoute({
+    method: "post", path: "/jobs", tags: ["jobs"], security,
+    summary: "Start a fine-tune job: frozen backbone, new head trained on the dataset's current version",
+    request: { body: jsonBody(createJobRequest) },
+    responses: { 201: jsonResponse("The queued job", jobSchema), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const { db, caller } = c.var;
+    const dataset = await getDataset(db, caller.projectId, body.dataset_id);
+    if (!dataset) throw notFound("dataset", body.dataset_id);
+    const { labels } = await labelStats(db, dataset.id, dataset.version);
+    const reason = dataset.status === "ready" ? notTrainableReason(dataset.status, labels) : `The dataset is ${dataset.status}${dataset.status === "ingesting" ? "; wait until it is ready" : ""}.`;
+    if (reason) throw new ApiError(409, "dataset_not_trainable", reason, { dataset_id: dataset.id, status: dataset.status });
+    const backbone = await resolveBackbone(db, caller.projectId, body.backbone ?? DEFAULT_BACKBONE.name);
+    // Freeze the version the job trains on: later uploads start a new version and leave this snapshot untouched.
+    const frozen = await db.update(datasets).set({ frozenVersion: sql`max(${datasets.frozenVersion}, ${datasets.version})` }).where(eq(datasets.id, dataset.id)).returning({ version: datasets.version }).get();
+    const config = { head: headSpecSchema.parse(body.head ?? { type: "linear" }), hyperparameters: hyperparametersSchema.parse(body.hyperparameters ?? {}) };
+    const job = await createJob(db, { projectId: caller.projectId, datasetId: dataset.id, datasetVersion: frozen!.version, backbone: backbone.id, config, maxAttempts: body.max_attempts });
+    return c.json(jobView(job), 201);
+  },
+);
+
+jobRoutes.openapi(
+  createRoute({
+    method: "get", path: "/jobs", tags: ["jobs"], security, summary: "List jobs, newest first",
+    request: { query: z.object({ dataset_id: z.string().optional(), status: z.enum(["queued", "running", "succeeded", "failed", "canceled"]).optional() }) },
+    responses: { 200: jsonResponse("Jobs", z.object({ jobs: z.array(jobSchema) })), 400: errors[400], 401: errors[401] },
+  }),
+  async (c) => {
+    const query = c.req.valid("query");
+    const rows = await listJobs(c.var.db, c.var.caller.projectId, { datasetId: query.dataset_id, status: query.status });
+    return c.json({ jobs: rows.map(jobView) }, 200);
+  },
+);
+
+jobRoutes.openapi(
+  createRoute({
+    method: "get", path: "/jobs/{id}", tags: ["jobs"], security, summary: "Read a job: status, progress, per-epoch metrics, model id",
+    request: { params: jobParam },
+    responses: { 200: jsonResponse("The job", jobSchema), 401: errors[401], 404: errors[404] },
+  }),
+  async (c) => {
+    const job = await getJob(c.var.db, c.var.caller.projectId, c.req.valid("param").id);
+    if (!job) throw notFound("job", c.req.valid("param").id);
+    return c.json(jobView(job), 200);
+  },
+);
+
+jobRoutes.openapi(
+  createRoute({
+    method: "post", path: "/jobs/{id}/cancel", tags: ["jobs"], security, summary: "Cancel: a queued job at once, a running one at its next heartbeat (seconds)",
+    request: { params: jobParam },
+    responses: { 202: jsonResponse("The job", jobSchema), 401: errors[401], 404: errors[404] },
+  }),
+  async (c) => {
+    const job = await getJob(c.var.db, c.var.caller.projectId, c.req.valid("param").id);
+    if (!job) throw notFound("job", c.req.valid("param").id);
+    return c.json(jobView(await cancelJob(c.var.db, job)), 202);
+  },
+);
+
+/** How long one SSE response stays open before the client reconnects with Last-Event-ID (EventSource does this). */
+const SSE_MAX_MS = 5 * 60_000;
+const SSE_POLL_MS = 1_000;
+
+jobRoutes.openapi(
+  createRoute({
+    method: "get", path: "/jobs/{id}/events", tags: ["jobs"], security,
+    summary: "Server-Sent Events: `status`, `progress`, `metrics` (one per epoch) and `cancel_requested`; resumes after Last-Event-ID; ends after the final status",
+    request: { params: jobParam },
+    responses: { 200: { description: "text/event-stream", content: { "text/event-stream": { schema: z.string() } } }, 401: errors[401], 404: errors[404] },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const { db, caller } = c.var;
+    const job = await getJob(db, caller.projectId, id);
+    if (!job) throw notFound("job", id);
+    let after = Number(c.req.header("last-event-id") ?? c.req.query("after") ?? 0) || 0;
+    return streamSSE(c, async (stream) => {
+      const started = Date.now();
+      while (!stream.aborted && Date.now() - started < SSE_MAX_MS) {
+        const events = await listEvents(db, id, after);
+        for (const event of events) {
+          await stream.writeSSE({ id: String(event.id), event: event.type, data: JSON.stringify(event.data) });
+          after = event.id;
+        }
+        if (events.length === 0) {
+          const current = await getJob(db, caller.projectId, id);
+          if (!current || isTerminal(current.status)) {
+            await stream.writeSSE({ event: "end", data: JSON.stringify(current ? jobView(current) : null) });
+            return;
+          }
+          await stream.sleep(SSE_POLL_MS);
+        }
+      }
+    });
+  },
+);

@@ -1,0 +1,93 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { findBuiltinBackbone } from "../../shared/catalog";
+import { ApiError, notFound } from "../../shared/errors";
+import { PREPROCESS_VERSION } from "../../shared/image/preprocess";
+import { modelSchema } from "../../shared/schemas";
+import { createRouter } from "../app";
+import { resolveBackbone } from "../services/backbones";
+import { deleteModel, getModel, listModels, modelView } from "../services/models";
+import { errors, idParam, jsonResponse, security } from "./openapi-helpers";
+
+export const modelRoutes = createRouter();
+const modelParam = z.object({ id: idParam("id", "mdl_...") });
+
+async function loadModel(c: { var: { db: any; caller: { projectId: string } } }, id: string) {
+  const row = await getModel(c.var.db, c.var.caller.projectId, id);
+  if (!row) throw notFound("model", id);
+  return row;
+}
+
+modelRoutes.openapi(
+  createRoute({
+    method: "get", path: "/models", tags: ["models"], security, summary: "List models, newest first",
+    responses: { 200: jsonResponse("Models", z.object({ models: z.array(modelSchema) })), 401: errors[401] },
+  }),
+  async (c) => c.json({ models: (await listModels(c.var.db, c.var.caller.projectId)).map(modelView) }, 200),
+);
+
+modelRoutes.openapi(
+  createRoute({
+    method: "get", path: "/models/{id}", tags: ["models"], security, summary: "Read a model with its validation metrics",
+    request: { params: modelParam },
+    responses: { 200: jsonResponse("The model", modelSchema), 401: errors[401], 404: errors[404] },
+  }),
+  async (c) => c.json(modelView(await loadModel(c, c.req.valid("param").id)), 200),
+);
+
+modelRoutes.openapi(
+  createRoute({
+    method: "delete", path: "/models/{id}", tags: ["models"], security, summary: "Delete a model, its artifacts and the aliases pointing at it",
+    request: { params: modelParam },
+    responses: { 204: { description: "Deleted" }, 401: errors[401], 404: errors[404] },
+  }),
+  async (c) => {
+    await deleteModel(c.var.db, c.env.BUCKET, await loadModel(c, c.req.valid("param").id));
+    return c.body(null, 204);
+  },
+);
+
+const FILES = ["model.json", "weights.bin", "head.json", "head.bin", "card.json"] as const;
+
+modelRoutes.openapi(
+  createRoute({
+    method: "get", path: "/models/{id}/files/{name}", tags: ["models"], security,
+    summary: "One artifact: the head as a tfjs layers model (model.json, weights.bin), edgetune's compact head (head.json, head.bin), or the model card",
+    request: { params: modelParam.extend({ name: z.enum(FILES).meta({ param: { name: "name", in: "path" } }) }) },
+    responses: { 200: { description: "The file" }, 401: errors[401], 404: errors[404] },
+  }),
+  async (c) => {
+    const { id, name } = c.req.valid("param");
+    const row = await loadModel(c, id);
+    const object = await c.env.BUCKET.get(`${row.objectPrefix}/${name}`);
+    if (!object) throw new ApiError(404, "artifact_not_found", `Model '${id}' has no ${name}.`);
+    return new Response(object.body, { headers: { "content-type": name.endsWith(".json") ? "application/json" : "application/octet-stream", "content-disposition": `attachment; filename="${id}-${name}"` } });
+  },
+);
+
+modelRoutes.openapi(
+  createRoute({
+    method: "get", path: "/models/{id}/bundle", tags: ["models"], security,
+    summary: "A standalone bundle for the browser: the head as a tfjs layers model (weights inline), the backbone reference and the exact preprocessing",
+    request: { params: modelParam },
+    responses: { 200: { description: "JSON bundle" }, 401: errors[401], 404: errors[404] },
+  }),
+  async (c) => {
+    const row = await loadModel(c, c.req.valid("param").id);
+    const [modelJson, weights] = await Promise.all([c.env.BUCKET.get(`${row.objectPrefix}/model.json`), c.env.BUCKET.get(`${row.objectPrefix}/weights.bin`)]);
+    if (!modelJson || !weights) throw new ApiError(404, "artifact_not_found", `Model '${row.id}' has no tfjs head artifacts.`);
+    const backbone = await resolveBackbone(c.var.db, row.projectId, row.backbone).catch(() => null);
+    const builtin = findBuiltinBackbone(row.backbone);
+    const bytes = new Uint8Array(await weights.arrayBuffer());
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return c.json({
+      format: "edgetune-bundle/1",
+      model: modelView(row),
+      labels: row.labels,
+      backbone: backbone ? { id: backbone.id, name: backbone.name, spec: backbone.spec, source: builtin?.source ?? `GET /v1/backbones/${backbone.id}`, license: builtin?.license } : { id: row.backbone, deleted: true },
+      preprocessing: { version: PREPROCESS_VERSION, ...(backbone ? { input_size: backbone.spec.input_size, normalization: backbone.spec.normalization, resize: backbone.spec.resize, pooling: backbone.spec.pooling, feature_layer: backbone.spec.feature_layer } : {}) },
+      head: { model_json: await modelJson.json(), weights_base64: btoa(binary) },
+      usage: "Run the backbone up to feature_layer, global-pool (pooling) into the embedding, then head = tf.loadLayersModel(tf.io.fromMemory(model_json.modelTopology, model_json.weightsManifest[0].weights, weights)); head.predict(embedding) gives probabilities over labels.",
+    }, 200);
+  },
+);

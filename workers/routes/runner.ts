@@ -1,0 +1,263 @@
+/**
+ * The runner protocol under /v1/runner: runners need no inbound connectivity; they lease jobs over HTTP with the
+ * runner token (not a project key), renew the lease by heartbeat, stream metrics, upload artifacts and complete or
+ * fail. Every report carries the lease token; a runner that lost its lease gets 409 `lease_lost` and changes nothing.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { and, eq } from "drizzle-orm";
+import { findBuiltinBackbone } from "../../shared/catalog";
+import { ApiError } from "../../shared/errors";
+import { jobConfigSchema, rejectionSchema } from "../../shared/schemas";
+import { createRouter, type AppEnv } from "../app";
+import { backbones, datasetImages, jobs } from "../db/schema";
+import { timingSafeEqual } from "../services/auth";
+import { builtinObjectPrefix, resolveBackbone } from "../services/backbones";
+import { readBodyLimited } from "../services/bodies";
+import { imageObjectKey, inSnapshot } from "../services/datasets";
+import { getDb } from "../services/db";
+import { EMBEDDING_RECORD_HEADER_BYTES, readEmbeddingPack, readEmbeddings, writeEmbeddings } from "../services/embeddings";
+import { HEARTBEAT_MS, LEASE_MS, completeJob, failJob, heartbeat, leaseJob, leaseLost, modelIdForJob, recordEpoch } from "../services/jobs";
+import { errors, jsonBody, jsonResponse } from "./openapi-helpers";
+import type { Context } from "hono";
+
+export const runnerRoutes = createRouter();
+const runnerSecurity = [{ runnerToken: [] }];
+
+runnerRoutes.use("/runner/*", async (c, next) => {
+  c.set("db", getDb(c.env.DB));
+  const token = c.req.header("authorization")?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+  if (!c.env.RUNNER_TOKEN) throw new ApiError(503, "runners_disabled", "No RUNNER_TOKEN is configured on the API; set it (wrangler secret put RUNNER_TOKEN) to let runners connect.");
+  if (!token || !timingSafeEqual(token, c.env.RUNNER_TOKEN)) throw new ApiError(401, "invalid_runner_token", "Runner routes need 'Authorization: Bearer <runner token>' (EDGETUNE_RUNNER_TOKEN), not a project API key.");
+  await next();
+});
+
+/** Long polls re-check D1 this often; a held request costs no CPU while it sleeps. */
+const LEASE_POLL_MS = 500;
+const MAX_LEASE_WAIT_S = 25;
+
+const leaseRequest = z.object({
+  runner_id: z.string().min(1).max(200),
+  wait_s: z.number().min(0).max(MAX_LEASE_WAIT_S).default(20),
+  engines: z.array(z.string()).optional(),
+}).strict();
+
+runnerRoutes.openapi(
+  createRoute({
+    method: "post", path: "/runner/lease", tags: ["runner"], security: runnerSecurity,
+    summary: "Lease the next job (long poll up to wait_s); 204 when none",
+    request: { body: jsonBody(leaseRequest) },
+    responses: { 200: { description: "A leased job with everything needed to run it" }, 204: { description: "No job" }, 400: errors[400], 401: errors[401] },
+  }),
+  async (c) => {
+    const { runner_id, wait_s } = c.req.valid("json");
+    const db = c.var.db;
+    // Count polls rather than compare clocks: workerd's Date.now() only advances across I/O.
+    const polls = Math.ceil((wait_s * 1000) / LEASE_POLL_MS);
+    for (let poll = 0; ; poll++) {
+      const lease = await leaseJob(db, runner_id);
+      if (lease) {
+        const { job } = lease;
+        const backbone = await resolveBackbone(db, job.projectId, job.backbone);
+        const images = await db
+          .select({ sha256: datasetImages.sha256, label: datasetImages.label, split: datasetImages.split, filename: datasetImages.filename })
+          .from(datasetImages)
+          .where(inSnapshot(job.datasetId, job.datasetVersion))
+          .orderBy(datasetImages.label, datasetImages.split, datasetImages.filename)
+          .all();
+        return c.json({
+          job: { id: job.id, project_id: job.projectId, dataset_id: job.datasetId, dataset_version: job.datasetVersion, attempt: job.attempt, max_attempts: job.maxAttempts, config: jobConfigSchema.parse(job.config), model_id: modelIdForJob(job.id) },
+          lease: { token: lease.leaseToken, expires_at: lease.leaseExpiresAt, lease_ms: LEASE_MS, heartbeat_ms: HEARTBEAT_MS },
+          backbone: { id: backbone.id, name: backbone.name, builtin: backbone.builtin, spec: backbone.spec, weights_version: backbone.weightsVersion, format: backbone.format },
+          images: images.map((i) => ({ sha256: i.sha256, label: i.label, split: i.split, path: `${i.split === "auto" ? "" : `${i.split}/`}${i.label}/${i.filename}` })),
+        }, 200);
+      }
+      if (poll >= polls || c.req.raw.signal?.aborted) return c.body(null, 204);
+      await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
+    }
+  },
+);
+
+const leaseHeader = (c: Context<AppEnv>) => {
+  const token = c.req.header("x-lease-token");
+  if (!token) throw new ApiError(400, "missing_lease_token", "Send the job's lease token in the X-Lease-Token header.");
+  return token;
+};
+const jobIdParam = z.object({ id: z.string().min(1) });
+
+runnerRoutes.openapi(
+  createRoute({
+    method: "post", path: "/runner/jobs/{id}/heartbeat", tags: ["runner"], security: runnerSecurity, summary: "Renew the lease, report progress; answers whether to cancel",
+    request: { params: jobIdParam, body: jsonBody(z.object({ lease_token: z.string(), progress: z.object({ phase: z.string().max(64), done: z.number().int().min(0), total: z.number().int().min(0) }).optional() }).strict()) },
+    responses: { 200: jsonResponse("Renewed", z.object({ cancel_requested: z.boolean(), lease_expires_at: z.string() })), 409: errors[409] },
+  }),
+  async (c) => {
+    const { lease_token, progress } = c.req.valid("json");
+    const result = await heartbeat(c.var.db, c.req.valid("param").id, lease_token, progress);
+    return c.json({ cancel_requested: result.cancelRequested, lease_expires_at: result.leaseExpiresAt }, 200);
+  },
+);
+
+runnerRoutes.openapi(
+  createRoute({
+    method: "post", path: "/runner/jobs/{id}/epochs", tags: ["runner"], security: runnerSecurity, summary: "Record one epoch's metrics",
+    request: { params: jobIdParam, body: jsonBody(z.object({ lease_token: z.string(), epoch: z.object({ epoch: z.number().int(), train_loss: z.number(), val_loss: z.number(), train_accuracy: z.number(), val_accuracy: z.number() }).passthrough() }).strict()) },
+    responses: { 200: { description: "Recorded" }, 409: errors[409] },
+  }),
+  async (c) => {
+    const { lease_token, epoch } = c.req.valid("json");
+    await recordEpoch(c.var.db, c.req.valid("param").id, lease_token, epoch as Record<string, number>);
+    return c.json({ ok: true }, 200);
+  },
+);
+
+/** Artifacts a model consists of; anything else is refused. */
+const ARTIFACTS = ["head.json", "head.bin", "model.json", "weights.bin", "card.json"] as const;
+const MAX_ARTIFACT_BYTES = 64 * 1024 * 1024;
+export const modelObjectPrefix = (projectId: string, modelId: string) => `projects/${projectId}/models/${modelId}`;
+
+/** The job, while `token` (X-Lease-Token or the body's lease_token) holds its lease; otherwise 409 lease_lost. */
+async function requireLease(c: Context<AppEnv>, jobId: string, token = leaseHeader(c)) {
+  const job = await c.var.db.select().from(jobs).where(and(eq(jobs.id, jobId), eq(jobs.leaseToken, token), eq(jobs.status, "running"))).get();
+  if (!job || !job.leaseExpiresAt || job.leaseExpiresAt <= new Date().toISOString()) throw leaseLost(jobId);
+  return job;
+}
+
+runnerRoutes.openapi(
+  createRoute({
+    method: "put", path: "/runner/jobs/{id}/artifacts/{name}", tags: ["runner"], security: runnerSecurity, summary: "Upload one model artifact (X-Lease-Token)",
+    request: { params: z.object({ id: z.string(), name: z.enum(ARTIFACTS) }) },
+    responses: { 200: { description: "Stored" }, 409: errors[409], 413: errors[413] },
+  }),
+  async (c) => {
+    const { id, name } = c.req.valid("param");
+    const job = await requireLease(c, id);
+    const bytes = await readBodyLimited(c.req.raw, MAX_ARTIFACT_BYTES, name);
+    await c.env.BUCKET.put(`${modelObjectPrefix(job.projectId, modelIdForJob(job.id))}/${name}`, bytes);
+    return c.json({ name, bytes: bytes.length }, 200);
+  },
+);
+
+const completeRequest = z.object({
+  lease_token: z.string(),
+  labels: z.array(z.string()).min(2),
+  metrics: z.record(z.string(), z.unknown()),
+  epochs: z.array(z.record(z.string(), z.unknown())),
+  skipped: z.array(rejectionSchema).default([]),
+  head_bytes: z.number().int().min(1),
+  extra: z.record(z.string(), z.unknown()).optional(),
+}).strict();
+
+runnerRoutes.openapi(
+  createRoute({
+    method: "post", path: "/runner/jobs/{id}/complete", tags: ["runner"], security: runnerSecurity, summary: "Register the model and finish the job (idempotent under the lease)",
+    request: { params: jobIdParam, body: jsonBody(completeRequest) },
+    responses: { 200: jsonResponse("Done", z.object({ model_id: z.string() })), 409: errors[409] },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const body = c.req.valid("json");
+    const job = await requireLease(c, id, body.lease_token);
+    const prefix = modelObjectPrefix(job.projectId, modelIdForJob(id));
+    const head = await c.env.BUCKET.head(`${prefix}/head.json`);
+    if (!head) throw new ApiError(409, "artifacts_missing", "Upload head.json and head.bin before completing the job.");
+    const modelId = await completeJob(c.var.db, id, body.lease_token, { labels: body.labels, metrics: body.metrics, headBytes: body.head_bytes, objectPrefix: prefix, epochs: body.epochs, skipped: body.skipped, extra: body.extra });
+    return c.json({ model_id: modelId }, 200);
+  },
+);
+
+runnerRoutes.openapi(
+  createRoute({
+    method: "post", path: "/runner/jobs/{id}/fail", tags: ["runner"], security: runnerSecurity, summary: "Report a failure (retryable goes back to the queue) or a stop on cancel",
+    request: { params: jobIdParam, body: jsonBody(z.object({ lease_token: z.string(), error: z.string().max(4000), retryable: z.boolean().default(true), canceled: z.boolean().default(false), skipped: z.array(rejectionSchema).optional() }).strict()) },
+    responses: { 200: jsonResponse("New status", z.object({ status: z.string() })), 409: errors[409] },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const status = await failJob(c.var.db, c.req.valid("param").id, body.lease_token, { error: body.error, retryable: body.retryable, canceled: body.canceled });
+    return c.json({ status }, 200);
+  },
+);
+
+runnerRoutes.openapi(
+  createRoute({
+    method: "get", path: "/runner/jobs/{id}/images/{sha256}", tags: ["runner"], security: runnerSecurity, summary: "Bytes of one image of the leased job's project (X-Lease-Token)",
+    request: { params: z.object({ id: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }) },
+    responses: { 200: { description: "Image bytes" }, 404: errors[404], 409: errors[409] },
+  }),
+  async (c) => {
+    const { id, sha256 } = c.req.valid("param");
+    const job = await requireLease(c, id);
+    const object = await c.env.BUCKET.get(imageObjectKey(job.projectId, sha256));
+    if (!object) throw new ApiError(404, "image_not_found", `Image ${sha256} is not in storage.`);
+    return new Response(object.body, { headers: { "content-type": object.httpMetadata?.contentType ?? "application/octet-stream", "content-length": String(object.size) } });
+  },
+);
+
+// ---------------------------------------------------------------- embedding cache
+const cacheKeyParam = z.object({ key: z.string().min(8).max(64).regex(/^[0-9a-f]+$/) });
+
+runnerRoutes.openapi(
+  createRoute({
+    method: "post", path: "/runner/embeddings/{key}/lookup", tags: ["runner"], security: runnerSecurity,
+    summary: "Cached embeddings for up to 1,000 image hashes: binary records (32-byte sha256 + float32 vector) for those found",
+    request: { params: cacheKeyParam, body: jsonBody(z.object({ sha256: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(1000), pack: z.string().regex(/^[0-9a-f]{64}$/).optional() }).strict()) },
+    responses: { 200: { description: "application/octet-stream records" } },
+  }),
+  async (c) => {
+    const { key } = c.req.valid("param");
+    const { sha256, pack } = c.req.valid("json");
+    const fromPack = pack ? await readEmbeddingPack(c.env.BUCKET, key, pack) : null;
+    const body = fromPack ?? (await readEmbeddings(c.env.BUCKET, key, sha256));
+    return new Response(body, { headers: { "content-type": "application/octet-stream", "x-record-header-bytes": String(EMBEDDING_RECORD_HEADER_BYTES), "x-embedding-source": fromPack ? "pack" : "items" } });
+  },
+);
+
+runnerRoutes.openapi(
+  createRoute({
+    method: "put", path: "/runner/embeddings/{key}", tags: ["runner"], security: runnerSecurity,
+    summary: "Store embeddings (binary records); with ?pack=<sha256 of the sorted image hashes> also store them as one pack",
+    request: { params: cacheKeyParam, query: z.object({ pack: z.string().regex(/^[0-9a-f]{64}$/).optional(), dim: z.coerce.number().int().min(1).max(65536) }) },
+    responses: { 200: { description: "Stored" }, 400: errors[400] },
+  }),
+  async (c) => {
+    const { key } = c.req.valid("param");
+    const { pack, dim } = c.req.valid("query");
+    const bytes = await readBodyLimited(c.req.raw, 256 * 1024 * 1024, "embeddings");
+    const count = await writeEmbeddings(c.env.BUCKET, key, dim, bytes, pack);
+    return c.json({ stored: count }, 200);
+  },
+);
+
+// ---------------------------------------------------------------- backbone files
+runnerRoutes.openapi(
+  createRoute({
+    method: "get", path: "/runner/backbones/{id}/{file}", tags: ["runner"], security: runnerSecurity, summary: "A stored backbone's model.json or weights.bin",
+    request: { params: z.object({ id: z.string(), file: z.enum(["model.json", "weights.bin"]) }) },
+    responses: { 200: { description: "The file" }, 404: errors[404] },
+  }),
+  async (c) => {
+    const { id, file } = c.req.valid("param");
+    const builtin = findBuiltinBackbone(id);
+    const prefix = builtin ? builtinObjectPrefix(builtin.id) : (await c.var.db.select({ p: backbones.objectPrefix }).from(backbones).where(eq(backbones.id, id)).get())?.p;
+    const object = prefix ? await c.env.BUCKET.get(`${prefix}/${file}`) : null;
+    if (!object) throw new ApiError(404, "backbone_file_not_found", `No ${file} stored for backbone '${id}'.`);
+    return new Response(object.body, { headers: { "content-length": String(object.size) } });
+  },
+);
+
+runnerRoutes.openapi(
+  createRoute({
+    method: "put", path: "/runner/backbones/{id}/{file}", tags: ["runner"], security: runnerSecurity,
+    summary: "Publish a builtin backbone's files to R2 (runners hold them in their npm packages; the edge reads them from R2)",
+    request: { params: z.object({ id: z.string(), file: z.enum(["model.json", "weights.bin"]) }) },
+    responses: { 200: { description: "Stored" }, 404: errors[404] },
+  }),
+  async (c) => {
+    const { id, file } = c.req.valid("param");
+    const builtin = findBuiltinBackbone(id);
+    if (!builtin) throw new ApiError(404, "backbone_not_found", `'${id}' is not a builtin backbone; user backbones are uploaded with POST /v1/backbones.`);
+    const bytes = await readBodyLimited(c.req.raw, 100 * 1024 * 1024, file);
+    await c.env.BUCKET.put(`${builtinObjectPrefix(builtin.id)}/${file}`, bytes);
+    return c.json({ stored: bytes.length }, 200);
+  },
+);

@@ -1,0 +1,270 @@
+/**
+ * Fine-tune jobs and the lease protocol runners speak. D1 is the source of truth; every transition is one
+ * conditional UPDATE (or one batch = one transaction), so concurrent runners can never both hold a job, and a runner
+ * whose lease lapsed can no longer change anything.
+ *
+ *   queued --lease--> running --complete--> succeeded
+ *                        |  \--fail(retryable) / lease expired--> queued (after backoff) ... --> failed (max attempts)
+ *                        \--cancel requested, seen at heartbeat--> canceled
+ *
+ * Leases last LEASE_MS and are renewed by heartbeats every HEARTBEAT_MS: three missed heartbeats lose the job. Backoff
+ * after a failed attempt is exp(min(attempt, 10)) seconds, as graphile-worker does.
+ */
+import { and, asc, desc, eq, gt, inArray, lt, sql } from "drizzle-orm";
+import { ApiError } from "../../shared/errors";
+import { newId, randomString } from "../../shared/ids";
+import { epochMetricsSchema, jobConfigSchema, type JobConfig } from "../../shared/schemas";
+import type { z } from "zod";
+
+type EpochMetrics = z.infer<typeof epochMetricsSchema>;
+import { jobEvents, jobs, models } from "../db/schema";
+import type { Db } from "./db";
+import { nowIso } from "./db";
+
+export type JobRow = typeof jobs.$inferSelect;
+
+export const LEASE_MS = 30_000;
+export const HEARTBEAT_MS = 10_000;
+export const DEFAULT_MAX_ATTEMPTS = 3;
+export const backoffSeconds = (attempt: number) => Math.exp(Math.min(attempt, 10));
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const terminal = ["succeeded", "failed", "canceled"] as const;
+
+/** The model id a job's successful attempt registers: fixed per job, so retries overwrite instead of duplicating. */
+export const modelIdForJob = (jobId: string) => `mdl_${jobId.slice("job_".length)}`;
+
+export async function appendEvent(db: Db, jobId: string, type: string, data: Record<string, unknown>) {
+  await db.insert(jobEvents).values({ jobId, type, data });
+}
+const eventStatement = (db: Db, jobId: string, type: string, data: Record<string, unknown>) => db.insert(jobEvents).values({ jobId, type, data });
+
+export async function createJob(db: Db, input: { projectId: string; datasetId: string; datasetVersion: number; backbone: string; config: JobConfig; maxAttempts?: number }): Promise<JobRow> {
+  const now = nowIso();
+  const id = newId("job");
+  const [row] = await db.batch([
+    db.insert(jobs).values({ id, projectId: input.projectId, datasetId: input.datasetId, datasetVersion: input.datasetVersion, backbone: input.backbone, config: input.config, maxAttempts: input.maxAttempts ?? DEFAULT_MAX_ATTEMPTS, runAfter: now, createdAt: now, updatedAt: now }).returning(),
+    eventStatement(db, id, "status", { status: "queued" }),
+  ]);
+  return row[0];
+}
+
+export async function getJob(db: Db, projectId: string, id: string): Promise<JobRow | null> {
+  return (await db.select().from(jobs).where(and(eq(jobs.id, id), eq(jobs.projectId, projectId))).get()) ?? null;
+}
+
+export function jobView(row: JobRow) {
+  const metrics = (row.metrics as { epochs?: EpochMetrics[] } | null) ?? {};
+  return {
+    id: row.id,
+    dataset_id: row.datasetId,
+    dataset_version: row.datasetVersion,
+    backbone: row.backbone,
+    config: row.config as JobConfig,
+    status: row.status,
+    attempt: row.attempt,
+    max_attempts: row.maxAttempts,
+    progress: { phase: row.progressPhase, done: row.progressDone, total: row.progressTotal },
+    metrics: { epochs: [] as EpochMetrics[], ...metrics } as { epochs: EpochMetrics[] } & Record<string, unknown>,
+    skipped: (row.skipped as { path: string; code: string; message: string }[] | null) ?? [],
+    cancel_requested: row.cancelRequested,
+    model_id: row.modelId,
+    error: row.error,
+    created_at: row.createdAt,
+    started_at: row.startedAt,
+    finished_at: row.finishedAt,
+  };
+}
+
+/**
+ * Puts jobs whose lease lapsed back in the queue (after backoff), or fails them when attempts are used up, or
+ * cancels them when a cancel was pending. Runs before every lease, so no cron is needed.
+ */
+export async function sweepExpiredLeases(db: Db, nowMs = Date.now()): Promise<number> {
+  const now = iso(nowMs);
+  const expired = await db.select().from(jobs).where(and(eq(jobs.status, "running"), lt(jobs.leaseExpiresAt, now))).all();
+  for (const job of expired) {
+    const reason = `Attempt ${job.attempt} lost its runner (${job.runnerId ?? "unknown"}): no heartbeat for ${LEASE_MS / 1000} s.`;
+    const lastError = job.error ? `${reason} Last error: ${job.error}` : reason;
+    const next = job.cancelRequested
+      ? { status: "canceled" as const, finishedAt: now, error: null }
+      : job.attempt >= job.maxAttempts
+        ? { status: "failed" as const, finishedAt: now, error: `Failed after ${job.attempt} attempts. ${lastError}` }
+        : { status: "queued" as const, runAfter: iso(nowMs + backoffSeconds(job.attempt) * 1000), error: lastError };
+    const [updated] = await db.batch([
+      db.update(jobs).set({ ...next, leaseToken: null, leaseExpiresAt: null, runnerId: null, updatedAt: now }).where(and(eq(jobs.id, job.id), eq(jobs.leaseToken, job.leaseToken!), eq(jobs.status, "running"))).returning({ id: jobs.id }),
+      eventStatement(db, job.id, "status", { status: next.status, reason }),
+    ]);
+    void updated;
+  }
+  return expired.length;
+}
+
+export interface Lease {
+  job: JobRow;
+  leaseToken: string;
+  leaseExpiresAt: string;
+}
+
+/** Claims the oldest runnable job for `runnerId`, or returns null. One UPDATE: two runners never get the same job. */
+export async function leaseJob(db: Db, runnerId: string, nowMs = Date.now()): Promise<Lease | null> {
+  await sweepExpiredLeases(db, nowMs);
+  const now = iso(nowMs);
+  const leaseToken = `lease_${randomString(16)}`;
+  const leaseExpiresAt = iso(nowMs + LEASE_MS);
+  const candidate = db
+    .select({ id: jobs.id })
+    .from(jobs)
+    .where(and(eq(jobs.status, "queued"), sql`${jobs.runAfter} <= ${now}`, eq(jobs.cancelRequested, false)))
+    .orderBy(asc(jobs.createdAt))
+    .limit(1);
+  const claimed = await db
+    .update(jobs)
+    .set({ status: "running", attempt: sql`${jobs.attempt} + 1`, runnerId, leaseToken, leaseExpiresAt, startedAt: sql`coalesce(${jobs.startedAt}, ${now})`, progressPhase: "starting", progressDone: 0, progressTotal: 0, updatedAt: now })
+    .where(and(eq(jobs.id, sql`(${candidate})`), eq(jobs.status, "queued")))
+    .returning()
+    .get();
+  if (!claimed) return null;
+  await appendEvent(db, claimed.id, "status", { status: "running", attempt: claimed.attempt, runner_id: runnerId });
+  return { job: claimed, leaseToken, leaseExpiresAt };
+}
+
+/** The lease condition every runner report must meet: same token, still running, not expired. */
+const holdsLease = (jobId: string, leaseToken: string, nowMs: number) =>
+  and(eq(jobs.id, jobId), eq(jobs.leaseToken, leaseToken), eq(jobs.status, "running"), gt(jobs.leaseExpiresAt, iso(nowMs)));
+
+export function leaseLost(jobId: string) {
+  return new ApiError(409, "lease_lost", `This runner no longer holds job '${jobId}' (lease expired, job canceled, finished or taken by another runner). Drop the job; nothing was changed.`, { job_id: jobId });
+}
+
+export interface Progress {
+  phase: string;
+  done: number;
+  total: number;
+}
+
+/** Renews the lease and records progress; tells the runner whether the user asked to cancel. */
+export async function heartbeat(db: Db, jobId: string, leaseToken: string, progress: Progress | undefined, nowMs = Date.now()): Promise<{ cancelRequested: boolean; leaseExpiresAt: string }> {
+  const leaseExpiresAt = iso(nowMs + LEASE_MS);
+  const set: Partial<typeof jobs.$inferInsert> = { leaseExpiresAt, updatedAt: iso(nowMs) };
+  if (progress) Object.assign(set, { progressPhase: progress.phase, progressDone: progress.done, progressTotal: progress.total });
+  const row = await db.update(jobs).set(set).where(holdsLease(jobId, leaseToken, nowMs)).returning({ cancelRequested: jobs.cancelRequested, phase: jobs.progressPhase }).get();
+  if (!row) throw leaseLost(jobId);
+  if (progress) await appendEvent(db, jobId, "progress", { ...progress });
+  return { cancelRequested: row.cancelRequested, leaseExpiresAt };
+}
+
+/** Appends one epoch's metrics (kept on the job and streamed as an event). */
+export async function recordEpoch(db: Db, jobId: string, leaseToken: string, epoch: Record<string, number>, nowMs = Date.now()) {
+  const row = await db
+    .update(jobs)
+    .set({ metrics: sql`json_set(coalesce(${jobs.metrics}, '{"epochs":[]}'), '$.epochs[#]', json(${JSON.stringify(epoch)}))`, updatedAt: iso(nowMs) })
+    .where(holdsLease(jobId, leaseToken, nowMs))
+    .returning({ id: jobs.id })
+    .get();
+  if (!row) throw leaseLost(jobId);
+  await appendEvent(db, jobId, "metrics", epoch);
+}
+
+export interface CompletedModel {
+  labels: string[];
+  metrics: Record<string, unknown>;
+  headBytes: number;
+  objectPrefix: string;
+  epochs: unknown[];
+  skipped: { path: string; code: string; message: string }[];
+  extra?: Record<string, unknown>;
+}
+
+/**
+ * Registers the model and marks the job succeeded, in one transaction, only while the caller holds the lease. A late
+ * or repeated report gets `lease_lost` and changes nothing; the model id is fixed per job, so there is one model.
+ */
+export async function completeJob(db: Db, jobId: string, leaseToken: string, model: CompletedModel, nowMs = Date.now()): Promise<string> {
+  const now = iso(nowMs);
+  const job = await db.select().from(jobs).where(holdsLease(jobId, leaseToken, nowMs)).get();
+  if (!job) throw leaseLost(jobId);
+  const modelId = modelIdForJob(jobId);
+  const results = await db.batch([
+    db
+      .update(jobs)
+      .set({ status: "succeeded", modelId, finishedAt: now, leaseToken: null, leaseExpiresAt: null, progressPhase: "done", skipped: model.skipped, metrics: { epochs: model.epochs, ...(model.extra ?? {}) }, error: null, updatedAt: now })
+      .where(holdsLease(jobId, leaseToken, nowMs))
+      .returning({ id: jobs.id }),
+    // Inserted only if the update above took effect (same transaction): a refused report registers nothing.
+    db
+      .insert(models)
+      .select(
+        db
+          .select({
+            id: sql<string>`${modelId}`.as("id"),
+            projectId: jobs.projectId,
+            jobId: jobs.id,
+            datasetId: jobs.datasetId,
+            datasetVersion: jobs.datasetVersion,
+            backbone: jobs.backbone,
+            labels: sql<string>`${JSON.stringify(model.labels)}`.as("labels"),
+            metrics: sql<string>`${JSON.stringify(model.metrics)}`.as("metrics"),
+            objectPrefix: sql<string>`${model.objectPrefix}`.as("object_prefix"),
+            headBytes: sql<number>`${model.headBytes}`.as("head_bytes"),
+            createdAt: sql<string>`${now}`.as("created_at"),
+          })
+          .from(jobs)
+          .where(and(eq(jobs.id, jobId), eq(jobs.status, "succeeded"), eq(jobs.modelId, modelId), eq(jobs.finishedAt, now))),
+      )
+      .onConflictDoNothing(),
+    eventStatement(db, jobId, "status", { status: "succeeded", model_id: modelId }),
+  ]);
+  if ((results[0] as unknown[]).length === 0) throw leaseLost(jobId);
+  return modelId;
+}
+
+/** A runner reports failure (or that it stopped on a cancel). Retryable failures go back to the queue with backoff. */
+export async function failJob(db: Db, jobId: string, leaseToken: string, report: { error: string; retryable: boolean; canceled?: boolean }, nowMs = Date.now()): Promise<JobRow["status"]> {
+  const now = iso(nowMs);
+  const job = await db.select().from(jobs).where(holdsLease(jobId, leaseToken, nowMs)).get();
+  if (!job) throw leaseLost(jobId);
+  const error = report.error.trim() || "The runner reported a failure without a message.";
+  const next = report.canceled || job.cancelRequested
+    ? { status: "canceled" as const, finishedAt: now, error: null }
+    : report.retryable && job.attempt < job.maxAttempts
+      ? { status: "queued" as const, runAfter: iso(nowMs + backoffSeconds(job.attempt) * 1000), error }
+      : { status: "failed" as const, finishedAt: now, error: job.attempt > 1 ? `Failed after ${job.attempt} attempts: ${error}` : error };
+  const [updated] = await db.batch([
+    db.update(jobs).set({ ...next, leaseToken: null, leaseExpiresAt: null, runnerId: null, updatedAt: now }).where(holdsLease(jobId, leaseToken, nowMs)).returning({ id: jobs.id }),
+    eventStatement(db, jobId, "status", { status: next.status, error: next.error }),
+  ]);
+  if ((updated as unknown[]).length === 0) throw leaseLost(jobId);
+  return next.status;
+}
+
+/** User cancel: a queued job is canceled at once; a running one at its runner's next heartbeat. */
+export async function cancelJob(db: Db, job: JobRow, nowMs = Date.now()): Promise<JobRow> {
+  const now = iso(nowMs);
+  if ((terminal as readonly string[]).includes(job.status)) return job;
+  if (job.status === "queued") {
+    const row = await db.update(jobs).set({ status: "canceled", cancelRequested: true, finishedAt: now, updatedAt: now }).where(and(eq(jobs.id, job.id), eq(jobs.status, "queued"))).returning().get();
+    if (row) {
+      await appendEvent(db, job.id, "status", { status: "canceled" });
+      return row;
+    }
+  }
+  const row = await db.update(jobs).set({ cancelRequested: true, updatedAt: now }).where(and(eq(jobs.id, job.id), inArray(jobs.status, ["queued", "running"]))).returning().get();
+  if (row) await appendEvent(db, job.id, "cancel_requested", {});
+  return row ?? (await db.select().from(jobs).where(eq(jobs.id, job.id)).get())!;
+}
+
+export async function listEvents(db: Db, jobId: string, afterId: number, limit = 200) {
+  return db.select().from(jobEvents).where(and(eq(jobEvents.jobId, jobId), gt(jobEvents.id, afterId))).orderBy(asc(jobEvents.id)).limit(limit).all();
+}
+
+export async function listJobs(db: Db, projectId: string, filter: { datasetId?: string; status?: string } = {}) {
+  const conditions = [eq(jobs.projectId, projectId)];
+  if (filter.datasetId) conditions.push(eq(jobs.datasetId, filter.datasetId));
+  if (filter.status) conditions.push(eq(jobs.status, filter.status as JobRow["status"]));
+  return db.select().from(jobs).where(and(...conditions)).orderBy(desc(jobs.createdAt)).limit(500).all();
+}
+
+export const isTerminal = (status: string) => (terminal as readonly string[]).includes(status);
+export const parseJobConfig = (value: unknown) => jobConfigSchema.parse(value);
+export { models };

@@ -1,0 +1,34 @@
+import { and, desc, eq } from "drizzle-orm";
+import { aliases, models } from "../db/schema";
+import type { Db } from "./db";
+
+export type ModelRow = typeof models.$inferSelect;
+
+export async function getModel(db: Db, projectId: string, id: string): Promise<ModelRow | null> {
+  return (await db.select().from(models).where(and(eq(models.id, id), eq(models.projectId, projectId))).get()) ?? null;
+}
+
+export async function listModels(db: Db, projectId: string) {
+  return db.select().from(models).where(eq(models.projectId, projectId)).orderBy(desc(models.createdAt)).limit(1000).all();
+}
+
+export function modelView(row: ModelRow) {
+  return {
+    id: row.id,
+    job_id: row.jobId,
+    dataset_id: row.datasetId,
+    dataset_version: row.datasetVersion,
+    backbone: row.backbone,
+    labels: row.labels as string[],
+    metrics: row.metrics as { accuracy: number; per_class: { label: string; precision: number; recall: number; f1: number; support: number }[]; confusion_matrix: number[][] } & Record<string, unknown>,
+    head_bytes: row.headBytes,
+    created_at: row.createdAt,
+  };
+}
+
+/** Deletes the row and artifacts; aliases pointing at the model are removed too (their history keeps the id). */
+export async function deleteModel(db: Db, bucket: R2Bucket, row: ModelRow) {
+  await db.batch([db.delete(models).where(eq(models.id, row.id)), db.delete(aliases).where(and(eq(aliases.projectId, row.projectId), eq(aliases.modelId, row.id)))]);
+  const listed = await bucket.list({ prefix: `${row.objectPrefix}/` });
+  if (listed.objects.length > 0) await bucket.delete(listed.objects.map((o) => o.key));
+}
