@@ -26,7 +26,7 @@ export function randomString(byteCount: number): string {
 }
 
 export async function sha256Hex(data: ArrayBuffer | Uint8Array | string): Promise<string> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const bytes: BufferSource = typeof data === "string" ? new TextEncoder().encode(data) : (data as BufferSource);
   const digest = await crypto.subtle.digest("SHA-256", bytes);
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

@@ -1,7 +1,3 @@
-declare module "*.wasm" {
-  const module: WebAssembly.Module;
-  export default module;
-}
 declare namespace Cloudflare {
   interface Env {
     DB: D1Database;

@@ -1,15 +1,16 @@
 /**
  * flowers5 loader for the embedding benchmarks: ../shared/datasets/flowers5 (400 JPEGs, 5 class folders), fixed
- * split (per class, sorted file names, every 4th file held out → 60 train / 20 val per class), decoded with
- * @jsquash/jpeg (mozjpeg, the decoder the Worker uses), resized bilinearly (whole image, half-pixel centres) to the
- * model's size and mapped to the model's input range.
+ * split (per class, sorted file names, every 4th file held out → 60 train / 20 val per class), decoded and resized
+ * exactly as the platform does it (shared/image: mozjpeg via @jsquash, Pillow-style antialiased bilinear "squash"
+ * of the whole image), mapped to the model's input range.
  */
 import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs";
-import decodeJpeg, { init as initJpeg } from "@jsquash/jpeg/decode.js";
+import { initCodecs, type ImageCodecs } from "../../shared/image/codecs";
+import { preprocessImage, type PreprocessSpec } from "../../shared/image/preprocess";
 
 export const SHARED_DIR = process.env.EDGETUNE_SHARED_DIR ?? path.resolve(fileURLToPath(import.meta.url), "../../../../shared");
 export const FLOWERS_DIR = path.join(SHARED_DIR, "datasets", "flowers5");
@@ -24,28 +25,25 @@ export interface FlowerSet {
   files: string[];
 }
 
-let jpegReady: Promise<void> | undefined;
-function ensureJpegDecoder(): Promise<void> {
-  jpegReady ??= (async () => {
-    const wasmPath = fileURLToPath(import.meta.resolve("@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm"));
-    const module = await WebAssembly.compile(await readFile(wasmPath));
-    await (initJpeg as unknown as (m: WebAssembly.Module) => Promise<void>)(module);
-  })();
-  return jpegReady;
+let codecs: Promise<ImageCodecs> | undefined;
+async function compile(specifier: string): Promise<WebAssembly.Module> {
+  return WebAssembly.compile(await readFile(fileURLToPath(import.meta.resolve(specifier))));
+}
+function getCodecs(): Promise<ImageCodecs> {
+  codecs ??= (async () =>
+    initCodecs({
+      jpeg: await compile("@jsquash/jpeg/codec/dec/mozjpeg_dec.wasm"),
+      png: await compile("@jsquash/png/codec/pkg/squoosh_png_bg.wasm"),
+    }))();
+  return codecs;
 }
 
-/** Decodes one JPEG to `[h, w, 3]` uint8 RGB (alpha dropped). */
-export async function decodeJpegToTensor(bytes: ArrayBuffer): Promise<tf.Tensor3D> {
-  await ensureJpegDecoder();
-  const image = await decodeJpeg(bytes);
-  const rgba = image.data as Uint8ClampedArray;
-  const rgb = new Uint8Array(image.width * image.height * 3);
-  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) {
-    rgb[j] = rgba[i]!;
-    rgb[j + 1] = rgba[i + 1]!;
-    rgb[j + 2] = rgba[i + 2]!;
-  }
-  return tf.tensor3d(rgb, [image.height, image.width, 3], "int32");
+/** The platform's preprocess spec for a square input mapped to `range` (`(x/255 - mean) / std`). */
+export function preprocessSpecFor(size: number, range: [number, number]): PreprocessSpec {
+  const [lo, hi] = range;
+  const mean = -lo / (hi - lo);
+  const std = 1 / (hi - lo);
+  return { input_size: [size, size], mean: [mean, mean, mean], std: [std, std, std], resize: "squash" };
 }
 
 export function flowersAvailable(): boolean {
@@ -58,6 +56,7 @@ export async function loadFlowers(size: number, range: [number, number]): Promis
     .filter((entry) => entry.isDirectory())
     .map((entry) => entry.name)
     .sort();
+  const spec = preprocessSpecFor(size, range);
   const pieces: tf.Tensor4D[] = [];
   const labels: number[] = [];
   const isTrain: boolean[] = [];
@@ -66,15 +65,8 @@ export async function loadFlowers(size: number, range: [number, number]): Promis
     const names = (await readdir(path.join(FLOWERS_DIR, name))).filter((f) => /\.jpe?g$/i.test(f)).sort();
     for (const [index, file] of names.entries()) {
       const bytes = await readFile(path.join(FLOWERS_DIR, name, file));
-      const decoded = await decodeJpegToTensor(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-      pieces.push(
-        tf.tidy(() => {
-          const resized = tf.image.resizeBilinear(decoded.toFloat(), [size, size], false, true);
-          const scaled = resized.mul((range[1] - range[0]) / 255).add(range[0]);
-          return scaled.expandDims(0) as tf.Tensor4D;
-        }),
-      );
-      decoded.dispose();
+      const rgba = await (await getCodecs()).decodeJpeg(new Uint8Array(bytes));
+      pieces.push(tf.tensor4d(preprocessImage(rgba, spec), [1, size, size, 3]));
       labels.push(label);
       isTrain.push(index % 4 !== 3);
       files.push(path.join(name, file));

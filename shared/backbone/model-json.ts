@@ -120,3 +120,38 @@ export function pruneToFeatureLayers(modelJson: LayersModelJson, featureLayers: 
   else topology.config = config;
   return { ...modelJson, modelTopology: topology };
 }
+
+/** A weight as plain data: shape and float32 values (dequantized like tfjs does: `v * scale + min`). */
+export interface FloatWeight {
+  shape: number[];
+  values: Float32Array;
+}
+
+/**
+ * Decodes every float32 weight of `weightData` without tfjs (uint8/uint16 quantization supported, float16 not).
+ * Used by converters that need raw values; tfjs-based code should use `tf.io.decodeWeights`.
+ */
+export function decodeFloatWeights(modelJson: LayersModelJson, weightData: ArrayBuffer): Map<string, FloatWeight> {
+  const out = new Map<string, FloatWeight>();
+  let offset = 0;
+  for (const spec of getWeightSpecs(modelJson)) {
+    const size = spec.shape.reduce((a, b) => a * b, 1);
+    const stored = spec.quantization?.dtype ?? spec.dtype;
+    const bytes = size * (BYTES_PER_ELEMENT[stored] ?? NaN);
+    if (!Number.isFinite(bytes)) throw new Error(`weight ${spec.name}: unsupported dtype ${stored}`);
+    if (offset + bytes > weightData.byteLength) throw new Error(`weight ${spec.name} runs past the end of weightData`);
+    const slice = weightData.slice(offset, offset + bytes);
+    offset += bytes;
+    if (spec.dtype !== "float32") continue;
+    let values: Float32Array;
+    if (stored === "float32") values = new Float32Array(slice);
+    else if (stored === "uint8" || stored === "uint16") {
+      const raw = stored === "uint8" ? new Uint8Array(slice) : new Uint16Array(slice);
+      const { min = 0, scale = 1 } = spec.quantization!;
+      values = new Float32Array(raw.length);
+      for (let i = 0; i < raw.length; i++) values[i] = raw[i]! * scale + min;
+    } else throw new Error(`weight ${spec.name}: ${stored} quantization is not supported here`);
+    out.set(spec.name, { shape: spec.shape, values });
+  }
+  return out;
+}

@@ -1,16 +1,19 @@
 /**
- * The WASM image decoders (`@jsquash/jpeg`: mozjpeg; `@jsquash/png`: the Rust `png` crate), initialised from
+ * The WASM image decoders (`@jsquash/jpeg`: mozjpeg; `@jsquash/png`: the Rust `png` crate), instantiated from
  * precompiled `WebAssembly.Module`s that each runtime obtains its own way: workerd forbids compiling WASM from bytes,
  * so the Worker imports the `.wasm` files as modules (workers/inference/codecs.ts) while Node compiles them from disk
  * (gpu-runner/src/codecs-node.ts). Training and serving thus run the very same decoder binaries, which is what makes
  * their pixels, and so their tensors, identical (jpeg-js and mozjpeg disagree by up to 3 levels per pixel).
  *
- * Only the decoders are imported (not the packages' index, which would also bundle the encoders).
+ * A decoder instance that failed is never reused: libjpeg's error exit and a Rust panic both abandon the WASM stack
+ * mid-call, and measured here, a few thousand such failures later either decoder reads out of bounds. Each failure
+ * (and each decode that left more than 32 MB of WASM memory behind) therefore starts a fresh instance from the
+ * compiled module, which costs about a millisecond.
  */
-import decodeJpegWithMozjpeg, { init as initMozjpegDecoder } from "@jsquash/jpeg/decode.js";
-import { decode as decodePngWithRust, init as initPngDecoder } from "@jsquash/png/decode.js";
+import decodeWithMozjpeg, { init as initMozjpeg } from "@jsquash/jpeg/decode.js";
+import { createPngDecoder } from "./png-decoder";
 
-/** Compiled decoder modules: `mozjpeg_dec.wasm` and `squoosh_png_bg.wasm` from node_modules. */
+/** Compiled decoder modules: `mozjpeg_dec.wasm` and `squoosh_png_bg.wasm` from node_modules/@jsquash. */
 export interface CodecModules {
   jpeg: WebAssembly.Module;
   png: WebAssembly.Module;
@@ -23,20 +26,23 @@ export interface RgbaImage {
   height: number;
 }
 
-/** Ready decoders; obtain them from `initCodecs` (or a loader from `createCodecLoader`). */
+/** Ready decoders; obtain them from `initCodecs` (or a getter from `createCodecLoader`). */
 export interface ImageCodecs {
   /** Decodes a JPEG as stored: the EXIF orientation is not applied here. Rejects on undecodable data. */
   decodeJpeg(bytes: Uint8Array): Promise<RgbaImage>;
-  /** Decodes a PNG to 8-bit RGBA (16-bit channels are reduced to 8 bits). Rejects on undecodable data. */
+  /** Decodes a PNG to 8-bit RGBA (16-bit samples reduced to 8 bits). Rejects on undecodable data. */
   decodePng(bytes: Uint8Array): Promise<RgbaImage>;
 }
 
-// jsquash keeps its decoders in module-level singletons, so one initialisation serves the whole isolate/process.
+/** Decoded pixels above which the JPEG decoder is re-instantiated afterwards to give its grown heap back. */
+const JPEG_RESET_PIXELS = 8_000_000;
+
+// @jsquash/jpeg keeps its decoder in a module-level singleton: one set of codecs serves the whole isolate/process.
 let initialised: Promise<ImageCodecs> | undefined;
 
 /**
- * Instantiates both decoders from precompiled modules. Idempotent: later calls return the first call's codecs
- * (jsquash's PNG wrapper caches its first init for good, even a failed one, so it must only ever see a real module).
+ * Instantiates both decoders from precompiled modules. Idempotent: later calls return the first successful call's
+ * codecs. Never call the @jsquash packages' own `decode` elsewhere: without a module they try to fetch their `.wasm`.
  */
 export function initCodecs(modules: CodecModules): Promise<ImageCodecs> {
   if (!(modules.jpeg instanceof WebAssembly.Module) || !(modules.png instanceof WebAssembly.Module)) {
@@ -50,18 +56,34 @@ export function initCodecs(modules: CodecModules): Promise<ImageCodecs> {
 }
 
 async function instantiate(modules: CodecModules): Promise<ImageCodecs> {
-  // The .d.ts of @jsquash/jpeg only declares init(options); its code also takes (module, options).
-  await (initMozjpegDecoder as unknown as (module: WebAssembly.Module) => Promise<void>)(modules.jpeg);
-  await initPngDecoder(modules.png);
+  const decodePng = createPngDecoder(modules.png);
+  let lastJpegMessage = "";
+  const startJpegDecoder = () =>
+    // The .d.ts of @jsquash/jpeg declares init(options) only; its code takes (module, options) as well.
+    (initMozjpeg as unknown as (module: WebAssembly.Module, options: object) => Promise<void>)(modules.jpeg, {
+      // libjpeg prints its error ("Quantization table 0x00 was not defined") before exiting: keep it as the cause.
+      printErr: (line: string) => (lastJpegMessage = line),
+      print: () => {},
+    });
+  await startJpegDecoder();
+
   return {
     async decodeJpeg(bytes) {
-      // preserveOrientation: false keeps the stored pixel layout; decode.ts applies the orientation for both formats.
-      const image = await decodeJpegWithMozjpeg(bytes as unknown as ArrayBuffer, { preserveOrientation: false });
-      return { data: image.data, width: image.width, height: image.height };
+      lastJpegMessage = "";
+      try {
+        // preserveOrientation: false keeps the stored layout; decode.ts applies the orientation for both formats.
+        const image = await decodeWithMozjpeg(bytes as unknown as ArrayBuffer, { preserveOrientation: false });
+        if (image.width * image.height > JPEG_RESET_PIXELS) await startJpegDecoder();
+        return { data: image.data, width: image.width, height: image.height };
+      } catch (error) {
+        await startJpegDecoder();
+        throw new Error(`mozjpeg could not decode the image${lastJpegMessage ? `: ${lastJpegMessage}` : ""}`, {
+          cause: error,
+        });
+      }
     },
     async decodePng(bytes) {
-      const image = await decodePngWithRust(bytes as unknown as ArrayBuffer);
-      return { data: image.data, width: image.width, height: image.height };
+      return decodePng(bytes);
     },
   };
 }

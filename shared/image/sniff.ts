@@ -75,7 +75,8 @@ function inspectJpeg(bytes: Uint8Array, maxPixels: number): ImageInfo {
   const end = bytes.length;
   if (end < 4) throw truncatedJpeg();
   let pos = 2;
-  let frame: { width: number; height: number; componentIds: number[] } | null = null;
+  let frame: JpegFrame | null = null;
+  let quantizationTables = 0; // bit i set once table i is defined
   let orientation: ExifOrientation | null = null;
   let scans = 0;
 
@@ -110,7 +111,7 @@ function inspectJpeg(bytes: Uint8Array, maxPixels: number): ImageInfo {
     } else if (marker === DHT) {
       checkHuffmanTables(bytes, body, segmentEnd);
     } else if (marker === DQT) {
-      checkQuantizationTables(bytes, body, segmentEnd);
+      quantizationTables |= readQuantizationTables(bytes, body, segmentEnd);
     } else if (marker === DRI) {
       if (length !== 4) throw corruptJpeg(`its restart interval segment has length ${length}, not 4`);
     } else if (marker === APP1 && orientation === null && hasExifSignature(bytes, body, segmentEnd)) {
@@ -118,6 +119,11 @@ function inspectJpeg(bytes: Uint8Array, maxPixels: number): ImageInfo {
     } else if (marker === SOS) {
       if (!frame) throw corruptJpeg("image data (SOS) comes before the frame header (SOF)");
       checkScanHeader(bytes, body, segmentEnd, frame.componentIds);
+      if (scans === 0) {
+        for (const table of frame.quantizationTableIds) {
+          if (!(quantizationTables & (1 << table))) throw corruptJpeg(`its quantization table ${table} is never defined`);
+        }
+      }
       scans++;
       pos = skipEntropyCodedData(bytes, segmentEnd);
       continue;
@@ -131,7 +137,14 @@ function isStartOfFrame(marker: number): boolean {
   return marker >= 0xc0 && marker <= 0xcf && marker !== DHT && marker !== 0xc8 && marker !== 0xcc;
 }
 
-function readJpegFrame(bytes: Uint8Array, marker: number, body: number, segmentEnd: number, maxPixels: number) {
+interface JpegFrame {
+  width: number;
+  height: number;
+  componentIds: number[];
+  quantizationTableIds: number[];
+}
+
+function readJpegFrame(bytes: Uint8Array, marker: number, body: number, segmentEnd: number, maxPixels: number): JpegFrame {
   // Baseline, extended, progressive, and their arithmetic-coded twins are what mozjpeg decodes.
   if (marker === 0xc3 || marker === 0xcb || (marker >= 0xc5 && marker <= 0xc7) || marker >= 0xcd) {
     throw new ImageError(
@@ -164,6 +177,7 @@ function readJpegFrame(bytes: Uint8Array, marker: number, body: number, segmentE
     );
   }
   const componentIds: number[] = [];
+  const quantizationTableIds: number[] = [];
   for (let i = 0; i < componentCount; i++) {
     const at = body + 6 + 3 * i;
     const sampling = bytes[at + 1]!;
@@ -173,8 +187,9 @@ function readJpegFrame(bytes: Uint8Array, marker: number, body: number, segmentE
       throw corruptJpeg(`component ${i} of its frame header (SOF) has invalid sampling factors or table number`);
     }
     componentIds.push(bytes[at]!);
+    quantizationTableIds.push(bytes[at + 2]!);
   }
-  return { width, height, componentIds };
+  return { width, height, componentIds, quantizationTableIds };
 }
 
 function checkHuffmanTables(bytes: Uint8Array, at: number, segmentEnd: number): void {
@@ -191,15 +206,19 @@ function checkHuffmanTables(bytes: Uint8Array, at: number, segmentEnd: number): 
   if (at !== segmentEnd) throw corruptJpeg("its Huffman table segment (DHT) length does not match its tables");
 }
 
-function checkQuantizationTables(bytes: Uint8Array, at: number, segmentEnd: number): void {
+/** Validates a DQT segment's layout; returns the bit mask of the table numbers it defines. */
+function readQuantizationTables(bytes: Uint8Array, at: number, segmentEnd: number): number {
+  let defined = 0;
   while (at < segmentEnd) {
     const precisionAndId = bytes[at]!;
     if (precisionAndId >> 4 > 1 || (precisionAndId & 15) > 3) {
       throw corruptJpeg(`its quantization table segment (DQT) is malformed at byte ${at}`);
     }
+    defined |= 1 << (precisionAndId & 15);
     at += 1 + 64 * ((precisionAndId >> 4) + 1);
   }
   if (at !== segmentEnd) throw corruptJpeg("its quantization table segment (DQT) length does not match its tables");
+  return defined;
 }
 
 function checkScanHeader(bytes: Uint8Array, body: number, segmentEnd: number, componentIds: number[]): void {

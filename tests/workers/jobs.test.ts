@@ -183,7 +183,7 @@ describe("runner protocol", () => {
       const put = await call("PUT", `/v1/runner/jobs/${job.id}/artifacts/${name}`, { key: "et_runner_test_token", body: new Uint8Array([1, 2, 3, 4]), headers: { "x-lease-token": token } });
       expect(put.status).toBe(200);
     }
-    await runnerCall("POST", `/v1/runner/jobs/${job.id}/epochs`, { json: { lease_token: token, epoch: { epoch: 1, train_loss: 0.5, val_loss: 0.6, train_accuracy: 0.8, val_accuracy: 0.7 } } });
+    await runnerCall("POST", `/v1/runner/jobs/${job.id}/epochs`, { json: { lease_token: token, epochs: [{ epoch: 1, train_loss: 0.5, val_loss: 0.6, train_accuracy: 0.8, val_accuracy: 0.7 }] } });
     const metrics = { accuracy: 0.9, per_class: [], confusion_matrix: [[1, 0], [0, 1]] };
     const complete = await runnerCall("POST", `/v1/runner/jobs/${job.id}/complete`, { json: { lease_token: token, labels: ["cat", "dog"], metrics, epochs: [{ epoch: 1 }], head_bytes: 4 } });
     expect(complete.status).toBe(200);

@@ -16,7 +16,7 @@ import { readBodyLimited } from "../services/bodies";
 import { imageObjectKey, inSnapshot } from "../services/datasets";
 import { getDb } from "../services/db";
 import { EMBEDDING_RECORD_HEADER_BYTES, readEmbeddingPack, readEmbeddings, writeEmbeddings } from "../services/embeddings";
-import { HEARTBEAT_MS, LEASE_MS, completeJob, failJob, heartbeat, leaseJob, leaseLost, modelIdForJob, recordEpoch } from "../services/jobs";
+import { HEARTBEAT_MS, LEASE_MS, completeJob, failJob, heartbeat, leaseJob, leaseLost, modelIdForJob, recordEpochs } from "../services/jobs";
 import { errors, jsonBody, jsonResponse } from "./openapi-helpers";
 import type { Context } from "hono";
 
@@ -99,13 +99,13 @@ runnerRoutes.openapi(
 
 runnerRoutes.openapi(
   createRoute({
-    method: "post", path: "/runner/jobs/{id}/epochs", tags: ["runner"], security: runnerSecurity, summary: "Record one epoch's metrics",
-    request: { params: jobIdParam, body: jsonBody(z.object({ lease_token: z.string(), epoch: z.object({ epoch: z.number().int(), train_loss: z.number(), val_loss: z.number(), train_accuracy: z.number(), val_accuracy: z.number() }).passthrough() }).strict()) },
+    method: "post", path: "/runner/jobs/{id}/epochs", tags: ["runner"], security: runnerSecurity, summary: "Record epochs' metrics (a batch, in order)",
+    request: { params: jobIdParam, body: jsonBody(z.object({ lease_token: z.string(), epochs: z.array(z.object({ epoch: z.number().int(), train_loss: z.number(), val_loss: z.number(), train_accuracy: z.number(), val_accuracy: z.number() }).passthrough()).max(1000) }).strict()) },
     responses: { 200: { description: "Recorded" }, 409: errors[409] },
   }),
   async (c) => {
-    const { lease_token, epoch } = c.req.valid("json");
-    await recordEpoch(c.var.db, c.req.valid("param").id, lease_token, epoch as Record<string, number>);
+    const { lease_token, epochs } = c.req.valid("json");
+    await recordEpochs(c.var.db, c.req.valid("param").id, lease_token, epochs);
     return c.json({ ok: true }, 200);
   },
 );
@@ -168,12 +168,12 @@ runnerRoutes.openapi(
 runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/jobs/{id}/fail", tags: ["runner"], security: runnerSecurity, summary: "Report a failure (retryable goes back to the queue) or a stop on cancel",
-    request: { params: jobIdParam, body: jsonBody(z.object({ lease_token: z.string(), error: z.string().max(4000), retryable: z.boolean().default(true), canceled: z.boolean().default(false), skipped: z.array(rejectionSchema).optional() }).strict()) },
+    request: { params: jobIdParam, body: jsonBody(z.object({ lease_token: z.string(), error: z.string().max(4000), retryable: z.boolean().default(true), canceled: z.boolean().default(false), release: z.boolean().default(false), skipped: z.array(rejectionSchema).optional() }).strict()) },
     responses: { 200: jsonResponse("New status", z.object({ status: z.string() })), 409: errors[409] },
   }),
   async (c) => {
     const body = c.req.valid("json");
-    const status = await failJob(c.var.db, c.req.valid("param").id, body.lease_token, { error: body.error, retryable: body.retryable, canceled: body.canceled });
+    const status = await failJob(c.var.db, c.req.valid("param").id, body.lease_token, { error: body.error, retryable: body.retryable, canceled: body.canceled, release: body.release });
     return c.json({ status }, 200);
   },
 );
@@ -216,14 +216,14 @@ runnerRoutes.openapi(
   createRoute({
     method: "put", path: "/runner/embeddings/{key}", tags: ["runner"], security: runnerSecurity,
     summary: "Store embeddings (binary records); with ?pack=<sha256 of the sorted image hashes> also store them as one pack",
-    request: { params: cacheKeyParam, query: z.object({ pack: z.string().regex(/^[0-9a-f]{64}$/).optional(), dim: z.coerce.number().int().min(1).max(65536) }) },
+    request: { params: cacheKeyParam, query: z.object({ pack: z.string().regex(/^[0-9a-f]{64}$/).optional(), dim: z.coerce.number().int().min(1).max(65536), items: z.enum(["0", "1"]).default("1") }) },
     responses: { 200: { description: "Stored" }, 400: errors[400] },
   }),
   async (c) => {
     const { key } = c.req.valid("param");
-    const { pack, dim } = c.req.valid("query");
+    const { pack, dim, items } = c.req.valid("query");
     const bytes = await readBodyLimited(c.req.raw, 256 * 1024 * 1024, "embeddings");
-    const count = await writeEmbeddings(c.env.BUCKET, key, dim, bytes, pack);
+    const count = await writeEmbeddings(c.env.BUCKET, key, dim, bytes, pack, items === "1");
     return c.json({ stored: count }, 200);
   },
 );

@@ -60,13 +60,13 @@ export async function readEmbeddings(bucket: R2Bucket, key: string, shas: string
 }
 
 /** Stores each record under its image hash (and the whole body as a pack when `pack` is given). */
-export async function writeEmbeddings(bucket: R2Bucket, key: string, dim: number, body: Uint8Array, pack?: string): Promise<number> {
+export async function writeEmbeddings(bucket: R2Bucket, key: string, dim: number, body: Uint8Array, pack?: string, items = true): Promise<number> {
   const recordBytes = EMBEDDING_RECORD_HEADER_BYTES + dim * 4;
   if (body.length % recordBytes !== 0) {
     throw new ApiError(400, "invalid_embedding_records", `The body is ${body.length} bytes, not a whole number of ${recordBytes}-byte records (32-byte sha256 + ${dim} float32).`);
   }
   const count = body.length / recordBytes;
-  let next = 0;
+  let next = items ? 0 : count;
   await Promise.all(
     Array.from({ length: Math.min(16, count) }, async () => {
       while (next < count) {

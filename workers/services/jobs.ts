@@ -7,7 +7,8 @@
  *                        |  \--fail(retryable) / lease expired--> queued (after backoff) ... --> failed (max attempts)
  *                        \--cancel requested, seen at heartbeat--> canceled
  *
- * Leases last LEASE_MS and are renewed by heartbeats every HEARTBEAT_MS: three missed heartbeats lose the job. Backoff
+ * Leases last LEASE_MS and are renewed by heartbeats every HEARTBEAT_MS: a runner that misses five heartbeats in a
+ * row (killed, frozen, cut off) loses the job, and a cancel reaches a running job within one heartbeat. Backoff
  * after a failed attempt is exp(min(attempt, 10)) seconds, as graphile-worker does.
  */
 import { and, asc, desc, eq, gt, inArray, lt, sql } from "drizzle-orm";
@@ -23,8 +24,8 @@ import { nowIso } from "./db";
 
 export type JobRow = typeof jobs.$inferSelect;
 
-export const LEASE_MS = 30_000;
-export const HEARTBEAT_MS = 10_000;
+export const LEASE_MS = 15_000;
+export const HEARTBEAT_MS = 3_000;
 export const DEFAULT_MAX_ATTEMPTS = 3;
 export const backoffSeconds = (attempt: number) => Math.exp(Math.min(attempt, 10));
 
@@ -154,17 +155,17 @@ export async function heartbeat(db: Db, jobId: string, leaseToken: string, progr
   return { cancelRequested: row.cancelRequested, leaseExpiresAt };
 }
 
-/** Appends one epoch's metrics (kept on the job and streamed as an event). */
-export async function recordEpoch(db: Db, jobId: string, leaseToken: string, epoch: Record<string, number>, nowMs = Date.now()) {
-  const row = await db
-    .update(jobs)
-    .set({ metrics: sql`json_set(coalesce(${jobs.metrics}, '{"epochs":[]}'), '$.epochs[#]', json(${JSON.stringify(epoch)}))`, updatedAt: iso(nowMs) })
-    .where(holdsLease(jobId, leaseToken, nowMs))
-    .returning({ id: jobs.id })
-    .get();
+/** Appends epochs' metrics (kept on the job, one `metrics` event each). Runners send them in batches. */
+export async function recordEpochs(db: Db, jobId: string, leaseToken: string, epochs: Record<string, unknown>[], nowMs = Date.now()) {
+  if (epochs.length === 0) return;
+  let metrics = sql`coalesce(${jobs.metrics}, '{"epochs":[]}')`;
+  for (const epoch of epochs) metrics = sql`json_set(${metrics}, '$.epochs[#]', json(${JSON.stringify(epoch)}))`;
+  const row = await db.update(jobs).set({ metrics, updatedAt: iso(nowMs) }).where(holdsLease(jobId, leaseToken, nowMs)).returning({ id: jobs.id }).get();
   if (!row) throw leaseLost(jobId);
-  await appendEvent(db, jobId, "metrics", epoch);
+  for (const group of chunkArray(epochs, 10)) await db.insert(jobEvents).values(group.map((data) => ({ jobId, type: "metrics", data })));
 }
+
+const chunkArray = <T>(items: T[], size: number) => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 
 export interface CompletedModel {
   labels: string[];
@@ -219,15 +220,20 @@ export async function completeJob(db: Db, jobId: string, leaseToken: string, mod
   return modelId;
 }
 
-/** A runner reports failure (or that it stopped on a cancel). Retryable failures go back to the queue with backoff. */
-export async function failJob(db: Db, jobId: string, leaseToken: string, report: { error: string; retryable: boolean; canceled?: boolean }, nowMs = Date.now()): Promise<JobRow["status"]> {
+/**
+ * A runner reports failure (or that it stopped on a cancel). Retryable failures go back to the queue with backoff.
+ * `release`: the runner is shutting down (SIGTERM) and gives the job back: queued at once, the attempt not counted.
+ */
+export async function failJob(db: Db, jobId: string, leaseToken: string, report: { error: string; retryable: boolean; canceled?: boolean; release?: boolean }, nowMs = Date.now()): Promise<JobRow["status"]> {
   const now = iso(nowMs);
   const job = await db.select().from(jobs).where(holdsLease(jobId, leaseToken, nowMs)).get();
   if (!job) throw leaseLost(jobId);
   const error = report.error.trim() || "The runner reported a failure without a message.";
   const next = report.canceled || job.cancelRequested
     ? { status: "canceled" as const, finishedAt: now, error: null }
-    : report.retryable && job.attempt < job.maxAttempts
+    : report.release
+      ? { status: "queued" as const, runAfter: now, attempt: Math.max(0, job.attempt - 1), error: job.error }
+      : report.retryable && job.attempt < job.maxAttempts
       ? { status: "queued" as const, runAfter: iso(nowMs + backoffSeconds(job.attempt) * 1000), error }
       : { status: "failed" as const, finishedAt: now, error: job.attempt > 1 ? `Failed after ${job.attempt} attempts: ${error}` : error };
   const [updated] = await db.batch([

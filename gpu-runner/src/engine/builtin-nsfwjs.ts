@@ -9,10 +9,11 @@
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { BUILTIN_BACKBONE_NAME } from "../../../shared/backbone/builtin";
 import { expectedWeightBytes } from "../../../shared/backbone/model-json";
 import type { BackboneBundle, LayersModelJson } from "../../../shared/backbone/types";
 
-export const BUILTIN_NSFWJS_NAME = "builtin:nsfwjs-mobilenet_v2";
+export const BUILTIN_NSFWJS_NAME = BUILTIN_BACKBONE_NAME;
 
 /** Folder holding nsfwjs' MobileNetV2 bundles, found through Node's resolver. */
 export function nsfwjsModelDir(): string {

@@ -1,0 +1,49 @@
+import type { BackboneBundle, FeatureSpec } from "../../../shared/backbone/types";
+
+export type { BackboneBundle, FeatureSpec };
+
+/** A frozen backbone + feature spec, ready to turn normalised images into embeddings. */
+export interface EmbeddingEngine {
+  /** Which engine runs, e.g. `onnx (2 threads)`. */
+  readonly name: string;
+  /** Length of one embedding. */
+  readonly dim: number;
+  /**
+   * `batch`: `n * H * W * C` float32, NHWC, already in the bundle's `inputRange` → `n * dim` float32 embeddings.
+   * Calls may overlap; each engine serialises or splits them as it needs.
+   */
+  embed(batch: Float32Array, n: number): Promise<Float32Array>;
+  /** Frees native sessions, workers and tensors. The engine must not be used afterwards. */
+  close(): Promise<void>;
+}
+
+export type EngineKind = "onnx" | "tfjs-node-gpu" | "tfjs-node" | "webgpu" | "tfjs-wasm" | "tfjs-cpu";
+
+export interface EngineOptions {
+  /** `auto` (default) tries the fastest engine first and falls back, logging why each faster one was skipped. */
+  engine?: "auto" | EngineKind;
+  /** CPU threads to use (onnx intra-op threads, tfjs-wasm workers). Default: all cores. */
+  threads?: number;
+  /** Images per inner run; bounds memory (tfjs at batch 32 held 808 MB of live tensors for MobileNetV2). */
+  maxBatch?: number;
+  log?: (msg: string) => void;
+}
+
+/** Raised when an engine cannot run here (module missing, no GPU adapter): `auto` logs it and moves on. */
+export class EngineUnavailableError extends Error {
+  constructor(
+    readonly engine: EngineKind,
+    reason: string,
+  ) {
+    super(`${engine} unavailable: ${reason}`);
+    this.name = "EngineUnavailableError";
+  }
+}
+
+/** Checks `batch` holds `n` images of `inputShape`; throws with both sizes otherwise. */
+export function checkBatch(batch: Float32Array, n: number, inputShape: [number, number, number]): void {
+  const perImage = inputShape[0] * inputShape[1] * inputShape[2];
+  if (!Number.isInteger(n) || n < 0 || batch.length !== n * perImage) {
+    throw new Error(`embed: expected ${n} x ${inputShape.join("x")} = ${n * perImage} floats, got ${batch.length}`);
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Timing of the image pipeline on real photos (flowers5: 400 JPEGs of about 500x375), opt-in because it takes a few
+ * seconds and needs the dataset:
+ *
+ *   IMAGE_TIMING=1 node --import tsx --test tests/node/image-timing.test.ts
+ *
+ * (FLOWERS5_DIR overrides the dataset folder, ../shared/datasets/flowers5 from the repository root by default.)
+ * Prints, per image, the median and 90th percentile of inspectImage, decodeImage (which includes inspectImage and
+ * the EXIF orientation) and preprocessImage to 224x224 center_crop. Each image runs `ROUNDS` times and keeps its
+ * fastest round, which filters the noise of a shared machine.
+ */
+import assert from "node:assert/strict";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { it } from "node:test";
+import { decodeImage } from "../../shared/image/decode";
+import { preprocessImage, type PreprocessSpec } from "../../shared/image/preprocess";
+import { inspectImage } from "../../shared/image/sniff";
+import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
+
+const DATASET_DIR = resolve(process.env.FLOWERS5_DIR ?? "../shared/datasets/flowers5");
+const ROUNDS = 3;
+const SPEC: PreprocessSpec = { input_size: [224, 224], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], resize: "center_crop" };
+
+async function listImages(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  return entries.filter((e) => e.isFile() && /\.(jpe?g|png)$/i.test(e.name)).map((e) => join(e.parentPath ?? e.path, e.name)).sort();
+}
+
+const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))]!;
+
+const enabled = process.env.IMAGE_TIMING === "1" && (await stat(DATASET_DIR).catch(() => null))?.isDirectory();
+
+it("inspects, decodes and preprocesses every flowers5 photo, and reports the time per image", { skip: enabled ? false : "set IMAGE_TIMING=1 (and have the dataset)" }, async (t) => {
+  const codecs = await getNodeCodecs();
+  const files = await listImages(DATASET_DIR);
+  const images = await Promise.all(files.map(async (file) => new Uint8Array(await readFile(file))));
+  const times = { inspect: [] as number[], decode: [] as number[], preprocess: [] as number[] };
+  let bytes = 0;
+  for (const image of images) {
+    bytes += image.length;
+    let best = { inspect: Infinity, decode: Infinity, preprocess: Infinity };
+    for (let round = 0; round < ROUNDS; round++) {
+      const t0 = performance.now();
+      const info = inspectImage(image, { maxPixels: 40_000_000 });
+      const t1 = performance.now();
+      const decoded = await decodeImage(image, codecs);
+      const t2 = performance.now();
+      const input = preprocessImage(decoded, SPEC);
+      const t3 = performance.now();
+      assert.equal(input.length, 224 * 224 * 3);
+      assert.deepEqual([decoded.width, decoded.height], [info.uprightWidth, info.uprightHeight]);
+      best = { inspect: Math.min(best.inspect, t1 - t0), decode: Math.min(best.decode, t2 - t1), preprocess: Math.min(best.preprocess, t3 - t2) };
+    }
+    times.inspect.push(best.inspect);
+    times.decode.push(best.decode);
+    times.preprocess.push(best.preprocess);
+  }
+  const line = (name: string, values: number[], unit: "ms" | "µs") => {
+    const scale = unit === "µs" ? 1000 : 1;
+    const format = (v: number) => (v * scale).toFixed(unit === "µs" ? 0 : 2);
+    return `${name}: median ${format(quantile(values, 0.5))} ${unit}, p90 ${format(quantile(values, 0.9))} ${unit}, mean ${format(values.reduce((a, b) => a + b, 0) / values.length)} ${unit}`;
+  };
+  t.diagnostic(`${images.length} images, ${(bytes / images.length / 1024).toFixed(0)} KB on average, best of ${ROUNDS} rounds each`);
+  t.diagnostic(line("inspectImage", times.inspect, "µs"));
+  t.diagnostic(line("decodeImage (incl. inspect)", times.decode, "ms"));
+  t.diagnostic(line("preprocessImage 224x224 center_crop", times.preprocess, "ms"));
+});

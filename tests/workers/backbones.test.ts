@@ -1,0 +1,359 @@
+/**
+ * /v1/backbones inside workerd. Each test creates its own project, so none depends on another's rows; the URL form
+ * replaces `globalThis.fetch` (the Worker runs in the test's isolate) with files served from memory.
+ */
+import { env } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { buildTinyGraphModel, buildTinyModel, tinySpec, type TinyModelOptions } from "../fixtures/tiny-model";
+import { getDb } from "../../workers/services/db";
+import { loadBackboneFiles, resolveBackbone } from "../../workers/services/backbones";
+import { buildZip, call, callJson, createProject } from "./helpers";
+
+const encode = (value: unknown) => new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value));
+
+function modelForm(spec: unknown, zip: Uint8Array | null): FormData {
+  const form = new FormData();
+  if (spec !== undefined) form.set("spec", typeof spec === "string" ? spec : JSON.stringify(spec));
+  if (zip) form.set("model", new Blob([zip], { type: "application/zip" }), "model.zip");
+  return form;
+}
+
+async function upload(key: string, files: Record<string, Uint8Array>, spec: unknown = tinySpec()) {
+  return callJson("POST", "/v1/backbones", { key, body: modelForm(spec, buildZip(files)) });
+}
+
+/** The tiny model's files with model.json replaced by `edit(modelJson)`. */
+function editedModel(edit: (modelJson: any) => void, options: TinyModelOptions = {}): Record<string, Uint8Array> {
+  const model = buildTinyModel(options);
+  const json = structuredClone(model.modelJson);
+  edit(json);
+  const prefix = options.folder ? `${options.folder}/` : "";
+  return { ...model.files, [`${prefix}model.json`]: encode(json) };
+}
+
+describe("POST /v1/backbones (zip upload)", () => {
+  it("imports a layers model from a sub-folder with several shards and stores model.json + weights.bin", async () => {
+    const { key, projectId } = await createProject();
+    const model = buildTinyModel({ shards: 3, folder: "export/tiny" });
+    const { status, body } = await upload(key, model.files);
+    expect(status).toBe(201);
+    expect(body).toMatchObject({ name: "tiny", builtin: false, format: "layers-model", param_count: 292, weight_bytes: 1168 });
+    expect(body.id).toMatch(/^bb_/);
+    expect(body.spec).toMatchObject({ feature_layer: "relu1", input_size: [32, 32], pooling: "avg", resize: "squash" });
+    expect(Date.parse(body.created_at)).not.toBeNaN();
+
+    const prefix = `projects/${projectId}/backbones/${body.id}`;
+    const stored = await (await env.BUCKET.get(`${prefix}/model.json`))!.json<any>();
+    expect(stored.weightsManifest).toEqual([{ paths: ["weights.bin"], weights: model.modelJson.weightsManifest.flatMap((g: any) => g.weights) }]);
+    expect(stored.modelTopology).toEqual(model.modelJson.modelTopology);
+    const weights = new Uint8Array(await (await env.BUCKET.get(`${prefix}/weights.bin`))!.arrayBuffer());
+    expect(weights).toEqual(model.weightData);
+  });
+
+  it("loadBackboneFiles reads back the stored pair of a resolved backbone", async () => {
+    const { key, projectId } = await createProject();
+    const model = buildTinyModel();
+    const { body } = await upload(key, model.files);
+    const resolved = await resolveBackbone(getDb(env.DB), projectId, body.id);
+    const files = await loadBackboneFiles(env.BUCKET, resolved);
+    expect(files).not.toBeNull();
+    expect(new Uint8Array(files!.weightData)).toEqual(model.weightData);
+    expect(files!.modelJson.weightsManifest[0].paths).toEqual(["weights.bin"]);
+    expect(await loadBackboneFiles(env.BUCKET, { ...resolved, objectPrefix: "projects/none/backbones/none" })).toBeNull();
+  });
+
+  it("imports a graph model whose feature layer is a node name", async () => {
+    const { key } = await createProject();
+    const model = buildTinyGraphModel();
+    const { status, body } = await upload(key, model.files, tinySpec({ name: "tiny-graph", feature_layer: "conv/Conv2D" }));
+    expect(status).toBe(201);
+    expect(body).toMatchObject({ format: "graph-model", param_count: 216, weight_bytes: 864 });
+  });
+
+  it("accepts a model whose input has free height and width", async () => {
+    const { key } = await createProject();
+    const { status } = await upload(key, buildTinyModel({ inputSize: [null, null] }).files, tinySpec({ input_size: [64, 48] }));
+    expect(status).toBe(201);
+  });
+
+  it("counts quantized weights at their stored size (uint8 = 1 byte)", async () => {
+    const { key } = await createProject();
+    const model = buildTinyModel();
+    const json = structuredClone(model.modelJson);
+    json.weightsManifest[0].weights = json.weightsManifest[0].weights.map((w: any) => ({ ...w, quantization: { dtype: "uint8", min: -1, scale: 0.01 } }));
+    const { status, body } = await upload(key, { "model.json": encode(json), "group1-shard1of1.bin": new Uint8Array(292) });
+    expect(status).toBe(201);
+    expect(body).toMatchObject({ param_count: 292, weight_bytes: 292 });
+  });
+});
+
+describe("POST /v1/backbones rejects malformed models with 422", () => {
+  it("model_json_missing when the zip has no model.json", async () => {
+    const { key } = await createProject();
+    const { status, body } = await upload(key, { "weights.bin": new Uint8Array(8) });
+    expect(status).toBe(422);
+    expect(body.error.code).toBe("model_json_missing");
+    expect(body.error.details.entries).toEqual(["weights.bin"]);
+  });
+
+  it("model_json_invalid for garbage JSON, naming the file", async () => {
+    const { key } = await createProject();
+    const { status, body } = await upload(key, { "m/model.json": encode("{not json"), "m/group1-shard1of1.bin": new Uint8Array(4) });
+    expect(status).toBe(422);
+    expect(body.error.code).toBe("model_json_invalid");
+    expect(body.error.details.file).toBe("m/model.json");
+  });
+
+  it("model_json_invalid when weightsManifest is missing", async () => {
+    const { key } = await createProject();
+    const { status, body } = await upload(key, editedModel((json) => delete json.weightsManifest));
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "model_json_invalid", details: { field: "weightsManifest" } });
+  });
+
+  it("unsupported_model_format for a format other than layers-model or graph-model", async () => {
+    const { key } = await createProject();
+    const { status, body } = await upload(key, editedModel((json) => (json.format = "tfjs-saved-model")));
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "unsupported_model_format", details: { format: "tfjs-saved-model" } });
+  });
+
+  it("weight_file_missing naming the shard the manifest lists", async () => {
+    const { key } = await createProject();
+    const { files } = buildTinyModel({ shards: 2, folder: "tiny" });
+    delete files["tiny/group1-shard2of2.bin"];
+    const { status, body } = await upload(key, files);
+    expect(status).toBe(422);
+    expect(body.error.code).toBe("weight_file_missing");
+    expect(body.error.details.file).toBe("tiny/group1-shard2of2.bin");
+    expect(body.error.message).toContain("group1-shard2of2.bin");
+  });
+
+  it("weight_size_mismatch with expected and actual bytes", async () => {
+    const { key } = await createProject();
+    const { files } = buildTinyModel();
+    files["group1-shard1of1.bin"] = files["group1-shard1of1.bin"].slice(0, 1000);
+    const { status, body } = await upload(key, files);
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "weight_size_mismatch", details: { group: 0, expected_bytes: 1168, actual_bytes: 1000 } });
+  });
+
+  it("feature_layer_not_found listing candidates near the end of the network", async () => {
+    const { key } = await createProject();
+    const { status, body } = await upload(key, buildTinyModel().files, tinySpec({ feature_layer: ["relu1", "block_99"] }));
+    expect(status).toBe(422);
+    expect(body.error.code).toBe("feature_layer_not_found");
+    expect(body.error.details.feature_layer).toEqual(["block_99"]);
+    expect(body.error.details.candidates).toEqual(["conv1", "bn1", "relu1"]);
+    expect(body.error.message).toContain("'relu1'");
+  });
+
+  it("feature_layer_not_found for a graph model's unknown node", async () => {
+    const { key } = await createProject();
+    const { status, body } = await upload(key, buildTinyGraphModel().files, tinySpec({ feature_layer: "nope" }));
+    expect(status).toBe(422);
+    expect(body.error.code).toBe("feature_layer_not_found");
+    expect(body.error.details.candidates).toContain("conv/Conv2D");
+  });
+
+  it("feature_layer_not_spatial for a layer whose output is already pooled", async () => {
+    const { key } = await createProject();
+    const { status, body } = await upload(key, buildTinyModel().files, tinySpec({ feature_layer: "gap" }));
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "feature_layer_not_spatial", details: { feature_layer: "gap", rank: 2 } });
+  });
+
+  it("input_size_mismatch when the model's fixed input differs from spec.input_size", async () => {
+    const { key } = await createProject();
+    const { status, body } = await upload(key, buildTinyModel().files, tinySpec({ input_size: [224, 224] }));
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "input_size_mismatch", details: { model_input_shape: [null, 32, 32, 3], input_size: [224, 224] } });
+    expect(body.error.message).toContain('"input_size": [32, 32]');
+  });
+
+  it("input_size_mismatch for a graph model's placeholder shape", async () => {
+    const { key } = await createProject();
+    const { status, body } = await upload(key, buildTinyGraphModel().files, tinySpec({ feature_layer: "conv/Conv2D", input_size: [64, 64] }));
+    expect(status).toBe(422);
+    expect(body.error.code).toBe("input_size_mismatch");
+  });
+
+  it("not_a_zip when the model file is not an archive", async () => {
+    const { key } = await createProject();
+    const { status, body } = await callJson("POST", "/v1/backbones", { key, body: modelForm(tinySpec(), encode(buildTinyModel().modelJson)) });
+    expect(status).toBe(422);
+    expect(body.error.code).toBe("not_a_zip");
+  });
+
+  it("stores nothing for a rejected model", async () => {
+    const { key, projectId } = await createProject();
+    const { files } = buildTinyModel();
+    files["group1-shard1of1.bin"] = new Uint8Array(4);
+    await upload(key, files);
+    expect((await env.BUCKET.list({ prefix: `projects/${projectId}/backbones/` })).objects).toEqual([]);
+    expect((await callJson("GET", "/v1/backbones", { key })).body.backbones.filter((b: any) => !b.builtin)).toEqual([]);
+  });
+});
+
+describe("POST /v1/backbones request errors", () => {
+  it("400 naming the spec field that is wrong", async () => {
+    const { key } = await createProject();
+    const spec: any = tinySpec();
+    delete spec.feature_layer;
+    const { status, body } = await upload(key, buildTinyModel().files, spec);
+    expect(status).toBe(400);
+    expect(body.error.code).toBe("invalid_request");
+    expect(body.error.details.issues[0].path).toBe("spec.feature_layer");
+  });
+
+  it("400 when spec is not JSON or the model file is missing", async () => {
+    const { key } = await createProject();
+    const notJson = await callJson("POST", "/v1/backbones", { key, body: modelForm("{oops", buildZip(buildTinyModel().files)) });
+    expect(notJson.status).toBe(400);
+    expect(notJson.body.error.details.issues[0].path).toBe("spec");
+    const noModel = await callJson("POST", "/v1/backbones", { key, body: modelForm(tinySpec(), null) });
+    expect(noModel.status).toBe(400);
+    expect(noModel.body.error.details.issues[0].path).toBe("model");
+  });
+
+  it("409 for a spec named like a builtin backbone", async () => {
+    const { key } = await createProject();
+    const { status, body } = await upload(key, buildTinyModel().files, tinySpec({ name: "mobilenet_v2" }));
+    expect(status).toBe(409);
+    expect(body.error.code).toBe("backbone_name_reserved");
+  });
+
+  it("413 for a body declared larger than 100 MB", async () => {
+    const { key } = await createProject();
+    const res = await call("POST", "/v1/backbones", { key, body: new Uint8Array(16), headers: { "content-type": "multipart/form-data; boundary=x", "content-length": String(101_000_000) } });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as any).error).toMatchObject({ code: "payload_too_large", details: { limit_bytes: 100_000_000 } });
+  });
+
+  it("415 for a body that is neither multipart nor JSON", async () => {
+    const { key } = await createProject();
+    const res = await call("POST", "/v1/backbones", { key, body: buildZip(buildTinyModel().files), headers: { "content-type": "application/zip" } });
+    expect(res.status).toBe(415);
+  });
+
+  it("401 without an API key", async () => {
+    const { status, body } = await callJson("POST", "/v1/backbones", { key: null, body: modelForm(tinySpec(), buildZip(buildTinyModel().files)) });
+    expect(status).toBe(401);
+    expect(body.error.code).toBe("missing_api_key");
+  });
+});
+
+describe("POST /v1/backbones (JSON with a model.json URL)", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  /** Serves `files` at https://models.test/<path>; every other URL answers 404. */
+  function serve(files: Record<string, Uint8Array>) {
+    const requested: string[] = [];
+    vi.spyOn(globalThis, "fetch").mockImplementation(async (input: RequestInfo | URL) => {
+      const url = input instanceof Request ? input.url : String(input);
+      requested.push(url);
+      const path = url.startsWith("https://models.test/") ? decodeURIComponent(url.slice("https://models.test/".length)) : null;
+      const bytes = path === null ? undefined : files[path];
+      return bytes ? new Response(bytes) : new Response("not found", { status: 404 });
+    });
+    return requested;
+  }
+
+  it("fetches model.json and the weight files beside it", async () => {
+    const { key, projectId } = await createProject();
+    const model = buildTinyModel({ shards: 2, folder: "tiny" });
+    const requested = serve(model.files);
+    const { status, body } = await callJson("POST", "/v1/backbones", { key, json: { ...tinySpec(), url: "https://models.test/tiny/model.json" } });
+    expect(status).toBe(201);
+    expect(body).toMatchObject({ param_count: 292, weight_bytes: 1168, format: "layers-model" });
+    expect(requested).toEqual(["https://models.test/tiny/model.json", "https://models.test/tiny/group1-shard1of2.bin", "https://models.test/tiny/group1-shard2of2.bin"]);
+    const weights = new Uint8Array(await (await env.BUCKET.get(`projects/${projectId}/backbones/${body.id}/weights.bin`))!.arrayBuffer());
+    expect(weights).toEqual(model.weightData);
+  });
+
+  it("422 model_fetch_failed naming the weight file that could not be fetched", async () => {
+    const { key, projectId } = await createProject();
+    const { files } = buildTinyModel({ shards: 2 });
+    delete files["group1-shard2of2.bin"];
+    serve(files);
+    const { status, body } = await callJson("POST", "/v1/backbones", { key, json: { ...tinySpec(), url: "https://models.test/model.json" } });
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "model_fetch_failed", details: { url: "https://models.test/group1-shard2of2.bin", status: 404 } });
+    expect((await env.BUCKET.list({ prefix: `projects/${projectId}/backbones/` })).objects).toEqual([]);
+  });
+
+  it("422 weight_size_mismatch for a served file larger than the manifest needs", async () => {
+    const { key } = await createProject();
+    const { files } = buildTinyModel();
+    files["group1-shard1of1.bin"] = new Uint8Array(5000);
+    serve(files);
+    const { status, body } = await callJson("POST", "/v1/backbones", { key, json: { ...tinySpec(), url: "https://models.test/model.json" } });
+    expect(status).toBe(422);
+    expect(body.error.code).toBe("weight_size_mismatch");
+  });
+
+  it("validates the spec before downloading any weight file", async () => {
+    const { key } = await createProject();
+    const requested = serve(buildTinyModel().files);
+    const { status, body } = await callJson("POST", "/v1/backbones", { key, json: { ...tinySpec({ feature_layer: "nope" }), url: "https://models.test/model.json" } });
+    expect(status).toBe(422);
+    expect(body.error.code).toBe("feature_layer_not_found");
+    expect(requested).toEqual(["https://models.test/model.json"]);
+  });
+
+  it("400 naming url for a scheme other than http(s), and for unknown fields", async () => {
+    const { key } = await createProject();
+    const ftp = await callJson("POST", "/v1/backbones", { key, json: { ...tinySpec(), url: "ftp://models.test/model.json" } });
+    expect(ftp.status).toBe(400);
+    expect(ftp.body.error.details.issues[0].path).toBe("url");
+    const extra = await callJson("POST", "/v1/backbones", { key, json: { ...tinySpec(), url: "https://models.test/model.json", colour: "red" } });
+    expect(extra.status).toBe(400);
+  });
+});
+
+describe("GET and DELETE /v1/backbones", () => {
+  it("lists the builtin backbones first, then the project's own", async () => {
+    const { key } = await createProject();
+    const { body: own } = await upload(key, buildTinyModel().files);
+    const { status, body } = await callJson("GET", "/v1/backbones", { key });
+    expect(status).toBe(200);
+    expect(body.backbones[0]).toMatchObject({ id: "bb_builtin_mobilenet_v2", name: "mobilenet_v2", builtin: true, spec: { input_size: [224, 224] } });
+    expect(body.backbones[0].license).toBeTruthy();
+    expect(body.backbones[0].source).toBeTruthy();
+    expect(body.backbones.at(-1)).toMatchObject({ id: own.id, builtin: false });
+    expect(body.backbones.filter((b: any) => !b.builtin)).toHaveLength(1);
+  });
+
+  it("reads a builtin backbone by name and an own one by id", async () => {
+    const { key } = await createProject();
+    const { body: own } = await upload(key, buildTinyModel().files);
+    expect((await callJson("GET", "/v1/backbones/mobilenet_v2", { key })).body).toMatchObject({ builtin: true, id: "bb_builtin_mobilenet_v2" });
+    expect((await callJson("GET", `/v1/backbones/${own.id}`, { key })).body).toEqual(own);
+  });
+
+  it("answers 404 for another project's backbone, on read and delete", async () => {
+    const { key } = await createProject("owner");
+    const { key: otherKey } = await createProject("other");
+    const { body: own } = await upload(key, buildTinyModel().files);
+    const read = await callJson("GET", `/v1/backbones/${own.id}`, { key: otherKey });
+    expect(read.status).toBe(404);
+    expect(read.body.error.code).toBe("backbone_not_found");
+    expect((await callJson("DELETE", `/v1/backbones/${own.id}`, { key: otherKey })).status).toBe(404);
+    expect((await callJson("GET", "/v1/backbones", { key: otherKey })).body.backbones.every((b: any) => b.builtin)).toBe(true);
+  });
+
+  it("deletes an own backbone and its files: 204, then 404", async () => {
+    const { key, projectId } = await createProject();
+    const { body: own } = await upload(key, buildTinyModel().files);
+    expect((await call("DELETE", `/v1/backbones/${own.id}`, { key })).status).toBe(204);
+    expect((await callJson("GET", `/v1/backbones/${own.id}`, { key })).status).toBe(404);
+    expect((await env.BUCKET.list({ prefix: `projects/${projectId}/backbones/` })).objects).toEqual([]);
+  });
+
+  it("refuses to delete a builtin backbone with 409", async () => {
+    const { key } = await createProject();
+    const { status, body } = await callJson("DELETE", "/v1/backbones/mobilenet_v2", { key });
+    expect(status).toBe(409);
+    expect(body.error.code).toBe("builtin_backbone");
+  });
+});

@@ -1,0 +1,187 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { BUILTIN_BACKBONES, findBuiltinBackbone } from "../../shared/catalog";
+import { ApiError } from "../../shared/errors";
+import { backboneSpecSchema, type BackboneSpec } from "../../shared/schemas";
+import { createRouter } from "../app";
+import {
+  MAX_MODEL_BODY_BYTES, backboneView, blobSource, deleteBackbone, getBackboneRow, importBackbone, listBackboneRows, openModelUrl, openModelZip, validateModel,
+} from "../services/backbones";
+import { errors, idParam, jsonResponse, security } from "./openapi-helpers";
+
+export const backboneRoutes = createRouter();
+
+const backboneSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    builtin: z.boolean(),
+    format: z.enum(["layers-model", "graph-model"]),
+    spec: backboneSpecSchema,
+    param_count: z.number().int().nullable().describe("elements over all weights; null for builtin backbones"),
+    weight_bytes: z.number().int().nullable(),
+    description: z.string().nullable(),
+    source: z.string().nullable(),
+    license: z.string().nullable(),
+    created_at: z.string().nullable(),
+  })
+  .meta({ id: "Backbone" });
+
+const importFromUrlRequest = backboneSpecSchema
+  .extend({ url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL of a tfjs model.json" }).describe("the model.json; its weight files are fetched relative to it") })
+  .meta({ id: "ImportBackboneFromUrl" });
+
+/** Documented only: the multipart form is parsed by hand so the body limit holds before anything is buffered. */
+const multipartSchema = {
+  type: "object" as const,
+  required: ["spec", "model"],
+  properties: {
+    spec: { type: "string" as const, description: "The backbone spec as a JSON string (see BackboneSpec)" },
+    model: { type: "string" as const, format: "binary", description: "A zip holding model.json and its weight files (at most 100 MB)" },
+  },
+};
+
+const backboneParam = z.object({ id: idParam("id", "bb_... or mobilenet_v2") });
+
+/** The same 400 `invalid_request` shape as the app's validation hook, for fields parsed by hand. */
+function invalidField(target: string, issues: { path: string; message: string }[]): ApiError {
+  return new ApiError(400, "invalid_request", `${target} field '${issues[0].path}': ${issues[0].message}`, { target, issues });
+}
+
+function parseSpec(value: unknown): BackboneSpec {
+  let json: unknown;
+  try {
+    json = JSON.parse(String(value));
+  } catch {
+    throw invalidField("form", [{ path: "spec", message: "must be the backbone spec as a JSON string" }]);
+  }
+  const result = backboneSpecSchema.safeParse(json);
+  if (!result.success) throw invalidField("form", result.error.issues.map((issue) => ({ path: ["spec", ...issue.path].join("."), message: issue.message })));
+  return result.data;
+}
+
+function refuseReservedName(spec: BackboneSpec): void {
+  if (findBuiltinBackbone(spec.name)) {
+    throw new ApiError(409, "backbone_name_reserved", `'${spec.name}' is the name of a builtin backbone; give yours another spec.name.`, { field: "spec.name" });
+  }
+}
+
+/** Parses a multipart body, refusing with 413 once it passes the limit (Content-Length may be missing or lie). */
+async function readLimitedForm(request: Request): Promise<FormData> {
+  const declared = Number(request.headers.get("content-length") ?? NaN);
+  const tooLarge = (bytes: number) => new ApiError(413, "payload_too_large", `The upload is ${bytes} bytes; the limit is ${MAX_MODEL_BODY_BYTES} bytes. Quantize the model or import it by URL.`, { limit_bytes: MAX_MODEL_BODY_BYTES });
+  if (Number.isFinite(declared) && declared > MAX_MODEL_BODY_BYTES) throw tooLarge(declared);
+  if (!request.body) throw new ApiError(400, "empty_body", "The request has no body; send the spec and model fields as multipart/form-data.");
+  let total = 0;
+  let exceeded = false;
+  const limited = request.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        total += chunk.length;
+        if (total > MAX_MODEL_BODY_BYTES) {
+          exceeded = true;
+          controller.error(new Error("body too large"));
+          return;
+        }
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  try {
+    return await new Response(limited, { headers: { "content-type": request.headers.get("content-type")! } }).formData();
+  } catch {
+    if (exceeded) throw tooLarge(total);
+    throw new ApiError(400, "invalid_multipart", "The multipart/form-data body could not be parsed; send a 'spec' field (JSON) and a 'model' file (zip).");
+  }
+}
+
+backboneRoutes.openapi(
+  createRoute({
+    method: "post", path: "/backbones", tags: ["backbones"], security,
+    summary: "Import your own tfjs model (layers or graph) as a frozen backbone: a zip upload (multipart) or a model.json URL (JSON)",
+    description:
+      "multipart/form-data: `spec` (BackboneSpec as JSON) and `model` (a zip with model.json and its weight files, possibly in a sub-folder; at most 100 MB). " +
+      "application/json: the BackboneSpec fields plus `url` of a model.json whose weight files sit beside it. Weights at most 100 MB. " +
+      "422 codes: model_json_missing, model_json_invalid, unsupported_model_format, weight_file_missing, weight_size_mismatch, feature_layer_not_found, " +
+      "feature_layer_not_spatial, input_size_mismatch, unsupported_input_shape, model_fetch_failed, not_a_zip, corrupt_zip, corrupt_entry.",
+    request: { body: { required: false, content: { "multipart/form-data": { schema: multipartSchema }, "application/json": { schema: importFromUrlRequest } } } },
+    responses: {
+      201: jsonResponse("The new backbone", backboneSchema), 400: errors[400], 401: errors[401], 409: errors[409], 413: errors[413], 415: errors[415], 422: errors[422],
+    },
+  }),
+  async (c) => {
+    const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
+    const { db, caller } = c.var;
+    if (type === "application/json") {
+      // Validated by the route's JSON validator (it runs for JSON bodies only; the body is optional for the multipart form).
+      const { url, ...spec } = c.req.valid("json" as never) as z.infer<typeof importFromUrlRequest>;
+      refuseReservedName(spec);
+      const opened = await openModelUrl(url);
+      const summary = validateModel(opened.modelJson, spec, url);
+      const row = await importBackbone(db, c.env.BUCKET, caller.projectId, spec, opened.modelJson, summary, opened.files);
+      return c.json(backboneView(row), 201);
+    }
+    if (type !== "multipart/form-data") {
+      throw new ApiError(415, "unsupported_media_type", `Send multipart/form-data (spec + model zip) or application/json (spec fields + url); got '${type || "none"}'.`);
+    }
+    const form = await readLimitedForm(c.req.raw);
+    const specField = form.get("spec");
+    if (specField === null) throw invalidField("form", [{ path: "spec", message: "required: the backbone spec as a JSON string" }]);
+    const spec = parseSpec(typeof specField === "string" ? specField : await specField.text());
+    const model = form.get("model");
+    if (model === null || typeof model === "string") throw invalidField("form", [{ path: "model", message: "required: a zip file holding model.json and its weight files" }]);
+    refuseReservedName(spec);
+    const opened = await openModelZip(blobSource(model));
+    const summary = validateModel(opened.modelJson, spec, opened.modelJsonPath);
+    const row = await importBackbone(db, c.env.BUCKET, caller.projectId, spec, opened.modelJson, summary, opened.files);
+    return c.json(backboneView(row), 201);
+  },
+);
+
+backboneRoutes.openapi(
+  createRoute({
+    method: "get", path: "/backbones", tags: ["backbones"], security, summary: "List the builtin backbones, then the project's own (newest first)",
+    responses: { 200: jsonResponse("Backbones", z.object({ backbones: z.array(backboneSchema) })), 401: errors[401] },
+  }),
+  async (c) => {
+    const own = await listBackboneRows(c.var.db, c.var.caller.projectId);
+    return c.json({ backbones: [...BUILTIN_BACKBONES.map(backboneView), ...own.map(backboneView)] }, 200);
+  },
+);
+
+backboneRoutes.openapi(
+  createRoute({
+    method: "get", path: "/backbones/{id}", tags: ["backbones"], security, summary: "Read a backbone: a builtin one by id or name, or one of the project's by id",
+    request: { params: backboneParam },
+    responses: { 200: jsonResponse("The backbone", backboneSchema), 401: errors[401], 404: errors[404] },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const builtin = findBuiltinBackbone(id);
+    if (builtin) return c.json(backboneView(builtin), 200);
+    const row = await getBackboneRow(c.var.db, c.var.caller.projectId, id);
+    if (!row) throw notFoundBackbone(id);
+    return c.json(backboneView(row), 200);
+  },
+);
+
+backboneRoutes.openapi(
+  createRoute({
+    method: "delete", path: "/backbones/{id}", tags: ["backbones"], security,
+    summary: "Delete one of the project's backbones and its files (builtin ones cannot be deleted)",
+    description: "Models already trained on it keep working only as far as their own artifacts suffice; new jobs cannot use it.",
+    request: { params: backboneParam },
+    responses: { 204: { description: "Deleted" }, 401: errors[401], 404: errors[404], 409: errors[409] },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    if (findBuiltinBackbone(id)) throw new ApiError(409, "builtin_backbone", `'${id}' is a builtin backbone; only your own backbones can be deleted.`, { id });
+    const row = await getBackboneRow(c.var.db, c.var.caller.projectId, id);
+    if (!row) throw notFoundBackbone(id);
+    await deleteBackbone(c.var.db, c.env.BUCKET, row);
+    return c.body(null, 204);
+  },
+);
+
+function notFoundBackbone(id: string): ApiError {
+  return new ApiError(404, "backbone_not_found", `No backbone '${id}' in this project. List them with GET /v1/backbones (builtin names: ${BUILTIN_BACKBONES.map((b) => b.name).join(", ")}).`, { id });
+}
