@@ -1,0 +1,152 @@
+/**
+ * The runner's side of the runner protocol (workers/routes/runner.ts): plain HTTPS calls out to the API with the
+ * runner token, so a runner needs no inbound connectivity. Every call that acts on a job carries its lease token;
+ * the API answers 409 `lease_lost` once the lease is gone, which surfaces here as `LeaseLostError`.
+ */
+import { z } from "zod";
+import { backboneSpecSchema, jobConfigSchema, rejectionSchema } from "../../shared/schemas";
+
+/** What `POST /v1/runner/lease` hands out, re-validated with the shared schemas before anything runs. */
+export const leasedJobSchema = z.object({
+  job: z.object({
+    id: z.string(),
+    project_id: z.string(),
+    dataset_id: z.string(),
+    dataset_version: z.number().int(),
+    attempt: z.number().int(),
+    max_attempts: z.number().int(),
+    config: jobConfigSchema,
+    model_id: z.string(),
+  }),
+  lease: z.object({ token: z.string(), expires_at: z.string(), lease_ms: z.number(), heartbeat_ms: z.number() }),
+  backbone: z.object({
+    id: z.string(),
+    name: z.string(),
+    builtin: z.boolean(),
+    spec: backboneSpecSchema,
+    weights_version: z.string(),
+    format: z.enum(["layers-model", "graph-model"]),
+  }),
+  images: z.array(z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), label: z.string(), split: z.enum(["auto", "train", "val"]), path: z.string() })),
+});
+export type LeasedJob = z.infer<typeof leasedJobSchema>;
+export type Rejection = z.infer<typeof rejectionSchema>;
+
+/** The API refused a report because this runner no longer holds the job's lease. Stop work; report nothing. */
+export class LeaseLostError extends Error {
+  constructor(jobId: string) {
+    super(`lost the lease on ${jobId}`);
+    this.name = "LeaseLostError";
+  }
+}
+
+export class ApiCallError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApiCallError";
+  }
+}
+
+export interface Progress {
+  phase: string;
+  done: number;
+  total: number;
+}
+
+export class RunnerClient {
+  constructor(
+    readonly apiUrl: string,
+    private readonly token: string,
+    private readonly fetchImpl: typeof fetch = fetch,
+  ) {}
+
+  private async call(method: string, path: string, init: { json?: unknown; body?: Uint8Array; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, ...init.headers };
+    let body: BodyInit | undefined;
+    if (init.json !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(init.json);
+    } else if (init.body) {
+      headers["content-type"] ??= "application/octet-stream";
+      body = init.body as Uint8Array<ArrayBuffer>;
+    }
+    const response = await this.fetchImpl(`${this.apiUrl}${path}`, { method, headers, body, signal: init.signal });
+    if (response.ok) return response;
+    const text = await response.text();
+    let code = `http_${response.status}`;
+    let message = text.slice(0, 500);
+    try {
+      const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
+      code = parsed.error?.code ?? code;
+      message = parsed.error?.message ?? message;
+    } catch {}
+    if (code === "lease_lost") throw new LeaseLostError(path);
+    throw new ApiCallError(response.status, code, `${method} ${path}: ${response.status} ${code}: ${message}`);
+  }
+
+  /** Long-polls for a job (up to `waitS` seconds). `null` when none was queued. */
+  async lease(runnerId: string, waitS: number, engines: string[], signal?: AbortSignal): Promise<LeasedJob | null> {
+    const response = await this.call("POST", "/v1/runner/lease", { json: { runner_id: runnerId, wait_s: waitS, engines }, signal });
+    if (response.status === 204) return null;
+    return leasedJobSchema.parse(await response.json());
+  }
+
+  async heartbeat(jobId: string, leaseToken: string, progress?: Progress): Promise<{ cancel_requested: boolean; lease_expires_at: string }> {
+    const response = await this.call("POST", `/v1/runner/jobs/${jobId}/heartbeat`, { json: { lease_token: leaseToken, progress } });
+    return (await response.json()) as { cancel_requested: boolean; lease_expires_at: string };
+  }
+
+  async recordEpochs(jobId: string, leaseToken: string, epochs: object[]): Promise<void> {
+    if (epochs.length > 0) await this.call("POST", `/v1/runner/jobs/${jobId}/epochs`, { json: { lease_token: leaseToken, epochs } });
+  }
+
+  async uploadArtifact(jobId: string, leaseToken: string, name: string, bytes: Uint8Array): Promise<void> {
+    await this.call("PUT", `/v1/runner/jobs/${jobId}/artifacts/${name}`, { body: bytes, headers: { "x-lease-token": leaseToken } });
+  }
+
+  async complete(jobId: string, report: { lease_token: string; labels: string[]; metrics: object; epochs: object[]; skipped: Rejection[]; head_bytes: number; extra?: object }): Promise<string> {
+    const response = await this.call("POST", `/v1/runner/jobs/${jobId}/complete`, { json: report });
+    return ((await response.json()) as { model_id: string }).model_id;
+  }
+
+  async fail(jobId: string, report: { lease_token: string; error: string; retryable?: boolean; canceled?: boolean; release?: boolean; skipped?: Rejection[] }): Promise<string> {
+    const response = await this.call("POST", `/v1/runner/jobs/${jobId}/fail`, { json: { ...report, error: report.error.slice(0, 4000) } });
+    return ((await response.json()) as { status: string }).status;
+  }
+
+  async getImage(jobId: string, leaseToken: string, sha256: string): Promise<Uint8Array> {
+    const response = await this.call("GET", `/v1/runner/jobs/${jobId}/images/${sha256}`, { headers: { "x-lease-token": leaseToken } });
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
+  /** Cached embedding records (32-byte sha256 + dim float32) for those of `sha256s` found; the pack if it exists. */
+  async lookupEmbeddings(cacheKey: string, sha256s: string[], pack?: string): Promise<{ records: Uint8Array; fromPack: boolean }> {
+    const response = await this.call("POST", `/v1/runner/embeddings/${cacheKey}/lookup`, { json: { sha256: sha256s, pack } });
+    return { records: new Uint8Array(await response.arrayBuffer()), fromPack: response.headers.get("x-embedding-source") === "pack" };
+  }
+
+  async storeEmbeddings(cacheKey: string, dim: number, records: Uint8Array, options: { pack?: string; items?: boolean } = {}): Promise<void> {
+    const query = new URLSearchParams({ dim: String(dim), items: options.items === false ? "0" : "1" });
+    if (options.pack) query.set("pack", options.pack);
+    await this.call("PUT", `/v1/runner/embeddings/${cacheKey}?${query}`, { body: records });
+  }
+
+  /** A stored backbone file, or `null` when the API has none (a builtin backbone not yet published). */
+  async getBackboneFile(backboneId: string, file: "model.json" | "weights.bin"): Promise<Uint8Array | null> {
+    try {
+      const response = await this.call("GET", `/v1/runner/backbones/${backboneId}/${file}`);
+      return new Uint8Array(await response.arrayBuffer());
+    } catch (error) {
+      if (error instanceof ApiCallError && error.status === 404) return null;
+      throw error;
+    }
+  }
+
+  async putBackboneFile(backboneId: string, file: "model.json" | "weights.bin", bytes: Uint8Array): Promise<void> {
+    await this.call("PUT", `/v1/runner/backbones/${backboneId}/${file}`, { body: bytes });
+  }
+}

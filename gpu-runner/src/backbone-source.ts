@@ -1,0 +1,72 @@
+/**
+ * Where a leased job's backbone comes from. Builtin backbones ship inside npm packages (offline) and are published
+ * to R2 through the API the first time a runner sees them missing there, so the edge can load the very same bytes.
+ * User backbones are read from R2 through the API. Bundles are kept per process: a runner serving many jobs on the
+ * same backbone parses its weights once.
+ */
+import { getWeightSpecs } from "../../shared/backbone/model-json";
+import type { BackboneBundle, FeatureSpec, LayersModelJson } from "../../shared/backbone/types";
+import { featureLayers, findBuiltinBackbone } from "../../shared/catalog";
+import type { BackboneSpec } from "../../shared/schemas";
+import type { LeasedJob, RunnerClient } from "./api-client";
+import { loadNsfwjsBundle } from "./engine/builtin-nsfwjs";
+
+/** Loaders for the builtin catalog's entries, by catalog id. */
+const BUILTIN_LOADERS: Record<string, () => Promise<BackboneBundle>> = {
+  bb_builtin_mobilenet_v2: loadNsfwjsBundle,
+};
+
+/** The numeric range `(x - mean) / std` maps [0, 1] pixels to (the first channel's; used for logs and bundles). */
+export function inputRangeOf(spec: BackboneSpec): [number, number] {
+  const { mean, std } = spec.normalization;
+  return [(0 - mean[0]) / std[0], (1 - mean[0]) / std[0]];
+}
+
+/** The feature spec (layers + pooling) a backbone spec asks for. */
+export function featureSpecOf(spec: BackboneSpec): FeatureSpec {
+  return { feature_layers: featureLayers(spec), pooling: spec.pooling };
+}
+
+/** `bundle` as the two objects the API stores: model.json naming one `weights.bin`, and the weight bytes. */
+export function bundleFiles(bundle: BackboneBundle): { modelJson: Uint8Array; weights: Uint8Array } {
+  const modelJson = { ...bundle.modelJson, weightsManifest: [{ paths: ["weights.bin"], weights: getWeightSpecs(bundle.modelJson) }] };
+  return { modelJson: new TextEncoder().encode(JSON.stringify(modelJson)), weights: new Uint8Array(bundle.weightData) };
+}
+
+const bundles = new Map<string, Promise<BackboneBundle>>();
+const published = new Set<string>();
+
+async function loadFromApi(client: RunnerClient, backbone: LeasedJob["backbone"]): Promise<BackboneBundle> {
+  const [modelJsonBytes, weights] = await Promise.all([client.getBackboneFile(backbone.id, "model.json"), client.getBackboneFile(backbone.id, "weights.bin")]);
+  if (!modelJsonBytes || !weights) throw new Error(`backbone ${backbone.id}: model.json or weights.bin is missing from storage; import the backbone again`);
+  const modelJson = JSON.parse(new TextDecoder().decode(modelJsonBytes)) as LayersModelJson;
+  const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer;
+  return { name: backbone.id, modelJson, weightData, inputRange: inputRangeOf(backbone.spec) };
+}
+
+/**
+ * The bundle of a leased job's backbone. For a builtin one, also makes sure the API holds its files (weights
+ * first, model.json last, so a present model.json means a complete pair).
+ */
+export async function loadJobBackbone(client: RunnerClient, backbone: LeasedJob["backbone"], log: (msg: string) => void): Promise<BackboneBundle> {
+  const key = `${backbone.id}@${backbone.weights_version}`;
+  let bundle = bundles.get(key);
+  if (!bundle) {
+    const loader = backbone.builtin ? BUILTIN_LOADERS[backbone.id] : undefined;
+    if (backbone.builtin && (!loader || !findBuiltinBackbone(backbone.id))) throw new Error(`this runner does not know the builtin backbone ${backbone.id}; update the runner`);
+    bundle = loader ? loader() : loadFromApi(client, backbone);
+    bundles.set(key, bundle);
+    bundle.catch(() => bundles.delete(key));
+  }
+  const loaded = await bundle;
+  if (backbone.builtin && !published.has(key)) {
+    if (!(await client.getBackboneFile(backbone.id, "model.json"))) {
+      const files = bundleFiles(loaded);
+      await client.putBackboneFile(backbone.id, "weights.bin", files.weights);
+      await client.putBackboneFile(backbone.id, "model.json", files.modelJson);
+      log(`published builtin backbone ${backbone.id} to storage (${(files.weights.length / 1e6).toFixed(1)} MB) for the edge`);
+    }
+    published.add(key);
+  }
+  return loaded;
+}

@@ -1,0 +1,186 @@
+/**
+ * Embeddings of a job's images, each computed at most once ever: looked up in the R2 cache first (the job's pack,
+ * then per image), the rest fetched, decoded and preprocessed with shared/ (the code the Worker uses at inference),
+ * run through the frozen backbone and stored back batch by batch, so a runner killed halfway loses at most one batch.
+ *
+ * The decode of batch k+1 overlaps the backbone run of batch k (onnxruntime and the WASM pool run off the main
+ * thread), which matters because decoding a photo costs about as much as embedding it on the fast engines.
+ */
+import { isImageError } from "../../shared/image/errors";
+import { imageToTensorInput, type PreprocessSpec } from "../../shared/image/preprocess";
+import type { ImageCodecs } from "../../shared/image/codecs";
+import { sha256Hex } from "../../shared/ids";
+import type { Rejection, RunnerClient } from "./api-client";
+import type { EmbeddingEngine } from "./engine/types";
+
+export const EMBEDDING_RECORD_HEADER_BYTES = 32;
+/** Images per backbone run: bounds memory (tfjs at batch 32 held 808 MB of live tensors for MobileNetV2). */
+const EMBED_BATCH = 32;
+/** Image downloads in flight while a batch is prepared. */
+const FETCH_CONCURRENCY = 8;
+/** The lookup route takes at most this many hashes per call. */
+const LOOKUP_CHUNK = 1000;
+
+export interface EmbedDatasetInput {
+  client: RunnerClient;
+  jobId: string;
+  leaseToken: string;
+  /** Hex cache key (sha256 of `embeddingCacheKey(...)`). */
+  cacheKey: string;
+  /** Image hashes of the job, in item order (may repeat). */
+  images: { sha256: string; path: string }[];
+  preprocess: PreprocessSpec;
+  engine: EmbeddingEngine;
+  codecs: ImageCodecs;
+  maxPixels: number;
+  signal: AbortSignal;
+  onProgress(done: number, total: number): void;
+  log(msg: string): void;
+}
+
+export interface EmbedDatasetResult {
+  /** sha256 → embedding (dim floats) for every image that could be embedded. */
+  bySha: Map<string, Float32Array>;
+  dim: number;
+  /** Images that failed to decode at train time (each listed once, with the reason). */
+  skipped: Rejection[];
+  cached: number;
+  computed: number;
+  fromPack: boolean;
+  embedMs: number;
+}
+
+function hexToBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+function bytesToHex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
+}
+
+/** Parses wire records (32-byte sha256 + `dim` float32) into `into`. */
+export function parseRecords(bytes: Uint8Array, dim: number, into: Map<string, Float32Array>): number {
+  const recordBytes = EMBEDDING_RECORD_HEADER_BYTES + dim * 4;
+  if (bytes.length % recordBytes !== 0) throw new Error(`embedding records: ${bytes.length} bytes is not a multiple of ${recordBytes}`);
+  const count = bytes.length / recordBytes;
+  for (let i = 0; i < count; i++) {
+    const record = bytes.subarray(i * recordBytes, (i + 1) * recordBytes);
+    const values = new Float32Array(dim);
+    new Uint8Array(values.buffer).set(record.subarray(EMBEDDING_RECORD_HEADER_BYTES));
+    into.set(bytesToHex(record.subarray(0, EMBEDDING_RECORD_HEADER_BYTES)), values);
+  }
+  return count;
+}
+
+/** Wire records for `shas` (all present in `bySha`). */
+export function encodeRecords(shas: string[], bySha: Map<string, Float32Array>, dim: number): Uint8Array {
+  const recordBytes = EMBEDDING_RECORD_HEADER_BYTES + dim * 4;
+  const out = new Uint8Array(shas.length * recordBytes);
+  shas.forEach((sha, i) => {
+    const values = bySha.get(sha)!;
+    out.set(hexToBytes(sha), i * recordBytes);
+    out.set(new Uint8Array(values.buffer, values.byteOffset, dim * 4), i * recordBytes + EMBEDDING_RECORD_HEADER_BYTES);
+  });
+  return out;
+}
+
+/** The pack id of a set of images: sha256 of their sorted, distinct hashes. */
+export const packIdOf = (sortedShas: string[]) => sha256Hex(sortedShas.join("\n"));
+
+async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  }));
+  return out;
+}
+
+export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatasetResult> {
+  const { client, engine, signal } = input;
+  const dim = engine.dim;
+  const pathOf = new Map(input.images.map((image) => [image.sha256, image.path]));
+  const unique = [...pathOf.keys()].sort();
+  const pack = await packIdOf(unique);
+  const bySha = new Map<string, Float32Array>();
+
+  // 1. The cache: the whole pack when this exact set was embedded before, else per image.
+  let fromPack = false;
+  for (let start = 0; start < unique.length; start += LOOKUP_CHUNK) {
+    const chunk = unique.slice(start, start + LOOKUP_CHUNK).filter((sha) => !bySha.has(sha));
+    if (chunk.length === 0) continue;
+    const found = await client.lookupEmbeddings(input.cacheKey, chunk, start === 0 ? pack : undefined);
+    parseRecords(found.records, dim, bySha);
+    fromPack ||= found.fromPack;
+  }
+  const cached = bySha.size;
+  const missing = unique.filter((sha) => !bySha.has(sha));
+  input.log(`embeddings: ${cached} cached, ${missing.length} to compute with ${engine.name}`);
+  input.onProgress(cached, unique.length);
+
+  // 2. The rest, batch by batch, decode of the next batch overlapping the backbone run of this one.
+  const skipped: Rejection[] = [];
+  const [h, w] = input.preprocess.input_size;
+  const perImage = h * w * 3;
+  const started = performance.now();
+  let computed = 0;
+  let storing: Promise<void> = Promise.resolve();
+
+  const prepare = async (shas: string[]) => {
+    const batch = new Float32Array(shas.length * perImage);
+    const kept: string[] = [];
+    await mapLimited(shas, FETCH_CONCURRENCY, async (sha) => {
+      if (signal.aborted) return;
+      const path = pathOf.get(sha)!;
+      try {
+        const bytes = await client.getImage(input.jobId, input.leaseToken, sha);
+        const tensor = await imageToTensorInput(bytes, input.preprocess, input.codecs, { maxPixels: input.maxPixels });
+        batch.set(tensor, kept.length * perImage);
+        kept.push(sha);
+      } catch (error) {
+        if (!isImageError(error)) throw error;
+        skipped.push({ path, code: error.code, message: error.message });
+      }
+    });
+    return { batch: batch.subarray(0, kept.length * perImage), shas: kept };
+  };
+
+  const batches: string[][] = [];
+  for (let i = 0; i < missing.length; i += EMBED_BATCH) batches.push(missing.slice(i, i + EMBED_BATCH));
+  let next = batches.length > 0 ? prepare(batches[0]!) : null;
+  for (let b = 0; b < batches.length; b++) {
+    signal.throwIfAborted();
+    const { batch, shas } = await next!;
+    const embedding = shas.length > 0 ? engine.embed(batch, shas.length) : Promise.resolve(new Float32Array(0));
+    next = b + 1 < batches.length ? prepare(batches[b + 1]!) : null;
+    const values = await embedding;
+    shas.forEach((sha, i) => bySha.set(sha, values.slice(i * dim, (i + 1) * dim)));
+    computed += shas.length;
+    if (shas.length > 0) {
+      const records = encodeRecords(shas, bySha, dim);
+      // One store in flight at a time; the next batch's work goes on meanwhile.
+      storing = storing.then(() => client.storeEmbeddings(input.cacheKey, dim, records));
+      await (b % 4 === 3 ? storing : Promise.resolve());
+    }
+    input.onProgress(cached + computed + skipped.length, unique.length);
+  }
+  await next?.catch(() => undefined);
+  await storing;
+  const embedMs = performance.now() - started;
+  if (computed > 0) input.log(`embeddings: computed ${computed} in ${(embedMs / 1000).toFixed(1)} s (${((computed * 1000) / embedMs).toFixed(1)} img/s)`);
+
+  // 3. The pack, so a retrain of this snapshot reads one object.
+  // Keyed by all of the job's images, so images that fail to decode are simply absent from it.
+  if ((!fromPack || computed > 0) && bySha.size > 0) {
+    const present = unique.filter((sha) => bySha.has(sha));
+    await client.storeEmbeddings(input.cacheKey, dim, encodeRecords(present, bySha, dim), { pack, items: false });
+  }
+  skipped.sort((a, b) => a.path.localeCompare(b.path));
+  return { bySha, dim, skipped, cached, computed, fromPack, embedMs };
+}

@@ -1,0 +1,102 @@
+/**
+ * The lease loop: long-poll the API for a job, run it, repeat. Any number of runners can share one API; D1 gives
+ * each job to one of them at a time. `stop()` (SIGTERM) ends the loop: a running job is given back to the queue
+ * at once (not counted as an attempt) and the process can exit within seconds.
+ */
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { BackboneBundle, FeatureSpec } from "../../shared/backbone/types";
+import type { ImageCodecs } from "../../shared/image/codecs";
+import { ApiCallError, RunnerClient } from "./api-client";
+import { getNodeCodecs } from "./codecs-node";
+import { createEngine, type EmbeddingEngine, type EngineOptions } from "./engine/index";
+import { runJob, type JobOutcome } from "./run-job";
+
+export interface RunnerOptions {
+  apiUrl: string;
+  token: string;
+  runnerId?: string;
+  engine?: EngineOptions["engine"];
+  threads?: number;
+  /** Long-poll length per lease call (the API caps it at 25 s). */
+  waitS?: number;
+  /** Stop after this many jobs (tests, one-shot containers). */
+  maxJobs?: number;
+  log?: (msg: string) => void;
+}
+
+/** Retry delays when the API is unreachable: 1, 2, 4 ... 30 s. */
+const MAX_RETRY_DELAY_MS = 30_000;
+
+export class Runner {
+  readonly id: string;
+  readonly client: RunnerClient;
+  private readonly shutdown = new AbortController();
+  private readonly log: (msg: string) => void;
+  private engine: { key: string; engine: Promise<EmbeddingEngine> } | null = null;
+  private codecs: Promise<ImageCodecs> | null = null;
+  readonly outcomes: JobOutcome[] = [];
+
+  constructor(private readonly options: RunnerOptions) {
+    this.id = options.runnerId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+    this.client = new RunnerClient(options.apiUrl.replace(/\/+$/, ""), options.token);
+    this.log = options.log ?? ((msg) => console.log(`[runner ${this.id}] ${msg}`));
+  }
+
+  /** One engine at a time, rebuilt when a job needs another backbone or feature spec (bounds memory). */
+  private engineFor = async (bundle: BackboneBundle, feature: FeatureSpec): Promise<EmbeddingEngine> => {
+    const key = `${bundle.name}|${JSON.stringify(feature)}`;
+    if (this.engine?.key !== key) {
+      const previous = this.engine;
+      if (previous) await (await previous.engine.catch(() => null))?.close();
+      const engine = createEngine(bundle, feature, { engine: this.options.engine ?? "auto", threads: this.options.threads, log: this.log });
+      this.engine = { key, engine };
+      engine.catch(() => {
+        if (this.engine?.engine === engine) this.engine = null;
+      });
+    }
+    return this.engine!.engine;
+  };
+
+  /** Runs until `stop()` (or `maxJobs`). Resolves when the loop has ended and any running job was reported. */
+  async run(): Promise<void> {
+    const signal = this.shutdown.signal;
+    this.codecs ??= getNodeCodecs();
+    let retryMs = 1000;
+    this.log(`leasing jobs from ${this.client.apiUrl}`);
+    while (!signal.aborted && (this.options.maxJobs === undefined || this.outcomes.length < this.options.maxJobs)) {
+      let leased;
+      try {
+        leased = await this.client.lease(this.id, this.options.waitS ?? 20, [], signal);
+        retryMs = 1000;
+      } catch (error) {
+        if (signal.aborted) break;
+        const fatal = error instanceof ApiCallError && (error.status === 401 || error.status === 503);
+        this.log(`lease failed: ${(error as Error).message}${fatal ? "" : `; retrying in ${retryMs / 1000} s`}`);
+        if (fatal && error.status === 401) throw error;
+        await sleep(retryMs, signal);
+        retryMs = Math.min(MAX_RETRY_DELAY_MS, retryMs * 2);
+        continue;
+      }
+      if (!leased) continue;
+      this.log(`job ${leased.job.id}: leased (attempt ${leased.job.attempt}/${leased.job.max_attempts}, ${leased.images.length} images, backbone ${leased.backbone.name})`);
+      const outcome = await runJob({ client: this.client, leased, engineFor: this.engineFor, codecs: await this.codecs, shutdown: signal, log: this.log });
+      this.outcomes.push(outcome);
+    }
+    const current = this.engine;
+    this.engine = null;
+    if (current) await (await current.engine.catch(() => null))?.close();
+  }
+
+  /** Ends the loop; a running job is given back to the queue. */
+  stop(): void {
+    this.shutdown.abort();
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+  });
+}
