@@ -61,3 +61,10 @@ export async function waitFor<T>(what: string, poll: () => Promise<T | null | un
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+/** The last `lines` lines wrangler wrote (startTestPlatform logs to `stateDir/platform.log`), for failure messages. */
+export function platformLogTail(platform: Platform, lines = 30): string {
+  const file = path.join(platform.stateDir, "platform.log");
+  if (!fs.existsSync(file)) return "(no platform log)";
+  return fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+}
