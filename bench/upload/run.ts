@@ -3,12 +3,17 @@
  * 1,000 images, against the real local platform (wrangler dev) on 127.0.0.1. Prints numbers; asserts nothing.
  *   npx tsx bench/upload/run.ts [--mb 200] [--images 2000]
  */
+import fs from "node:fs";
 import { zipSync } from "fflate";
 import { makeStoredPng } from "../../tests/fixtures/images";
 import { api, startTestPlatform, waitFor } from "../../tests/e2e/platform";
 
 const args = process.argv.slice(2);
-const arg = (name: string, fallback: number) => Number(args[args.indexOf(`--${name}`) + 1] ?? fallback) || fallback;
+/** `--name value`; a missing flag (indexOf -1) must not read args[0] as its value. */
+const arg = (name: string, fallback: number) => {
+  const at = args.indexOf(`--${name}`);
+  return at >= 0 ? Number(args[at + 1]) || fallback : fallback;
+};
 const targetMb = arg("mb", 200);
 const images = arg("images", 2000);
 
@@ -24,11 +29,15 @@ const platform = await startTestPlatform();
 try {
   console.log(`platform ready in ${platform.readyMs} ms`);
   const ds = await api(platform, "POST", "/v1/datasets", { json: { name: "bench" } });
+  if (ds.status !== 201) throw new Error(`creating the dataset: ${JSON.stringify(ds.body)}`);
   const partSize = 64 * 1024 * 1024;
   const up = await api(platform, "POST", `/v1/datasets/${ds.body.id}/uploads`, { json: { filename: "bench.zip", part_size: partSize } });
+  if (up.status !== 201) throw new Error(`starting the upload: ${JSON.stringify(up.body)}`);
   const t0 = performance.now();
   for (let n = 1; (n - 1) * partSize < archive.length; n++) {
-    const res = await api(platform, "PUT", `/v1/datasets/${ds.body.id}/uploads/${up.body.upload_id}/parts/${n}`, { body: archive.subarray((n - 1) * partSize, n * partSize) });
+    const res = await api(platform, "PUT", `/v1/datasets/${ds.body.id}/uploads/${up.body.upload_id}/parts/${n}`, {
+      body: archive.subarray((n - 1) * partSize, n * partSize), headers: { "content-type": "application/octet-stream" },
+    });
     if (res.status !== 200) throw new Error(JSON.stringify(res.body));
   }
   const complete = await api(platform, "POST", `/v1/datasets/${ds.body.id}/uploads/${up.body.upload_id}/complete`);
@@ -45,4 +54,6 @@ try {
   console.log(`ingest: ${ingestS.toFixed(2)} s for ${ready.image_count} images (${ready.status}, ${ready.rejected_count} rejected) = ${((ingestS / ready.image_count) * 1000).toFixed(1)} s per 1,000 images`);
 } finally {
   await platform.stop();
+  // The state folder holds the archive and every image (about 2x the archive): do not leave it in the temp folder.
+  fs.rmSync(platform.stateDir, { recursive: true, force: true });
 }
