@@ -18,7 +18,6 @@ export const OFFLINE_ENV = {
 };
 
 const wranglerBin = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
-const tsxBin = path.join(ROOT, "node_modules", "tsx", "dist", "cli.mjs");
 
 /** Reads a secret kept in the state folder, creating it on first use. */
 export function persistentSecret(stateDir, name, prefix) {
@@ -80,7 +79,8 @@ export async function startPlatform(options = {}) {
   const readyMs = Date.now() - started;
   const runnerArgs = options.runner === false ? null : Array.isArray(options.runner) ? options.runner : [];
   if (runnerArgs && fs.existsSync(path.join(ROOT, "gpu-runner", "src", "main.ts"))) {
-    const runner = spawn(process.execPath, [tsxBin, path.join(ROOT, "gpu-runner", "src", "main.ts"), ...runnerArgs], {
+    // `node --import tsx` (one process), not the tsx CLI (which runs the script in a child process).
+    const runner = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "gpu-runner", "src", "main.ts"), ...runnerArgs], {
       cwd: ROOT, env: { ...process.env, EDGETUNE_API_URL: url, EDGETUNE_RUNNER_TOKEN: runnerToken }, stdio: ["ignore", "pipe", "pipe"], detached: true,
     });
     children.push(runner);

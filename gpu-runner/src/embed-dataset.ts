@@ -102,6 +102,16 @@ async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Prom
   return out;
 }
 
+/** `promise`, or a rejection as soon as `signal` aborts (a backbone run of a whole batch can take seconds). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatasetResult> {
   const { client, engine, signal } = input;
   const dim = engine.dim;
@@ -159,7 +169,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
     const { batch, shas } = await next!;
     const embedding = shas.length > 0 ? engine.embed(batch, shas.length) : Promise.resolve(new Float32Array(0));
     next = b + 1 < batches.length ? prepare(batches[b + 1]!) : null;
-    const values = await embedding;
+    const values = await untilAborted(embedding, signal);
     shas.forEach((sha, i) => bySha.set(sha, values.slice(i * dim, (i + 1) * dim)));
     computed += shas.length;
     if (shas.length > 0) {

@@ -9,6 +9,8 @@
  * - the runner shuts down (SIGTERM) → `fail(release)`: the job goes straight back to the queue.
  */
 import * as tf from "@tensorflow/tfjs";
+// PROD: no "install tfjs-node" banner from the cpu backend, and no debug-mode checks on the head's small tensors.
+tf.env().set("PROD", true);
 import { DEFAULT_MAX_PIXELS } from "../../shared/image/decode";
 import type { ImageCodecs } from "../../shared/image/codecs";
 import { PREPROCESS_VERSION } from "../../shared/image/preprocess";

@@ -18,7 +18,12 @@ export interface RunnerOptions {
   runnerId?: string;
   engine?: EngineOptions["engine"];
   threads?: number;
-  /** Long-poll length per lease call (the API caps it at 25 s). */
+  /**
+   * Long-poll length per lease call (the API caps it at 25 s). A poll in flight is not cut short on shutdown (the
+   * API would not notice the disconnect and could lease a job to nobody, losing it for a lease period): the
+   * runner waits for the answer and hands back what it got. So this bounds the shutdown time; 8 s fits within
+   * Docker's and Kubernetes' default 10 s and 30 s stop grace periods.
+   */
   waitS?: number;
   /** Stop after this many jobs (tests, one-shot containers). */
   maxJobs?: number;
@@ -67,8 +72,13 @@ export class Runner {
     while (!signal.aborted && (this.options.maxJobs === undefined || this.outcomes.length < this.options.maxJobs)) {
       let leased;
       try {
-        leased = await this.client.lease(this.id, this.options.waitS ?? 20, [], signal);
+        leased = await this.client.lease(this.id, this.options.waitS ?? 8, []);
         retryMs = 1000;
+        if (leased && signal.aborted) {
+          await this.client.fail(leased.job.id, { lease_token: leased.lease.token, error: "the runner shut down", release: true });
+          this.log(`job ${leased.job.id}: leased while shutting down; given back`);
+          break;
+        }
       } catch (error) {
         if (signal.aborted) break;
         const fatal = error instanceof ApiCallError && (error.status === 401 || error.status === 503);

@@ -3,7 +3,6 @@ import fs from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-// @ts-expect-error plain ESM script without types
 import { startPlatform } from "../../scripts/platform.mjs";
 
 export interface Platform {

@@ -1,0 +1,26 @@
+// Types of scripts/platform.mjs, for TypeScript callers (benchmarks, end-to-end tests).
+import type { ChildProcess } from "node:child_process";
+
+export const ROOT: string;
+export const OFFLINE_ENV: Record<string, string>;
+export function persistentSecret(stateDir: string, name: string, prefix: string): string;
+export function applyMigrations(stateDir: string, log?: (text: string) => void): void;
+export interface StartedPlatform {
+  url: string;
+  adminKey: string;
+  runnerToken: string;
+  stateDir: string;
+  readyMs: number;
+  children: ChildProcess[];
+  stop(): Promise<void>;
+  wranglerPid: number;
+}
+export function startPlatform(options?: {
+  port?: number;
+  stateDir?: string;
+  adminKey?: string;
+  runnerToken?: string;
+  runner?: boolean | string[];
+  log?: (line: string) => void;
+  quiet?: boolean;
+}): Promise<StartedPlatform>;

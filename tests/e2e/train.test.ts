@@ -1,0 +1,195 @@
+/**
+ * Fine-tune jobs end to end on the real local platform (wrangler dev: workerd + local D1/R2) with real runner
+ * processes (gpu-runner/src/main.ts), on datasets generated here: a dataset uploaded, trained, its model and metrics
+ * checked; a retrain reusing every cached embedding; a runner given SIGTERM and one killed with SIGKILL mid-embedding
+ * while another finishes the job; a cancel reaching a running job.
+ *
+ * Slow runners (`--engine tfjs-wasm --threads 1`, about 10 img/s at 224x224) make "mid-embedding" a window of
+ * seconds on any machine; the runner that finishes uses the default (fastest) engine.
+ */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { zipSync } from "fflate";
+import { ROOT } from "../../scripts/platform.mjs";
+import { makeColouredPng, makeUndecodablePng } from "../fixtures/images";
+import { api, platformLogTail, startTestPlatform, waitFor, type Platform } from "./platform";
+
+const COLOURS: Record<string, [number, number, number]> = { red: [200, 40, 40], green: [40, 180, 60], blue: [40, 60, 200] };
+
+let platform: Platform;
+const runners: ChildProcess[] = [];
+
+interface RunnerProcess {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+function startRunner(args: string[] = []): RunnerProcess {
+  // `node --import tsx`, not the tsx CLI: the CLI runs the script in a child process, which a SIGKILL would orphan.
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "gpu-runner/src/main.ts"), "--api", platform.url, "--token", platform.runnerToken, ...args], {
+    cwd: ROOT, stdio: ["ignore", "pipe", "pipe"],
+  });
+  runners.push(child);
+  let text = "";
+  child.stdout!.on("data", (chunk) => (text += chunk));
+  child.stderr!.on("data", (chunk) => (text += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { child, output: () => text, exited };
+}
+
+async function stopRunner(runner: RunnerProcess): Promise<void> {
+  if (runner.child.exitCode !== null || runner.child.signalCode !== null) return;
+  runner.child.kill("SIGTERM");
+  await runner.exited;
+}
+
+/** A ready dataset of `perLabel` coloured PNGs per label (+ `extra` files), uploaded as one zip. */
+let nextSeed = 1; // every image of every dataset here is distinct: no embedding is cached by accident
+async function createDataset(name: string, perLabel: number, size: number, extra: Record<string, Uint8Array> = {}) {
+  const files: Record<string, Uint8Array> = { ...extra };
+  let seed = nextSeed;
+  nextSeed += perLabel * Object.keys(COLOURS).length;
+  for (const [label, rgb] of Object.entries(COLOURS)) for (let i = 0; i < perLabel; i++) files[`${label}/${label}-${i}.png`] = makeColouredPng(size, size, rgb, seed++);
+  const dataset = await api(platform, "POST", "/v1/datasets", { json: { name } });
+  assert.equal(dataset.status, 201);
+  const upload = await api(platform, "POST", `/v1/datasets/${dataset.body.id}/archive`, { body: zipSync(files, { level: 1 }), headers: { "content-type": "application/zip" } });
+  assert.equal(upload.status, 202, JSON.stringify(upload.body));
+  return waitFor(`dataset ${name} ready`, async () => {
+    const d = await api(platform, "GET", `/v1/datasets/${dataset.body.id}`);
+    return d.body.status === "ready" ? d.body : d.body.status === "failed" ? assert.fail(JSON.stringify(d.body)) : null;
+  }, 60_000);
+}
+
+const finished = (status: string) => ["succeeded", "failed", "canceled"].includes(status);
+
+async function waitForJob(jobId: string, what: (job: any) => boolean, label: string, timeoutMs = 120_000) {
+  try {
+    return await waitFor(label, async () => {
+      const job = (await api(platform, "GET", `/v1/jobs/${jobId}`)).body;
+      return what(job) ? job : null;
+    }, timeoutMs);
+  } catch (error) {
+    const job = (await api(platform, "GET", `/v1/jobs/${jobId}`)).body;
+    throw new Error(`${(error as Error).message}; job now ${JSON.stringify(job).slice(0, 600)}\n${platformLogTail(platform, 15)}`);
+  }
+}
+
+before(async () => {
+  platform = await startTestPlatform({ runner: false });
+});
+after(async () => {
+  for (const child of runners) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  await platform?.stop();
+});
+
+describe("a fine-tune job on the local platform", () => {
+  let runner: RunnerProcess;
+  let datasetId: string;
+  let firstJob: any;
+  before(async () => {
+    runner = startRunner();
+    const dataset = await createDataset("colours", 8, 40);
+    datasetId = dataset.id;
+    // Passes the header checks at upload, fails to decode at train time: skipped and reported on the job.
+    const bad = await api(platform, "PUT", `/v1/datasets/${datasetId}/images/red/broken.png`, { body: makeUndecodablePng() as Uint8Array<ArrayBuffer>, headers: { "content-type": "image/png" } });
+    assert.equal(bad.status, 201, JSON.stringify(bad.body));
+  });
+  after(async () => {
+    await stopRunner(runner);
+  });
+
+  test("trains a head on the frozen builtin backbone and registers an evaluated model", async () => {
+    const created = await api(platform, "POST", "/v1/jobs", { json: { dataset_id: datasetId, hyperparameters: { epochs: 30, seed: 7 } } });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const job = await waitForJob(created.body.id, (j) => finished(j.status), "the job to finish");
+    assert.equal(job.status, "succeeded", `${job.error}\n${runner.output().slice(-2000)}`);
+    firstJob = job;
+    assert.equal(job.attempt, 1);
+    assert.ok(job.metrics.epochs.length >= 1 && job.metrics.epochs.length <= 30);
+    for (const epoch of job.metrics.epochs) for (const key of ["train_loss", "val_loss", "train_accuracy", "val_accuracy"]) assert.equal(typeof epoch[key], "number");
+    assert.deepEqual(job.skipped.map((s: any) => [s.path, s.code]), [["red/broken.png", "corrupt_image"]]);
+
+    const model = (await api(platform, "GET", `/v1/models/${job.model_id}`)).body;
+    assert.equal(model.job_id, job.id);
+    assert.deepEqual(model.labels, ["blue", "green", "red"]);
+    assert.equal(model.dataset_version, job.dataset_version);
+    // Solid colours are trivially separable: every validation image right.
+    assert.equal(model.metrics.accuracy, 1, JSON.stringify(model.metrics));
+    assert.equal(model.metrics.per_class.length, 3);
+    for (const row of model.metrics.per_class) assert.ok(row.support >= 1 && row.f1 === 1);
+    assert.deepEqual(model.metrics.confusion_matrix.map((row: number[]) => row.length), [3, 3, 3]);
+    assert.equal(typeof model.metrics.expected_calibration_error, "number");
+
+    const card = (await api(platform, "GET", `/v1/models/${job.model_id}/files/card.json`)).body;
+    const parsedCard = typeof card === "string" ? JSON.parse(card) : card;
+    assert.equal(parsedCard.backbone.id, "bb_builtin_mobilenet_v2");
+    assert.equal(parsedCard.images, 24);
+    assert.match(parsedCard.content_hashes_sha256, /^[0-9a-f]{64}$/);
+    assert.equal(parsedCard.preprocessing.input_size.join("x"), "224x224");
+    const headManifest = await api(platform, "GET", `/v1/models/${job.model_id}/files/head.json`);
+    assert.equal(headManifest.status, 200);
+  });
+
+  test("a second job on the same dataset computes no embedding and gives the same metrics for the same seed", async () => {
+    assert.ok(firstJob, "needs the first job");
+    const created = await api(platform, "POST", "/v1/jobs", { json: { dataset_id: datasetId, hyperparameters: { epochs: 30, seed: 7 } } });
+    const job = await waitForJob(created.body.id, (j) => finished(j.status), "the retrain to finish");
+    assert.equal(job.status, "succeeded", job.error);
+    assert.equal(job.metrics.embeddings.computed, 0);
+    assert.equal(job.metrics.embeddings.cached, 24);
+    assert.deepEqual(job.metrics.epochs, firstJob.metrics.epochs);
+  });
+});
+
+describe("runner faults", () => {
+  test("SIGTERM gives a running job back at once; SIGKILL mid-embedding loses the lease; another runner finishes with the cached embeddings", async () => {
+    const dataset = await createDataset("faults", 40, 64);
+    const created = await api(platform, "POST", "/v1/jobs", { json: { dataset_id: dataset.id, hyperparameters: { epochs: 10 } } });
+    const jobId = created.body.id;
+
+    // 1. SIGTERM while embedding: back to the queue at once, attempt not counted, the runner exits within seconds.
+    const polite = startRunner(["--engine", "tfjs-wasm", "--threads", "1"]);
+    await waitForJob(jobId, (j) => j.status === "running" && j.progress.phase === "embedding", "embedding to start", 60_000);
+    const termAt = Date.now();
+    polite.child.kill("SIGTERM");
+    assert.equal(await polite.exited, 0, polite.output().slice(-1500));
+    assert.ok(Date.now() - termAt < 10_000, `the runner took ${Date.now() - termAt} ms to stop`);
+    const released = (await api(platform, "GET", `/v1/jobs/${jobId}`)).body;
+    assert.equal(released.status, "queued");
+    assert.equal(released.attempt, 0, polite.output().slice(-3000));
+
+    // 2. SIGKILL once some embeddings are stored: nothing is reported; the lease runs out.
+    const doomed = startRunner(["--engine", "tfjs-wasm", "--threads", "1"]);
+    await waitForJob(jobId, (j) => j.status === "running" && j.progress.phase === "embedding" && j.progress.done >= 32, "a first batch of embeddings", 90_000);
+    doomed.child.kill("SIGKILL");
+    await doomed.exited;
+
+    // 3. Another runner takes it over after the lease expires and reuses what the killed one stored.
+    const survivor = startRunner();
+    const job = await waitForJob(jobId, (j) => finished(j.status), "the job to finish on the second runner", 120_000);
+    assert.equal(job.status, "succeeded", job.error);
+    assert.equal(job.attempt, 2);
+    assert.ok(job.metrics.embeddings.cached >= 32, JSON.stringify(job.metrics.embeddings));
+    assert.equal(job.metrics.embeddings.cached + job.metrics.embeddings.computed, 120);
+    const models = (await api(platform, "GET", "/v1/models")).body.models.filter((m: any) => m.job_id === jobId);
+    assert.equal(models.length, 1);
+    await stopRunner(survivor);
+  });
+
+  test("a cancel reaches a running job at its next heartbeat and the runner stops it within seconds", async () => {
+    const dataset = await createDataset("cancel", 40, 64);
+    const runner = startRunner(["--engine", "tfjs-wasm", "--threads", "1"]);
+    const created = await api(platform, "POST", "/v1/jobs", { json: { dataset_id: dataset.id } });
+    await waitForJob(created.body.id, (j) => j.status === "running" && j.progress.phase === "embedding", "embedding to start", 60_000);
+    const canceledAt = Date.now();
+    assert.equal((await api(platform, "POST", `/v1/jobs/${created.body.id}/cancel`)).status, 202);
+    const job = await waitForJob(created.body.id, (j) => finished(j.status), "the cancel to land", 30_000);
+    assert.equal(job.status, "canceled");
+    assert.ok(Date.now() - canceledAt < 10_000, `cancel took ${Date.now() - canceledAt} ms`);
+    assert.equal(job.model_id, null);
+    await stopRunner(runner);
+  });
+});
