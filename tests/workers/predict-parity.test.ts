@@ -1,0 +1,149 @@
+/**
+ * The fused backbone (workers/inference/fused-backbone.ts) against the runner's code path (buildFeatureExtractor,
+ * tfjs-layers) inside workerd, on the real builtin MobileNetV2 (nsfwjs, from node_modules) and on the tiny fixture:
+ * same images in, the same embedding out within float32 rounding, and class probabilities within 1e-4.
+ *
+ * Isolation: one module graph per test file (vitest pool), so tfjs is initialised once here; the pool spends about
+ * 10 s transforming the tfjs packages on the first import (a bundled Worker does not).
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { BUILTIN_BACKBONES } from "../../shared/catalog";
+import { backboneSpecSchema } from "../../shared/schemas";
+import { applyHead, type Head } from "../../shared/head";
+import { decodeImage } from "../../shared/image/decode";
+import { preprocessImage } from "../../shared/image/preprocess";
+import { getWorkerCodecs } from "../../workers/inference/codecs";
+import { createEmbedder, type Embedder } from "../../workers/inference/embedder";
+import { compileFusedBackbone, UnsupportedGraphError } from "../../workers/inference/fused-backbone";
+import { ensureTfjsWasm, type Tfjs } from "../../workers/inference/tfjs-wasm";
+import { makeJpeg, makePng } from "../fixtures/images";
+import { buildTinyModel, tinySpec } from "../fixtures/tiny-model";
+import { loadNsfwjsFiles, seededHead, standardizationOf } from "./predict-fixtures";
+
+let tf: Tfjs;
+beforeAll(async () => {
+  tf = await ensureTfjsWasm();
+}, 120_000);
+
+const builtin = BUILTIN_BACKBONES[0]!;
+
+/** 224x224 inputs: the fixture photos resized by the serving code, plus synthetic patterns with fine detail. */
+async function builtinInputs(): Promise<Float32Array[]> {
+  const codecs = await getWorkerCodecs();
+  const spec = { input_size: builtin.spec.input_size, mean: builtin.spec.normalization.mean, std: builtin.spec.normalization.std, resize: builtin.spec.resize };
+  const images = [makeJpeg("small"), makeJpeg("other"), makePng(64, 48, 3), makePng(40, 40, 9)];
+  const inputs = await Promise.all(images.map(async (bytes) => preprocessImage(await decodeImage(bytes, codecs), spec)));
+  for (const seed of [1, 2, 3, 4]) {
+    const values = new Float32Array(224 * 224 * 3);
+    let k = 0;
+    for (let y = 0; y < 224; y++)
+      for (let x = 0; x < 224; x++)
+        for (let c = 0; c < 3; c++) values[k++] = ((x * (7 + seed) + y * 13 + c * 29 * seed + ((x * y) >> (4 + seed))) % 256) / 255;
+    inputs.push(values);
+  }
+  return inputs;
+}
+
+function maxAbsDifference(a: Float32Array, b: Float32Array): number {
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
+  return max;
+}
+
+describe("the fused MobileNetV2 (builtin backbone) in workerd", () => {
+  let fused: Embedder;
+  let layers: Embedder;
+  let inputs: Float32Array[];
+  beforeAll(async () => {
+    const files = await loadNsfwjsFiles();
+    fused = await createEmbedder(tf, files, builtin.spec, { engine: "fused" });
+    layers = await createEmbedder(tf, files, builtin.spec, { engine: "layers" });
+    inputs = await builtinInputs();
+  }, 120_000);
+
+  it("compiles the cut MobileNetV2 into fused ops with the embedding length of the runner's extractor", () => {
+    expect(fused.engine).toBe("fused");
+    expect(layers.engine).toBe("layers");
+    expect(fused.dim).toBe(layers.dim);
+    expect(fused.inputShape).toEqual([224, 224, 3]);
+  });
+
+  it("gives the embedding buildFeatureExtractor gives, within 1e-5 of its scale, for every image", () => {
+    let worst = 0;
+    for (const input of inputs) {
+      const a = layers.embed(input);
+      const b = fused.embed(input);
+      const scale = a.reduce((max, v) => Math.max(max, Math.abs(v)), 0);
+      expect(scale).toBeGreaterThan(0.01);
+      expect(maxAbsDifference(a, b)).toBeLessThan(1e-5 * Math.max(1, scale));
+      worst = Math.max(worst, maxAbsDifference(a, b) / Math.max(1, scale));
+    }
+    console.log(`fused vs layers embedding: max |difference| ${worst.toExponential(2)} (relative to max(1, max |value|)) over ${inputs.length} images`);
+  });
+
+  it("gives class probabilities within 1e-4 of the runner's path through a standardised head", () => {
+    const reference = inputs.map((input) => layers.embed(input));
+    const standardize = standardizationOf(reference, layers.dim);
+    for (const [classes, hidden] of [[5, []], [20, []], [3, [64]]] as const) {
+      const head: Head = { ...seededHead(layers.dim, classes, [...hidden], 7), standardize };
+      const flatten = (rows: Float32Array[]) => Float32Array.from(rows.flatMap((row) => Array.from(row)));
+      const expected = applyHead(head, flatten(reference), reference.length);
+      const actual = applyHead(head, flatten(inputs.map((input) => fused.embed(input))), inputs.length);
+      expect(maxAbsDifference(expected, actual)).toBeLessThan(1e-4);
+      console.log(`fused vs layers probabilities, ${classes} classes, hidden [${hidden.join(", ")}]: max |difference| ${maxAbsDifference(expected, actual).toExponential(2)}`);
+    }
+  });
+
+  it("holds no tensors between calls beyond its weights", () => {
+    fused.embed(inputs[0]!);
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) fused.embed(inputs[i]!);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it("is faster than the layers model (warm, batch 1; printed)", () => {
+    const time = (embedder: Embedder, rounds: number) => {
+      for (let i = 0; i < 2; i++) embedder.embed(inputs[i]!);
+      const times: number[] = [];
+      for (let i = 0; i < rounds; i++) {
+        const started = performance.now();
+        embedder.embed(inputs[i % inputs.length]!);
+        times.push(performance.now() - started);
+      }
+      return times.sort((a, b) => a - b)[Math.floor(rounds / 2)]!;
+    };
+    const layersP50 = time(layers, 9);
+    const fusedP50 = time(fused, 9);
+    console.log(`MobileNetV2 to ${builtin.spec.feature_layer} (dim ${fused.dim}) in the vitest pool: layers p50 ${layersP50.toFixed(1)} ms, fused p50 ${fusedP50.toFixed(1)} ms, fused weights ${(fused.weightBytes / 1e6).toFixed(2)} MB`);
+    expect(fusedP50).toBeLessThan(layersP50);
+  });
+});
+
+describe("the fused compiler on other graphs", () => {
+  it("matches buildFeatureExtractor on the tiny fixture (conv + bias + batch norm + relu)", async () => {
+    const model = buildTinyModel();
+    const files = { modelJson: model.modelJson as never, weightData: model.weightData.slice().buffer };
+    const spec = backboneSpecSchema.parse(tinySpec({ pooling: "avg+max" }));
+    const fused = await createEmbedder(tf, files, spec, { engine: "fused" });
+    const layers = await createEmbedder(tf, files, spec, { engine: "layers" });
+    const input = Float32Array.from({ length: 32 * 32 * 3 }, (_, i) => Math.sin(i * 0.37));
+    expect(fused.dim).toBe(16);
+    expect(maxAbsDifference(fused.embed(input), layers.embed(input))).toBeLessThan(1e-5);
+    fused.dispose();
+    layers.dispose();
+  });
+
+  it("refuses layers it does not compile with UnsupportedGraphError, and createEmbedder falls back to tfjs-layers", async () => {
+    const model = buildTinyModel();
+    const json = structuredClone(model.modelJson) as any;
+    json.modelTopology.model_config.config.layers.find((l: { name: string }) => l.name === "relu1").class_name = "LeakyReLU";
+    json.modelTopology.model_config.config.layers.find((l: { name: string }) => l.name === "relu1").config = { name: "relu1", alpha: 0.3 };
+    const files = { modelJson: json, weightData: model.weightData.slice().buffer };
+    expect(() => compileFusedBackbone(tf, json, files.weightData, { feature_layers: ["relu1"], pooling: "avg" })).toThrow(UnsupportedGraphError);
+    const embedder = await createEmbedder(tf, files, backboneSpecSchema.parse(tinySpec()));
+    expect(embedder.engine).toBe("layers");
+    expect(embedder.fallbackReason).toMatch(/LeakyReLU/);
+    expect(embedder.embed(new Float32Array(32 * 32 * 3)).length).toBe(8);
+    embedder.dispose();
+  });
+});
