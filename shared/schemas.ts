@@ -196,3 +196,18 @@ export const predictionSchema = z
     timings_ms: z.record(z.string(), z.number()),
   })
   .meta({ id: "Prediction" });
+export const aliasHistoryEntrySchema = z
+  .object({ model_id: z.string(), previous_model_id: z.string().nullable(), switched_at: z.string() })
+  .meta({ id: "AliasHistoryEntry" });
+export const aliasSchema = z
+  .object({
+    name: z.string(),
+    model_id: z.string(),
+    updated_at: z.string(),
+    previous_model_id: z.string().nullable().optional().describe("the model the alias named before its last switch: PUT it back to roll back"),
+    history: z.array(aliasHistoryEntrySchema).optional().describe("switches, newest first"),
+  })
+  .meta({ id: "Alias" });
+export const predictQuerySchema = z.object({
+  top_k: z.coerce.number().int().min(1).max(1000).default(5).describe("labels per image, most probable first"),
+});

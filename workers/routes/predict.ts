@@ -1,0 +1,74 @@
+/**
+ * `POST /v1/models/:id/predict`: class probabilities for images (bytes, multipart, base64 JSON) or precomputed
+ * embeddings. The work is in services/inference.ts; aliases.ts serves the same prediction by alias name.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { ApiError } from "../../shared/errors";
+import { predictionSchema, predictJsonRequest, predictQuerySchema } from "../../shared/schemas";
+import { createRouter, type AppEnv } from "../app";
+import { getServableModel, inferenceStats, MAX_EMBEDDINGS_PER_REQUEST, MAX_IMAGES_PER_REQUEST, predict, type InferenceEnv, type PredictionResult } from "../services/inference";
+import { MAX_PREDICT_BODY_BYTES, readPredictInput } from "../services/predict-input";
+import { errors, idParam, jsonResponse, security } from "./openapi-helpers";
+
+export const predictRoutes = createRouter();
+
+predictRoutes.openAPIRegistry.register("PredictJsonRequest", predictJsonRequest);
+
+const binary = { schema: z.string().meta({ format: "binary" }) };
+
+/** The request body as the OpenAPI document describes it. No zod schema is attached, so nothing parses it early. */
+export const predictBody = {
+  required: true,
+  description: `At most ${MAX_IMAGES_PER_REQUEST} images or ${MAX_EMBEDDINGS_PER_REQUEST} embeddings, ${MAX_PREDICT_BODY_BYTES} bytes in all.`,
+  content: {
+    "image/jpeg": binary,
+    "image/png": binary,
+    "multipart/form-data": { schema: { type: "object" as const, additionalProperties: { type: "string" as const, format: "binary" } } },
+    "application/json": { schema: { $ref: "#/components/schemas/PredictJsonRequest" } },
+  },
+};
+
+export const predictResponses = {
+  200: jsonResponse("One list per input, most probable label first, at most top_k long", predictionSchema),
+  400: errors[400],
+  401: errors[401],
+  404: errors[404],
+  409: { ...errors[409], description: "The model is not ready (its job has not succeeded), or its backbone cannot be served" },
+  413: { ...errors[413], description: "Body, image count or image pixels over the limit (the limit is in details)" },
+  415: errors[415],
+  422: { ...errors[422], description: "An image cannot be decoded (details name its index and file name), or an embedding has the wrong length" },
+  503: { ...errors[409], description: "Inference is unavailable right now (tfjs failed to start, or the backbone's files are not in storage yet)" },
+};
+
+/** Reads the request's inputs and predicts with `modelId` of the caller's project. */
+export async function predictForModel(c: Context<AppEnv>, modelId: string, topK: number): Promise<PredictionResult> {
+  const model = await getServableModel(c.var.db, c.var.caller.projectId, modelId);
+  const input = await readPredictInput(c.req.raw);
+  return predict(c.env as InferenceEnv, c.var.db, model, input, topK);
+}
+
+predictRoutes.openapi(
+  createRoute({
+    method: "post", path: "/models/{id}/predict", tags: ["models"], security,
+    summary: "Predict: class probabilities per image (or per precomputed embedding), most probable first",
+    request: { params: z.object({ id: idParam("id", "mdl_...") }), query: predictQuerySchema, body: predictBody },
+    responses: predictResponses,
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    return c.json(await predictForModel(c, id, c.req.valid("query").top_k), 200);
+  },
+);
+
+predictRoutes.openapi(
+  createRoute({
+    method: "get", path: "/inference/stats", tags: ["models"], security,
+    summary: "What this isolate holds for serving: cached heads and backbones, tfjs memory (admin key only)",
+    responses: { 200: { description: "Cache and memory figures of the isolate that answered" }, 401: errors[401], 403: { description: "Not the admin key" } },
+  }),
+  async (c) => {
+    if (!c.var.caller.isAdmin) throw new ApiError(403, "admin_key_required", "Only the admin key (EDGETUNE_ADMIN_KEY) can read isolate statistics.");
+    return c.json(await inferenceStats(), 200);
+  },
+);

@@ -1,0 +1,357 @@
+/**
+ * Prediction at the edge: many models, one backbone.
+ *
+ * Every model of a project shares its backbone (the frozen feature extractor) and differs only in its head (a few
+ * dense layers, tens of KB). So an isolate keeps, at module level:
+ *   - one embedder per backbone (key: backbone id + weights version), built on first use from the backbone's files in
+ *     R2 and shared by every model trained on it; at most `BACKBONE_CACHE_MAX_ENTRIES` of them;
+ *   - heads in an LRU bounded by count and bytes, fetched from R2 on first use.
+ * Both caches coalesce concurrent misses into one load and forget failed loads. Nothing loads at global scope (the
+ * isolate must start within 1 s): the first prediction pays for tfjs init, the backbone and the head.
+ *
+ * Memory budget of a 128 MB isolate (measured, see bench/predict/README.md): tfjs + the WASM heap of MobileNetV2 at
+ * batch 1 ≈ 40 to 60 MB, the JS heap ≈ 25 MB, decoders a few MB; heads get 32 MiB by default, which holds 1,000
+ * linear heads over the builtin 576-d embedding with up to 10 classes (17 to 28 KB each, standardisation included).
+ * Images run through the backbone one at a time (the WASM heap grows to the largest batch it ever ran and never
+ * shrinks), and each is resized in integers before it becomes floats (shared/image/preprocess.ts).
+ */
+import { and, eq } from "drizzle-orm";
+import { getWeightSpecs } from "../../shared/backbone/model-json";
+import { findBuiltinBackbone, preprocessSpecOf } from "../../shared/catalog";
+import { ApiError, notFound } from "../../shared/errors";
+import { applyHead, HeadFormatError, headBytes, parseHead, topK, type Head, type LabelProbability } from "../../shared/head";
+import { decodeImage } from "../../shared/image/decode";
+import { isImageError } from "../../shared/image/errors";
+import { preprocessImage } from "../../shared/image/preprocess";
+import { inspectImage } from "../../shared/image/sniff";
+import type { BackboneSpec } from "../../shared/schemas";
+import { jobs } from "../db/schema";
+import type { Env } from "../env";
+import { BoundedCache, type BoundedCacheStats } from "../inference/bounded-cache";
+import { getWorkerCodecs } from "../inference/codecs";
+import { createEmbedder, type Embedder } from "../inference/embedder";
+import { ensureTfjsWasm, InferenceUnavailableError } from "../inference/tfjs-wasm";
+import { loadBackboneFiles, resolveBackbone, type ResolvedBackbone } from "./backbones";
+import type { Db } from "./db";
+import { getModel, type ModelRow } from "./models";
+
+/** Optional variables that tune serving (wrangler.toml [vars] or secrets); defaults below. */
+export interface InferenceEnv extends Env {
+  PREDICT_MAX_PIXELS?: string;
+  HEAD_CACHE_MAX_ENTRIES?: string;
+  HEAD_CACHE_MAX_BYTES?: string;
+  /** How long the first request waits for tfjs' WASM backend before answering 503 (default 10 s; measured 20 to 170 ms). */
+  TFJS_INIT_TIMEOUT_MS?: string;
+}
+
+/** Images per request: each costs one backbone run (tens of ms), and the whole request is held in memory. */
+export const MAX_IMAGES_PER_REQUEST = 16;
+/** Embeddings per request: applying a head costs microseconds; the JSON body is the bound. */
+export const MAX_EMBEDDINGS_PER_REQUEST = 256;
+/**
+ * Decoded pixels per image. A decoded image costs 4 bytes per pixel in JS plus as much inside the decoder's WASM
+ * heap: 12 MP (a phone photo) is about 96 MB at its peak, which with the backbone resident is as much as an isolate
+ * can take; the datasets' 40 MP limit (MAX_IMAGE_PIXELS) is for the runner.
+ */
+export const DEFAULT_PREDICT_MAX_PIXELS = 12_000_000;
+export const DEFAULT_HEAD_CACHE_MAX_ENTRIES = 2_000;
+export const DEFAULT_HEAD_CACHE_MAX_BYTES = 32 * 1024 * 1024;
+/** Two backbones resident at most: a builtin MobileNetV2 holds about 9 MB of float32 weights (+ XNNPACK's packed copy). */
+export const BACKBONE_CACHE_MAX_ENTRIES = 2;
+export const BACKBONE_CACHE_MAX_BYTES = 64 * 1024 * 1024;
+/** A backbone whose float32 weights exceed this cannot run in a 128 MB isolate: serve it from embeddings instead. */
+export const MAX_EDGE_BACKBONE_FLOAT_BYTES = 48 * 1024 * 1024;
+export const DEFAULT_TOP_K = 5;
+
+// ---------------------------------------------------------------- models
+
+/**
+ * The project's model, ready to predict. A model id whose job has not succeeded (yet) answers 409 with the job's
+ * status; another project's or an unknown id answers 404.
+ */
+export async function getServableModel(db: Db, projectId: string, modelId: string): Promise<ModelRow> {
+  const row = await getModel(db, projectId, modelId);
+  if (row) return row;
+  if (modelId.startsWith("mdl_")) {
+    // Model ids are fixed per job (services/jobs.ts modelIdForJob): mdl_X belongs to job_X.
+    const jobId = `job_${modelId.slice("mdl_".length)}`;
+    const job = await db.select({ id: jobs.id, status: jobs.status }).from(jobs).where(and(eq(jobs.id, jobId), eq(jobs.projectId, projectId))).get();
+    if (job) {
+      const pending = job.status === "queued" || job.status === "running";
+      throw new ApiError(
+        409,
+        "model_not_ready",
+        pending
+          ? `Model '${modelId}' is not ready: its job '${job.id}' is ${job.status}. Wait until the job has succeeded (GET /v1/jobs/${job.id}), then predict.`
+          : `Model '${modelId}' will not become ready: its job '${job.id}' is ${job.status}. Start a new job (POST /v1/jobs).`,
+        { model_id: modelId, job_id: job.id, job_status: job.status },
+      );
+    }
+  }
+  throw notFound("model", modelId);
+}
+
+// ---------------------------------------------------------------- heads
+
+interface ResidentHead {
+  head: Head;
+  bytes: number;
+}
+
+/** The isolate's heads, least recently used first out. */
+export const headCache = new BoundedCache<ResidentHead>({ maxEntries: DEFAULT_HEAD_CACHE_MAX_ENTRIES, maxBytes: DEFAULT_HEAD_CACHE_MAX_BYTES, sizeOf: (resident) => resident.bytes });
+
+const positiveInt = (value: string | undefined, fallback: number) => {
+  const parsed = Number(value);
+  return Number.isInteger(parsed) && parsed > 0 ? parsed : fallback;
+};
+
+/** Applies HEAD_CACHE_MAX_ENTRIES / HEAD_CACHE_MAX_BYTES when they are set; otherwise the bounds stay as they are. */
+function configureHeadCache(env: InferenceEnv): void {
+  if (env.HEAD_CACHE_MAX_ENTRIES === undefined && env.HEAD_CACHE_MAX_BYTES === undefined) return;
+  const current = headCache.stats();
+  const maxEntries = positiveInt(env.HEAD_CACHE_MAX_ENTRIES, current.maxEntries);
+  const maxBytes = positiveInt(env.HEAD_CACHE_MAX_BYTES, current.maxBytes);
+  if (current.maxEntries !== maxEntries || current.maxBytes !== maxBytes) headCache.resize({ maxEntries, maxBytes });
+}
+
+async function fetchHead(bucket: R2Bucket, model: ModelRow): Promise<ResidentHead> {
+  const [manifestObject, weightsObject] = await Promise.all([bucket.get(`${model.objectPrefix}/head.json`), bucket.get(`${model.objectPrefix}/head.bin`)]);
+  if (!manifestObject || !weightsObject) {
+    await Promise.all([manifestObject?.body.cancel(), weightsObject?.body.cancel()]);
+    throw new ApiError(409, "model_artifacts_missing", `Model '${model.id}' has no stored head (head.json and head.bin); its artifacts were removed. Train it again (POST /v1/jobs).`, { model_id: model.id });
+  }
+  const [manifest, weights] = await Promise.all([manifestObject.json(), weightsObject.arrayBuffer()]);
+  try {
+    const head = parseHead(manifest, weights);
+    return { head, bytes: headBytes(head) };
+  } catch (error) {
+    if (!(error instanceof HeadFormatError)) throw error;
+    console.error(`model ${model.id}: stored head is unusable: ${error.message}`);
+    throw new ApiError(500, "model_head_invalid", `The stored head of model '${model.id}' cannot be read (${error.message}). Train the model again.`, { model_id: model.id });
+  }
+}
+
+/** The model's parsed head, from the isolate's LRU or from R2 (one fetch however many requests ask at once). */
+export function getHead(env: InferenceEnv, model: ModelRow): Promise<Head> {
+  configureHeadCache(env);
+  return headCache.get(`${model.projectId}/${model.id}`, () => fetchHead(env.BUCKET, model)).then((resident) => resident.head);
+}
+
+// ---------------------------------------------------------------- backbones
+
+/** An embedder and the spec its inputs are prepared with. Disposed once evicted and no request is using it. */
+interface ResidentBackbone {
+  id: string;
+  spec: BackboneSpec;
+  embedder: Embedder;
+  users: number;
+  evicted: boolean;
+}
+
+export const backboneCache = new BoundedCache<ResidentBackbone>({
+  maxEntries: BACKBONE_CACHE_MAX_ENTRIES,
+  maxBytes: BACKBONE_CACHE_MAX_BYTES,
+  sizeOf: (resident) => resident.embedder.weightBytes,
+  onEvict: (_key, resident) => {
+    resident.evicted = true;
+    if (resident.users === 0) resident.embedder.dispose();
+  },
+});
+
+/**
+ * The cache key of a model's backbone, known without a D1 query: a builtin backbone's weights version comes from the
+ * catalog, a user backbone's is its id (as `resolveBackbone` says), and a backbone's spec never changes.
+ */
+function backboneKey(backbone: string): string {
+  const builtin = findBuiltinBackbone(backbone);
+  return builtin ? `${builtin.id}@${builtin.weightsVersion}` : `${backbone}@${backbone}`;
+}
+
+async function buildResidentBackbone(env: InferenceEnv, db: Db, model: ModelRow): Promise<ResidentBackbone> {
+  let resolved: ResolvedBackbone;
+  try {
+    resolved = await resolveBackbone(db, model.projectId, model.backbone);
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 404) throw error;
+    throw new ApiError(409, "backbone_deleted", `Model '${model.id}' was trained on backbone '${model.backbone}', which has been deleted. Send embeddings computed with that backbone ({"embeddings": [[...]]}), or train a new model.`, { model_id: model.id, backbone: model.backbone });
+  }
+  if (resolved.format !== "layers-model") {
+    throw new ApiError(409, "backbone_not_servable", `Backbone '${resolved.id}' is a tfjs ${resolved.format}; the edge runs layers models only. Send embeddings ({"embeddings": [[...]]}) computed with it instead.`, { backbone: resolved.id });
+  }
+  const files = await loadBackboneFiles(env.BUCKET, resolved);
+  if (!files) {
+    throw new ApiError(
+      503,
+      "backbone_unavailable",
+      resolved.builtin
+        ? `The builtin backbone '${resolved.name}' is not in storage yet: a runner publishes its files the first time it runs a job (npm run runner). Retry once a runner has started, or send precomputed embeddings.`
+        : `The files of backbone '${resolved.id}' are missing from storage. Upload the backbone again (POST /v1/backbones), or send precomputed embeddings.`,
+      { backbone: resolved.id },
+    );
+  }
+  const floatBytes = getWeightSpecs(files.modelJson).reduce((sum, spec) => sum + spec.shape.reduce((a, b) => a * b, 1) * 4, 0);
+  if (floatBytes > MAX_EDGE_BACKBONE_FLOAT_BYTES) {
+    throw new ApiError(409, "backbone_too_large", `Backbone '${resolved.id}' needs ${floatBytes} bytes of float32 weights; the edge serves backbones up to ${MAX_EDGE_BACKBONE_FLOAT_BYTES} bytes. Send precomputed embeddings instead.`, { backbone: resolved.id, limit_bytes: MAX_EDGE_BACKBONE_FLOAT_BYTES });
+  }
+  const tf = await ensureTfjsWasm({ timeoutMs: positiveInt(env.TFJS_INIT_TIMEOUT_MS, 10_000) });
+  const embedder = await createEmbedder(tf, files, resolved.spec, { log: (message) => console.warn(`backbone ${resolved.id}: ${message}`) });
+  return { id: resolved.id, spec: resolved.spec, embedder, users: 0, evicted: false };
+}
+
+/** Runs `use` with the model's backbone, holding it so that an eviction meanwhile does not free it under us. */
+async function withBackbone<T>(env: InferenceEnv, db: Db, model: ModelRow, use: (backbone: ResidentBackbone) => Promise<T>): Promise<T> {
+  let resident: ResidentBackbone;
+  try {
+    resident = await backboneCache.get(backboneKey(model.backbone), () => buildResidentBackbone(env, db, model));
+  } catch (error) {
+    throw unavailable(error);
+  }
+  resident.users++;
+  try {
+    return await use(resident);
+  } finally {
+    resident.users--;
+    if (resident.evicted && resident.users === 0) resident.embedder.dispose();
+  }
+}
+
+function unavailable(error: unknown): unknown {
+  if (!(error instanceof InferenceUnavailableError)) return error;
+  console.error("inference unavailable:", error.message, error.cause ?? "");
+  return new ApiError(503, "inference_unavailable", `${error.message}. Retry in a moment, or send precomputed embeddings ({"embeddings": [[...]]}).`);
+}
+
+// ---------------------------------------------------------------- prediction
+
+export interface ImageInput {
+  bytes: Uint8Array;
+  /** Position in the request, from 0. */
+  index: number;
+  /** The multipart file name, when there is one. */
+  filename?: string;
+}
+
+export type PredictInput = { kind: "images"; images: ImageInput[] } | { kind: "embeddings"; embeddings: number[][] };
+
+export interface PredictionResult {
+  model_id: string;
+  predictions: LabelProbability[][];
+  /** Wall-clock milliseconds per phase. In production workerd only I/O advances the clock, so CPU-only phases read 0 there. */
+  timings_ms: Record<string, number>;
+}
+
+/** An ImageError about one input, as the API answers it: which image (index, file name) and what to do. */
+function imageApiError(error: unknown, image: ImageInput): unknown {
+  if (!isImageError(error)) return error;
+  const status = error.code === "unsupported_format" ? 415 : error.code === "too_many_pixels" ? 413 : 422;
+  const which = `Image ${image.index}${image.filename ? ` ('${image.filename}')` : ""}`;
+  return new ApiError(status, error.code, `${which}: ${error.message}`, { index: image.index, ...(image.filename ? { filename: image.filename } : {}), ...(error.details ?? {}) });
+}
+
+const elapsed = (since: number) => Math.round((performance.now() - since) * 100) / 100;
+
+/**
+ * Class probabilities of `model` for each input, the `k` most probable first.
+ *
+ * Images: every header is checked first (a bad last image fails before any backbone work), then one image at a time
+ * is decoded (EXIF-upright), resized and normalised with shared/image (the runner's code) and embedded; then the head
+ * runs on all embeddings at once. Embeddings: each must have the head's input length.
+ */
+export async function predict(env: InferenceEnv, db: Db, model: ModelRow, input: PredictInput, k: number): Promise<PredictionResult> {
+  const started = performance.now();
+  const timings: Record<string, number> = {};
+  let phase = performance.now();
+  const head = await getHead(env, model);
+  timings.head_load = elapsed(phase);
+
+  let embeddings: Float32Array;
+  let count: number;
+  if (input.kind === "embeddings") {
+    count = input.embeddings.length;
+    embeddings = new Float32Array(count * head.inputDim);
+    input.embeddings.forEach((row, index) => {
+      if (row.length !== head.inputDim) {
+        throw new ApiError(422, "embedding_dim_mismatch", `Embedding ${index} has ${row.length} values; model '${model.id}' expects ${head.inputDim} (its backbone's embedding length).`, { index, expected_dim: head.inputDim, dim: row.length });
+      }
+      embeddings.set(row, index * head.inputDim);
+    });
+  } else {
+    const images = input.images;
+    count = images.length;
+    const maxPixels = Math.min(positiveInt(env.PREDICT_MAX_PIXELS, DEFAULT_PREDICT_MAX_PIXELS), positiveInt(env.MAX_IMAGE_PIXELS, Number.MAX_SAFE_INTEGER));
+    for (const image of images) {
+      try {
+        inspectImage(image.bytes, { maxPixels });
+      } catch (error) {
+        throw imageApiError(error, image);
+      }
+    }
+    phase = performance.now();
+    embeddings = await withBackbone(env, db, model, async (backbone) => {
+      timings.backbone_load = elapsed(phase);
+      const { embedder } = backbone;
+      if (embedder.dim !== head.inputDim) {
+        console.error(`model ${model.id}: head expects ${head.inputDim} features, backbone ${backbone.id} gives ${embedder.dim}`);
+        throw new ApiError(500, "model_backbone_mismatch", `Model '${model.id}' expects ${head.inputDim}-value embeddings but its backbone '${backbone.id}' produces ${embedder.dim}. Train the model again.`, { model_id: model.id });
+      }
+      const codecs = await getWorkerCodecs().catch((error: unknown) => {
+        throw unavailable(new InferenceUnavailableError("the image decoders failed to initialise", { cause: error }));
+      });
+      const preprocess = preprocessSpecOf(backbone.spec);
+      const out = new Float32Array(count * embedder.dim);
+      timings.decode = timings.preprocess = timings.embed = 0;
+      for (const image of images) {
+        let at = performance.now();
+        let decoded;
+        try {
+          decoded = await decodeImage(image.bytes, codecs, { maxPixels });
+        } catch (error) {
+          throw imageApiError(error, image);
+        }
+        timings.decode += elapsed(at);
+        at = performance.now();
+        const pixels = preprocessImage(decoded, preprocess);
+        decoded = undefined; // the RGBA buffer can go before the backbone runs
+        timings.preprocess += elapsed(at);
+        at = performance.now();
+        out.set(embedder.embed(pixels), image.index * embedder.dim);
+        timings.embed += elapsed(at);
+      }
+      return out;
+    });
+  }
+
+  phase = performance.now();
+  const probabilities = applyHead(head, embeddings, count);
+  const classes = head.labels.length;
+  const predictions = Array.from({ length: count }, (_, row) => topK(probabilities.subarray(row * classes, (row + 1) * classes), k, head.labels));
+  timings.head = elapsed(phase);
+  timings.total = elapsed(started);
+  return { model_id: model.id, predictions, timings_ms: timings };
+}
+
+// ---------------------------------------------------------------- operators
+
+export interface InferenceStats {
+  heads: BoundedCacheStats;
+  backbones: BoundedCacheStats & { resident: { key: string; engine: string; dim: number; weight_bytes: number; users: number }[] };
+  /** tfjs' own accounting and the WASM backend's heap (which only grows), when tfjs was initialised. */
+  tfjs: { tensors: number; tensor_bytes: number; wasm_heap_bytes: number | null } | null;
+}
+
+/** What this isolate holds for serving (for operators and the memory bench). */
+export async function inferenceStats(): Promise<InferenceStats> {
+  const resident = backboneCache.keys().map((key) => {
+    const backbone = backboneCache.peek(key)!;
+    return { key, engine: backbone.embedder.engine, dim: backbone.embedder.dim, weight_bytes: backbone.embedder.weightBytes, users: backbone.users };
+  });
+  let tfjs: InferenceStats["tfjs"] = null;
+  if (resident.length > 0) {
+    const tf = await ensureTfjsWasm();
+    const memory = tf.memory();
+    const heap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength ?? null;
+    tfjs = { tensors: memory.numTensors, tensor_bytes: memory.numBytes, wasm_heap_bytes: heap };
+  }
+  return { heads: headCache.stats(), backbones: { ...backboneCache.stats(), resident }, tfjs };
+}
