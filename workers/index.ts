@@ -9,6 +9,7 @@ import { backboneRoutes } from "./routes/backbones";
 import { datasetRoutes } from "./routes/datasets";
 import { jobRoutes } from "./routes/jobs";
 import { modelRoutes } from "./routes/models";
+import { aliasRoutes } from "./routes/aliases";
 import { predictRoutes } from "./routes/predict";
 import { runnerRoutes } from "./routes/runner";
 import { DOCS_HTML } from "./routes/docs";
@@ -29,6 +30,7 @@ app.route("/v1", backboneRoutes);
 app.route("/v1", jobRoutes);
 app.route("/v1", modelRoutes);
 app.route("/v1", predictRoutes);
+app.route("/v1", aliasRoutes);
 app.route("/v1", runnerRoutes);
 
 app.get("/", (c) => c.json({ name: "edgetune", docs: "/docs", openapi: "/openapi.json" }));

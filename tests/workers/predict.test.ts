@@ -290,7 +290,7 @@ describe("the isolate's caches", () => {
 });
 
 describe("the OpenAPI document", () => {
-  it("describes the four body forms of predict, and the top_k query", async () => {
+  it("describes the four body forms of predict, the top_k query and the alias routes", async () => {
     const { status, body } = await callJson("GET", "/openapi.json", { key: null });
     expect(status).toBe(200);
     const operation = body.paths["/v1/models/{id}/predict"].post;
@@ -298,5 +298,6 @@ describe("the OpenAPI document", () => {
     expect(operation.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(["id", "top_k"]));
     expect(body.components.schemas.PredictJsonRequest).toBeDefined();
     expect(body.components.schemas.Prediction).toBeDefined();
+    expect(Object.keys(body.paths)).toEqual(expect.arrayContaining(["/v1/aliases", "/v1/aliases/{name}", "/v1/aliases/{name}/predict"]));
   });
 });
