@@ -110,7 +110,7 @@ try {
     const e = first.job.metrics.embeddings;
     const embedMs = first.job.metrics.timings_ms.embedding_ms;
     rows.push(`| ${label} | ${e.engine} | ${e.computed} | ${((e.computed * 1000) / embedMs).toFixed(1)} | ${(first.wallMs / 1000).toFixed(2)} | ${(retrain.wallMs / 1000).toFixed(2)} | ${(first.wallMs / retrain.wallMs).toFixed(1)}x | ${retrain.job.metrics.embeddings.computed} | ${(first.model.metrics.accuracy * 100).toFixed(1)}% | ${(first.model.metrics.expected_calibration_error ?? NaN).toFixed(3)} | ${first.job.metrics.epochs.length} |`);
-    console.log(`${label}: runner timings first ${JSON.stringify(first.job.metrics.timings_ms)}, retrain ${JSON.stringify(retrain.job.metrics.timings_ms)}`);
+    console.log(`${label}: embedding breakdown ${JSON.stringify(e.breakdown_ms)}; runner timings first ${JSON.stringify(first.job.metrics.timings_ms)}, retrain ${JSON.stringify(retrain.job.metrics.timings_ms)}`);
   }
 } finally {
   await platform.stop();

@@ -22,9 +22,9 @@ export function inputRangeOf(spec: BackboneSpec): [number, number] {
   return [(0 - mean[0]) / std[0], (1 - mean[0]) / std[0]];
 }
 
-/** The feature spec (layers + pooling) a backbone spec asks for. */
+/** The feature spec (layers or graph nodes, pooling, and the input size for models that leave it free) of a backbone spec. */
 export function featureSpecOf(spec: BackboneSpec): FeatureSpec {
-  return { feature_layers: featureLayers(spec), pooling: spec.pooling };
+  return { feature_layers: featureLayers(spec), pooling: spec.pooling, input_size: [spec.input_size[0], spec.input_size[1]] };
 }
 
 /** `bundle` as the two objects the API stores: model.json naming one `weights.bin`, and the weight bytes. */

@@ -16,8 +16,6 @@ import type { EmbeddingEngine } from "./engine/types";
 export const EMBEDDING_RECORD_HEADER_BYTES = 32;
 /** Images per backbone run: bounds memory (tfjs at batch 32 held 808 MB of live tensors for MobileNetV2). */
 const EMBED_BATCH = 32;
-/** Image downloads in flight while a batch is prepared. */
-const FETCH_CONCURRENCY = 8;
 /** The lookup route takes at most this many hashes per call. */
 const LOOKUP_CHUNK = 1000;
 
@@ -48,6 +46,8 @@ export interface EmbedDatasetResult {
   computed: number;
   fromPack: boolean;
   embedMs: number;
+  /** Where the time went: downloads, decode + preprocess, waiting on the backbone (each summed over batches). */
+  breakdownMs: { fetch: number; decode: number; backboneWait: number };
 }
 
 function hexToBytes(hex: string): Uint8Array {
@@ -90,17 +90,6 @@ export function encodeRecords(shas: string[], bySha: Map<string, Float32Array>, 
 /** The pack id of a set of images: sha256 of their sorted, distinct hashes. */
 export const packIdOf = (sortedShas: string[]) => sha256Hex(sortedShas.join("\n"));
 
-async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  }));
-  return out;
-}
 
 /** `promise`, or a rejection as soon as `signal` aborts (a backbone run of a whole batch can take seconds). */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -141,23 +130,33 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   const started = performance.now();
   let computed = 0;
   let storing: Promise<void> = Promise.resolve();
+  const breakdownMs = { fetch: 0, decode: 0, backboneWait: 0 };
 
+  /** Downloads a batch in one request, then decodes and preprocesses it into one `[n, h, w, 3]` buffer. */
   const prepare = async (shas: string[]) => {
     const batch = new Float32Array(shas.length * perImage);
     const kept: string[] = [];
-    await mapLimited(shas, FETCH_CONCURRENCY, async (sha) => {
-      if (signal.aborted) return;
+    let t = performance.now();
+    const downloaded = await client.getImages(input.jobId, input.leaseToken, shas);
+    breakdownMs.fetch += performance.now() - t;
+    t = performance.now();
+    for (const sha of shas) {
+      if (signal.aborted) break;
       const path = pathOf.get(sha)!;
+      const bytes = downloaded.get(sha);
+      if (!bytes) {
+        skipped.push({ path, code: "image_missing", message: "the image is no longer in storage; upload it again" });
+        continue;
+      }
       try {
-        const bytes = await client.getImage(input.jobId, input.leaseToken, sha);
-        const tensor = await imageToTensorInput(bytes, input.preprocess, input.codecs, { maxPixels: input.maxPixels });
-        batch.set(tensor, kept.length * perImage);
+        batch.set(await imageToTensorInput(bytes, input.preprocess, input.codecs, { maxPixels: input.maxPixels }), kept.length * perImage);
         kept.push(sha);
       } catch (error) {
         if (!isImageError(error)) throw error;
         skipped.push({ path, code: error.code, message: error.message });
       }
-    });
+    }
+    breakdownMs.decode += performance.now() - t;
     return { batch: batch.subarray(0, kept.length * perImage), shas: kept };
   };
 
@@ -169,7 +168,9 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
     const { batch, shas } = await next!;
     const embedding = shas.length > 0 ? engine.embed(batch, shas.length) : Promise.resolve(new Float32Array(0));
     next = b + 1 < batches.length ? prepare(batches[b + 1]!) : null;
+    const waitStarted = performance.now();
     const values = await untilAborted(embedding, signal);
+    breakdownMs.backboneWait += performance.now() - waitStarted;
     shas.forEach((sha, i) => bySha.set(sha, values.slice(i * dim, (i + 1) * dim)));
     computed += shas.length;
     if (shas.length > 0) {
@@ -192,5 +193,6 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
     await client.storeEmbeddings(input.cacheKey, dim, encodeRecords(present, bySha, dim), { pack, items: false });
   }
   skipped.sort((a, b) => a.path.localeCompare(b.path));
-  return { bySha, dim, skipped, cached, computed, fromPack, embedMs };
+  for (const key of Object.keys(breakdownMs) as (keyof typeof breakdownMs)[]) breakdownMs[key] = Math.round(breakdownMs[key]);
+  return { bySha, dim, skipped, cached, computed, fromPack, embedMs, breakdownMs };
 }

@@ -196,6 +196,33 @@ describe("runner protocol", () => {
     expect(again.body.error.code).toBe("lease_lost");
   });
 
+  it("downloads a batch of images in one call, marks missing ones, and refuses it without the lease", async () => {
+    const { key, datasetId } = await createTrainableDataset();
+    const job = (await createJob(key, datasetId)).body;
+    await onlyThisJob(job.id);
+    const lease = (await runnerCall("POST", "/v1/runner/lease", { json: { runner_id: "r1", wait_s: 0 } })).body;
+    const shas = lease.images.slice(0, 3).map((i: { sha256: string }) => i.sha256);
+    const missing = "0".repeat(64);
+    const response = await call("POST", `/v1/runner/jobs/${job.id}/images`, { key: "et_runner_test_token", json: { sha256: [...shas, missing] }, headers: { "x-lease-token": lease.lease.token } });
+    expect(response.status).toBe(200);
+    const body = new Uint8Array(await response.arrayBuffer());
+    const view = new DataView(body.buffer);
+    const seen: Array<[string, number]> = [];
+    for (let offset = 0; offset < body.length; ) {
+      const sha = [...body.subarray(offset, offset + 32)].map((b) => b.toString(16).padStart(2, "0")).join("");
+      const length = view.getUint32(offset + 32);
+      seen.push([sha, length]);
+      offset += 36 + (length === 0xffffffff ? 0 : length);
+    }
+    expect(seen.map(([sha]) => sha)).toEqual([...shas, missing]);
+    for (const [, length] of seen.slice(0, 3)) expect(length).toBeGreaterThan(50);
+    expect(seen[3]![1]).toBe(0xffffffff);
+    const refused = await call("POST", `/v1/runner/jobs/${job.id}/images`, { key: "et_runner_test_token", json: { sha256: shas }, headers: { "x-lease-token": "lease_wrong" } });
+    expect(refused.status).toBe(409);
+    const tooMany = await call("POST", `/v1/runner/jobs/${job.id}/images`, { key: "et_runner_test_token", json: { sha256: Array(65).fill(missing) }, headers: { "x-lease-token": lease.lease.token } });
+    expect(tooMany.status).toBe(400);
+  });
+
   it("answers 204 after the long poll when no job is queued", async () => {
     await env.DB.prepare("update jobs set status = 'canceled' where status in ('queued', 'running')").run();
     const started = Date.now();

@@ -193,6 +193,45 @@ runnerRoutes.openapi(
   },
 );
 
+/** At most this many images per batch download; with photos of ~100 KB a batch is a few MB, well under 128 MB. */
+const MAX_IMAGE_BATCH = 64;
+const MAX_IMAGE_BATCH_BYTES = 48 * 1024 * 1024;
+const IMAGE_READ_CONCURRENCY = 16;
+
+runnerRoutes.openapi(
+  createRoute({
+    method: "post", path: "/runner/jobs/{id}/images", tags: ["runner"], security: runnerSecurity,
+    summary: "Bytes of up to 64 images of the leased job's project in one response (X-Lease-Token): per image a 32-byte sha256, a uint32 big-endian length, the bytes; missing images have length 0xFFFFFFFF",
+    request: { params: z.object({ id: z.string() }), body: jsonBody(z.object({ sha256: z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1).max(MAX_IMAGE_BATCH) }).strict()) },
+    responses: { 200: { description: "application/octet-stream records" }, 409: errors[409], 413: errors[413] },
+  }),
+  async (c) => {
+    // One lease check and one request for a whole batch: per-image requests spent most of a job's embedding time
+    // in request overhead (measured on wrangler dev: 400 photos, 8 in flight, fetch 63 s summed vs decode 3.6 s).
+    const { id } = c.req.valid("param");
+    const job = await requireLease(c, id);
+    const { sha256 } = c.req.valid("json");
+    const parts: Uint8Array[] = new Array(sha256.length);
+    let next = 0;
+    let total = 0;
+    await Promise.all(Array.from({ length: Math.min(IMAGE_READ_CONCURRENCY, sha256.length) }, async () => {
+      while (next < sha256.length) {
+        const i = next++;
+        const object = await c.env.BUCKET.get(imageObjectKey(job.projectId, sha256[i]!));
+        const bytes = object ? new Uint8Array(await object.arrayBuffer()) : null;
+        total += bytes?.length ?? 0;
+        if (total > MAX_IMAGE_BATCH_BYTES) throw new ApiError(413, "image_batch_too_large", `These images hold more than ${MAX_IMAGE_BATCH_BYTES} bytes; ask for fewer at a time.`);
+        const record = new Uint8Array(36 + (bytes?.length ?? 0));
+        for (let b = 0; b < 32; b++) record[b] = parseInt(sha256[i]!.slice(b * 2, b * 2 + 2), 16);
+        new DataView(record.buffer).setUint32(32, bytes ? bytes.length : 0xffffffff);
+        if (bytes) record.set(bytes, 36);
+        parts[i] = record;
+      }
+    }));
+    return new Response(new Blob(parts as Uint8Array<ArrayBuffer>[]), { headers: { "content-type": "application/octet-stream" } });
+  },
+);
+
 // ---------------------------------------------------------------- embedding cache
 const cacheKeyParam = z.object({ key: z.string().min(8).max(64).regex(/^[0-9a-f]+$/) });
 

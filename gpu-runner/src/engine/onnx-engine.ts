@@ -2,7 +2,7 @@
  * onnxruntime-node (CPU execution provider) running our own conversion of the backbone (onnx/convert.ts).
  * Measured on the 2-core dev machine: about 20x the tfjs WASM backend for MobileNetV2 (see bench/embed).
  */
-import { getInputShape } from "../../../shared/backbone/model-json";
+import { getInputShape, isGraphModel } from "../../../shared/backbone/model-json";
 import { convertToOnnx, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from "./onnx/convert";
 import { checkBatch, EngineUnavailableError, type BackboneBundle, type EmbeddingEngine, type FeatureSpec } from "./types";
 
@@ -24,6 +24,9 @@ export async function createOnnxEngine(
   feature: FeatureSpec,
   options: { threads: number; maxBatch: number; log: (msg: string) => void },
 ): Promise<EmbeddingEngine> {
+  // The converter reads Keras layer records; a GraphDef would need its own op-by-op translation. `auto` logs this
+  // and moves on to tfjs, which runs graph models natively.
+  if (isGraphModel(bundle.modelJson)) throw new EngineUnavailableError("onnx", "graph models are not converted to ONNX");
   const ort = await importOrt();
   const started = Date.now();
   const conversion = convertToOnnx(bundle, feature);
@@ -36,7 +39,7 @@ export async function createOnnxEngine(
     logSeverityLevel: 3,
   });
   options.log(`onnx: converted ${bundle.name} (${(conversion.bytes.length / 1e6).toFixed(1)} MB, dim ${conversion.dim}) and opened a session in ${Date.now() - started} ms`);
-  const inputShape = getInputShape(bundle.modelJson);
+  const inputShape = getInputShape(bundle.modelJson, feature.input_size);
   const perImage = inputShape[0] * inputShape[1] * inputShape[2];
   // One run at a time: a session already uses every intra-op thread, overlapping runs only thrash.
   let queue: Promise<unknown> = Promise.resolve();

@@ -4,7 +4,8 @@
  * EngineUnavailableError that `auto` logs and skips. tfjs backends are process-global: use one in-process tfjs
  * engine at a time (the tfjs-wasm engine runs in worker threads and does not count).
  */
-import { buildFeatureExtractor, type FeatureExtractor, type Tf } from "../../../shared/backbone/feature-extractor";
+import { buildAnyFeatureExtractor } from "../../../shared/backbone/any-feature-extractor";
+import type { BaseFeatureExtractor, Tf } from "../../../shared/backbone/feature-extractor";
 import { checkBatch, EngineUnavailableError, type BackboneBundle, type EmbeddingEngine, type EngineKind, type FeatureSpec } from "./types";
 
 // Dynamically imported modules are typed `any`: they are not installed in every checkout.
@@ -69,15 +70,15 @@ async function prepareBackend(engine: EngineKind, log: (msg: string) => void): P
   }
 }
 
-/** Runs `extractor` on `batch` in chunks of `maxBatch` images. */
-export async function embedWithExtractor(tf: Tf, extractor: FeatureExtractor, batch: Float32Array, n: number, maxBatch: number): Promise<Float32Array> {
+/** Runs `extractor` (layers or graph) on `batch` in chunks of `maxBatch` images. */
+export async function embedWithExtractor(tf: Tf, extractor: BaseFeatureExtractor, batch: Float32Array, n: number, maxBatch: number): Promise<Float32Array> {
   const [h, w, c] = extractor.inputShape;
   const perImage = h * w * c;
   const out = new Float32Array(n * extractor.dim);
   for (let start = 0; start < n; start += maxBatch) {
     const count = Math.min(maxBatch, n - start);
     const images = tf.tensor4d(batch.subarray(start * perImage, (start + count) * perImage), [count, h, w, c]);
-    const features = extractor.embed(images);
+    const features = await extractor.embedAsync(images);
     out.set((await features.data()) as Float32Array, start * extractor.dim);
     tf.dispose([images, features]);
   }
@@ -91,7 +92,7 @@ export async function createTfjsEngine(
   options: { maxBatch: number; log: (msg: string) => void },
 ): Promise<EmbeddingEngine> {
   const tf = await prepareBackend(engine, options.log);
-  const extractor = await buildFeatureExtractor(tf, bundle, feature);
+  const extractor = await buildAnyFeatureExtractor(tf, bundle, feature);
   let queue: Promise<unknown> = Promise.resolve();
   return {
     name: `${engine} (backend ${tf.getBackend()})`,

@@ -88,7 +88,7 @@ export async function createWasmPoolEngine(
     throw error;
   }
   options.log(`tfjs-wasm: ${workers.length} workers ready in ${Date.now() - started} ms (dim ${dim})`);
-  const inputShape = getInputShape(bundle.modelJson);
+  const inputShape = getInputShape(bundle.modelJson, feature.input_size);
   const perImage = inputShape[0] * inputShape[1] * inputShape[2];
 
   return {

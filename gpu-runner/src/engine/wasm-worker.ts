@@ -6,7 +6,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { buildFeatureExtractor } from "../../../shared/backbone/feature-extractor";
+import { buildAnyFeatureExtractor } from "../../../shared/backbone/any-feature-extractor";
 import type { BackboneBundle, FeatureSpec } from "../../../shared/backbone/types";
 import { embedWithExtractor } from "./tfjs-engine";
 
@@ -21,7 +21,7 @@ const port = parentPort!;
 
 try {
   if (!(await tf.setBackend("wasm"))) throw new Error("tfjs wasm backend failed to initialise");
-  const extractor = await buildFeatureExtractor(tf, bundle, feature);
+  const extractor = await buildAnyFeatureExtractor(tf, bundle, feature);
   port.on("message", (job: Job) => {
     embedWithExtractor(tf, extractor, job.batch, job.n, maxBatch).then(
       (embeddings) => port.postMessage({ id: job.id, embeddings }, [embeddings.buffer as ArrayBuffer]),

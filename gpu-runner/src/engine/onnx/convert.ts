@@ -11,7 +11,7 @@
  * The input is transposed to NCHW inside the graph (one Transpose node); onnxruntime then picks its own blocked
  * layout for the convolutions.
  */
-import { decodeFloatWeights, getInputShape, getLayerRecords, inboundLayerNames, pruneToFeatureLayers, validateFeatureSpec, type FloatWeight } from "../../../../shared/backbone/model-json";
+import { decodeFloatWeights, getInputShape, getLayerRecords, inboundLayerNames, isGraphModel, pruneToFeatureLayers, validateFeatureSpec, type FloatWeight } from "../../../../shared/backbone/model-json";
 import type { BackboneBundle, FeatureSpec, LayerRecord } from "../../../../shared/backbone/types";
 import { encodeModel, float32Raw, int64Raw, TensorDataType, type NodeInit, type TensorInit } from "./protobuf";
 
@@ -54,8 +54,9 @@ function checkChannelsLast(layer: LayerRecord): void {
  * the converter does not handle, naming the layer.
  */
 export function convertToOnnx(bundle: BackboneBundle, spec: FeatureSpec): OnnxConversion {
+  if (isGraphModel(bundle.modelJson)) throw new Error(`convertToOnnx: ${bundle.name} is a graph model; only layers models are converted`);
   validateFeatureSpec(bundle.modelJson, spec);
-  const inputShape = getInputShape(bundle.modelJson);
+  const inputShape = getInputShape(bundle.modelJson, spec.input_size);
   const pruned = pruneToFeatureLayers(bundle.modelJson, spec.feature_layers);
   const layers = getLayerRecords(pruned);
   const weights = decodeFloatWeights(bundle.modelJson, bundle.weightData);
