@@ -1,19 +1,20 @@
 /**
- * Builds the frozen feature extractor of a backbone with plain tfjs APIs (no file system, no `node:*`), so the
- * runner (Node) and the Worker (workerd) compute the same embedding from the same bundle.
+ * Builds the frozen feature extractor of a *layers* backbone with plain tfjs APIs (no file system, no `node:*`), so
+ * the runner (Node) and the Worker (workerd) compute the same embedding from the same bundle. Graph models are built
+ * by ./graph-feature-extractor.ts; ./any-feature-extractor.ts picks between the two.
  *
  * The tfjs module is passed in rather than imported: the runner may hand in `@tensorflow/tfjs-node`'s copy, the
  * Worker its WASM-backed `@tensorflow/tfjs`.
  */
 import type * as tfjs from "@tensorflow/tfjs";
-import { getInputShape, getWeightSpecs, pruneToFeatureLayers, validateFeatureSpec } from "./model-json";
+import { getInputShape, getWeightSpecs, isGraphModel, pruneToFeatureLayers, validateFeatureSpec } from "./model-json";
 import type { BackboneBundle, FeatureSpec } from "./types";
 
 export type Tf = typeof tfjs;
 
-export interface FeatureExtractor {
-  /** `[n, H, W, C]` normalised images → `[n, dim]` pooled, concatenated features (no flip averaging). */
-  readonly model: tfjs.LayersModel;
+/** What every feature extractor offers, whatever the model format. */
+export interface BaseFeatureExtractor {
+  readonly format: "layers-model" | "graph-model";
   /** `[H, W, C]` the backbone expects. */
   readonly inputShape: [number, number, number];
   /** Length of one embedding. */
@@ -25,8 +26,20 @@ export interface FeatureExtractor {
    * The caller owns (and must dispose) the returned tensor; intermediates are freed.
    */
   embed(images: tfjs.Tensor4D): tfjs.Tensor2D;
+  /**
+   * `embed`, for callers that can wait: the one path that also runs graph models needing `executeAsync` (control
+   * flow, dynamic shapes). The caller owns the returned tensor.
+   */
+  embedAsync(images: tfjs.Tensor4D): Promise<tfjs.Tensor2D>;
   /** Frees the model's weights. */
   dispose(): void;
+}
+
+/** The feature extractor of a layers model. */
+export interface FeatureExtractor extends BaseFeatureExtractor {
+  readonly format: "layers-model";
+  /** `[n, H, W, C]` normalised images → `[n, dim]` pooled, concatenated features (no flip averaging). */
+  readonly model: tfjs.LayersModel;
 }
 
 /**
@@ -34,8 +47,11 @@ export interface FeatureExtractor {
  * global pooling + concatenation. Weights are frozen (`trainable = false`); nothing here trains.
  */
 export async function buildFeatureExtractor(tf: Tf, bundle: BackboneBundle, spec: FeatureSpec): Promise<FeatureExtractor> {
+  if (isGraphModel(bundle.modelJson)) {
+    throw new Error(`backbone ${bundle.name} is a graph model; build it with buildGraphFeatureExtractor (or buildAnyFeatureExtractor, which picks)`);
+  }
   validateFeatureSpec(bundle.modelJson, spec);
-  const inputShape = getInputShape(bundle.modelJson);
+  const inputShape = getInputShape(bundle.modelJson, spec.input_size);
   const pruned = pruneToFeatureLayers(bundle.modelJson, spec.feature_layers);
   const trunk = (await tf.models.modelFromJSON({ modelTopology: pruned.modelTopology as tfjs.io.ModelJSON["modelTopology"] })) as tfjs.LayersModel;
 
@@ -81,5 +97,5 @@ export async function buildFeatureExtractor(tf: Tf, bundle: BackboneBundle, spec
       return tf.mul(tf.add(direct, mirrored), 0.5) as tfjs.Tensor2D;
     });
 
-  return { model, inputShape, dim, layerChannels, embed, dispose: () => model.dispose() };
+  return { format: "layers-model", model, inputShape, dim, layerChannels, embed, embedAsync: async (images) => embed(images), dispose: () => model.dispose() };
 }

@@ -1,9 +1,9 @@
 /**
- * Plain-data helpers over a tfjs layers `model.json`: list layers, check a feature spec against them, cut the graph
- * down to what the feature layers need, and join weight files. No tfjs import: the Worker can validate a spec or an
- * upload without loading a backend.
+ * Plain-data helpers over a tfjs `model.json`: tell layers from graph models, list layers (or graph nodes), read the
+ * image input's shape, check a feature spec against them, cut a layers graph down to what the feature layers need,
+ * and join weight files. No tfjs import: the Worker can validate a spec or an upload without loading a backend.
  */
-import type { FeatureSpec, LayerRecord, LayersModelJson, WeightSpec } from "./types";
+import type { FeatureSpec, GraphNodeRecord, LayerRecord, LayersModelJson, WeightSpec } from "./types";
 
 /** Bytes per element of each stored weight dtype (after quantization, if any). */
 const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
@@ -22,14 +22,67 @@ export function getLayerRecords(modelJson: LayersModelJson): LayerRecord[] {
   return modelConfig(modelJson).layers;
 }
 
-/** `[height, width, channels]` of the model's single input, from its InputLayer's `batch_input_shape`. */
-export function getInputShape(modelJson: LayersModelJson): [number, number, number] {
+/**
+ * Whether `modelJson` is a tfjs graph model: `format: "graph-model"`, or no layers format and a `modelTopology.node`
+ * list (TF-Hub conversions by older converters carry no `format` at all). Same rule as the Worker's upload check.
+ */
+export function isGraphModel(modelJson: LayersModelJson): boolean {
+  if (modelJson.format === "graph-model") return true;
+  return modelJson.format !== "layers-model" && Array.isArray(modelJson.modelTopology?.node);
+}
+
+/** The GraphDef nodes of a graph model, in file order. */
+export function getGraphNodes(modelJson: LayersModelJson): GraphNodeRecord[] {
+  const nodes = modelJson.modelTopology?.node;
+  if (!Array.isArray(nodes)) throw new Error("model.json has no modelTopology.node list (is this a tfjs *graph* model?)");
+  return nodes as GraphNodeRecord[];
+}
+
+/** The graph's image input: its one Placeholder node (a backbone takes exactly one input). */
+export function getGraphInputNode(modelJson: LayersModelJson): GraphNodeRecord {
+  const placeholders = getGraphNodes(modelJson).filter((node) => node.op === "Placeholder");
+  if (placeholders.length !== 1) {
+    const names = placeholders.map((node) => JSON.stringify(node.name)).join(", ");
+    throw new Error(`graph model has ${placeholders.length} Placeholder inputs${names ? ` (${names})` : ""}; a backbone takes exactly one image input`);
+  }
+  return placeholders[0]!;
+}
+
+/**
+ * `[height, width, channels]` of the model's single image input: a layers model's InputLayer `batch_input_shape`, a
+ * graph model's Placeholder `shape` attribute. A free height or width (null, or -1 in a graph) is taken from
+ * `inputSize` (the backbone spec's `input_size`); a free channel count means RGB, 3.
+ */
+export function getInputShape(modelJson: LayersModelJson, inputSize?: [number, number]): [number, number, number] {
+  if (isGraphModel(modelJson)) {
+    const input = getGraphInputNode(modelJson);
+    const shapeAttr = (input.attr?.shape as { shape?: { dim?: Array<{ size?: string | number }>; unknownRank?: boolean } } | undefined)?.shape;
+    // No dims at all (unknown rank) leaves every axis free; otherwise each dim is a number or "-1" (free).
+    const declared = shapeAttr?.dim?.map((dim) => {
+      const size = Number(dim?.size ?? -1);
+      return Number.isInteger(size) && size > 0 ? size : null;
+    }) ?? [null, null, null, null];
+    return resolveImageShape(declared, inputSize, `graph input ${JSON.stringify(input.name)}`);
+  }
   const input = getLayerRecords(modelJson).find((layer) => layer.class_name === "InputLayer");
   const shape = (input?.config.batch_input_shape ?? input?.config.batchInputShape) as (number | null)[] | undefined;
-  if (!shape || shape.length !== 4 || shape.slice(1).some((d) => typeof d !== "number")) {
+  if (!shape || shape.length !== 4) {
     throw new Error("model.json needs one InputLayer with batch_input_shape [null, height, width, channels]");
   }
-  return [shape[1] as number, shape[2] as number, shape[3] as number];
+  return resolveImageShape(shape, inputSize, `InputLayer ${JSON.stringify(input!.name)}`);
+}
+
+/** `[H, W, C]` from a declared `[batch, H, W, C]` with free axes as null. */
+function resolveImageShape(declared: (number | null)[], inputSize: [number, number] | undefined, what: string): [number, number, number] {
+  if (declared.length !== 4) {
+    throw new Error(`${what} has shape [${declared.map((d) => d ?? -1).join(", ")}]; a backbone takes images, [batch, height, width, channels]`);
+  }
+  const height = declared[1] ?? inputSize?.[0];
+  const width = declared[2] ?? inputSize?.[1];
+  if (height === undefined || width === undefined) {
+    throw new Error(`${what} leaves its height or width free; pass the backbone spec's input_size (feature spec input_size)`);
+  }
+  return [height, width, declared[3] ?? 3];
 }
 
 /** All weight specs of the manifest, flattened in the order their bytes appear in `weightData`. */
@@ -62,8 +115,8 @@ export function concatWeightBuffers(buffers: ArrayBuffer[]): ArrayBuffer {
 }
 
 /**
- * Throws an Error that names the problem when `spec` cannot be built on this model: unknown layer, duplicate,
- * empty list, unknown pooling.
+ * Throws an Error that names the problem when `spec` cannot be built on this model: unknown layer (or, in a graph
+ * model, unknown node), duplicate, empty list, unknown pooling.
  */
 export function validateFeatureSpec(modelJson: LayersModelJson, spec: FeatureSpec): void {
   if (!Array.isArray(spec.feature_layers) || spec.feature_layers.length === 0) {
@@ -72,11 +125,14 @@ export function validateFeatureSpec(modelJson: LayersModelJson, spec: FeatureSpe
   if (spec.pooling !== "avg" && spec.pooling !== "avg+max") {
     throw new Error(`feature spec: pooling must be "avg" or "avg+max", got ${JSON.stringify(spec.pooling)}`);
   }
-  const names = new Set(getLayerRecords(modelJson).map((layer) => layer.name));
+  // A graph model's feature "layers" are node names (the Worker checks the same at import).
+  const graph = isGraphModel(modelJson);
+  const kind = graph ? "node" : "layer";
+  const names = new Set(graph ? getGraphNodes(modelJson).map((node) => node.name) : getLayerRecords(modelJson).map((layer) => layer.name));
   const seen = new Set<string>();
   for (const name of spec.feature_layers) {
-    if (!names.has(name)) throw new Error(`feature spec: model has no layer named ${JSON.stringify(name)}`);
-    if (seen.has(name)) throw new Error(`feature spec: layer ${JSON.stringify(name)} is listed twice`);
+    if (!names.has(name)) throw new Error(`feature spec: model has no ${kind} named ${JSON.stringify(name)}`);
+    if (seen.has(name)) throw new Error(`feature spec: ${kind} ${JSON.stringify(name)} is listed twice`);
     seen.add(name);
   }
 }

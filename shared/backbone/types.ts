@@ -1,9 +1,10 @@
 /**
  * Shapes of a frozen backbone as it travels between the runner, R2 and the Worker.
  *
- * A backbone is a tfjs *layers* model: `model.json` (`{modelTopology, weightsManifest}`) plus the weight bytes its
- * manifest describes, concatenated in manifest order (what tfjs calls `weightData`). Nothing here touches a file
- * system or a Node/Cloudflare API, so the same values are built in Node and in workerd.
+ * A backbone is a tfjs *layers* model (a Keras topology) or a tfjs *graph* model (a TensorFlow GraphDef, e.g. a
+ * TF-Hub module converted with tensorflowjs_converter): `model.json` (`{modelTopology, weightsManifest}`) plus the
+ * weight bytes its manifest describes, concatenated in manifest order (what tfjs calls `weightData`). Nothing here
+ * touches a file system or a Node/Cloudflare API, so the same values are built in Node and in workerd.
  */
 
 /** One weight as listed in a tfjs weights manifest. `quantization` is present for uint8/uint16/float16 weights. */
@@ -27,7 +28,22 @@ export interface LayerRecord {
   inbound_nodes: Array<Array<[string, number, number, Record<string, unknown>?]>>;
 }
 
-/** A tfjs layers `model.json`. Keras writes the functional model either under `model_config` or at the top. */
+/**
+ * One node of a graph model's GraphDef (`modelTopology.node`): `input` names the nodes it reads ("name" or
+ * "name:outputIndex", "^name" for control inputs); `attr` holds TensorFlow attributes such as a Placeholder's shape.
+ */
+export interface GraphNodeRecord {
+  name: string;
+  op: string;
+  input?: string[];
+  attr?: Record<string, unknown>;
+}
+
+/**
+ * A tfjs `model.json`. For a layers model Keras writes the functional model either under `model_config` or at the
+ * top; a graph model has `modelTopology.node` (a list of `GraphNodeRecord`) instead, and `format: "graph-model"`
+ * unless an old converter left the format out. `isGraphModel` (./model-json) tells them apart.
+ */
 export interface LayersModelJson {
   modelTopology: {
     class_name?: string;
@@ -62,7 +78,14 @@ export interface BackboneBundle {
  * mirror's embeddings.
  */
 export interface FeatureSpec {
+  /** Layer names of a layers model, node names of a graph model. */
   feature_layers: string[];
   pooling: "avg" | "avg+max";
   flip_average?: boolean;
+  /**
+   * `[height, width]` of the images the backbone is fed (the backbone spec's `input_size`). Used only where the model
+   * leaves its input size free (`[null, null, null, 3]` in a layers model, `[-1, -1, -1, 3]` in a graph model); a
+   * size fixed in the model wins (the API rejects a spec that disagrees with it at import).
+   */
+  input_size?: [number, number];
 }
