@@ -13,6 +13,13 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { zipSync } from "fflate";
 import { ROOT } from "../../scripts/platform.mjs";
+import { featureSpecOf } from "../../gpu-runner/src/backbone-source";
+import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
+import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
+import { createEngine } from "../../gpu-runner/src/engine/index";
+import { DEFAULT_BACKBONE, preprocessSpecOf } from "../../shared/catalog";
+import { applyHead, parseHead } from "../../shared/head";
+import { imageToTensorInput } from "../../shared/image/preprocess";
 import { makeColouredPng, makeUndecodablePng } from "../fixtures/images";
 import { api, platformLogTail, startTestPlatform, waitFor, type Platform } from "./platform";
 
@@ -131,6 +138,38 @@ describe("a fine-tune job on the local platform", () => {
     assert.equal(parsedCard.preprocessing.input_size.join("x"), "224x224");
     const headManifest = await api(platform, "GET", `/v1/models/${job.model_id}/files/head.json`);
     assert.equal(headManifest.status, 200);
+  });
+
+  test("the edge endpoint answers the same class probabilities as the runner's evaluation path, within 1e-4", async () => {
+    assert.ok(firstJob, "needs the first job");
+    const modelId = firstJob.model_id;
+    const [manifest, weights] = await Promise.all([
+      fetch(`${platform.url}/v1/models/${modelId}/files/head.json`, { headers: { authorization: `Bearer ${platform.adminKey}` } }).then((r) => r.json()),
+      fetch(`${platform.url}/v1/models/${modelId}/files/head.bin`, { headers: { authorization: `Bearer ${platform.adminKey}` } }).then((r) => r.arrayBuffer()),
+    ]);
+    const head = parseHead(manifest, weights);
+    // The runner's path: Node decoders, shared preprocessing, the runner's default engine, the stored head.
+    const bundle = await loadNsfwjsBundle();
+    const engine = await createEngine(bundle, featureSpecOf(DEFAULT_BACKBONE.spec), { engine: "auto" });
+    let informative = 0; // probabilities away from 0 and 1, where a mismatch would show
+    try {
+      for (const [index, image] of [makeColouredPng(40, 40, COLOURS.red!, 9001), makeColouredPng(57, 31, [120, 120, 60], 9002), makeColouredPng(64, 64, [40, 120, 130], 9003)].entries()) {
+        const tensor = await imageToTensorInput(image, preprocessSpecOf(DEFAULT_BACKBONE.spec), await getNodeCodecs());
+        const expected = applyHead(head, await engine.embed(tensor, 1), 1);
+        const edge = await api(platform, "POST", `/v1/models/${modelId}/predict?top_k=3`, { body: image as Uint8Array<ArrayBuffer>, headers: { "content-type": "image/png" } });
+        assert.equal(edge.status, 200, JSON.stringify(edge.body));
+        const predicted: Array<{ label: string; probability: number }> = edge.body.predictions[0];
+        assert.equal(predicted.length, 3);
+        for (const { label, probability } of predicted) {
+          const want = expected[head.labels.indexOf(label)]!;
+          assert.ok(Math.abs(probability - want) <= 1e-4, `image ${index} ${label}: edge ${probability} vs runner ${want} (${engine.name})`);
+          if (want > 0.01 && want < 0.99) informative++;
+        }
+      }
+    } finally {
+      await engine.close();
+    }
+    assert.ok(informative >= 2, `only ${informative} probabilities between 0.01 and 0.99: the comparison would not catch a mismatch`);
   });
 
   test("a second job on the same dataset computes no embedding and gives the same metrics for the same seed", async () => {
