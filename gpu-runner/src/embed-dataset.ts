@@ -46,7 +46,7 @@ export interface EmbedDatasetResult {
   computed: number;
   fromPack: boolean;
   embedMs: number;
-  /** Where the time went: downloads, decode + preprocess, waiting on the backbone (each summed over batches). */
+  /** Where the time went, summed over batches: downloads (overlapping other work), decode + preprocess, waiting on the backbone. */
   breakdownMs: { fetch: number; decode: number; backboneWait: number };
 }
 
@@ -132,14 +132,30 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   let storing: Promise<void> = Promise.resolve();
   const breakdownMs = { fetch: 0, decode: 0, backboneWait: 0 };
 
-  /** Downloads a batch in one request, then decodes and preprocesses it into one `[n, h, w, 3]` buffer. */
-  const prepare = async (shas: string[]) => {
+  const batches: string[][] = [];
+  for (let i = 0; i < missing.length; i += EMBED_BATCH) batches.push(missing.slice(i, i + EMBED_BATCH));
+  // Downloads run one batch ahead of decoding (one request per batch), so the network is off the critical path.
+  const downloads = new Map<number, Promise<Map<string, Uint8Array | null>>>();
+  const download = (b: number) => {
+    let pending = downloads.get(b);
+    if (!pending) {
+      const t = performance.now();
+      pending = client.getImages(input.jobId, input.leaseToken, batches[b]!).finally(() => (breakdownMs.fetch += performance.now() - t));
+      pending.catch(() => undefined); // awaited (and its error raised) by prepare
+      downloads.set(b, pending);
+    }
+    return pending;
+  };
+
+  /** Batch `b` decoded and preprocessed into one `[n, h, w, 3]` buffer; starts the download of batch `b + 1`. */
+  const prepare = async (b: number) => {
+    const shas = batches[b]!;
     const batch = new Float32Array(shas.length * perImage);
     const kept: string[] = [];
-    let t = performance.now();
-    const downloaded = await client.getImages(input.jobId, input.leaseToken, shas);
-    breakdownMs.fetch += performance.now() - t;
-    t = performance.now();
+    const downloaded = await download(b);
+    downloads.delete(b);
+    if (b + 1 < batches.length) download(b + 1);
+    const t = performance.now();
     for (const sha of shas) {
       if (signal.aborted) break;
       const path = pathOf.get(sha)!;
@@ -160,14 +176,12 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
     return { batch: batch.subarray(0, kept.length * perImage), shas: kept };
   };
 
-  const batches: string[][] = [];
-  for (let i = 0; i < missing.length; i += EMBED_BATCH) batches.push(missing.slice(i, i + EMBED_BATCH));
-  let next = batches.length > 0 ? prepare(batches[0]!) : null;
+  let next = batches.length > 0 ? prepare(0) : null;
   for (let b = 0; b < batches.length; b++) {
     signal.throwIfAborted();
     const { batch, shas } = await next!;
     const embedding = shas.length > 0 ? engine.embed(batch, shas.length) : Promise.resolve(new Float32Array(0));
-    next = b + 1 < batches.length ? prepare(batches[b + 1]!) : null;
+    next = b + 1 < batches.length ? prepare(b + 1) : null;
     const waitStarted = performance.now();
     const values = await untilAborted(embedding, signal);
     breakdownMs.backboneWait += performance.now() - waitStarted;
