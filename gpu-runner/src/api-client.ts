@@ -4,6 +4,7 @@
  * the API answers 409 `lease_lost` once the lease is gone, which surfaces here as `LeaseLostError`.
  */
 import { z } from "zod";
+import { decodeImageRecords } from "../../shared/wire";
 import { backboneSpecSchema, jobConfigSchema, rejectionSchema } from "../../shared/schemas";
 
 /** What `POST /v1/runner/lease` hands out, re-validated with the shared schemas before anything runs. */
@@ -126,20 +127,7 @@ export class RunnerClient {
   /** Bytes of up to 64 images in one call, by sha256; `null` for an image not in storage. */
   async getImages(jobId: string, leaseToken: string, sha256s: string[]): Promise<Map<string, Uint8Array | null>> {
     const response = await this.call("POST", `/v1/runner/jobs/${jobId}/images`, { json: { sha256: sha256s }, headers: { "x-lease-token": leaseToken } });
-    const body = new Uint8Array(await response.arrayBuffer());
-    const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
-    const out = new Map<string, Uint8Array | null>();
-    for (let offset = 0; offset < body.length; ) {
-      const sha = [...body.subarray(offset, offset + 32)].map((b) => b.toString(16).padStart(2, "0")).join("");
-      const length = view.getUint32(offset + 32);
-      offset += 36;
-      if (length === 0xffffffff) out.set(sha, null);
-      else {
-        out.set(sha, body.subarray(offset, offset + length));
-        offset += length;
-      }
-    }
-    return out;
+    return decodeImageRecords(new Uint8Array(await response.arrayBuffer()));
   }
 
   /** Cached embedding records (32-byte sha256 + dim float32) for those of `sha256s` found; the pack if it exists. */

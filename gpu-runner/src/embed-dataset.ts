@@ -10,10 +10,10 @@ import { isImageError } from "../../shared/image/errors";
 import { imageToTensorInput, type PreprocessSpec } from "../../shared/image/preprocess";
 import type { ImageCodecs } from "../../shared/image/codecs";
 import { sha256Hex } from "../../shared/ids";
+import { EMBEDDING_RECORD_HEADER_BYTES, bytesToHex, hexToBytes } from "../../shared/wire";
 import type { Rejection, RunnerClient } from "./api-client";
 import type { EmbeddingEngine } from "./engine/types";
 
-export const EMBEDDING_RECORD_HEADER_BYTES = 32;
 /** Images per backbone run: bounds memory (tfjs at batch 32 held 808 MB of live tensors for MobileNetV2). */
 const EMBED_BATCH = 32;
 /** The lookup route takes at most this many hashes per call. */
@@ -50,16 +50,6 @@ export interface EmbedDatasetResult {
   breakdownMs: { fetch: number; decode: number; backboneWait: number };
 }
 
-function hexToBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
-function bytesToHex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
-}
 
 /** Parses wire records (32-byte sha256 + `dim` float32) into `into`. */
 export function parseRecords(bytes: Uint8Array, dim: number, into: Map<string, Float32Array>): number {

@@ -17,6 +17,7 @@ import { imageObjectKey, inSnapshot } from "../services/datasets";
 import { getDb } from "../services/db";
 import { EMBEDDING_RECORD_HEADER_BYTES, readEmbeddingPack, readEmbeddings, writeEmbeddings } from "../services/embeddings";
 import { HEARTBEAT_MS, LEASE_MS, completeJob, failJob, heartbeat, leaseJob, leaseLost, modelIdForJob, recordEpochs } from "../services/jobs";
+import { encodeImageRecords } from "../../shared/wire";
 import { errors, jsonBody, jsonResponse } from "./openapi-helpers";
 import type { Context } from "hono";
 
@@ -211,7 +212,7 @@ runnerRoutes.openapi(
     const { id } = c.req.valid("param");
     const job = await requireLease(c, id);
     const { sha256 } = c.req.valid("json");
-    const parts: Uint8Array[] = new Array(sha256.length);
+    const found: Array<[string, Uint8Array | null]> = new Array(sha256.length);
     let next = 0;
     let total = 0;
     await Promise.all(Array.from({ length: Math.min(IMAGE_READ_CONCURRENCY, sha256.length) }, async () => {
@@ -221,14 +222,10 @@ runnerRoutes.openapi(
         const bytes = object ? new Uint8Array(await object.arrayBuffer()) : null;
         total += bytes?.length ?? 0;
         if (total > MAX_IMAGE_BATCH_BYTES) throw new ApiError(413, "image_batch_too_large", `These images hold more than ${MAX_IMAGE_BATCH_BYTES} bytes; ask for fewer at a time.`);
-        const record = new Uint8Array(36 + (bytes?.length ?? 0));
-        for (let b = 0; b < 32; b++) record[b] = parseInt(sha256[i]!.slice(b * 2, b * 2 + 2), 16);
-        new DataView(record.buffer).setUint32(32, bytes ? bytes.length : 0xffffffff);
-        if (bytes) record.set(bytes, 36);
-        parts[i] = record;
+        found[i] = [sha256[i]!, bytes];
       }
     }));
-    return new Response(new Blob(parts as Uint8Array<ArrayBuffer>[]), { headers: { "content-type": "application/octet-stream" } });
+    return new Response(new Blob(encodeImageRecords(found) as Uint8Array<ArrayBuffer>[]), { headers: { "content-type": "application/octet-stream" } });
   },
 );
 

@@ -8,23 +8,14 @@
  * Wire and pack format: records of a 32-byte raw sha256 followed by `dim` little-endian float32 values.
  */
 import { ApiError } from "../../shared/errors";
+import { EMBEDDING_RECORD_HEADER_BYTES, bytesToHex, hexToBytes } from "../../shared/wire";
 
-export const EMBEDDING_RECORD_HEADER_BYTES = 32;
+export { EMBEDDING_RECORD_HEADER_BYTES };
 const READ_CONCURRENCY = 32;
 
 const itemKey = (key: string, sha256: string) => `embeddings/${key}/${sha256}`;
 const packKey = (key: string, pack: string) => `embeddings/${key}/packs/${pack}`;
 
-function hexToBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
-function bytesToHex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
-}
 
 export async function readEmbeddingPack(bucket: R2Bucket, key: string, pack: string): Promise<ArrayBuffer | null> {
   const object = await bucket.get(packKey(key, pack));
