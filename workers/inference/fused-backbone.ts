@@ -13,8 +13,12 @@
  *   - the ReLU / ReLU6 that follows becomes the conv's fused activation (XNNPACK's output clamp);
  *   - a ZeroPadding2D is dropped when it equals TensorFlow's 'same' padding for the 'valid' conv after it (all four
  *     of MobileNetV2 up to block_13 at 224x224: ((0,1),(0,1)) before a stride-2 3x3 conv on an even size).
- * MobileNetV2 up to `block_13_expand_relu`: 120 layers become 38 fused convs + 7 adds + pooling. Measured in the
- * vitest workerd pool on the 2-vCPU dev box, whole network: LayersModel p50 126 ms, fused 62 ms (bench/workerd).
+ * MobileNetV2 up to `block_13_expand_relu` (the builtin feature layer): 120 layers become 40 fused convs, 8 adds
+ * and one pooling, 2.4 MB of float32 weights. Measured warm at batch 1 on the 2-vCPU dev box (noisy, shared): in the
+ * vitest workerd pool, layers 63 to 101 ms, fused 25 to 38 ms (tests/workers/predict-parity.test.ts);
+ * bench/predict/README.md has the numbers through the API. The 220 M multiply-adds run at about 8 GMAC/s on a quiet
+ * core, 1x1 convs take about 70% of the time, depthwise 25%: near what 128-bit WASM SIMD without FMA allows
+ * (FACTS: 30 GFLOP/s per thread).
  *
  * Also, unlike a LayersModel:
  *   - the graph is built straight from model.json: no tfjs-layers objects, no random weight initialisers run and

@@ -9,9 +9,10 @@
  * Both caches coalesce concurrent misses into one load and forget failed loads. Nothing loads at global scope (the
  * isolate must start within 1 s): the first prediction pays for tfjs init, the backbone and the head.
  *
- * Memory budget of a 128 MB isolate (measured, see bench/predict/README.md): tfjs + the WASM heap of MobileNetV2 at
- * batch 1 ≈ 40 to 60 MB, the JS heap ≈ 25 MB, decoders a few MB; heads get 32 MiB by default, which holds 1,000
- * linear heads over the builtin 576-d embedding with up to 10 classes (17 to 28 KB each, standardisation included).
+ * Memory budget of a 128 MB isolate (measured, see bench/predict/README.md): the fused MobileNetV2 at batch 1 grows
+ * tfjs' WASM memory to about 19 MiB (2.4 MB of it weights), the JS heap (tfjs' code included) is about 18 MiB, the
+ * decoders' WASM memories a few MiB; heads get 32 MiB by default, which holds 1,000 linear heads over the builtin
+ * 576-d embedding with up to 10 classes (17 to 28 KB each, standardisation included).
  * Images run through the backbone one at a time (the WASM heap grows to the largest batch it ever ran and never
  * shrinks), and each is resized in integers before it becomes floats (shared/image/preprocess.ts).
  */
