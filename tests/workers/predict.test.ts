@@ -15,8 +15,8 @@ import { createEmbedder, type Embedder } from "../../workers/inference/embedder"
 import { ensureTfjsWasm } from "../../workers/inference/tfjs-wasm";
 import { backboneCache, DEFAULT_HEAD_CACHE_MAX_BYTES, DEFAULT_HEAD_CACHE_MAX_ENTRIES, headCache, MAX_IMAGES_PER_REQUEST } from "../../workers/services/inference";
 import { makeHugePngHeader, makeJpeg, makePng, makeTruncatedJpeg, textFile } from "../fixtures/images";
-import { buildTinyModel, tinySpec } from "../fixtures/tiny-model";
-import { call, callJson, createProject, createTrainableDataset } from "./helpers";
+import { buildTinyGraphModel, buildTinyModel, tinySpec } from "../fixtures/tiny-model";
+import { buildZip, call, callJson, createProject, createTrainableDataset } from "./helpers";
 import { createTinyModel, insertModel, seededHead, storeHead, TINY_DIM, TINY_LABELS, uploadTinyBackbone } from "./predict-fixtures";
 
 const toBase64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
@@ -199,6 +199,31 @@ describe("POST /v1/models/:id/predict with embeddings", () => {
 });
 
 describe("which models can be predicted", () => {
+  it("answers 409 backbone_deleted for images once the model's own backbone is deleted, and still serves embeddings", async () => {
+    const { key, projectId } = await createProject();
+    const backboneId = await uploadTinyBackbone(key);
+    const { modelId } = await createTinyModel(projectId, backboneId);
+    expect((await call("DELETE", `/v1/backbones/${backboneId}`, { key })).status).toBe(204);
+    const images = await callJson("POST", `/v1/models/${modelId}/predict`, { key, ...image(makePng()) });
+    expect(images.status).toBe(409);
+    expect(images.body.error).toMatchObject({ code: "backbone_deleted", details: { backbone: backboneId } });
+    expect((await callJson("POST", `/v1/models/${modelId}/predict`, { key, json: { embeddings: [new Array(TINY_DIM).fill(0)] } })).status).toBe(200);
+  });
+
+  it("answers 409 backbone_not_servable for images on a graph-model backbone", async () => {
+    const { key, projectId } = await createProject();
+    const form = new FormData();
+    form.set("spec", JSON.stringify(tinySpec({ name: "tiny-graph", feature_layer: "conv/Conv2D" })));
+    form.set("model", new Blob([buildZip(buildTinyGraphModel().files)], { type: "application/zip" }), "model.zip");
+    const backbone = await callJson("POST", "/v1/backbones", { key, body: form });
+    expect(backbone.status).toBe(201);
+    const modelId = await insertModel({ projectId, backbone: backbone.body.id, head: seededHead(8, 2, [], 5, ["u", "v"]) });
+    const { status, body } = await callJson("POST", `/v1/models/${modelId}/predict`, { key, ...image(makePng()) });
+    expect(status).toBe(409);
+    expect(body.error.code).toBe("backbone_not_servable");
+  });
+
+
   it("answers 404 for an unknown model and for another project's model", async () => {
     const { modelId } = await setup();
     const other = await createProject();
