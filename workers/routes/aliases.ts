@@ -2,13 +2,12 @@
  * `/v1/aliases`: named pointers to models, switched atomically (services/aliases.ts), and prediction by alias name.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { aliasNameSchema, aliasSchema, predictQuerySchema, putAliasRequest } from "../../shared/schemas";
+import { aliasNameSchema, aliasSchema, predictionSchema, predictQuerySchema, putAliasRequest } from "../../shared/schemas";
 import { createRouter } from "../app";
 import { aliasNotFound, aliasView, deleteAlias, getAlias, getAliasHistory, listAliases, putAlias } from "../services/aliases";
 import { getServableModel } from "../services/inference";
 import { errors, jsonBody, jsonResponse, security } from "./openapi-helpers";
 import { predictBody, predictForModel, predictResponses } from "./predict";
-import { predictionSchema } from "../../shared/schemas";
 
 export const aliasRoutes = createRouter();
 const nameParam = z.object({ name: aliasNameSchema.meta({ param: { name: "name", in: "path" }, example: "prod" }) });
