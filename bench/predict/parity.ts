@@ -40,7 +40,7 @@ const codecs = await getNodeCodecs();
 const inputs = await Promise.all(files.map(async (f) => imageToTensorInput(new Uint8Array(fs.readFileSync(f.file)), preprocessSpecOf(builtin.spec), codecs)));
 
 const bundle = await loadNsfwjsBundle();
-const feature = { feature_layers: featureLayers(builtin.spec), pooling: builtin.spec.pooling };
+const feature = { feature_layers: featureLayers(builtin.spec), pooling: builtin.spec.pooling, input_size: builtin.spec.input_size };
 const core = await import("@tensorflow/tfjs-core");
 const layers = await import("@tensorflow/tfjs-layers");
 await import("@tensorflow/tfjs-backend-wasm");
@@ -63,7 +63,7 @@ const byLayers = await embedAll((x) => {
   return data;
 }, dim);
 extractor.dispose();
-const fused = compileFusedBackbone(core, bundle.modelJson, bundle.weightData, feature, builtin.spec.input_size);
+const fused = compileFusedBackbone(core, bundle.modelJson, bundle.weightData, feature);
 const byFused = await embedAll((x) => fused.embed(x), dim);
 fused.dispose();
 

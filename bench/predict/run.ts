@@ -419,7 +419,7 @@ async function node(images: { small: Uint8Array; large: Uint8Array }) {
     log(`${name}: decode p50 ${ms(median(decodeTimes))}, resize + normalise p50 ${ms(median(preprocessTimes))}`);
   }
   const bundle = await loadNsfwjsBundle();
-  const feature = { feature_layers: featureLayers(BUILTIN.spec), pooling: BUILTIN.spec.pooling };
+  const feature = { feature_layers: featureLayers(BUILTIN.spec), pooling: BUILTIN.spec.pooling, input_size: BUILTIN.spec.input_size };
   const time = async (name: string, embed: (x: Float32Array) => Float32Array | Promise<Float32Array>, rounds = 30) => {
     const first = performance.now();
     await embed(inputs[0]!);
@@ -453,7 +453,7 @@ async function node(images: { small: Uint8Array; large: Uint8Array }) {
   });
   extractor.dispose();
   t = performance.now();
-  const fused = compileFusedBackbone(core, bundle.modelJson, bundle.weightData, feature, BUILTIN.spec.input_size);
+  const fused = compileFusedBackbone(core, bundle.modelJson, bundle.weightData, feature);
   log(`tfjs WASM, fused compile from model.json: ${ms(performance.now() - t)}`);
   await time("tfjs WASM, fused (what the Worker runs)", (x) => fused.embed(x));
   fused.dispose();

@@ -57,7 +57,7 @@ describe("the fused MobileNetV2 (builtin backbone) in workerd", () => {
   beforeAll(async () => {
     const files = await loadNsfwjsFiles();
     fused = await createEmbedder(tf, files, builtin.spec, { engine: "fused" });
-    layers = await createEmbedder(tf, files, builtin.spec, { engine: "layers" });
+    layers = await createEmbedder(tf, files, builtin.spec, { engine: "runner" });
     inputs = await builtinInputs();
   }, 120_000);
 
@@ -68,11 +68,11 @@ describe("the fused MobileNetV2 (builtin backbone) in workerd", () => {
     expect(fused.inputShape).toEqual([224, 224, 3]);
   });
 
-  it("gives the embedding buildFeatureExtractor gives, within 1e-5 of its scale, for every image", () => {
+  it("gives the embedding buildFeatureExtractor gives, within 1e-5 of its scale, for every image", async () => {
     let worst = 0;
     for (const input of inputs) {
-      const a = layers.embed(input);
-      const b = fused.embed(input);
+      const a = await layers.embed(input);
+      const b = await fused.embed(input);
       const scale = a.reduce((max, v) => Math.max(max, Math.abs(v)), 0);
       expect(scale).toBeGreaterThan(0.01);
       expect(maxAbsDifference(a, b)).toBeLessThan(1e-5 * Math.max(1, scale));
@@ -81,39 +81,42 @@ describe("the fused MobileNetV2 (builtin backbone) in workerd", () => {
     console.log(`fused vs layers embedding: max |difference| ${worst.toExponential(2)} (relative to max(1, max |value|)) over ${inputs.length} images`);
   });
 
-  it("gives class probabilities within 1e-4 of the runner's path through a standardised head", () => {
-    const reference = inputs.map((input) => layers.embed(input));
+  it("gives class probabilities within 1e-4 of the runner's path through a standardised head", async () => {
+    const reference: Float32Array[] = [];
+    for (const input of inputs) reference.push(await layers.embed(input));
+    const byFused: Float32Array[] = [];
+    for (const input of inputs) byFused.push(await fused.embed(input));
     const standardize = standardizationOf(reference, layers.dim);
     for (const [classes, hidden] of [[5, []], [20, []], [3, [64]]] as const) {
       const head: Head = { ...seededHead(layers.dim, classes, [...hidden], 7), standardize };
       const flatten = (rows: Float32Array[]) => Float32Array.from(rows.flatMap((row) => Array.from(row)));
       const expected = applyHead(head, flatten(reference), reference.length);
-      const actual = applyHead(head, flatten(inputs.map((input) => fused.embed(input))), inputs.length);
+      const actual = applyHead(head, flatten(byFused), inputs.length);
       expect(maxAbsDifference(expected, actual)).toBeLessThan(1e-4);
       console.log(`fused vs layers probabilities, ${classes} classes, hidden [${hidden.join(", ")}]: max |difference| ${maxAbsDifference(expected, actual).toExponential(2)}`);
     }
   });
 
-  it("holds no tensors between calls beyond its weights", () => {
-    fused.embed(inputs[0]!);
+  it("holds no tensors between calls beyond its weights", async () => {
+    await fused.embed(inputs[0]!);
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) fused.embed(inputs[i]!);
+    for (let i = 0; i < 3; i++) await fused.embed(inputs[i]!);
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it("is faster than the layers model (warm, batch 1; printed)", () => {
-    const time = (embedder: Embedder, rounds: number) => {
-      for (let i = 0; i < 2; i++) embedder.embed(inputs[i]!);
+  it("is faster than the layers model (warm, batch 1; printed)", async () => {
+    const time = async (embedder: Embedder, rounds: number) => {
+      for (let i = 0; i < 2; i++) await embedder.embed(inputs[i]!);
       const times: number[] = [];
       for (let i = 0; i < rounds; i++) {
         const started = performance.now();
-        embedder.embed(inputs[i % inputs.length]!);
+        await embedder.embed(inputs[i % inputs.length]!);
         times.push(performance.now() - started);
       }
       return times.sort((a, b) => a - b)[Math.floor(rounds / 2)]!;
     };
-    const layersP50 = time(layers, 9);
-    const fusedP50 = time(fused, 9);
+    const layersP50 = await time(layers, 9);
+    const fusedP50 = await time(fused, 9);
     console.log(`MobileNetV2 to ${builtin.spec.feature_layer} (dim ${fused.dim}) in the vitest pool: layers p50 ${layersP50.toFixed(1)} ms, fused p50 ${fusedP50.toFixed(1)} ms, fused weights ${(fused.weightBytes / 1e6).toFixed(2)} MB`);
     expect(fusedP50).toBeLessThan(layersP50);
   });
@@ -125,10 +128,10 @@ describe("the fused compiler on other graphs", () => {
     const files = { modelJson: model.modelJson as never, weightData: model.weightData.slice().buffer };
     const spec = backboneSpecSchema.parse(tinySpec({ pooling: "avg+max" }));
     const fused = await createEmbedder(tf, files, spec, { engine: "fused" });
-    const layers = await createEmbedder(tf, files, spec, { engine: "layers" });
+    const layers = await createEmbedder(tf, files, spec, { engine: "runner" });
     const input = Float32Array.from({ length: 32 * 32 * 3 }, (_, i) => Math.sin(i * 0.37));
     expect(fused.dim).toBe(16);
-    expect(maxAbsDifference(fused.embed(input), layers.embed(input))).toBeLessThan(1e-5);
+    expect(maxAbsDifference(await fused.embed(input), await layers.embed(input))).toBeLessThan(1e-5);
     fused.dispose();
     layers.dispose();
   });
@@ -143,7 +146,7 @@ describe("the fused compiler on other graphs", () => {
     const embedder = await createEmbedder(tf, files, backboneSpecSchema.parse(tinySpec()));
     expect(embedder.engine).toBe("layers");
     expect(embedder.fallbackReason).toMatch(/LeakyReLU/);
-    expect(embedder.embed(new Float32Array(32 * 32 * 3)).length).toBe(8);
+    expect((await embedder.embed(new Float32Array(32 * 32 * 3))).length).toBe(8);
     embedder.dispose();
   });
 });

@@ -33,7 +33,7 @@ let reference: Embedder;
 async function expectedProbabilities(bytes: Uint8Array, head: Head): Promise<number[]> {
   const spec = backboneSpecSchema.parse(tinySpec());
   const pixels = preprocessImage(await decodeImage(bytes, await getWorkerCodecs()), preprocessSpecOf(spec));
-  return Array.from(applyHead(head, reference.embed(pixels), 1));
+  return Array.from(applyHead(head, await reference.embed(pixels), 1));
 }
 
 function expectMatches(predictions: { label: string; probability: number }[], expected: number[], labels: string[]) {
@@ -43,7 +43,7 @@ function expectMatches(predictions: { label: string; probability: number }[], ex
 beforeAll(async () => {
   const tf = await ensureTfjsWasm();
   const model = buildTinyModel();
-  reference = await createEmbedder(tf, { modelJson: model.modelJson as never, weightData: model.weightData.slice().buffer }, backboneSpecSchema.parse(tinySpec()), { engine: "layers" });
+  reference = await createEmbedder(tf, { modelJson: model.modelJson as never, weightData: model.weightData.slice().buffer }, backboneSpecSchema.parse(tinySpec()), { engine: "runner" });
 }, 120_000);
 
 beforeEach(() => {
@@ -210,19 +210,25 @@ describe("which models can be predicted", () => {
     expect((await callJson("POST", `/v1/models/${modelId}/predict`, { key, json: { embeddings: [new Array(TINY_DIM).fill(0)] } })).status).toBe(200);
   });
 
-  it("answers 409 backbone_not_servable for images on a graph-model backbone", async () => {
+  it("predicts with a graph-model backbone through tfjs-converter, as the runner's graph extractor does", async () => {
     const { key, projectId } = await createProject();
     const form = new FormData();
-    form.set("spec", JSON.stringify(tinySpec({ name: "tiny-graph", feature_layer: "conv/Conv2D" })));
-    form.set("model", new Blob([buildZip(buildTinyGraphModel().files)], { type: "application/zip" }), "model.zip");
+    const spec = tinySpec({ name: "tiny-graph", feature_layer: "conv/Conv2D" });
+    form.set("spec", JSON.stringify(spec));
+    const graph = buildTinyGraphModel();
+    form.set("model", new Blob([buildZip(graph.files)], { type: "application/zip" }), "model.zip");
     const backbone = await callJson("POST", "/v1/backbones", { key, body: form });
     expect(backbone.status).toBe(201);
-    const modelId = await insertModel({ projectId, backbone: backbone.body.id, head: seededHead(8, 2, [], 5, ["u", "v"]) });
-    const { status, body } = await callJson("POST", `/v1/models/${modelId}/predict`, { key, ...image(makePng()) });
-    expect(status).toBe(409);
-    expect(body.error.code).toBe("backbone_not_servable");
+    const head = seededHead(8, 2, [], 5, ["u", "v"]);
+    const modelId = await insertModel({ projectId, backbone: backbone.body.id, head });
+    const png = makePng(24, 24, 4);
+    const { status, body } = await callJson("POST", `/v1/models/${modelId}/predict`, { key, ...image(png) });
+    expect(status).toBe(200);
+    expect(backboneCache.peek(`${backbone.body.id}@${backbone.body.id}`)?.embedder.engine).toBe("graph");
+    const graphEmbedder = await createEmbedder(await ensureTfjsWasm(), { modelJson: graph.modelJson as never, weightData: graph.weightData.slice().buffer }, backboneSpecSchema.parse(spec));
+    const pixels = preprocessImage(await decodeImage(png, await getWorkerCodecs()), preprocessSpecOf(backboneSpecSchema.parse(spec)));
+    expectMatches(body.predictions[0], Array.from(applyHead(head, await graphEmbedder.embed(pixels), 1)), ["u", "v"]);
   });
-
 
   it("answers 404 for an unknown model and for another project's model", async () => {
     const { modelId } = await setup();

@@ -1,9 +1,11 @@
 /**
- * A backbone ready to serve: normalised image in, embedding out, one image at a time. The fused compiler
- * (fused-backbone.ts) is tried first; a model it does not handle runs through `buildFeatureExtractor`, the exact code
- * the runner trains with.
+ * A backbone ready to serve: normalised image in, embedding out, one image at a time. For a layers model the fused
+ * compiler (fused-backbone.ts) is tried first; a layers model it does not handle runs through
+ * `buildFeatureExtractor` and a graph model through `buildGraphFeatureExtractor`, the runner's own code for each.
  */
-import { buildFeatureExtractor, type Tf } from "../../shared/backbone/feature-extractor";
+import type { Tf } from "../../shared/backbone/feature-extractor";
+import { buildAnyFeatureExtractor } from "../../shared/backbone/any-feature-extractor";
+import { isGraphModel } from "../../shared/backbone/model-json";
 import type { FeatureSpec, LayersModelJson } from "../../shared/backbone/types";
 import { featureLayers } from "../../shared/catalog";
 import type { BackboneSpec } from "../../shared/schemas";
@@ -11,53 +13,63 @@ import { compileFusedBackbone, UnsupportedGraphError } from "./fused-backbone";
 import type { Tfjs } from "./tfjs-wasm";
 
 export interface Embedder {
-  /** "fused" (BN folded, activations fused) or "layers" (tfjs-layers, the runner's code path). */
-  readonly engine: "fused" | "layers";
-  /** Why the fused compiler was not used (engine "layers"). */
+  /** "fused" (BN folded, activations fused), "layers" (tfjs-layers) or "graph" (tfjs-converter's GraphModel). */
+  readonly engine: "fused" | "layers" | "graph";
+  /** Why the fused compiler was not used. */
   readonly fallbackReason?: string;
   readonly inputShape: [number, number, number];
   readonly dim: number;
   /** Bytes of float32 weights held in the tfjs backend. */
   readonly weightBytes: number;
   /** `[H * W * C]` normalised NHWC pixels of one image → `[dim]`. */
-  embed(image: Float32Array): Float32Array;
+  embed(image: Float32Array): Promise<Float32Array>;
   dispose(): void;
 }
 
-export const featureSpecOf = (spec: BackboneSpec): FeatureSpec => ({ feature_layers: featureLayers(spec), pooling: spec.pooling });
+/** The feature spec (layers + pooling + input size) a backbone spec asks for, as the runner builds it. */
+export const featureSpecOf = (spec: BackboneSpec): FeatureSpec => ({ feature_layers: featureLayers(spec), pooling: spec.pooling, input_size: [spec.input_size[0], spec.input_size[1]] });
 
 /**
  * Builds the embedder of a stored backbone (`model.json` + its weight bytes, as `loadBackboneFiles` returns them).
- * @param options.engine force one engine (tests compare them); default: fused, falling back to layers.
+ * @param options.engine force the fused or the runner's path (tests compare them); default: fused when it can.
  */
-export async function createEmbedder(tf: Tfjs, files: { modelJson: LayersModelJson; weightData: ArrayBuffer }, spec: BackboneSpec, options: { engine?: "fused" | "layers"; log?: (message: string) => void } = {}): Promise<Embedder> {
+export async function createEmbedder(tf: Tfjs, files: { modelJson: LayersModelJson; weightData: ArrayBuffer }, spec: BackboneSpec, options: { engine?: "fused" | "runner"; log?: (message: string) => void } = {}): Promise<Embedder> {
   const featureSpec = featureSpecOf(spec);
-  let fallbackReason: string | undefined;
-  if (options.engine !== "layers") {
+  const graph = isGraphModel(files.modelJson);
+  let fallbackReason = graph ? "a graph model" : undefined;
+  if (options.engine !== "runner" && !graph) {
     try {
-      const compiled = compileFusedBackbone(tf, files.modelJson, files.weightData, featureSpec, spec.input_size);
-      return { engine: "fused", inputShape: compiled.inputShape, dim: compiled.dim, weightBytes: compiled.weightBytes, embed: compiled.embed, dispose: compiled.dispose };
+      const compiled = compileFusedBackbone(tf, files.modelJson, files.weightData, featureSpec);
+      return { engine: "fused", inputShape: compiled.inputShape, dim: compiled.dim, weightBytes: compiled.weightBytes, embed: async (image) => compiled.embed(image), dispose: compiled.dispose };
     } catch (error) {
       if (!(error instanceof UnsupportedGraphError) || options.engine === "fused") throw error;
       fallbackReason = error.message;
       options.log?.(`fused backbone compiler: ${error.message}; running the model with tfjs-layers`);
     }
   }
-  const extractor = await buildFeatureExtractor(tf as unknown as Tf, { name: spec.name, modelJson: files.modelJson, weightData: files.weightData, inputRange: [0, 1] }, featureSpec);
+  // Graph models need tfjs-converter (loadGraphModel), loaded only for them.
+  const full = (graph ? { ...tf, ...(await import("@tensorflow/tfjs-converter")) } : tf) as unknown as Tf;
+  const extractor = await buildAnyFeatureExtractor(full, { name: spec.name, modelJson: files.modelJson, weightData: files.weightData, inputRange: [0, 1] }, featureSpec);
   const [h, w, c] = extractor.inputShape;
-  const weightBytes = extractor.model.weights.reduce((sum, weight) => sum + weight.shape.reduce<number>((a, b) => a * (b ?? 1), 1) * 4, 0);
+  const weights = extractor.format === "layers-model" ? extractor.model.weights.map((weight) => weight.shape) : Object.values(extractor.model.weights).map((tensors) => tensors[0]?.shape ?? []);
+  const weightBytes = weights.reduce<number>((sum, shape) => sum + shape.reduce<number>((a, b) => a * (b ?? 1), 1) * 4, 0);
   return {
-    engine: "layers",
+    engine: graph ? "graph" : "layers",
     fallbackReason,
     inputShape: extractor.inputShape,
     dim: extractor.dim,
     weightBytes,
-    embed(image) {
+    async embed(image) {
       if (image.length !== h * w * c) throw new RangeError(`embed: expected ${h}x${w}x${c} = ${h * w * c} floats, got ${image.length}`);
-      const embedding = tf.tidy(() => extractor.embed(tf.tensor4d(image, [1, h, w, c])));
-      const data = new Float32Array(embedding.dataSync() as Float32Array);
-      embedding.dispose();
-      return data;
+      const input = tf.tensor4d(image, [1, h, w, c]);
+      try {
+        const embedding = await extractor.embedAsync(input);
+        const data = new Float32Array(embedding.dataSync() as Float32Array);
+        embedding.dispose();
+        return data;
+      } finally {
+        input.dispose();
+      }
     },
     dispose: () => extractor.dispose(),
   };

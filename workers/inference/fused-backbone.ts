@@ -30,7 +30,7 @@
  * back to `buildFeatureExtractor`, which runs anything tfjs-layers can.
  */
 import type { Tensor, Tensor1D, Tensor4D } from "@tensorflow/tfjs-core";
-import { getInputShape, getLayerRecords, getWeightSpecs, inboundLayerNames, pruneToFeatureLayers, validateFeatureSpec } from "../../shared/backbone/model-json";
+import { getInputShape, getLayerRecords, getWeightSpecs, inboundLayerNames, isGraphModel, pruneToFeatureLayers, validateFeatureSpec } from "../../shared/backbone/model-json";
 import type { FeatureSpec, LayerRecord, LayersModelJson } from "../../shared/backbone/types";
 
 type TfjsCore = typeof import("@tensorflow/tfjs-core");
@@ -82,15 +82,14 @@ type Step =
  * BatchNormalization (last axis), ReLU (no slope or threshold), Activation (relu, relu6, linear), ZeroPadding2D, Add,
  * Concatenate (last axis), MaxPooling2D, AveragePooling2D, Dropout. uint8/uint16-quantised and float32 weights.
  *
- * @param inputSize `[H, W]` to use where the model's input leaves them free (the backbone spec's `input_size`).
+ * `spec.input_size` gives the input's height and width where the model leaves them free, as for the runner.
  * @throws UnsupportedGraphError for anything else; Error for a model.json that contradicts itself.
  */
-export function compileFusedBackbone(tf: TfjsCore, modelJson: LayersModelJson, weightData: ArrayBuffer, spec: FeatureSpec, inputSize?: [number, number]): CompiledBackbone {
+export function compileFusedBackbone(tf: TfjsCore, modelJson: LayersModelJson, weightData: ArrayBuffer, spec: FeatureSpec): CompiledBackbone {
   if (spec.flip_average) throw new UnsupportedGraphError("flip averaging is not compiled");
+  if (isGraphModel(modelJson)) throw new UnsupportedGraphError("a graph model");
   validateFeatureSpec(modelJson, spec);
-  const declared = inputDeclaredShape(modelJson);
-  const inputShape: Shape = [declared[0] ?? inputSize?.[0] ?? NaN, declared[1] ?? inputSize?.[1] ?? NaN, declared[2] ?? 3];
-  if (inputShape.some((d) => !Number.isInteger(d) || d < 1)) throw new UnsupportedGraphError("the input's height and width are unknown");
+  const inputShape: Shape = getInputShape(modelJson, spec.input_size);
 
   const records = topologicalOrder(getLayerRecords(pruneToFeatureLayers(modelJson, spec.feature_layers)));
   const byName = new Map(records.map((r) => [r.name, r]));
@@ -357,16 +356,6 @@ export function compileFusedBackbone(tf: TfjsCore, modelJson: LayersModelJson, w
 
 // ---------------------------------------------------------------- graph helpers
 
-function inputDeclaredShape(modelJson: LayersModelJson): [number | null, number | null, number | null] {
-  const input = getLayerRecords(modelJson).find((layer) => layer.class_name === "InputLayer");
-  const shape = (input?.config.batch_input_shape ?? input?.config.batchInputShape) as (number | null)[] | undefined;
-  if (!shape || shape.length !== 4) {
-    getInputShape(modelJson); // throws the shared, descriptive error
-    throw new UnsupportedGraphError("the model has no 4-D input");
-  }
-  return [shape[1] ?? null, shape[2] ?? null, shape[3] ?? null];
-}
-
 /** Layers such that every layer comes after its inputs (Keras writes them that way; this checks and repairs). */
 function topologicalOrder(records: LayerRecord[]): LayerRecord[] {
   const byName = new Map(records.map((r) => [r.name, r]));
@@ -451,8 +440,9 @@ interface FloatValues {
 }
 
 /**
- * Decodes, on request and once each, the float32 weights of the kept layers, dequantising as tfjs'
- * `io.decodeWeights` does (`q * scale + min`, rounded to float32).
+ * Decodes, on request, the float32 weights of the kept layers, dequantising as tfjs' `io.decodeWeights` does
+ * (`q * scale + min`, rounded to float32). Not shared/backbone/model-json.ts `decodeFloatWeights`: that decodes every
+ * weight up front, 14 MB of floats for the whole MobileNetV2 where the cut trunk needs 2.4 MB, on the cold path.
  */
 class WeightReader {
   private readonly located = new Map<string, { offset: number; shape: number[]; stored: string; quantization?: { min?: number; scale?: number } }>();

@@ -177,9 +177,6 @@ async function buildResidentBackbone(env: InferenceEnv, db: Db, model: ModelRow)
     if (!(error instanceof ApiError) || error.status !== 404) throw error;
     throw new ApiError(409, "backbone_deleted", `Model '${model.id}' was trained on backbone '${model.backbone}', which has been deleted. Send embeddings computed with that backbone ({"embeddings": [[...]]}), or train a new model.`, { model_id: model.id, backbone: model.backbone });
   }
-  if (resolved.format !== "layers-model") {
-    throw new ApiError(409, "backbone_not_servable", `Backbone '${resolved.id}' is a tfjs ${resolved.format}; the edge runs layers models only. Send embeddings ({"embeddings": [[...]]}) computed with it instead.`, { backbone: resolved.id });
-  }
   const files = await loadBackboneFiles(env.BUCKET, resolved);
   if (!files) {
     throw new ApiError(
@@ -316,7 +313,7 @@ export async function predict(env: InferenceEnv, db: Db, model: ModelRow, input:
         decoded = undefined; // the RGBA buffer can go before the backbone runs
         timings.preprocess += elapsed(at);
         at = performance.now();
-        out.set(embedder.embed(pixels), image.index * embedder.dim);
+        out.set(await embedder.embed(pixels), image.index * embedder.dim);
         timings.embed += elapsed(at);
       }
       return out;
