@@ -13,7 +13,7 @@ import { backboneSpecSchema } from "../../shared/schemas";
 import { getWorkerCodecs } from "../../workers/inference/codecs";
 import { createEmbedder, type Embedder } from "../../workers/inference/embedder";
 import { ensureTfjsWasm } from "../../workers/inference/tfjs-wasm";
-import { backboneCache, DEFAULT_HEAD_CACHE_MAX_BYTES, DEFAULT_HEAD_CACHE_MAX_ENTRIES, headCache, MAX_IMAGES_PER_REQUEST } from "../../workers/services/inference";
+import { BACKBONE_CACHE_MAX_ENTRIES, backboneCache, DEFAULT_HEAD_CACHE_MAX_BYTES, DEFAULT_HEAD_CACHE_MAX_ENTRIES, headCache, MAX_IMAGES_PER_REQUEST } from "../../workers/services/inference";
 import { makeHugePngHeader, makeJpeg, makePng, makeTruncatedJpeg, textFile } from "../fixtures/images";
 import { buildTinyGraphModel, buildTinyModel, tinySpec } from "../fixtures/tiny-model";
 import { buildZip, call, callJson, createProject, createTrainableDataset } from "./helpers";
@@ -308,6 +308,25 @@ describe("the isolate's caches", () => {
     await callJson("POST", `/v1/models/${ids[1]}/predict`, { key, json: { embeddings: [new Array(TINY_DIM).fill(0)] } });
     expect(headCache.stats()).toMatchObject({ entries: 1, bytes: oneHead });
     expect(headCache.keys()).toEqual([`${projectId}/${ids[1]}`]);
+  });
+
+  it("evicts the least recently used backbone past its count bound, frees it, and rebuilds it when asked again", async () => {
+    const a = await setup();
+    const b = await setup();
+    const predictPng = (key: string, id: string) => callJson("POST", `/v1/models/${id}/predict`, { key, ...image(makePng(12, 12, 3)) });
+    backboneCache.clear();
+    backboneCache.resize({ maxEntries: 1 });
+    try {
+      const first = await predictPng(a.key, a.modelId);
+      expect((await predictPng(b.key, b.modelId)).status).toBe(200);
+      expect(backboneCache.keys()).toEqual([`${b.backboneId}@${b.backboneId}`]);
+      const loads = backboneCache.stats().loads;
+      const again = await predictPng(a.key, a.modelId);
+      expect(again.body.predictions).toEqual(first.body.predictions);
+      expect(backboneCache.stats().loads).toBe(loads + 1);
+    } finally {
+      backboneCache.resize({ maxEntries: BACKBONE_CACHE_MAX_ENTRIES });
+    }
   });
 
   it("builds one backbone for every model trained on it", async () => {

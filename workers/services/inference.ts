@@ -148,6 +148,15 @@ interface ResidentBackbone {
   embedder: Embedder;
   users: number;
   evicted: boolean;
+  disposed: boolean;
+}
+
+/** Frees an evicted backbone once no request holds it. */
+function disposeIfUnused(resident: ResidentBackbone): void {
+  if (resident.evicted && resident.users === 0 && !resident.disposed) {
+    resident.disposed = true;
+    resident.embedder.dispose();
+  }
 }
 
 export const backboneCache = new BoundedCache<ResidentBackbone>({
@@ -156,7 +165,7 @@ export const backboneCache = new BoundedCache<ResidentBackbone>({
   sizeOf: (resident) => resident.embedder.weightBytes,
   onEvict: (_key, resident) => {
     resident.evicted = true;
-    if (resident.users === 0) resident.embedder.dispose();
+    disposeIfUnused(resident);
   },
 });
 
@@ -194,23 +203,26 @@ async function buildResidentBackbone(env: InferenceEnv, db: Db, model: ModelRow)
   }
   const tf = await ensureTfjsWasm({ timeoutMs: positiveInt(env.TFJS_INIT_TIMEOUT_MS, 10_000) });
   const embedder = await createEmbedder(tf, files, resolved.spec, { log: (message) => console.warn(`backbone ${resolved.id}: ${message}`) });
-  return { id: resolved.id, spec: resolved.spec, embedder, users: 0, evicted: false };
+  return { id: resolved.id, spec: resolved.spec, embedder, users: 0, evicted: false, disposed: false };
 }
 
 /** Runs `use` with the model's backbone, holding it so that an eviction meanwhile does not free it under us. */
 async function withBackbone<T>(env: InferenceEnv, db: Db, model: ModelRow, use: (backbone: ResidentBackbone) => Promise<T>): Promise<T> {
   let resident: ResidentBackbone;
-  try {
-    resident = await backboneCache.get(backboneKey(model.backbone), () => buildResidentBackbone(env, db, model));
-  } catch (error) {
-    throw unavailable(error);
-  }
+  do {
+    try {
+      resident = await backboneCache.get(backboneKey(model.backbone), () => buildResidentBackbone(env, db, model));
+    } catch (error) {
+      throw unavailable(error);
+    }
+    // Evicted and freed between the cache's answer and here (another backbone's load finished meanwhile): ask again.
+  } while (resident.disposed);
   resident.users++;
   try {
     return await use(resident);
   } finally {
     resident.users--;
-    if (resident.evicted && resident.users === 0) resident.embedder.dispose();
+    disposeIfUnused(resident);
   }
 }
 
