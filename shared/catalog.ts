@@ -3,6 +3,7 @@
  * builtin or the user's own, maps to preprocessing, feature layers and the embedding cache key.
  */
 import { PREPROCESS_VERSION, type PreprocessSpec } from "./image/preprocess";
+import type { FeatureSpec } from "./backbone/types";
 import type { BackboneSpec } from "./schemas";
 
 export interface CatalogEntry {
@@ -48,6 +49,14 @@ export function findBuiltinBackbone(nameOrId: string): CatalogEntry | undefined 
 }
 
 export const featureLayers = (spec: BackboneSpec): string[] => (Array.isArray(spec.feature_layer) ? spec.feature_layer : [spec.feature_layer]);
+
+/**
+ * The feature spec (layers or graph nodes, pooling, and the input size for models that leave it free) of a backbone
+ * spec: what the runner's engines and the Worker's embedder build, so both compute the same embedding.
+ */
+export function featureSpecOf(spec: BackboneSpec): FeatureSpec {
+  return { feature_layers: featureLayers(spec), pooling: spec.pooling, input_size: [spec.input_size[0], spec.input_size[1]] };
+}
 
 export function preprocessSpecOf(spec: BackboneSpec): PreprocessSpec {
   return { input_size: spec.input_size, mean: spec.normalization.mean, std: spec.normalization.std, resize: spec.resize };

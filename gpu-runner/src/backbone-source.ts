@@ -5,8 +5,8 @@
  * same backbone parses its weights once.
  */
 import { getWeightSpecs } from "../../shared/backbone/model-json";
-import type { BackboneBundle, FeatureSpec, LayersModelJson } from "../../shared/backbone/types";
-import { featureLayers, findBuiltinBackbone } from "../../shared/catalog";
+import type { BackboneBundle, LayersModelJson } from "../../shared/backbone/types";
+import { findBuiltinBackbone } from "../../shared/catalog";
 import type { BackboneSpec } from "../../shared/schemas";
 import type { LeasedJob, RunnerClient } from "./api-client";
 import { loadNsfwjsBundle } from "./engine/builtin-nsfwjs";
@@ -22,10 +22,6 @@ export function inputRangeOf(spec: BackboneSpec): [number, number] {
   return [(0 - mean[0]) / std[0], (1 - mean[0]) / std[0]];
 }
 
-/** The feature spec (layers or graph nodes, pooling, and the input size for models that leave it free) of a backbone spec. */
-export function featureSpecOf(spec: BackboneSpec): FeatureSpec {
-  return { feature_layers: featureLayers(spec), pooling: spec.pooling, input_size: [spec.input_size[0], spec.input_size[1]] };
-}
 
 /** `bundle` as the two objects the API stores: model.json naming one `weights.bin`, and the weight bytes. */
 export function bundleFiles(bundle: BackboneBundle): { modelJson: Uint8Array; weights: Uint8Array } {

@@ -21,7 +21,7 @@ import { buildGraphFeatureExtractor } from "../../shared/backbone/graph-feature-
 import { getGraphInputNode, getInputShape, isGraphModel, validateFeatureSpec } from "../../shared/backbone/model-json";
 import type { BackboneBundle, FeatureSpec, LayersModelJson } from "../../shared/backbone/types";
 import { backboneSpecSchema } from "../../shared/schemas";
-import { featureSpecOf } from "../../gpu-runner/src/backbone-source";
+import { featureSpecOf } from "../../shared/catalog";
 import { createEngine, EngineUnavailableError } from "../../gpu-runner/src/engine/index";
 import { loadBundleFromDir } from "../../gpu-runner/src/engine/load-bundle";
 import { createOnnxEngine } from "../../gpu-runner/src/engine/onnx-engine";

@@ -6,8 +6,8 @@
 import type { Tf } from "../../shared/backbone/feature-extractor";
 import { buildAnyFeatureExtractor } from "../../shared/backbone/any-feature-extractor";
 import { isGraphModel } from "../../shared/backbone/model-json";
-import type { FeatureSpec, LayersModelJson } from "../../shared/backbone/types";
-import { featureLayers } from "../../shared/catalog";
+import type { LayersModelJson } from "../../shared/backbone/types";
+import { featureSpecOf } from "../../shared/catalog";
 import type { BackboneSpec } from "../../shared/schemas";
 import { compileFusedBackbone, UnsupportedGraphError } from "./fused-backbone";
 import type { Tfjs } from "./tfjs-wasm";
@@ -26,8 +26,6 @@ export interface Embedder {
   dispose(): void;
 }
 
-/** The feature spec (layers + pooling + input size) a backbone spec asks for, as the runner builds it. */
-export const featureSpecOf = (spec: BackboneSpec): FeatureSpec => ({ feature_layers: featureLayers(spec), pooling: spec.pooling, input_size: [spec.input_size[0], spec.input_size[1]] });
 
 /**
  * Builds the embedder of a stored backbone (`model.json` + its weight bytes, as `loadBackboneFiles` returns them).
