@@ -4,6 +4,9 @@
  * batch, then `--rounds` timed batches (median reported).
  *
  *   npx tsx bench/embed/throughput.ts [--engines onnx,tfjs-wasm,tfjs-node,...] [--threads 2] [--rounds 3] [--batch 32]
+ *
+ * Also the builtin MobileNetV2 run through to `out_relu` (the whole feature network, 1280-d): the same work as
+ * PyTorch's `mobilenet_v2().features` in bench/train/pytorch_embed.py, for a like-for-like comparison.
  */
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -55,6 +58,7 @@ async function measure(label: string, bundle: BackboneBundle, feature: FeatureSp
 
 const contenders: Array<{ label: string; bundle: () => Promise<BackboneBundle>; feature: FeatureSpec }> = [
   { label: "nsfwjs MobileNetV2 (builtin)", bundle: loadNsfwjsBundle, feature: BUILTIN_FEATURE_SPEC },
+  { label: "nsfwjs MobileNetV2 to out_relu (as PyTorch's features)", bundle: loadNsfwjsBundle, feature: { feature_layers: ["out_relu"], pooling: "avg" } },
 ];
 if (existsSync(MOBILENET_V1_DIR)) {
   contenders.push({ label: "MobileNet v1 0.25", bundle: () => loadBundleFromDir(MOBILENET_V1_DIR, { inputRange: [-1, 1] }), feature: MOBILENET_V1_FEATURE_SPEC });
