@@ -223,6 +223,18 @@ describe("runner protocol", () => {
     expect(tooMany.status).toBe(400);
   });
 
+  it("shows a job whose runner vanished as back in the queue on read, even when no runner polls", async () => {
+    const { key, datasetId } = await createTrainableDataset();
+    const job = (await createJob(key, datasetId)).body;
+    await onlyThisJob(job.id);
+    await runnerCall("POST", "/v1/runner/lease", { json: { runner_id: "vanishing", wait_s: 0 } });
+    await env.DB.prepare("update jobs set lease_expires_at = ? where id = ?").bind(new Date(Date.now() - 1000).toISOString(), job.id).run();
+    const read = (await callJson("GET", `/v1/jobs/${job.id}`, { key })).body;
+    expect(read.status).toBe("queued");
+    expect(read.attempt).toBe(1);
+    expect(read.error).toMatch(/lost its runner \(vanishing\)/);
+  });
+
   it("answers 204 after the long poll when no job is queued", async () => {
     await env.DB.prepare("update jobs set status = 'canceled' where status in ('queued', 'running')").run();
     const started = Date.now();

@@ -8,7 +8,7 @@ import { createRouter } from "../app";
 import { datasets } from "../db/schema";
 import { resolveBackbone } from "../services/backbones";
 import { getDataset, labelStats, notTrainableReason } from "../services/datasets";
-import { cancelJob, createJob, getJob, isTerminal, jobView, listEvents, listJobs } from "../services/jobs";
+import { cancelJob, createJob, getJob, isTerminal, jobView, listEvents, listJobs, sweepExpiredLeases } from "../services/jobs";
 import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
 
 export const jobRoutes = createRouter();
@@ -46,6 +46,7 @@ jobRoutes.openapi(
   }),
   async (c) => {
     const query = c.req.valid("query");
+    await sweepExpiredLeases(c.var.db);
     const rows = await listJobs(c.var.db, c.var.caller.projectId, { datasetId: query.dataset_id, status: query.status });
     return c.json({ jobs: rows.map(jobView) }, 200);
   },
@@ -58,6 +59,9 @@ jobRoutes.openapi(
     responses: { 200: jsonResponse("The job", jobSchema), 401: errors[401], 404: errors[404] },
   }),
   async (c) => {
+    // Lapsed leases are also swept when runners lease; sweeping on read too means a job whose runner vanished
+    // shows it even when no runner is polling.
+    await sweepExpiredLeases(c.var.db);
     const job = await getJob(c.var.db, c.var.caller.projectId, c.req.valid("param").id);
     if (!job) throw notFound("job", c.req.valid("param").id);
     return c.json(jobView(job), 200);
