@@ -37,6 +37,9 @@ export async function createOnnxEngine(
     executionMode: "sequential",
     graphOptimizationLevel: "all",
     logSeverityLevel: 3,
+    // No busy-waiting between runs: the runner decodes the next batch on the main thread meanwhile, and spinning
+    // intra-op threads take the cores it needs (see bench/train/run.ts, embedding breakdown).
+    extra: { session: { intra_op: { allow_spinning: process.env.EDGETUNE_ONNX_SPIN ?? "0" } } },
   });
   options.log(`onnx: converted ${bundle.name} (${(conversion.bytes.length / 1e6).toFixed(1)} MB, dim ${conversion.dim}) and opened a session in ${Date.now() - started} ms`);
   const inputShape = getInputShape(bundle.modelJson, feature.input_size);
