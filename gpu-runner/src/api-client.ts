@@ -124,10 +124,21 @@ export class RunnerClient {
     return new Uint8Array(await response.arrayBuffer());
   }
 
-  /** Bytes of up to 64 images in one call, by sha256; `null` for an image not in storage. */
+  /**
+   * Bytes of up to 64 images, by sha256; `null` for an image not in storage. The API answers at most about 24 MB
+   * per call and leaves the rest out, so this asks again for what is missing from each answer.
+   */
   async getImages(jobId: string, leaseToken: string, sha256s: string[]): Promise<Map<string, Uint8Array | null>> {
-    const response = await this.call("POST", `/v1/runner/jobs/${jobId}/images`, { json: { sha256: sha256s }, headers: { "x-lease-token": leaseToken } });
-    return decodeImageRecords(new Uint8Array(await response.arrayBuffer()));
+    const out = new Map<string, Uint8Array | null>();
+    let pending = sha256s;
+    while (pending.length > 0) {
+      const response = await this.call("POST", `/v1/runner/jobs/${jobId}/images`, { json: { sha256: pending }, headers: { "x-lease-token": leaseToken } });
+      const answered = decodeImageRecords(new Uint8Array(await response.arrayBuffer()));
+      if (answered.size === 0) throw new Error(`POST /v1/runner/jobs/${jobId}/images answered none of ${pending.length} images`);
+      for (const [sha, bytes] of answered) out.set(sha, bytes);
+      pending = pending.filter((sha) => !out.has(sha));
+    }
+    return out;
   }
 
   /** Cached embedding records (32-byte sha256 + dim float32) for those of `sha256s` found; the pack if it exists. */

@@ -194,17 +194,21 @@ runnerRoutes.openapi(
   },
 );
 
-/** At most this many images per batch download; with photos of ~100 KB a batch is a few MB, well under 128 MB. */
+/**
+ * At most this many images per batch download, and about this many bytes: the response is assembled in memory
+ * (twice, briefly), so 24 MB keeps it well inside the 128 MB isolate. Images past the byte budget are left out of
+ * the answer (always at least one is in) and the runner asks for them again.
+ */
 const MAX_IMAGE_BATCH = 64;
-const MAX_IMAGE_BATCH_BYTES = 48 * 1024 * 1024;
+const MAX_IMAGE_BATCH_BYTES = 24 * 1024 * 1024;
 const IMAGE_READ_CONCURRENCY = 16;
 
 runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/jobs/{id}/images", tags: ["runner"], security: runnerSecurity,
-    summary: "Bytes of up to 64 images of the leased job's project in one response (X-Lease-Token): per image a 32-byte sha256, a uint32 big-endian length, the bytes; missing images have length 0xFFFFFFFF",
+    summary: "Bytes of up to 64 images of the leased job's project in one response (X-Lease-Token): per image a 32-byte sha256, a uint32 big-endian length, the bytes; missing images have length 0xFFFFFFFF; images past the 24 MB budget are left out (ask again)",
     request: { params: z.object({ id: z.string() }), body: jsonBody(z.object({ sha256: z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1).max(MAX_IMAGE_BATCH) }).strict()) },
-    responses: { 200: { description: "application/octet-stream records" }, 409: errors[409], 413: errors[413] },
+    responses: { 200: { description: "application/octet-stream records" }, 409: errors[409] },
   }),
   async (c) => {
     // One lease check and one request for a whole batch: per-image requests spent most of a job's embedding time
@@ -212,17 +216,23 @@ runnerRoutes.openapi(
     const { id } = c.req.valid("param");
     const job = await requireLease(c, id);
     const { sha256 } = c.req.valid("json");
-    const found: Array<[string, Uint8Array | null]> = new Array(sha256.length);
+    const found: Array<[string, Uint8Array | null]> = [];
     let next = 0;
     let total = 0;
     await Promise.all(Array.from({ length: Math.min(IMAGE_READ_CONCURRENCY, sha256.length) }, async () => {
       while (next < sha256.length) {
         const i = next++;
         const object = await c.env.BUCKET.get(imageObjectKey(job.projectId, sha256[i]!));
-        const bytes = object ? new Uint8Array(await object.arrayBuffer()) : null;
-        total += bytes?.length ?? 0;
-        if (total > MAX_IMAGE_BATCH_BYTES) throw new ApiError(413, "image_batch_too_large", `These images hold more than ${MAX_IMAGE_BATCH_BYTES} bytes; ask for fewer at a time.`);
-        found[i] = [sha256[i]!, bytes];
+        if (!object) {
+          found.push([sha256[i]!, null]);
+          continue;
+        }
+        if (total + object.size > MAX_IMAGE_BATCH_BYTES && total > 0) {
+          await object.body.cancel(); // over budget: left out, the runner asks again
+          continue;
+        }
+        total += object.size;
+        found.push([sha256[i]!, new Uint8Array(await object.arrayBuffer())]);
       }
     }));
     return new Response(new Blob(encodeImageRecords(found) as Uint8Array<ArrayBuffer>[]), { headers: { "content-type": "application/octet-stream" } });
