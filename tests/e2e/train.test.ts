@@ -20,6 +20,7 @@ import { DEFAULT_BACKBONE, featureSpecOf, preprocessSpecOf } from "../../shared/
 import { applyHead, parseHead } from "../../shared/head";
 import { imageToTensorInput } from "../../shared/image/preprocess";
 import { makeColouredPng, makeUndecodablePng } from "../fixtures/images";
+import { buildTinyGraphModel, buildTinyModel, tinySpec } from "../fixtures/tiny-model";
 import { api, platformLogTail, startTestPlatform, waitFor, type Platform } from "./platform";
 
 const COLOURS: Record<string, [number, number, number]> = { red: [200, 40, 40], green: [40, 180, 60], blue: [40, 60, 200] };
@@ -180,6 +181,35 @@ describe("a fine-tune job on the local platform", () => {
     assert.equal(job.metrics.embeddings.cached, 24);
     assert.deepEqual(job.metrics.epochs, firstJob.metrics.epochs);
   });
+});
+
+describe("user backbones", () => {
+  for (const format of ["layers", "graph"] as const) {
+    test(`a job on an imported ${format} model trains through the runner and its model predicts at the edge`, async () => {
+      const runner = startRunner();
+      try {
+        const tiny = format === "layers" ? buildTinyModel() : buildTinyGraphModel();
+        const form = new FormData();
+        form.set("spec", JSON.stringify(tinySpec({ name: `tiny-${format}`, ...(format === "graph" ? { feature_layer: "conv/Conv2D" } : {}) })));
+        form.set("model", new Blob([zipSync(tiny.files) as Uint8Array<ArrayBuffer>], { type: "application/zip" }), "tiny.zip");
+        const imported = await api(platform, "POST", "/v1/backbones", { body: form });
+        assert.equal(imported.status, 201, JSON.stringify(imported.body));
+        const dataset = await createDataset(`user-${format}`, 6, 32);
+        const created = await api(platform, "POST", "/v1/jobs", { json: { dataset_id: dataset.id, backbone: imported.body.id, hyperparameters: { epochs: 40 } } });
+        assert.equal(created.status, 201, JSON.stringify(created.body));
+        const job = await waitForJob(created.body.id, (j) => finished(j.status), `the ${format} job to finish`);
+        assert.equal(job.status, "succeeded", `${job.error}\n${runner.output().slice(-1500)}`);
+        assert.equal(job.metrics.embeddings.computed, 18);
+        const model = (await api(platform, "GET", `/v1/models/${job.model_id}`)).body;
+        assert.equal(model.backbone, imported.body.id);
+        const predicted = await api(platform, "POST", `/v1/models/${job.model_id}/predict?top_k=3`, { body: makeColouredPng(32, 32, COLOURS.green!, 777) as Uint8Array<ArrayBuffer>, headers: { "content-type": "image/png" } });
+        assert.equal(predicted.status, 200, JSON.stringify(predicted.body));
+        assert.deepEqual(predicted.body.predictions[0].map((p: any) => p.label).sort(), ["blue", "green", "red"]);
+      } finally {
+        await stopRunner(runner);
+      }
+    });
+  }
 });
 
 describe("runner faults", () => {
