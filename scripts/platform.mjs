@@ -3,6 +3,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -18,6 +19,18 @@ export const OFFLINE_ENV = {
 };
 
 const wranglerBin = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler.js");
+
+/** A TCP port on 127.0.0.1 that nothing listens on right now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
+}
 
 /** Reads a secret kept in the state folder, creating it on first use. */
 export function persistentSecret(stateDir, name, prefix) {

@@ -18,7 +18,6 @@
  *   5. stops the platform, then runs the same backbone in this Node process, one engine at a time.
  */
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
@@ -31,7 +30,7 @@ import type { RgbaImage } from "../../shared/image/codecs";
 import { preprocessImage } from "../../shared/image/preprocess";
 import { execFileSync } from "node:child_process";
 import { makePng } from "../../tests/fixtures/images";
-import type { startPlatform as StartPlatform } from "../../scripts/platform.mjs";
+import { freePort, type startPlatform as StartPlatform } from "../../scripts/platform.mjs";
 
 const args = process.argv.slice(2);
 const flag = (name: string, fallback: number) => {
@@ -120,16 +119,6 @@ async function benchImages(): Promise<{ small: Uint8Array; large: Uint8Array; so
 
 // ---------------------------------------------------------------- the platform
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
 
 type Platform = Awaited<ReturnType<typeof StartPlatform>>;
 

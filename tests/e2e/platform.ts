@@ -1,9 +1,8 @@
 /** Starts the real local platform (wrangler dev + optional runner) on a free port with its own state folder. */
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { startPlatform } from "../../scripts/platform.mjs";
+import { freePort, startPlatform } from "../../scripts/platform.mjs";
 
 export interface Platform {
   url: string;
@@ -15,16 +14,7 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
+export { freePort };
 
 export async function startTestPlatform(options: { runner?: boolean | string[] } = {}): Promise<Platform> {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-e2e-"));
