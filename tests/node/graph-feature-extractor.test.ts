@@ -26,6 +26,7 @@ import { createEngine, EngineUnavailableError } from "../../gpu-runner/src/engin
 import { loadBundleFromDir } from "../../gpu-runner/src/engine/load-bundle";
 import { createOnnxEngine } from "../../gpu-runner/src/engine/onnx-engine";
 import { buildTinyGraphModel, buildTinyModel, tinySpec, type TinyModel, type TinyModelOptions } from "../fixtures/tiny-model";
+import { makeImages } from "./engine-fixtures";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SHARED = process.env.EDGETUNE_SHARED_DIR ?? path.resolve(here, "../../../shared");
@@ -60,16 +61,6 @@ function toBundle(model: TinyModel, name: string): BackboneBundle {
 const tinyGraphBundle = (options?: TinyModelOptions) => toBundle(buildTinyGraphModel(options), "tiny-graph");
 const tinyLayersBundle = () => toBundle(buildTinyModel(), "tiny-layers");
 
-/** `n` deterministic pseudo-random NHWC images in [-1, 1], flat. */
-function makeImages(n: number, size = SIZE, seed = 3): Float32Array {
-  const out = new Float32Array(n * size * size * 3);
-  let state = seed;
-  for (let i = 0; i < out.length; i++) {
-    state = (state * 1103515245 + 12345) % 2 ** 31;
-    out[i] = (state / 2 ** 31) * 2 - 1;
-  }
-  return out;
-}
 
 /** Runs `extractor.embed` on flat images and returns the flat `[n, dim]` result. */
 async function embedFlat(extractor: { embed(images: tf.Tensor4D): tf.Tensor2D }, images: Float32Array, n: number, size = SIZE): Promise<Float32Array> {
