@@ -7,6 +7,7 @@ import { createRouter, errorResponse, requireApiKey } from "./app";
 import type { Env } from "./env";
 import { backboneRoutes } from "./routes/backbones";
 import { datasetRoutes } from "./routes/datasets";
+import { datasetImageRoutes } from "./routes/dataset-images";
 import { jobRoutes } from "./routes/jobs";
 import { modelRoutes } from "./routes/models";
 import { aliasRoutes } from "./routes/aliases";
@@ -26,6 +27,7 @@ app.use("/v1/*", async (c, next) => {
 });
 app.route("/v1", projectRoutes);
 app.route("/v1", datasetRoutes);
+app.route("/v1", datasetImageRoutes);
 app.route("/v1", backboneRoutes);
 app.route("/v1", jobRoutes);
 app.route("/v1", modelRoutes);

@@ -1,0 +1,121 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { ApiError, notFound } from "../../shared/errors";
+import { labelSchema } from "../../shared/schemas";
+import { createRouter } from "../app";
+import { imageObjectKey, getDataset } from "../services/datasets";
+import { SHA256_PATTERN, findImageInAnyVersion, listImages, moveImage, removeImage } from "../services/dataset-images";
+import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
+
+export const datasetImageRoutes = createRouter();
+
+const splitSchema = z.enum(["train", "val", "auto"]);
+const imageSchema = z
+  .object({
+    sha256: z.string(),
+    path: z.string().describe("the file's path as uploaded: label/file, or train/label/file and val/label/file"),
+    label: z.string(),
+    split: splitSchema.describe("train or val when the upload said so; auto: a job's held-out fraction decides"),
+    width: z.number().int(),
+    height: z.number().int(),
+    bytes: z.number().int(),
+    format: z.string(),
+  })
+  .meta({ id: "DatasetImage" });
+const imageParams = z.object({
+  id: idParam("id", "ds_..."),
+  sha256: z.string().regex(SHA256_PATTERN, "a sha256 is 64 lowercase hex characters").meta({ param: { name: "sha256", in: "path" } }),
+});
+const editResponse = z.object({ dataset_version: z.number().int(), image: imageSchema }).meta({ id: "DatasetImageEdit" });
+
+async function loadDataset(c: { var: { db: any; caller: { projectId: string } } }, id: string) {
+  const row = await getDataset(c.var.db, c.var.caller.projectId, id);
+  if (!row) throw notFound("dataset", id);
+  return row;
+}
+
+datasetImageRoutes.openapi(
+  createRoute({
+    method: "get", path: "/datasets/{id}/images", tags: ["datasets"], security, operationId: "listDatasetImages",
+    summary: "List the images of the dataset's current version, newest first, optionally of one label or split",
+    request: {
+      params: z.object({ id: idParam("id", "ds_...") }),
+      query: z.object({
+        label: labelSchema.optional(),
+        split: splitSchema.optional(),
+        limit: z.coerce.number().int().min(1).max(100).default(50),
+        cursor: z.string().min(1).max(200).optional(),
+      }),
+    },
+    responses: { 200: jsonResponse("One page of images", z.object({ images: z.array(imageSchema), next_cursor: z.string().nullable() })), 400: errors[400], 401: errors[401], 404: errors[404] },
+  }),
+  async (c) => {
+    const dataset = await loadDataset(c, c.req.valid("param").id);
+    return c.json(await listImages(c.var.db, dataset, c.req.valid("query")), 200);
+  },
+);
+
+datasetImageRoutes.openapi(
+  createRoute({
+    method: "get", path: "/datasets/{id}/images/{sha256}", tags: ["datasets"], security, operationId: "getDatasetImage",
+    summary: "The image's bytes with its content type (any version of the dataset, so older models' validation images stay visible)",
+    request: { params: imageParams },
+    responses: {
+      200: { description: "The image", content: { "image/jpeg": { schema: z.string().meta({ format: "binary" }) }, "image/png": { schema: z.string().meta({ format: "binary" }) } } },
+      400: errors[400], 401: errors[401], 404: errors[404],
+    },
+  }),
+  async (c) => {
+    const { id, sha256 } = c.req.valid("param");
+    const dataset = await loadDataset(c, id);
+    const row = await findImageInAnyVersion(c.var.db, dataset.id, sha256);
+    const object = row ? await c.env.BUCKET.get(imageObjectKey(dataset.projectId, sha256)) : null;
+    if (!row || !object) throw new ApiError(404, "image_not_found", `Dataset '${dataset.id}' has no image with sha256 '${sha256}'.`, { sha256 });
+    return new Response(object.body, {
+      status: 200,
+      headers: {
+        "content-type": `image/${row.format}`,
+        "content-length": String(object.size),
+        // Content-addressed: these bytes never change. Private: only this project's keys may read them.
+        "cache-control": "private, max-age=31536000, immutable",
+        "x-content-type-options": "nosniff",
+      },
+    });
+  },
+);
+
+datasetImageRoutes.openapi(
+  createRoute({
+    method: "delete", path: "/datasets/{id}/images/{sha256}", tags: ["datasets"], security, operationId: "deleteDatasetImage",
+    summary: "Remove an image; makes a new dataset version (versions jobs used keep it)",
+    request: { params: imageParams },
+    responses: { 200: jsonResponse("The new version and the removed image", editResponse), 400: errors[400], 401: errors[401], 404: errors[404] },
+  }),
+  async (c) => {
+    const { id, sha256 } = c.req.valid("param");
+    const { version, image } = await removeImage(c.var.db, await loadDataset(c, id), sha256);
+    return c.json({ dataset_version: version, image }, 200);
+  },
+);
+
+datasetImageRoutes.openapi(
+  createRoute({
+    method: "patch", path: "/datasets/{id}/images/{sha256}", tags: ["datasets"], security, operationId: "updateDatasetImage",
+    summary: "Move an image to another label and/or split; makes a new dataset version (versions jobs used keep it as it was)",
+    request: {
+      params: imageParams,
+      body: jsonBody(
+        z
+          .object({ label: labelSchema.optional(), split: splitSchema.optional() })
+          .strict()
+          .refine((b) => b.label !== undefined || b.split !== undefined, "send label, split or both")
+          .meta({ id: "UpdateDatasetImageRequest" }),
+      ),
+    },
+    responses: { 200: jsonResponse("The new version and the image where it is now", editResponse), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
+  }),
+  async (c) => {
+    const { id, sha256 } = c.req.valid("param");
+    const { version, image } = await moveImage(c.var.db, await loadDataset(c, id), sha256, c.req.valid("json"));
+    return c.json({ dataset_version: version, image }, 200);
+  },
+);
