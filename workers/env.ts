@@ -8,5 +8,11 @@ export interface Env {
   /** Bearer token runners present on /v1/runner routes; distinct from project API keys. */
   RUNNER_TOKEN?: string;
   MAX_IMAGE_PIXELS?: string;
+  /** URL policy (services/url-policy.ts): "true" accepts plain http to public hosts. Off by default. */
+  URL_ALLOW_HTTP?: string;
+  /** URL policy: "true" accepts loopback and private hosts (local experiments only). Off by default. */
+  URL_ALLOW_PRIVATE_HOSTS?: string;
+  /** URL policy: the DNS-over-HTTPS JSON endpoint names are resolved with, or "off". */
+  URL_DNS_RESOLVER?: string;
   TEST_MIGRATIONS?: import("cloudflare:test").D1Migration[];
 }

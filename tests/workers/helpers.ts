@@ -86,3 +86,16 @@ export async function createTrainableDataset(perLabel = 5): Promise<{ key: strin
 }
 
 export const runnerCall = <T = any>(method: string, path: string, options: CallOptions = {}) => callJson<T>(method, path, { key: RUNNER_TOKEN, ...options });
+
+/**
+ * A DNS-over-HTTPS JSON answer (the URL policy's resolver) for a mocked fetch: `hosts` maps names to addresses
+ * (IPv4 answer A queries, IPv6 AAAA); an unknown name is NXDOMAIN.
+ */
+export function dohAnswer(url: string, hosts: Record<string, string[]>): Response {
+  const query = new URL(url).searchParams;
+  const name = query.get("name") ?? "";
+  const type = query.get("type") === "AAAA" ? 28 : 1;
+  const addresses = hosts[name];
+  if (!addresses) return Response.json({ Status: 3 });
+  return Response.json({ Status: 0, Answer: addresses.filter((a) => a.includes(":") === (type === 28)).map((data) => ({ name, type, TTL: 60, data })) });
+}

@@ -6,6 +6,7 @@ import { createRouter } from "../app";
 import {
   MAX_MODEL_BODY_BYTES, backboneView, blobSource, deleteBackbone, getBackboneRow, importBackbone, listBackboneRows, openModelUrl, openModelZip, validateModel,
 } from "../services/backbones";
+import { urlPolicyFromEnv } from "../services/url-policy";
 import { errors, idParam, jsonResponse, security } from "./openapi-helpers";
 
 export const backboneRoutes = createRouter();
@@ -102,7 +103,8 @@ backboneRoutes.openapi(
       "multipart/form-data: `spec` (BackboneSpec as JSON) and `model` (a zip with model.json and its weight files, possibly in a sub-folder; at most 100 MB). " +
       "application/json: the BackboneSpec fields plus `url` of a model.json whose weight files sit beside it. Weights at most 100 MB. " +
       "422 codes: model_json_missing, model_json_invalid, unsupported_model_format, weight_file_missing, weight_size_mismatch, feature_layer_not_found, " +
-      "feature_layer_not_spatial, input_size_mismatch, unsupported_input_shape, model_fetch_failed, not_a_zip, corrupt_zip, corrupt_entry.",
+      "feature_layer_not_spatial, input_size_mismatch, unsupported_input_shape, model_fetch_failed, url_not_allowed, not_a_zip, corrupt_zip, corrupt_entry. " +
+      "The URL obeys the deployment's URL policy: https, a public host (also after DNS and on each of at most 3 redirects), weight paths relative to model.json on the same origin.",
     request: { body: { required: false, content: { "multipart/form-data": { schema: multipartSchema }, "application/json": { schema: importFromUrlRequest } } } },
     responses: {
       201: jsonResponse("The new backbone", backboneSchema), 400: errors[400], 401: errors[401], 409: errors[409], 413: errors[413], 415: errors[415], 422: errors[422],
@@ -115,7 +117,7 @@ backboneRoutes.openapi(
       // Validated by the route's JSON validator (it runs for JSON bodies only; the body is optional for the multipart form).
       const { url, ...spec } = c.req.valid("json" as never) as z.infer<typeof importFromUrlRequest>;
       refuseReservedName(spec);
-      const opened = await openModelUrl(url);
+      const opened = await openModelUrl(url, urlPolicyFromEnv(c.env));
       const summary = validateModel(opened.modelJson, spec, url);
       const row = await importBackbone(db, c.env.BUCKET, caller.projectId, spec, opened.modelJson, summary, opened.files);
       return c.json(backboneView(row), 201);

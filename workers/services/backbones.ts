@@ -11,6 +11,7 @@ import { backbones, jobs } from "../db/schema";
 import type { Db } from "./db";
 import { nowIso } from "./db";
 import { checkGroupBytes, checkSpecAgainstModel, parseModelJson, summarizeModel, withSingleWeightsFile, type ModelFormat, type ModelJson, type ModelSummary } from "./model-validation";
+import { FETCH_FAILED_MESSAGE, UrlFetchError, UrlRefusedError, policedFetch, sameOriginRelative, type UrlPolicy } from "./url-policy";
 import { ZipFormatError, entrySpan, extractEntry, findOverlappingEntries, readCentralDirectory, type ByteSource, type ZipEntry } from "./zip-reader";
 
 export interface ResolvedBackbone {
@@ -260,47 +261,49 @@ export async function openModelZip(source: ByteSource): Promise<{ modelJsonPath:
 
 // ---------------------------------------------------------------- the URL form
 
-const fetchFailed = (url: string, reason: string, extra: Record<string, unknown> = {}) =>
-  new ApiError(422, "model_fetch_failed", `Could not fetch ${url}: ${reason}. Make the model.json and its weight files publicly readable over http(s) and try again.`, { url, ...extra });
+/**
+ * Every failure of the URL form answers one fixed message (url-policy.ts): what the upstream said (status, headers,
+ * bytes) never reaches the tenant, so the import cannot be used to probe other servers. `reason` is ours alone.
+ */
+const fetchFailed = (url: string, reason?: "timeout" | "too_large", extra: Record<string, unknown> = {}) =>
+  new ApiError(422, "model_fetch_failed", reason === "too_large" ? `${FETCH_FAILED_MESSAGE} The file is larger than the limit.` : reason === "timeout" ? `${FETCH_FAILED_MESSAGE} The import did not finish within ${MODEL_FETCH_TIMEOUT_MS / 1000} s.` : FETCH_FAILED_MESSAGE, { url, ...(reason ? { reason } : {}), ...extra });
 
-async function openUrl(url: string, signal: AbortSignal): Promise<Response> {
-  const parsed = new URL(url);
-  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") throw fetchFailed(url, `only http and https URLs can be fetched, not ${parsed.protocol}`);
-  let response: Response;
+/** Attempts per weight file, and the pause before each retry: a dropped connection should not fail a 50-shard import. */
+export const WEIGHT_FETCH_ATTEMPTS = 3;
+const RETRY_DELAYS_MS = [250, 1000];
+
+async function openUrl(url: string, policy: UrlPolicy, signal: AbortSignal, headers: Record<string, string> = {}): Promise<{ response: Response; url: URL }> {
   try {
-    response = await fetch(parsed.toString(), { signal, redirect: "follow" });
+    return await policedFetch(url, { signal, headers }, policy);
   } catch (err) {
-    const timedOut = signal.aborted || (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError"));
-    throw fetchFailed(url, timedOut ? `the import did not finish within ${MODEL_FETCH_TIMEOUT_MS / 1000} s` : err instanceof Error ? err.message : String(err));
+    if (err instanceof UrlRefusedError) throw err;
+    if (signal.aborted) throw fetchFailed(url, "timeout");
+    if (err instanceof UrlFetchError) throw Object.assign(fetchFailed(url), { retryable: err.retryable });
+    throw Object.assign(fetchFailed(url), { retryable: true });
   }
-  if (!response.ok) {
-    await response.body?.cancel();
-    throw fetchFailed(url, `the server answered HTTP ${response.status}`, { status: response.status });
-  }
-  return response;
 }
 
 /** Yields the body's chunks; stops with 422 once it passes `maxBytes` (a lying or missing Content-Length is no help). */
-async function* bodyChunks(response: Response, url: string, maxBytes: number, signal: AbortSignal): AsyncIterable<Uint8Array> {
+async function* bodyChunks(response: Response, url: string, maxBytes: number, signal: AbortSignal, already = 0): AsyncIterable<Uint8Array> {
   const declared = Number(response.headers.get("content-length") ?? NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) {
+  if (Number.isFinite(declared) && already + declared > maxBytes) {
     await response.body?.cancel();
-    throw fetchFailed(url, `it is ${declared} bytes, more than the ${maxBytes} allowed`, { limit_bytes: maxBytes });
+    throw fetchFailed(url, "too_large", { limit_bytes: maxBytes });
   }
   if (!response.body) return;
   const reader = response.body.getReader();
-  let total = 0;
+  let total = already;
   try {
     for (;;) {
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
         result = await reader.read();
-      } catch (err) {
-        throw fetchFailed(url, signal.aborted ? `the import did not finish within ${MODEL_FETCH_TIMEOUT_MS / 1000} s` : `the download broke off (${err instanceof Error ? err.message : String(err)})`);
+      } catch {
+        throw signal.aborted ? fetchFailed(url, "timeout") : Object.assign(fetchFailed(url), { retryable: true, broken: true });
       }
       if (result.done) return;
       total += result.value.length;
-      if (total > maxBytes) throw fetchFailed(url, `it is more than the ${maxBytes} bytes allowed`, { limit_bytes: maxBytes });
+      if (total > maxBytes) throw fetchFailed(url, "too_large", { limit_bytes: maxBytes });
       yield result.value;
     }
   } finally {
@@ -308,12 +311,54 @@ async function* bodyChunks(response: Response, url: string, maxBytes: number, si
   }
 }
 
+const sleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
+  const timer = setTimeout(resolve, ms);
+  signal.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
+});
+
 /**
- * Opens a model by URL: fetches `model.json`; its weight files are fetched (relative to it) only while they are
- * streamed into R2, after the model.json and the spec were checked. One deadline covers the whole import.
+ * One weight file, retried: an open that fails retryably (network error, 408, 429, 5xx) is tried again after a pause;
+ * a body that breaks off after `n` bytes is resumed with `Range: bytes=n-` (a server that ignores Range and answers
+ * 200 has its first n bytes skipped), so bytes already streamed into R2 are never written twice.
  */
-export async function openModelUrl(url: string, signal: AbortSignal = AbortSignal.timeout(MODEL_FETCH_TIMEOUT_MS)): Promise<{ modelJson: ModelJson; files: WeightFiles }> {
-  const response = await openUrl(url, signal);
+async function* weightFileChunks(url: string, policy: UrlPolicy, signal: AbortSignal): AsyncIterable<Uint8Array> {
+  let received = 0;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { response } = await openUrl(url, policy, signal, received > 0 ? { range: `bytes=${received}-` } : {});
+      let skip = received > 0 && response.status !== 206 ? received : 0;
+      for await (const chunk of bodyChunks(response, url, MAX_WEIGHT_BYTES, signal, skip > 0 ? 0 : received)) {
+        if (skip >= chunk.length) {
+          skip -= chunk.length;
+          continue;
+        }
+        const fresh = skip > 0 ? chunk.subarray(skip) : chunk;
+        skip = 0;
+        received += fresh.length;
+        yield fresh;
+      }
+      return;
+    } catch (err) {
+      const retryable = (err as { retryable?: boolean }).retryable === true;
+      if (!retryable || attempt >= WEIGHT_FETCH_ATTEMPTS || signal.aborted) {
+        throw err;
+      }
+      await sleep(RETRY_DELAYS_MS[attempt - 1] ?? 1000, signal);
+    }
+  }
+}
+
+/**
+ * Opens a model by URL under the deployment's URL policy: fetches `model.json`; its weight files (plain paths
+ * relative to it, on the same origin) are fetched only while they are streamed into R2, after the model.json and the
+ * spec were checked. One deadline covers the whole import.
+ *
+ * Weight files are fetched one at a time (concurrency 1, each with retries), in manifest order, because they are
+ * concatenated into one R2 object as they arrive: a wider fan-out would have to buffer whole shards in the 128 MB
+ * isolate, and 200 files at most keep the subrequest count within Cloudflare's 1,000.
+ */
+export async function openModelUrl(url: string, policy: UrlPolicy, signal: AbortSignal = AbortSignal.timeout(MODEL_FETCH_TIMEOUT_MS)): Promise<{ modelJson: ModelJson; files: WeightFiles }> {
+  const { response, url: finalUrl } = await openUrl(url, policy, signal);
   const parts: Uint8Array[] = [];
   for await (const chunk of bodyChunks(response, url, MAX_MODEL_JSON_BYTES, signal)) parts.push(chunk);
   const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -323,13 +368,16 @@ export async function openModelUrl(url: string, signal: AbortSignal = AbortSigna
     offset += p.length;
   }
   const modelJson = parseModelJson(bytes, url);
-  const weightUrl = (path: string) => new URL(path, response.url || url).toString();
+  // Relative to the model.json where it was finally served (after redirects, each of which passed the policy).
+  const base = finalUrl;
   const files: WeightFiles = {
-    precheck() {},
+    precheck(json) {
+      for (const group of json.weightsManifest) for (const path of group.paths) sameOriginRelative(base, path, url);
+    },
     async *chunks(path) {
-      const target = weightUrl(path);
+      const target = sameOriginRelative(base, path, url).toString();
       // The group check in importBackbone stops a file that runs past what the manifest needs; this bounds the rest.
-      yield* bodyChunks(await openUrl(target, signal), target, MAX_WEIGHT_BYTES, signal);
+      yield* weightFileChunks(target, policy, signal);
     },
   };
   return { modelJson, files };
