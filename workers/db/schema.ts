@@ -5,12 +5,21 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
-const createdAt = () => text("created_at").notNull().default(sql`(strftime('%Y-%m-%dT%H:%M:%fZ','now'))`);
+const nowSql = () => sql`(strftime('%Y-%m-%dT%H:%M:%fZ','now'))`;
+/** When the row was created: set once on insert, never updated. */
+const createdAt = () => text("created_at").notNull().default(nowSql());
+/**
+ * When the row last changed: drizzle sets it on every insert and every update (no bound parameter: the SQL clock).
+ * Migration 0001 added it with a constant default ('' is never read: drizzle always writes it) and backfilled it from
+ * created_at, because SQLite cannot add a column whose default is an expression.
+ */
+const updatedAt = () => text("updated_at").notNull().default(nowSql()).$onUpdateFn(nowSql);
 
 export const projects = sqliteTable("projects", {
   id: text("id").primaryKey(),
   name: text("name").notNull(),
   createdAt: createdAt(),
+  updatedAt: updatedAt(),
 });
 
 /** API keys are stored as SHA-256 hashes; the secret is shown once at creation. */
@@ -24,10 +33,11 @@ export const apiKeys = sqliteTable(
     /** First characters of the secret, so a user can tell keys apart in a list. */
     secretPrefix: text("secret_prefix").notNull(),
     createdAt: createdAt(),
+    updatedAt: updatedAt(),
     lastUsedAt: text("last_used_at"),
     revokedAt: text("revoked_at"),
   },
-  (t) => [uniqueIndex("api_keys_secret_hash").on(t.secretHash), index("api_keys_project").on(t.projectId)],
+  (t) => [uniqueIndex("api_keys_secret_hash").on(t.secretHash), index("api_keys_project").on(t.projectId, t.createdAt, t.id)],
 );
 
 export const datasets = sqliteTable(
@@ -43,9 +53,9 @@ export const datasets = sqliteTable(
     frozenVersion: integer("frozen_version").notNull().default(0),
     error: text("error"),
     createdAt: createdAt(),
-    updatedAt: createdAt(),
+    updatedAt: updatedAt(),
   },
-  (t) => [index("datasets_project").on(t.projectId)],
+  (t) => [index("datasets_project").on(t.projectId, t.createdAt, t.id)],
 );
 
 /**
@@ -107,7 +117,7 @@ export const ingests = sqliteTable(
     uncompressedBytes: integer("uncompressed_bytes").notNull().default(0),
     error: text("error"),
     createdAt: createdAt(),
-    updatedAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (t) => [index("ingests_dataset").on(t.datasetId)],
 );
@@ -123,6 +133,7 @@ export const uploads = sqliteTable("uploads", {
   partSize: integer("part_size").notNull(),
   status: text("status", { enum: ["open", "completed", "aborted"] }).notNull().default("open"),
   createdAt: createdAt(),
+  updatedAt: updatedAt(),
 });
 
 export const uploadParts = sqliteTable(
@@ -149,8 +160,9 @@ export const backbones = sqliteTable(
     paramCount: integer("param_count").notNull(),
     weightBytes: integer("weight_bytes").notNull(),
     createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
-  (t) => [index("backbones_project").on(t.projectId)],
+  (t) => [index("backbones_project").on(t.projectId, t.createdAt, t.id)],
 );
 
 /**
@@ -184,9 +196,9 @@ export const jobs = sqliteTable(
     createdAt: createdAt(),
     startedAt: text("started_at"),
     finishedAt: text("finished_at"),
-    updatedAt: createdAt(),
+    updatedAt: updatedAt(),
   },
-  (t) => [index("jobs_project").on(t.projectId), index("jobs_queue").on(t.status, t.runAfter)],
+  (t) => [index("jobs_project").on(t.projectId, t.createdAt, t.id), index("jobs_queue").on(t.status, t.runAfter)],
 );
 
 /** Append-only job history for `GET /v1/jobs/:id/events` (Server-Sent Events resume from `id`). */
@@ -216,8 +228,9 @@ export const models = sqliteTable(
     objectPrefix: text("object_prefix").notNull(),
     headBytes: integer("head_bytes").notNull(),
     createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
-  (t) => [index("models_project").on(t.projectId), uniqueIndex("models_job").on(t.jobId)],
+  (t) => [index("models_project").on(t.projectId, t.createdAt, t.id), uniqueIndex("models_job").on(t.jobId)],
 );
 
 export const aliases = sqliteTable(
@@ -226,7 +239,8 @@ export const aliases = sqliteTable(
     projectId: text("project_id").notNull(),
     name: text("name").notNull(),
     modelId: text("model_id").notNull(),
-    updatedAt: createdAt(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
   },
   (t) => [primaryKey({ columns: [t.projectId, t.name] })],
 );
