@@ -19,7 +19,7 @@ const nameSchema = z.string().trim().min(1, "must not be empty").max(200, "at mo
 export const createProjectRequest = z.object({ name: nameSchema }).strict().meta({ id: "CreateProjectRequest" });
 export const createKeyRequest = z.object({ name: nameSchema.default("key") }).strict().meta({ id: "CreateKeyRequest" });
 export const apiKeySchema = z
-  .object({ id: z.string(), name: z.string(), prefix: z.string(), created_at: z.string(), last_used_at: z.string().nullable(), secret: z.string().optional() })
+  .object({ id: z.string(), name: z.string(), prefix: z.string(), created_at: z.string(), updated_at: z.string(), last_used_at: z.string().nullable(), secret: z.string().optional() })
   .meta({ id: "ApiKey" });
 
 // ---------------------------------------------------------------- datasets
@@ -153,6 +153,7 @@ export const jobSchema = z
     model_id: z.string().nullable(),
     error: z.string().nullable(),
     created_at: z.string(),
+    updated_at: z.string(),
     started_at: z.string().nullable(),
     finished_at: z.string().nullable(),
   })
@@ -179,6 +180,7 @@ export const modelSchema = z
     labels: z.array(z.string()),
     metrics: modelMetricsSchema,
     created_at: z.string(),
+    updated_at: z.string(),
   })
   .meta({ id: "Model" });
 export const aliasNameSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "an alias is 1 to 63 lowercase letters, digits, _ or -, starting with a letter or digit");
@@ -203,6 +205,7 @@ export const aliasSchema = z
   .object({
     name: z.string(),
     model_id: z.string(),
+    created_at: z.string(),
     updated_at: z.string(),
     previous_model_id: z.string().nullable().optional().describe("the model the alias named before its last switch: PUT it back to roll back"),
     history: z.array(aliasHistoryEntrySchema).optional().describe("switches, newest first"),

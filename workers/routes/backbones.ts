@@ -24,6 +24,7 @@ const backboneSchema = z
     source: z.string().nullable(),
     license: z.string().nullable(),
     created_at: z.string().nullable(),
+    updated_at: z.string().nullable(),
   })
   .meta({ id: "Backbone" });
 

@@ -16,6 +16,7 @@ const keyView = (row: typeof apiKeys.$inferSelect, secret?: string) => ({
   name: row.name,
   prefix: row.secretPrefix,
   created_at: row.createdAt,
+  updated_at: row.updatedAt,
   last_used_at: row.lastUsedAt,
   ...(secret ? { secret } : {}),
 });

@@ -62,7 +62,7 @@ export async function putAlias(db: Db, projectId: string, name: string, modelId:
       .returning({ previousModelId: aliasHistory.previousModelId }),
     db
       .insert(aliases)
-      .select(db.select({ projectId: models.projectId, name: sql<string>`${name}`.as("name"), modelId: models.id, updatedAt: sql<string>`${now}`.as("updated_at") }).from(models).where(thisModel))
+      .select(db.select({ projectId: models.projectId, name: sql<string>`${name}`.as("name"), modelId: models.id, createdAt: sql<string>`${now}`.as("created_at"), updatedAt: sql<string>`${now}`.as("updated_at") }).from(models).where(thisModel))
       .onConflictDoUpdate({ target: [aliases.projectId, aliases.name], set: { modelId, updatedAt: now }, setWhere: sql`${aliases.modelId} != ${modelId}` })
       .returning(),
   ]);
@@ -82,6 +82,7 @@ export function aliasView(alias: AliasRow, history?: AliasHistoryRow[]) {
   return {
     name: alias.name,
     model_id: alias.modelId,
+    created_at: alias.createdAt,
     updated_at: alias.updatedAt,
     ...(history
       ? {

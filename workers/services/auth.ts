@@ -42,7 +42,8 @@ export async function authenticate(db: Db, secret: string, adminKey: string | un
 
 export async function createKey(db: Db, projectId: string, name: string) {
   const secret = newSecret();
-  const row = { id: newId("key"), projectId, name, secretHash: await sha256Hex(secret), secretPrefix: secret.slice(0, 7), createdAt: new Date().toISOString(), lastUsedAt: null, revokedAt: null };
+  const now = new Date().toISOString();
+  const row = { id: newId("key"), projectId, name, secretHash: await sha256Hex(secret), secretPrefix: secret.slice(0, 7), createdAt: now, updatedAt: now, lastUsedAt: null, revokedAt: null };
   await db.insert(apiKeys).values(row);
   return { row, secret };
 }

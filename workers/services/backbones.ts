@@ -75,12 +75,12 @@ export function backboneView(entry: BackboneRow | CatalogEntry) {
   if (!("projectId" in entry)) {
     return {
       id: entry.id, name: entry.name, builtin: true, format: "layers-model" as const, spec: entry.spec, param_count: null, weight_bytes: null,
-      description: entry.description, source: entry.source, license: entry.license, created_at: null,
+      description: entry.description, source: entry.source, license: entry.license, created_at: null, updated_at: null,
     };
   }
   return {
     id: entry.id, name: entry.name, builtin: false, format: entry.format as ModelFormat, spec: entry.spec as BackboneSpec, param_count: entry.paramCount, weight_bytes: entry.weightBytes,
-    description: null, source: null, license: null, created_at: entry.createdAt,
+    description: null, source: null, license: null, created_at: entry.createdAt, updated_at: entry.updatedAt,
   };
 }
 

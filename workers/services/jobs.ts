@@ -72,6 +72,7 @@ export function jobView(row: JobRow) {
     model_id: row.modelId,
     error: row.error,
     created_at: row.createdAt,
+    updated_at: row.updatedAt,
     started_at: row.startedAt,
     finished_at: row.finishedAt,
   };
@@ -117,7 +118,8 @@ export async function leaseJob(db: Db, runnerId: string, nowMs = Date.now()): Pr
     .select({ id: jobs.id })
     .from(jobs)
     .where(and(eq(jobs.status, "queued"), sql`${jobs.runAfter} <= ${now}`, eq(jobs.cancelRequested, false)))
-    .orderBy(asc(jobs.createdAt))
+    // Creation order: created_at never changes, and the rowid breaks ties within one millisecond (ids are random).
+    .orderBy(asc(jobs.createdAt), asc(sql`${jobs}.rowid`))
     .limit(1);
   const claimed = await db
     .update(jobs)
@@ -209,6 +211,7 @@ export async function completeJob(db: Db, jobId: string, leaseToken: string, mod
             objectPrefix: sql<string>`${model.objectPrefix}`.as("object_prefix"),
             headBytes: sql<number>`${model.headBytes}`.as("head_bytes"),
             createdAt: sql<string>`${now}`.as("created_at"),
+            updatedAt: sql<string>`${now}`.as("updated_at"),
           })
           .from(jobs)
           .where(and(eq(jobs.id, jobId), eq(jobs.status, "succeeded"), eq(jobs.modelId, modelId), eq(jobs.finishedAt, now))),

@@ -23,6 +23,7 @@ export function modelView(row: ModelRow) {
     metrics: row.metrics as { accuracy: number; per_class: { label: string; precision: number; recall: number; f1: number; support: number }[]; confusion_matrix: number[][] } & Record<string, unknown>,
     head_bytes: row.headBytes,
     created_at: row.createdAt,
+    updated_at: row.updatedAt,
   };
 }
 
