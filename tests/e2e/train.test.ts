@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { afterAll, beforeAll, describe, test } from "vitest";
 import { zipSync } from "fflate";
 import { ROOT } from "../../scripts/platform.mjs";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
@@ -84,10 +84,10 @@ async function waitForJob(jobId: string, what: (job: any) => boolean, label: str
   }
 }
 
-before(async () => {
+beforeAll(async () => {
   platform = await startTestPlatform({ runner: false });
 });
-after(async () => {
+afterAll(async () => {
   for (const child of runners) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   await platform?.stop();
 });
@@ -96,7 +96,7 @@ describe("a fine-tune job on the local platform", () => {
   let runner: RunnerProcess;
   let datasetId: string;
   let firstJob: any;
-  before(async () => {
+  beforeAll(async () => {
     runner = startRunner();
     const dataset = await createDataset("colours", 8, 40);
     datasetId = dataset.id;
@@ -104,7 +104,7 @@ describe("a fine-tune job on the local platform", () => {
     const bad = await api(platform, "PUT", `/v1/datasets/${datasetId}/images/red/broken.png`, { body: makeUndecodablePng() as Uint8Array<ArrayBuffer>, headers: { "content-type": "image/png" } });
     assert.equal(bad.status, 201, JSON.stringify(bad.body));
   });
-  after(async () => {
+  afterAll(async () => {
     await stopRunner(runner);
   });
 

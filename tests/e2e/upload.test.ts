@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { afterAll, beforeAll, test } from "vitest";
 import { zipSync } from "fflate";
 import { makePng, makeStoredPng } from "../fixtures/images";
 import { api, startTestPlatform, waitFor, type Platform } from "./platform";
 
 let platform: Platform;
-before(async () => {
+beforeAll(async () => {
   platform = await startTestPlatform();
 });
-after(async () => {
+afterAll(async () => {
   await platform?.stop();
 });
 

@@ -4,7 +4,7 @@
  * to end in tests/e2e/train.test.ts.
  */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { describe, it } from "vitest";
 import { LeaseLostError, RunnerClient } from "../../gpu-runner/src/api-client";
 import { encodeImageRecords } from "../../shared/wire";
 

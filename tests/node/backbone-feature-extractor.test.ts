@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { before, describe, it } from "node:test";
+import { beforeAll, describe, it } from "vitest";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { buildFeatureExtractor } from "../../shared/backbone/feature-extractor";
@@ -9,7 +9,7 @@ import { makeImages, makeTinyBundle, maxAbsDiff, TINY_SIZE } from "./engine-fixt
 
 describe("backbone feature extractor (tfjs, wasm backend)", () => {
   let bundle: BackboneBundle;
-  before(async () => {
+  beforeAll(async () => {
     await tf.setBackend("wasm");
     bundle = await makeTinyBundle();
   });

@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { before, describe, it } from "node:test";
+import { beforeAll, describe, it } from "vitest";
 import { crc32 as zlibCrc32, deflateSync } from "node:zlib";
 import encodeWithMozjpeg, { init as initMozjpegEncoder } from "@jsquash/jpeg/encode.js";
 import type { ImageCodecs, RgbaImage } from "../../shared/image/codecs";
@@ -31,7 +31,7 @@ const IMAGENET: { mean: [number, number, number]; std: [number, number, number] 
 
 let codecs: ImageCodecs;
 
-before(async () => {
+beforeAll(async () => {
   codecs = await getNodeCodecs();
   const encoderPath = require.resolve("@jsquash/jpeg/codec/enc/mozjpeg_enc.wasm");
   const encoder = await WebAssembly.compile(await readFile(encoderPath));

@@ -7,7 +7,7 @@
  * Isolation: pure zod parsing; no shared state.
  */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { describe, it } from "vitest";
 import type { z } from "zod";
 import { backboneSpecSchema, createJobRequest, headSpecSchema, hyperparametersSchema, jobConfigSchema } from "../../shared/schemas";
 

@@ -7,7 +7,7 @@
  * Isolation: pure functions over labels built by the factories below; no shared state.
  */
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { describe, it } from "vitest";
 import { countValidationItems, resolveSplit, splitFromTags, splitStratified, type Split, type SplitTag } from "../../shared/split";
 
 // ---- factories ----------------------------------------------------------------------------------------------

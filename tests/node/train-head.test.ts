@@ -11,7 +11,7 @@
  * its own dataset with the factories below and disposes what it creates (trainHead frees its own tensors).
  */
 import assert from "node:assert/strict";
-import { before, describe, it } from "node:test";
+import { beforeAll, describe, it } from "vitest";
 import * as tf from "@tensorflow/tfjs";
 import { applyHead, headToTfjsModel, parseHead, serializeHead, type Head } from "../../shared/head";
 import { CALIBRATION_BIN_COUNT, evaluate } from "../../shared/metrics";
@@ -21,7 +21,7 @@ import { splitStratified } from "../../shared/split";
 import { DEFAULT_HYPERPARAMETERS } from "../../gpu-runner/src/train/defaults";
 import { trainHead, type HeadTrainingConfig, type HeadTrainingInput, type TrainingHyperparameters } from "../../gpu-runner/src/train/train-head";
 
-before(async () => {
+beforeAll(async () => {
   await tf.setBackend("cpu");
   await tf.ready();
 });
@@ -204,7 +204,7 @@ describe("trained head, saved and loaded", () => {
   let input: HeadTrainingInput;
   let head: Head;
   let valRows: Float32Array;
-  before(async () => {
+  beforeAll(async () => {
     input = makeClusters();
     ({ head } = await trainHead(input, makeConfig(MLP_HEAD, { epochs: 5 }), {}, tf));
     valRows = gatherRows(input.embeddings, input.dim, input.valIndex);

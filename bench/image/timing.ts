@@ -1,8 +1,7 @@
 /**
- * Timing of the image pipeline on real photos (flowers5: 400 JPEGs of about 500x375), opt-in because it takes a few
- * seconds and needs the dataset:
+ * Benchmark: timing of the image pipeline on real photos (flowers5: 400 JPEGs of about 500x375):
  *
- *   IMAGE_TIMING=1 node --import tsx --test tests/node/image-timing.test.ts
+ *   npx tsx bench/image/timing.ts
  *
  * (FLOWERS5_DIR overrides the dataset folder, ../shared/datasets/flowers5 from the repository root by default.)
  * Prints, per image, the median and 90th percentile of inspectImage, decodeImage (which includes inspectImage and
@@ -12,7 +11,6 @@
 import assert from "node:assert/strict";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { it } from "node:test";
 import { decodeImage } from "../../shared/image/decode";
 import { preprocessImage, type PreprocessSpec } from "../../shared/image/preprocess";
 import { inspectImage } from "../../shared/image/sniff";
@@ -29,9 +27,11 @@ async function listImages(dir: string): Promise<string[]> {
 
 const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))]!;
 
-const enabled = process.env.IMAGE_TIMING === "1" && (await stat(DATASET_DIR).catch(() => null))?.isDirectory();
-
-it("inspects, decodes and preprocesses every flowers5 photo, and reports the time per image", { skip: enabled ? false : "set IMAGE_TIMING=1 (and have the dataset)" }, async (t) => {
+if (!(await stat(DATASET_DIR).catch(() => null))?.isDirectory()) {
+  console.error(`flowers5 not found at ${DATASET_DIR} (set FLOWERS5_DIR)`);
+  process.exit(2);
+}
+{
   const codecs = await getNodeCodecs();
   const files = await listImages(DATASET_DIR);
   const images = await Promise.all(files.map(async (file) => new Uint8Array(await readFile(file))));
@@ -61,8 +61,8 @@ it("inspects, decodes and preprocesses every flowers5 photo, and reports the tim
     const format = (v: number) => (v * scale).toFixed(unit === "µs" ? 0 : 2);
     return `${name}: median ${format(quantile(values, 0.5))} ${unit}, p90 ${format(quantile(values, 0.9))} ${unit}, mean ${format(values.reduce((a, b) => a + b, 0) / values.length)} ${unit}`;
   };
-  t.diagnostic(`${images.length} images, ${(bytes / images.length / 1024).toFixed(0)} KB on average, best of ${ROUNDS} rounds each`);
-  t.diagnostic(line("inspectImage", times.inspect, "µs"));
-  t.diagnostic(line("decodeImage (incl. inspect)", times.decode, "ms"));
-  t.diagnostic(line("preprocessImage 224x224 center_crop", times.preprocess, "ms"));
-});
+  console.log(`${images.length} images, ${(bytes / images.length / 1024).toFixed(0)} KB on average, best of ${ROUNDS} rounds each`);
+  console.log(line("inspectImage", times.inspect, "µs"));
+  console.log(line("decodeImage (incl. inspect)", times.decode, "ms"));
+  console.log(line("preprocessImage 224x224 center_crop", times.preprocess, "ms"));
+}
