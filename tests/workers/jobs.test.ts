@@ -79,14 +79,19 @@ describe("jobs API", () => {
 });
 
 describe("lease state machine", () => {
-  it("gives a job to one runner only", async () => {
+  it("gives each job to one runner only when more runners than jobs ask at once", async () => {
+    // leaseJob awaits between statements (sweep, claim, event), so concurrent calls interleave in this isolate: a
+    // claim that read its candidate in one statement and updated it in another would hand a job out twice here.
     const { key, datasetId } = await createTrainableDataset();
-    const job = (await createJob(key, datasetId)).body;
-    await onlyThisJob(job.id);
+    const created = [];
+    for (let i = 0; i < 3; i++) created.push((await createJob(key, datasetId)).body);
+    await env.DB.prepare(`update jobs set status = 'canceled' where id not in (?, ?, ?) and status in ('queued', 'running')`).bind(...created.map((j) => j.id)).run();
     const db = getDb(env.DB);
-    const [a, b] = await Promise.all([leaseJob(db, "runner-a"), leaseJob(db, "runner-b")]);
-    expect([a, b].filter(Boolean)).toHaveLength(1);
-    expect((a ?? b)!.job.attempt).toBe(1);
+    const leases = (await Promise.all(Array.from({ length: 8 }, (_, i) => leaseJob(db, `runner-${i}`)))).filter((l) => l !== null);
+    expect(leases.map((l) => l.job.id).sort()).toEqual(created.map((j) => j.id).sort());
+    expect(leases.every((l) => l.job.attempt === 1)).toBe(true);
+    const rows = await env.DB.prepare(`select runner_id from jobs where id in (?, ?, ?)`).bind(...created.map((j) => j.id)).all<{ runner_id: string }>();
+    expect(new Set(rows.results.map((r) => r.runner_id)).size).toBe(3);
   });
 
   it("puts a job whose lease expired back in the queue after a backoff, counting the attempt", async () => {
