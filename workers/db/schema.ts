@@ -18,6 +18,8 @@ const updatedAt = () => text("updated_at").notNull().default(nowSql()).$onUpdate
 export const projects = sqliteTable("projects", {
   id: text("id").primaryKey(),
   name: text("name").notNull(),
+  /** Operator overrides of the deployment's default quotas (services/quotas.ts), e.g. {"images": 100000}; null: defaults. */
+  quotas: text("quotas", { mode: "json" }),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 });
@@ -32,6 +34,8 @@ export const apiKeys = sqliteTable(
     secretHash: text("secret_hash").notNull(),
     /** First characters of the secret, so a user can tell keys apart in a list. */
     secretPrefix: text("secret_prefix").notNull(),
+    /** "full": the whole project API; "predict": predict and read models and aliases only (a key shipped in an app). */
+    scope: text("scope", { enum: ["full", "predict"] }).notNull().default("full"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
     lastUsedAt: text("last_used_at"),
@@ -147,6 +151,25 @@ export const uploadParts = sqliteTable(
   (t) => [primaryKey({ columns: [t.uploadId, t.partNumber] })],
 );
 
+/**
+ * Runners, each with its own token (stored as a SHA-256 hash, shown once). A runner token reaches only what the job it
+ * currently leases needs; revoking it (revoked_at) ends its access at the next request.
+ */
+export const runners = sqliteTable(
+  "runners",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    tokenHash: text("token_hash").notNull(),
+    tokenPrefix: text("token_prefix").notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    lastSeenAt: text("last_seen_at"),
+    revokedAt: text("revoked_at"),
+  },
+  (t) => [uniqueIndex("runners_token_hash").on(t.tokenHash)],
+);
+
 /** Project-owned backbones (builtin ones live in the shared catalog and need no row). */
 export const backbones = sqliteTable(
   "backbones",
@@ -159,6 +182,9 @@ export const backbones = sqliteTable(
     format: text("format").notNull(),
     paramCount: integer("param_count").notNull(),
     weightBytes: integer("weight_bytes").notNull(),
+    /** Cost at batch 1, estimated from the graph at import (services/model-cost.ts); null for rows imported before. */
+    flops: integer("flops"),
+    peakActivationBytes: integer("peak_activation_bytes"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },

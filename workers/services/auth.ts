@@ -5,6 +5,7 @@ import type { Db } from "./db";
 import { newId, randomString, sha256Hex } from "../../shared/ids";
 
 export const DEFAULT_PROJECT_ID = "prj_default";
+export type KeyScope = "full" | "predict";
 
 export interface Caller {
   projectId: string;
@@ -40,10 +41,10 @@ export async function authenticate(db: Db, secret: string, adminKey: string | un
   return { projectId: row.projectId, keyId: row.id, isAdmin: false };
 }
 
-export async function createKey(db: Db, projectId: string, name: string) {
+export async function createKey(db: Db, projectId: string, name: string, scope: KeyScope = "full") {
   const secret = newSecret();
   const now = new Date().toISOString();
-  const row = { id: newId("key"), projectId, name, secretHash: await sha256Hex(secret), secretPrefix: secret.slice(0, 7), createdAt: now, updatedAt: now, lastUsedAt: null, revokedAt: null };
+  const row = { id: newId("key"), projectId, name, secretHash: await sha256Hex(secret), secretPrefix: secret.slice(0, 7), scope, createdAt: now, updatedAt: now, lastUsedAt: null, revokedAt: null };
   await db.insert(apiKeys).values(row);
   return { row, secret };
 }
