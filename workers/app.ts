@@ -5,7 +5,10 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Hook } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
-import { ApiError } from "../shared/errors";
+import { ApiError, DomainError } from "../shared/errors";
+import { HeadFormatError } from "../shared/head";
+import { isImageError } from "../shared/image/errors";
+import { InferenceUnavailableError } from "./inference/errors";
 import { newId } from "../shared/ids";
 import type { Env } from "./env";
 import { authenticate, type Caller } from "./services/auth";
@@ -18,7 +21,7 @@ export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result) =
   if (!result.success) {
     const issues = result.error.issues.map((issue) => ({ path: issue.path.join(".") || "(body)", message: issue.message }));
     const first = issues[0];
-    throw new ApiError(400, "invalid_request", `${result.target} field '${first.path}': ${first.message}`, { target: result.target, issues });
+    throw new ApiError("invalid_request", `${result.target} field '${first.path}': ${first.message}`, { target: result.target, issues });
   }
 };
 
@@ -33,26 +36,58 @@ export function requireApiKey() {
     c.set("db", db);
     const header = c.req.header("authorization");
     const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
-    if (!match) throw new ApiError(401, "missing_api_key", "Send your API key as 'Authorization: Bearer <key>'. Create keys with POST /v1/keys.");
+    if (!match) throw new ApiError("missing_api_key", "Send your API key as 'Authorization: Bearer <key>'. Create keys with POST /v1/keys.");
     const caller = await authenticate(db, match[1], c.env.EDGETUNE_ADMIN_KEY);
-    if (!caller) throw new ApiError(401, "invalid_api_key", "This API key is unknown or was revoked. Use a current key of your project.");
+    if (!caller) throw new ApiError("invalid_api_key", "This API key is unknown or was revoked. Use a current key of your project.");
     c.set("caller", caller);
     await next();
   };
 }
 
+/**
+ * Errors of modules that know nothing of HTTP, and the API error each becomes: the one place where a domain failure
+ * gets a status. A domain error's `code` is a catalogue code (shared/errors.ts), so its status comes from there too.
+ */
+const DOMAIN_ERRORS: { matches: (err: unknown) => boolean; toApiError: (err: any) => ApiError; log?: boolean }[] = [
+  // A bad image (upload, predict), an unreadable archive (backbone zip): the message already says what to fix.
+  { matches: (err) => isImageError(err) || err instanceof DomainError, toApiError: (err: DomainError) => new ApiError(err.code, err.message, err.details) },
+  // A stored head that no longer parses is our fault, not the caller's: logged, and retraining fixes it.
+  {
+    matches: (err) => err instanceof HeadFormatError,
+    toApiError: (err: HeadFormatError & { details?: Record<string, unknown> }) => new ApiError("model_head_invalid", `${err.message}. The stored head cannot be used; train the model again.`, err.details),
+    log: true,
+  },
+  {
+    matches: (err) => err instanceof InferenceUnavailableError,
+    toApiError: (err: InferenceUnavailableError) => new ApiError("inference_unavailable", `${err.message}. Retry in a moment, or send precomputed embeddings ({"embeddings": [[...]]}).`),
+    log: true,
+  },
+  // Hono's own validators: a body that does not parse as the declared media type.
+  {
+    matches: (err) => err instanceof HTTPException && err.status === 400,
+    toApiError: (err: HTTPException) =>
+      /form ?data/i.test(err.message)
+        ? new ApiError("malformed_multipart", `${err.message} Check the boundary in Content-Type and the part headers.`)
+        : new ApiError("malformed_json", `${err.message || "The body is not valid JSON"}. Send a valid JSON body with Content-Type: application/json.`),
+  },
+  // @hono/zod-openapi's media-type gate: the route declares its body types in the OpenAPI document (/docs).
+  {
+    matches: (err) => err instanceof HTTPException && err.status === 415,
+    toApiError: () => new ApiError("unsupported_media_type", "This route does not take a body of that Content-Type; see the route's request body types in /docs."),
+  },
+  { matches: (err) => err instanceof HTTPException && err.status === 413, toApiError: (err: HTTPException) => new ApiError("payload_too_large", err.message || "The request body is too large.") },
+];
+
+/** The response for any error: an `ApiError` as is, a domain error through `DOMAIN_ERRORS`, anything else a logged 500 with an id. */
 export function errorResponse(err: unknown, requestPath: string): Response {
   if (err instanceof ApiError) return Response.json(err.toBody(), { status: err.status });
-  if (err instanceof HTTPException) {
-    const status = err.status;
-    const code = status === 400 ? "malformed_request" : status === 413 ? "payload_too_large" : `http_${status}`;
-    const message = err.message || "The request could not be processed.";
-    return Response.json({ error: { code, message: status === 400 ? `${message}. Send a valid JSON body with Content-Type: application/json.` : message } }, { status });
+  const domain = DOMAIN_ERRORS.find((entry) => entry.matches(err));
+  if (domain) {
+    const apiError = domain.toApiError(err);
+    if (domain.log) console.error(`${requestPath}: ${apiError.code}:`, err instanceof Error ? err.stack ?? err.message : err, (err as Error)?.cause ?? "");
+    return Response.json(apiError.toBody(), { status: apiError.status });
   }
-  const errorId = newId("ing").replace("ing_", "err_");
+  const errorId = newId("err");
   console.error(`[${errorId}] ${requestPath}:`, err instanceof Error ? err.stack ?? err.message : err);
-  return Response.json(
-    { error: { code: "internal_error", message: `Something went wrong on our side. Retry; if it persists, report error id ${errorId}.`, details: { error_id: errorId } } },
-    { status: 500 },
-  );
+  return Response.json(new ApiError("internal_error", `Something went wrong on our side. Retry; if it persists, report error id ${errorId}.`, { error_id: errorId }).toBody(), { status: 500 });
 }

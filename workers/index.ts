@@ -41,7 +41,7 @@ app.doc31("/openapi.json", {
   info: { title: "edgetune API", version: "1.0.0", description: "Serverless transfer learning: upload images, fine-tune a head on a frozen backbone, predict at the edge." },
 });
 app.get("/docs", (c) => c.html(DOCS_HTML));
-app.notFound((c) => c.json(new ApiError(404, "route_not_found", `No route ${c.req.method} ${c.req.path}. See /docs for the API.`).toBody(), 404));
+app.notFound((c) => c.json(new ApiError("route_not_found", `No route ${c.req.method} ${c.req.path}. See /docs for the API.`).toBody(), 404));
 app.onError((err, c) => errorResponse(err, `${c.req.method} ${c.req.path}`));
 
 export default {

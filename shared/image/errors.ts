@@ -1,3 +1,5 @@
+import { DomainError } from "../errors";
+
 /**
  * The one error type of the image pipeline. `code` is stable and machine-readable (it reaches API clients and the
  * ingestion report as `rejected[].code`); `message` says what is wrong with the file and what the user can do.
@@ -11,13 +13,10 @@ export type ImageErrorCode =
   | "corrupt_image"
   | "too_many_pixels";
 
-export class ImageError extends Error {
-  constructor(
-    readonly code: ImageErrorCode,
-    message: string,
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
+export class ImageError extends DomainError {
+  declare readonly code: ImageErrorCode;
+  constructor(code: ImageErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, details);
     this.name = "ImageError";
   }
 }

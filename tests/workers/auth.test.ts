@@ -30,10 +30,10 @@ describe("API keys and tenancy", () => {
     expect(body.error.details.issues[0].path).toBe("name");
   });
 
-  it("answers 400 malformed_request for a body that is not JSON", async () => {
+  it("answers 400 malformed_json for a body that is not JSON", async () => {
     const res = await call("POST", "/v1/keys", { body: "{not json", headers: { "content-type": "application/json" } });
     expect(res.status).toBe(400);
-    expect(((await res.json()) as any).error.code).toBe("malformed_request");
+    expect(((await res.json()) as any).error.code).toBe("malformed_json");
   });
 
   it("creates, lists (without secrets) and revokes keys; a revoked key gets 401", async () => {

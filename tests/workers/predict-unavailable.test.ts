@@ -7,7 +7,8 @@
  */
 import { env } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { ApiError } from "../../shared/errors";
+import { errorResponse } from "../../workers/app";
+import { InferenceUnavailableError } from "../../workers/inference/tfjs-wasm";
 import { getDb } from "../../workers/services/db";
 import { getServableModel, predict, type InferenceEnv } from "../../workers/services/inference";
 import { makePng } from "../fixtures/images";
@@ -49,9 +50,10 @@ describe("predictions while tfjs cannot start", () => {
     const model = await getServableModel(db, projectId, modelId);
     const started = Date.now();
     const error = await predict({ ...env, TFJS_INIT_TIMEOUT_MS: "300" } as InferenceEnv, db, model, { kind: "images", images: [{ bytes: makePng(), index: 0 }] }, 3).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ApiError);
-    expect((error as ApiError).status).toBe(503);
-    expect((error as ApiError).code).toBe("inference_unavailable");
+    // The service throws the domain error; the app's error handler answers it 503 (see the request-level test above).
+    expect(error).toBeInstanceOf(InferenceUnavailableError);
+    expect(errorResponse(error, "test").status).toBe(503);
+    expect((error as InferenceUnavailableError).code).toBe("inference_unavailable");
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 

@@ -101,7 +101,7 @@ describe("POST /v1/models/:id/predict with images", () => {
     expect(json.body.predictions).toEqual([bytes.body.predictions[0], bytes.body.predictions[0]]);
   });
 
-  it("answers 415 for a content type it does not take and for an image format it does not decode", async () => {
+  it("answers 415 for a content type it does not take and 422 for an image format it does not decode (as on upload)", async () => {
     const { key, modelId } = await setup();
     const text = await callJson("POST", `/v1/models/${modelId}/predict`, { key, body: "hello", headers: { "content-type": "text/plain" } });
     expect(text.status).toBe(415);
@@ -111,7 +111,7 @@ describe("POST /v1/models/:id/predict with images", () => {
     expect(missing.status).toBe(415);
     const gif = new TextEncoder().encode("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x00\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;");
     const asPng = await callJson("POST", `/v1/models/${modelId}/predict`, { key, ...image(gif, "application/octet-stream") });
-    expect(asPng.status).toBe(415);
+    expect(asPng.status).toBe(422);
     expect(asPng.body.error.code).toBe("unsupported_format");
     expect(asPng.body.error.details.index).toBe(0);
   });
@@ -144,7 +144,7 @@ describe("POST /v1/models/:id/predict with images", () => {
     expect(topK.body.error.details.issues[0].path).toBe("top_k");
   });
 
-  it("answers 413 for more images than the limit (saying the limit), for too many pixels and for a body over the limit", async () => {
+  it("answers 413 for more images than the limit (saying the limit) and for a body over the limit; 422 for too many pixels (as on upload)", async () => {
     const { key, modelId } = await setup();
     const many = Array.from({ length: MAX_IMAGES_PER_REQUEST + 1 }, (_, i) => ({ bytes: makePng(8, 8, i), name: `${i}.png` }));
     const multipart = await callJson("POST", `/v1/models/${modelId}/predict`, { key, body: form(many) });
@@ -155,7 +155,7 @@ describe("POST /v1/models/:id/predict with images", () => {
     expect(json.body.error.code).toBe("too_many_images");
 
     const bomb = await callJson("POST", `/v1/models/${modelId}/predict`, { key, ...image(makeHugePngHeader(20000, 20000)) });
-    expect(bomb.status).toBe(413);
+    expect(bomb.status).toBe(422);
     expect(bomb.body.error).toMatchObject({ code: "too_many_pixels", details: { index: 0 } });
 
     const big = await callJson("POST", `/v1/models/${modelId}/predict`, { key, body: new Uint8Array(33 * 1024 * 1024), headers: { "content-type": "image/jpeg" } });

@@ -28,6 +28,7 @@
  * module imports tfjs statically. Measured first call, bundled, in a bare workerd: about 30 ms on an idle machine,
  * 80 to 170 ms on our loaded 2-vCPU machines (bench/workerd/device-run.sh).
  */
+import { InferenceUnavailableError } from "./errors";
 import simdWasmModule from "@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm";
 
 type TfjsCore = typeof import("@tensorflow/tfjs-core");
@@ -37,15 +38,7 @@ type TfjsWasmBackend = typeof import("@tensorflow/tfjs-backend-wasm");
 /** The tfjs namespace this module hands out: tfjs-core (ops, `io`, `fused`) plus tfjs-layers (`layers`, `loadLayersModel`, ...). */
 export type Tfjs = TfjsCore & TfjsLayers;
 
-/** Thrown when the WASM backend cannot be brought up; the API maps it to a 503. */
-export class InferenceUnavailableError extends Error {
-  readonly code = "inference_unavailable";
-  readonly status = 503;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = "InferenceUnavailableError";
-  }
-}
+export { InferenceUnavailableError } from "./errors";
 
 export interface EnsureTfjsWasmOptions {
   /**

@@ -46,7 +46,7 @@ const backboneParam = z.object({ id: idParam("id", "bb_... or mobilenet_v2") });
 
 /** The same 400 `invalid_request` shape as the app's validation hook, for fields parsed by hand. */
 function invalidField(target: string, issues: { path: string; message: string }[]): ApiError {
-  return new ApiError(400, "invalid_request", `${target} field '${issues[0].path}': ${issues[0].message}`, { target, issues });
+  return new ApiError("invalid_request", `${target} field '${issues[0].path}': ${issues[0].message}`, { target, issues });
 }
 
 function parseSpec(value: unknown): BackboneSpec {
@@ -63,16 +63,16 @@ function parseSpec(value: unknown): BackboneSpec {
 
 function refuseReservedName(spec: BackboneSpec): void {
   if (findBuiltinBackbone(spec.name)) {
-    throw new ApiError(409, "backbone_name_reserved", `'${spec.name}' is the name of a builtin backbone; give yours another spec.name.`, { field: "spec.name" });
+    throw new ApiError("backbone_name_reserved", `'${spec.name}' is the name of a builtin backbone; give yours another spec.name.`, { field: "spec.name" });
   }
 }
 
 /** Parses a multipart body, refusing with 413 once it passes the limit (Content-Length may be missing or lie). */
 async function readLimitedForm(request: Request): Promise<FormData> {
   const declared = Number(request.headers.get("content-length") ?? NaN);
-  const tooLarge = (bytes: number) => new ApiError(413, "payload_too_large", `The upload is ${bytes} bytes; the limit is ${MAX_MODEL_BODY_BYTES} bytes. Quantize the model or import it by URL.`, { limit_bytes: MAX_MODEL_BODY_BYTES });
+  const tooLarge = (bytes: number) => new ApiError("payload_too_large", `The upload is ${bytes} bytes; the limit is ${MAX_MODEL_BODY_BYTES} bytes. Quantize the model or import it by URL.`, { limit_bytes: MAX_MODEL_BODY_BYTES });
   if (Number.isFinite(declared) && declared > MAX_MODEL_BODY_BYTES) throw tooLarge(declared);
-  if (!request.body) throw new ApiError(400, "empty_body", "The request has no body; send the spec and model fields as multipart/form-data.");
+  if (!request.body) throw new ApiError("empty_body", "The request has no body; send the spec and model fields as multipart/form-data.");
   let total = 0;
   let exceeded = false;
   const limited = request.body.pipeThrough(
@@ -92,7 +92,7 @@ async function readLimitedForm(request: Request): Promise<FormData> {
     return await new Response(limited, { headers: { "content-type": request.headers.get("content-type")! } }).formData();
   } catch {
     if (exceeded) throw tooLarge(total);
-    throw new ApiError(400, "invalid_multipart", "The multipart/form-data body could not be parsed; send a 'spec' field (JSON) and a 'model' file (zip).");
+    throw new ApiError("malformed_multipart", "The multipart/form-data body could not be parsed; send a 'spec' field (JSON) and a 'model' file (zip).");
   }
 }
 
@@ -124,7 +124,7 @@ backboneRoutes.openapi(
       return c.json(backboneView(row), 201);
     }
     if (type !== "multipart/form-data") {
-      throw new ApiError(415, "unsupported_media_type", `Send multipart/form-data (spec + model zip) or application/json (spec fields + url); got '${type || "none"}'.`);
+      throw new ApiError("unsupported_media_type", `Send multipart/form-data (spec + model zip) or application/json (spec fields + url); got '${type || "none"}'.`);
     }
     const form = await readLimitedForm(c.req.raw);
     const specField = form.get("spec");
@@ -177,7 +177,7 @@ backboneRoutes.openapi(
   }),
   async (c) => {
     const { id } = c.req.valid("param");
-    if (findBuiltinBackbone(id)) throw new ApiError(409, "builtin_backbone", `'${id}' is a builtin backbone; only your own backbones can be deleted.`, { id });
+    if (findBuiltinBackbone(id)) throw new ApiError("builtin_backbone", `'${id}' is a builtin backbone; only your own backbones can be deleted.`, { id });
     const row = await getBackboneRow(c.var.db, c.var.caller.projectId, id);
     if (!row) throw notFoundBackbone(id);
     await deleteBackbone(c.var.db, c.env.BUCKET, row);
@@ -186,5 +186,5 @@ backboneRoutes.openapi(
 );
 
 function notFoundBackbone(id: string): ApiError {
-  return new ApiError(404, "backbone_not_found", `No backbone '${id}' in this project. List them with GET /v1/backbones (builtin names: ${BUILTIN_BACKBONES.map((b) => b.name).join(", ")}).`, { id });
+  return new ApiError("backbone_not_found", `No backbone '${id}' in this project. List them with GET /v1/backbones (builtin names: ${BUILTIN_BACKBONES.map((b) => b.name).join(", ")}).`, { id });
 }

@@ -69,7 +69,7 @@ datasetImageRoutes.openapi(
     const dataset = await loadDataset(c, id);
     const row = await findImageInAnyVersion(c.var.db, dataset.id, sha256);
     const object = row ? await c.env.BUCKET.get(imageObjectKey(dataset.projectId, sha256)) : null;
-    if (!row || !object) throw new ApiError(404, "image_not_found", `Dataset '${dataset.id}' has no image with sha256 '${sha256}'.`, { sha256 });
+    if (!row || !object) throw new ApiError("image_not_found", `Dataset '${dataset.id}' has no image with sha256 '${sha256}'.`, { sha256 });
     return new Response(object.body, {
       status: 200,
       headers: {

@@ -1,8 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, desc, eq } from "drizzle-orm";
-import { ApiError, notFound } from "../../shared/errors";
+import { ApiError, notFound, withContext } from "../../shared/errors";
 import { newId, sha256Hex } from "../../shared/ids";
-import { ImageError } from "../../shared/image/errors";
 import { inspectImage } from "../../shared/image/sniff";
 import {
   DEFAULT_PART_BYTES, MAX_ARCHIVE_BODY_BYTES, MAX_PART_BYTES, MIN_PART_BYTES, createDatasetRequest, createUploadRequest, datasetSchema, filenameSchema, imageUploadResponse, labelSchema, uploadSchema,
@@ -87,24 +86,23 @@ datasetRoutes.openapi(
   async (c) => {
     const { id, label, filename } = c.req.valid("param");
     const labelCheck = labelSchema.safeParse(label);
-    if (!labelCheck.success) throw new ApiError(400, "invalid_label", `Label '${label}': ${labelCheck.error.issues[0].message}.`, { field: "label" });
+    if (!labelCheck.success) throw new ApiError("invalid_label", `Label '${label}': ${labelCheck.error.issues[0].message}.`, { field: "label" });
     const fileCheck = filenameSchema.safeParse(filename);
-    if (!fileCheck.success) throw new ApiError(400, "invalid_filename", `File name '${filename}': ${fileCheck.error.issues[0].message}.`, { field: "filename" });
+    if (!fileCheck.success) throw new ApiError("invalid_filename", `File name '${filename}': ${fileCheck.error.issues[0].message}.`, { field: "filename" });
     const dataset = await loadDataset(c, id);
     const bytes = await readBodyLimited(c.req.raw, MAX_IMAGE_BYTES, "image");
     let info;
     try {
       info = inspectImage(bytes, { maxPixels: Number(c.env.MAX_IMAGE_PIXELS ?? 40_000_000) });
     } catch (err) {
-      if (err instanceof ImageError) throw new ApiError(422, err.code, err.message, { path: `${label}/${filename}` });
-      throw err;
+      throw withContext(err, "", { path: `${label}/${filename}` });
     }
     const sha256 = await sha256Hex(bytes);
     await c.env.BUCKET.put(imageObjectKey(dataset.projectId, sha256), bytes, { httpMetadata: { contentType: `image/${info.format}` } });
     const version = await writableVersion(c.var.db, dataset.id);
     const [outcome] = await recordImages(c.var.db, dataset.id, version, [{ label, filename, split: "auto", sha256, bytes: bytes.length, format: info.format, width: info.width, height: info.height }]);
     if (outcome.status === "duplicate") {
-      throw new ApiError(409, "duplicate_image", `This image is already in the dataset as '${outcome.existingPath}'. Each image is kept once, so it cannot straddle the train/val split.`, { existing_path: outcome.existingPath, sha256 });
+      throw new ApiError("duplicate_image", `This image is already in the dataset as '${outcome.existingPath}'. Each image is kept once, so it cannot straddle the train/val split.`, { existing_path: outcome.existingPath, sha256 });
     }
     if (dataset.status !== "ingesting") await c.var.db.update(datasets).set({ status: "ready", error: null, updatedAt: nowIso() }).where(eq(datasets.id, dataset.id));
     return c.json({ sha256, label, filename, width: info.width, height: info.height, format: info.format, bytes: bytes.length, dataset_version: version }, 201);
@@ -121,7 +119,7 @@ datasetRoutes.openapi(
   async (c) => {
     const dataset = await loadDataset(c, c.req.valid("param").id);
     const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
-    if (!ZIP_TYPES.includes(type)) throw new ApiError(415, "unsupported_media_type", `Send the archive with Content-Type: application/zip (got '${type || "none"}').`);
+    if (!ZIP_TYPES.includes(type)) throw new ApiError("unsupported_media_type", `Send the archive with Content-Type: application/zip (got '${type || "none"}').`);
     requireContentLength(c.req.raw, MAX_ARCHIVE_BODY_BYTES, "archive");
     const ingestId = newId("ing");
     const key = archiveObjectKey(dataset.projectId, dataset.id, ingestId);
@@ -140,7 +138,7 @@ async function loadUpload(c: any, datasetId: string, uploadId: string) {
   return upload as typeof uploads.$inferSelect;
 }
 const requireOpen = (upload: typeof uploads.$inferSelect) => {
-  if (upload.status !== "open") throw new ApiError(409, "upload_not_open", `Upload '${upload.id}' is ${upload.status}; start a new one with POST /v1/datasets/${upload.datasetId}/uploads.`);
+  if (upload.status !== "open") throw new ApiError("upload_not_open", `Upload '${upload.id}' is ${upload.status}; start a new one with POST /v1/datasets/${upload.datasetId}/uploads.`);
 };
 
 datasetRoutes.openapi(
@@ -194,15 +192,15 @@ datasetRoutes.openapi(
     const upload = await loadUpload(c, id, upload_id);
     requireOpen(upload);
     const parts = await c.var.db.select().from(uploadParts).where(eq(uploadParts.uploadId, upload.id)).orderBy(asc(uploadParts.partNumber)).all();
-    if (parts.length === 0) throw new ApiError(400, "no_parts", "No parts were uploaded; PUT the archive's parts before completing.");
+    if (parts.length === 0) throw new ApiError("no_parts", "No parts were uploaded; PUT the archive's parts before completing.");
     const gap = parts.findIndex((p, i) => p.partNumber !== i + 1);
-    if (gap >= 0) throw new ApiError(400, "missing_part", `Part ${gap + 1} is missing; parts must be numbered 1..N without gaps.`, { part: gap + 1 });
+    if (gap >= 0) throw new ApiError("missing_part", `Part ${gap + 1} is missing; parts must be numbered 1..N without gaps.`, { part: gap + 1 });
     const short = parts.slice(0, -1).find((p) => p.bytes !== upload.partSize);
-    if (short) throw new ApiError(400, "invalid_part_size", `Part ${short.partNumber} has ${short.bytes} bytes; every part but the last must be exactly ${upload.partSize} bytes. Upload it again.`, { part: short.partNumber, part_size: upload.partSize });
-    if (parts.length > 1 && upload.partSize < MIN_PART_BYTES) throw new ApiError(400, "invalid_part_size", `Parts must be at least ${MIN_PART_BYTES} bytes.`);
+    if (short) throw new ApiError("invalid_part_size", `Part ${short.partNumber} has ${short.bytes} bytes; every part but the last must be exactly ${upload.partSize} bytes. Upload it again.`, { part: short.partNumber, part_size: upload.partSize });
+    if (parts.length > 1 && upload.partSize < MIN_PART_BYTES) throw new ApiError("invalid_part_size", `Parts must be at least ${MIN_PART_BYTES} bytes.`);
     await c.env.BUCKET.resumeMultipartUpload(upload.objectKey, upload.r2UploadId).complete(parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag })));
     const claimed = await c.var.db.update(uploads).set({ status: "completed" }).where(and(eq(uploads.id, upload.id), eq(uploads.status, "open"))).returning({ id: uploads.id });
-    if (claimed.length === 0) throw new ApiError(409, "upload_not_open", `Upload '${upload.id}' was completed or aborted concurrently.`);
+    if (claimed.length === 0) throw new ApiError("upload_not_open", `Upload '${upload.id}' was completed or aborted concurrently.`);
     await startIngest(c.env, c.var.db, dataset.projectId, dataset.id, upload.objectKey, upload.id.replace(/^up_/, "ing_"));
     return c.json(await datasetView(c.var.db, (await getDataset(c.var.db, dataset.projectId, dataset.id))!), 202);
   },

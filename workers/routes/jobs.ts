@@ -28,7 +28,7 @@ jobRoutes.openapi(
     if (!dataset) throw notFound("dataset", body.dataset_id);
     const { labels } = await labelStats(db, dataset.id, dataset.version);
     const reason = dataset.status === "ready" ? notTrainableReason(dataset.status, labels) : `The dataset is ${dataset.status}${dataset.status === "ingesting" ? "; wait until it is ready" : ""}.`;
-    if (reason) throw new ApiError(409, "dataset_not_trainable", reason, { dataset_id: dataset.id, status: dataset.status });
+    if (reason) throw new ApiError("dataset_not_trainable", reason, { dataset_id: dataset.id, status: dataset.status });
     const backbone = await resolveBackbone(db, caller.projectId, body.backbone ?? DEFAULT_BACKBONE.name);
     // Freeze the version the job trains on: later uploads start a new version and leave this snapshot untouched.
     const frozen = await db.update(datasets).set({ frozenVersion: sql`max(${datasets.frozenVersion}, ${datasets.version})` }).where(eq(datasets.id, dataset.id)).returning({ version: datasets.version }).get();

@@ -59,7 +59,7 @@ modelRoutes.openapi(
     const { id, name } = c.req.valid("param");
     const row = await loadModel(c, id);
     const object = await c.env.BUCKET.get(`${row.objectPrefix}/${name}`);
-    if (!object) throw new ApiError(404, "artifact_not_found", `Model '${id}' has no ${name}.`);
+    if (!object) throw new ApiError("artifact_not_found", `Model '${id}' has no ${name}.`);
     return new Response(object.body, { headers: { "content-type": name.endsWith(".json") ? "application/json" : "application/octet-stream", "content-disposition": `attachment; filename="${id}-${name}"` } });
   },
 );
@@ -74,7 +74,7 @@ modelRoutes.openapi(
   async (c) => {
     const row = await loadModel(c, c.req.valid("param").id);
     const [modelJson, weights] = await Promise.all([c.env.BUCKET.get(`${row.objectPrefix}/model.json`), c.env.BUCKET.get(`${row.objectPrefix}/weights.bin`)]);
-    if (!modelJson || !weights) throw new ApiError(404, "artifact_not_found", `Model '${row.id}' has no tfjs head artifacts.`);
+    if (!modelJson || !weights) throw new ApiError("artifact_not_found", `Model '${row.id}' has no tfjs head artifacts.`);
     const backbone = await resolveBackbone(c.var.db, row.projectId, row.backbone).catch(() => null);
     const builtin = findBuiltinBackbone(row.backbone);
     const bytes = new Uint8Array(await weights.arrayBuffer());

@@ -1,8 +1,13 @@
 import { z } from "zod";
+import { ERROR_CODES } from "../../shared/errors";
 
 /** OpenAPI snippets shared by the route files. */
+
+/** Every code the API answers with (the catalogue in shared/errors.ts; each code always has the same status). */
+export const errorCodeSchema = z.enum(ERROR_CODES).meta({ id: "ErrorCode", description: "Stable machine-readable error code; each code always comes with the same HTTP status (shared/errors.ts)." });
+
 export const errorResponseSchema = z
-  .object({ error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()).optional() }) })
+  .object({ error: z.object({ code: errorCodeSchema, message: z.string(), details: z.record(z.string(), z.unknown()).optional() }) })
   .meta({ id: "Error" });
 
 const errorEntry = (description: string) => ({ description, content: { "application/json": { schema: errorResponseSchema } } });

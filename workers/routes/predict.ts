@@ -68,7 +68,7 @@ predictRoutes.openapi(
     responses: { 200: { description: "Cache and memory figures of the isolate that answered" }, 401: errors[401], 403: { description: "Not the admin key" } },
   }),
   async (c) => {
-    if (!c.var.caller.isAdmin) throw new ApiError(403, "admin_key_required", "Only the admin key (EDGETUNE_ADMIN_KEY) can read isolate statistics.");
+    if (!c.var.caller.isAdmin) throw new ApiError("admin_key_required", "Only the admin key (EDGETUNE_ADMIN_KEY) can read isolate statistics.");
     return c.json(await inferenceStats(), 200);
   },
 );

@@ -28,7 +28,7 @@ projectRoutes.openapi(
     responses: { 201: jsonResponse("The project and its first key (the secret is shown once)", z.object({ project: z.object({ id: z.string(), name: z.string() }), key: apiKeySchema })), 400: errors[400], 401: errors[401], 403: { description: "Not the admin key" } },
   }),
   async (c) => {
-    if (!c.var.caller.isAdmin) throw new ApiError(403, "admin_key_required", "Only the admin key (EDGETUNE_ADMIN_KEY) can create projects.");
+    if (!c.var.caller.isAdmin) throw new ApiError("admin_key_required", "Only the admin key (EDGETUNE_ADMIN_KEY) can create projects.");
     const { name } = c.req.valid("json");
     const project = { id: newId("prj"), name, createdAt: nowIso() };
     await c.var.db.insert(projects).values(project);

@@ -27,8 +27,8 @@ const runnerSecurity = [{ runnerToken: [] }];
 runnerRoutes.use("/runner/*", async (c, next) => {
   c.set("db", getDb(c.env.DB));
   const token = c.req.header("authorization")?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
-  if (!c.env.RUNNER_TOKEN) throw new ApiError(503, "runners_disabled", "No RUNNER_TOKEN is configured on the API; set it (wrangler secret put RUNNER_TOKEN) to let runners connect.");
-  if (!token || !timingSafeEqual(token, c.env.RUNNER_TOKEN)) throw new ApiError(401, "invalid_runner_token", "Runner routes need 'Authorization: Bearer <runner token>' (EDGETUNE_RUNNER_TOKEN), not a project API key.");
+  if (!c.env.RUNNER_TOKEN) throw new ApiError("runners_disabled", "No RUNNER_TOKEN is configured on the API; set it (wrangler secret put RUNNER_TOKEN) to let runners connect.");
+  if (!token || !timingSafeEqual(token, c.env.RUNNER_TOKEN)) throw new ApiError("invalid_runner_token", "Runner routes need 'Authorization: Bearer <runner token>' (EDGETUNE_RUNNER_TOKEN), not a project API key.");
   await next();
 });
 
@@ -80,7 +80,7 @@ runnerRoutes.openapi(
 
 const leaseHeader = (c: Context<AppEnv>) => {
   const token = c.req.header("x-lease-token");
-  if (!token) throw new ApiError(400, "missing_lease_token", "Send the job's lease token in the X-Lease-Token header.");
+  if (!token) throw new ApiError("missing_lease_token", "Send the job's lease token in the X-Lease-Token header.");
   return token;
 };
 const jobIdParam = z.object({ id: z.string().min(1) });
@@ -160,7 +160,7 @@ runnerRoutes.openapi(
     const job = await requireLease(c, id, body.lease_token);
     const prefix = modelObjectPrefix(job.projectId, modelIdForJob(id));
     const head = await c.env.BUCKET.head(`${prefix}/head.json`);
-    if (!head) throw new ApiError(409, "artifacts_missing", "Upload head.json and head.bin before completing the job.");
+    if (!head) throw new ApiError("artifacts_missing", "Upload head.json and head.bin before completing the job.");
     const modelId = await completeJob(c.var.db, id, body.lease_token, { labels: body.labels, metrics: body.metrics, headBytes: body.head_bytes, objectPrefix: prefix, epochs: body.epochs, skipped: body.skipped, extra: body.extra });
     return c.json({ model_id: modelId }, 200);
   },
@@ -189,7 +189,7 @@ runnerRoutes.openapi(
     const { id, sha256 } = c.req.valid("param");
     const job = await requireLease(c, id);
     const object = await c.env.BUCKET.get(imageObjectKey(job.projectId, sha256));
-    if (!object) throw new ApiError(404, "image_not_found", `Image ${sha256} is not in storage.`);
+    if (!object) throw new ApiError("image_not_found", `Image ${sha256} is not in storage.`);
     return new Response(object.body, { headers: { "content-type": object.httpMetadata?.contentType ?? "application/octet-stream", "content-length": String(object.size) } });
   },
 );
@@ -286,7 +286,7 @@ runnerRoutes.openapi(
     const builtin = findBuiltinBackbone(id);
     const prefix = builtin ? builtinObjectPrefix(builtin.id) : (await c.var.db.select({ p: backbones.objectPrefix }).from(backbones).where(eq(backbones.id, id)).get())?.p;
     const object = prefix ? await c.env.BUCKET.get(`${prefix}/${file}`) : null;
-    if (!object) throw new ApiError(404, "backbone_file_not_found", `No ${file} stored for backbone '${id}'.`);
+    if (!object) throw new ApiError("backbone_file_not_found", `No ${file} stored for backbone '${id}'.`);
     return new Response(object.body, { headers: { "content-length": String(object.size) } });
   },
 );
@@ -301,7 +301,7 @@ runnerRoutes.openapi(
   async (c) => {
     const { id, file } = c.req.valid("param");
     const builtin = findBuiltinBackbone(id);
-    if (!builtin) throw new ApiError(404, "backbone_not_found", `'${id}' is not a builtin backbone; user backbones are uploaded with POST /v1/backbones.`);
+    if (!builtin) throw new ApiError("backbone_not_found", `'${id}' is not a builtin backbone; user backbones are uploaded with POST /v1/backbones.`);
     const bytes = await readBodyLimited(c.req.raw, 100 * 1024 * 1024, file);
     await c.env.BUCKET.put(`${builtinObjectPrefix(builtin.id)}/${file}`, bytes);
     return c.json({ stored: bytes.length }, 200);

@@ -18,7 +18,7 @@ export type AliasHistoryRow = typeof aliasHistory.$inferSelect;
 export const ALIAS_HISTORY_LIMIT = 50;
 
 export const aliasNotFound = (name: string) =>
-  new ApiError(404, "alias_not_found", `No alias named '${name}' in this project. Create it with PUT /v1/aliases/${name} {"model_id": "mdl_..."}.`, { name });
+  new ApiError("alias_not_found", `No alias named '${name}' in this project. Create it with PUT /v1/aliases/${name} {"model_id": "mdl_..."}.`, { name });
 
 export async function getAlias(db: Db, projectId: string, name: string): Promise<AliasRow | null> {
   return (await db.select().from(aliases).where(and(eq(aliases.projectId, projectId), eq(aliases.name, name))).get()) ?? null;
@@ -68,7 +68,7 @@ export async function putAlias(db: Db, projectId: string, name: string, modelId:
   ]);
   const changed = history.length > 0;
   const alias = upserted[0] ?? (await getAlias(db, projectId, name));
-  if (!alias) throw new ApiError(404, "model_not_found", `Model '${modelId}' was deleted while the alias was being switched.`, { id: modelId });
+  if (!alias) throw new ApiError("model_not_found", `Model '${modelId}' was deleted while the alias was being switched.`, { id: modelId });
   return { alias, created: changed && history[0]!.previousModelId === null, changed };
 }
 

@@ -4,7 +4,7 @@
  */
 import { and, desc, eq, inArray } from "drizzle-orm";
 import { BUILTIN_BACKBONES, findBuiltinBackbone, type CatalogEntry } from "../../shared/catalog";
-import { ApiError } from "../../shared/errors";
+import { ApiError, withContext } from "../../shared/errors";
 import { newId } from "../../shared/ids";
 import type { BackboneSpec } from "../../shared/schemas";
 import { backbones, jobs } from "../db/schema";
@@ -34,7 +34,7 @@ export async function resolveBackbone(db: Db, projectId: string, nameOrId: strin
   if (builtin) return { id: builtin.id, name: builtin.name, builtin: true, spec: builtin.spec, weightsVersion: builtin.weightsVersion, objectPrefix: builtinObjectPrefix(builtin.id), format: "layers-model" };
   const row = await db.select().from(backbones).where(and(eq(backbones.id, nameOrId), eq(backbones.projectId, projectId))).get();
   if (!row) {
-    throw new ApiError(404, "backbone_not_found", `No backbone '${nameOrId}': use a builtin name (${BUILTIN_BACKBONES.map((b) => b.name).join(", ")}) or the id of one of your backbones (GET /v1/backbones).`, { backbone: nameOrId });
+    throw new ApiError("backbone_not_found", `No backbone '${nameOrId}': use a builtin name (${BUILTIN_BACKBONES.map((b) => b.name).join(", ")}) or the id of one of your backbones (GET /v1/backbones).`, { backbone: nameOrId });
   }
   return { id: row.id, name: row.name, builtin: false, spec: row.spec as BackboneSpec, weightsVersion: row.id, objectPrefix: row.objectPrefix, format: row.format as ResolvedBackbone["format"] };
 }
@@ -97,9 +97,9 @@ export interface WeightFiles {
 export function validateModel(modelJson: ModelJson, spec: BackboneSpec, file: string): ModelSummary {
   const summary = summarizeModel(modelJson, file);
   const fileCount = modelJson.weightsManifest.reduce((n, g) => n + g.paths.length, 0);
-  if (fileCount > MAX_WEIGHT_FILES) throw new ApiError(422, "too_many_weight_files", `${file} names ${fileCount} weight files; at most ${MAX_WEIGHT_FILES} are accepted. Convert with a larger --weight_shard_size_bytes.`, { file, limit: MAX_WEIGHT_FILES });
+  if (fileCount > MAX_WEIGHT_FILES) throw new ApiError("too_many_weight_files", `${file} names ${fileCount} weight files; at most ${MAX_WEIGHT_FILES} are accepted. Convert with a larger --weight_shard_size_bytes.`, { file, limit: MAX_WEIGHT_FILES });
   if (summary.weightBytes > MAX_WEIGHT_BYTES) {
-    throw new ApiError(413, "model_too_large", `The model's weights take ${summary.weightBytes} bytes; the limit is ${MAX_WEIGHT_BYTES} bytes. Quantize it (tensorflowjs_converter --quantize_uint8) or pick a smaller model.`, { weight_bytes: summary.weightBytes, limit_bytes: MAX_WEIGHT_BYTES });
+    throw new ApiError("model_too_large", `The model's weights take ${summary.weightBytes} bytes; the limit is ${MAX_WEIGHT_BYTES} bytes. Quantize it (tensorflowjs_converter --quantize_uint8) or pick a smaller model.`, { weight_bytes: summary.weightBytes, limit_bytes: MAX_WEIGHT_BYTES });
   }
   checkSpecAgainstModel(modelJson, summary.format, spec, file);
   return summary;
@@ -149,7 +149,7 @@ export async function importBackbone(db: Db, bucket: R2Bucket, projectId: string
 /** Deletes a user backbone's row and objects. Models trained on it keep only what their own artifacts hold. */
 export async function deleteBackbone(db: Db, bucket: R2Bucket, row: BackboneRow): Promise<void> {
   const active = await db.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.backbone, row.id), eq(jobs.projectId, row.projectId), inArray(jobs.status, ["queued", "running"]))).limit(1).get();
-  if (active) throw new ApiError(409, "backbone_in_use", `Job '${active.id}' is training on this backbone; cancel it (POST /v1/jobs/${active.id}/cancel) before deleting the backbone.`, { job_id: active.id });
+  if (active) throw new ApiError("backbone_in_use", `Job '${active.id}' is training on this backbone; cancel it (POST /v1/jobs/${active.id}/cancel) before deleting the backbone.`, { job_id: active.id });
   await db.delete(backbones).where(eq(backbones.id, row.id));
   await bucket.delete([`${row.objectPrefix}/model.json`, `${row.objectPrefix}/weights.bin`]);
 }
@@ -188,12 +188,13 @@ function normalizePath(path: string): string | null {
   return out.join("/");
 }
 
+/** Restates a zip error for a model upload (which file, what to do); the error handler gives it its status. */
 const zipError = (err: unknown, file: string): unknown => {
   if (!(err instanceof ZipFormatError)) return err;
-  if (err.code === "not_a_zip") return new ApiError(422, "not_a_zip", `The 'model' file is not a ZIP archive. Zip model.json together with its weight files (e.g. 'zip -r model.zip model.json *.bin') and upload that.`, { file });
+  if (err.code === "not_a_zip") return new ZipFormatError("not_a_zip", `The 'model' file is not a ZIP archive. Zip model.json together with its weight files (e.g. 'zip -r model.zip model.json *.bin') and upload that.`, { file });
   // extractEntry's entry_too_large speaks of images; here it means the entry inflates past its declared size.
-  const message = err.code === "entry_too_large" ? "The entry inflates past the size the archive declares: the archive is damaged." : err.message;
-  return new ApiError(422, err.code === "entry_too_large" ? "corrupt_entry" : err.code, `${file}: ${message}`, { file });
+  if (err.code === "entry_too_large") return new ZipFormatError("corrupt_entry", `${file}: The entry inflates past the size the archive declares: the archive is damaged.`, { file });
+  return withContext(err, file, { file });
 };
 
 /**
@@ -208,7 +209,7 @@ export async function openModelZip(source: ByteSource): Promise<{ modelJsonPath:
     throw zipError(err, "model");
   }
   const overlaps = findOverlappingEntries(entries);
-  if (overlaps.size > 0) throw new ApiError(422, "corrupt_zip", "Entries of the model zip share bytes (an overlapping-entries zip bomb or a damaged archive); zip the files again.");
+  if (overlaps.size > 0) throw new ApiError("corrupt_zip", "Entries of the model zip share bytes (an overlapping-entries zip bomb or a damaged archive); zip the files again.");
   const byPath = new Map<string, ZipEntry>();
   for (const entry of entries) {
     const path = normalizePath(entry.name);
@@ -217,12 +218,12 @@ export async function openModelZip(source: ByteSource): Promise<{ modelJsonPath:
   const candidates = [...byPath.keys()].filter((p) => p === "model.json" || p.endsWith("/model.json")).sort((a, b) => a.split("/").length - b.split("/").length || a.localeCompare(b));
   if (candidates.length === 0) {
     const names = [...byPath.keys()].slice(0, 10);
-    throw new ApiError(422, "model_json_missing", `The zip holds no model.json. Put the tfjs model.json (and its weight files beside it) in the zip; it holds: ${names.join(", ") || "(nothing)"}.`, { entries: names });
+    throw new ApiError("model_json_missing", `The zip holds no model.json. Put the tfjs model.json (and its weight files beside it) in the zip; it holds: ${names.join(", ") || "(nothing)"}.`, { entries: names });
   }
   const modelJsonPath = candidates[0];
   const folder = modelJsonPath.slice(0, -"model.json".length);
   const modelEntry = byPath.get(modelJsonPath)!;
-  if (modelEntry.uncompressedSize > MAX_MODEL_JSON_BYTES) throw new ApiError(413, "model_json_too_large", `${modelJsonPath} is ${modelEntry.uncompressedSize} bytes; the limit is ${MAX_MODEL_JSON_BYTES}.`, { file: modelJsonPath, limit_bytes: MAX_MODEL_JSON_BYTES });
+  if (modelEntry.uncompressedSize > MAX_MODEL_JSON_BYTES) throw new ApiError("model_json_too_large", `${modelJsonPath} is ${modelEntry.uncompressedSize} bytes; the limit is ${MAX_MODEL_JSON_BYTES}.`, { file: modelJsonPath, limit_bytes: MAX_MODEL_JSON_BYTES });
   const extract = async (entry: ZipEntry, file: string) => {
     try {
       const span = entrySpan(entry);
@@ -245,7 +246,7 @@ export async function openModelZip(source: ByteSource): Promise<{ modelJsonPath:
         for (const path of group.paths) {
           const entry = resolve(path);
           if (!entry) {
-            throw new ApiError(422, "weight_file_missing", `weightsManifest[${index}] names '${path}', but the zip has no '${folder}${path}' beside ${modelJsonPath}. Add the weight file to the zip next to model.json.`, { file: `${folder}${path}`, group: index });
+            throw new ApiError("weight_file_missing", `weightsManifest[${index}] names '${path}', but the zip has no '${folder}${path}' beside ${modelJsonPath}. Add the weight file to the zip next to model.json.`, { file: `${folder}${path}`, group: index });
           }
           declared += entry.uncompressedSize;
         }
@@ -266,7 +267,7 @@ export async function openModelZip(source: ByteSource): Promise<{ modelJsonPath:
  * bytes) never reaches the tenant, so the import cannot be used to probe other servers. `reason` is ours alone.
  */
 const fetchFailed = (url: string, reason?: "timeout" | "too_large", extra: Record<string, unknown> = {}) =>
-  new ApiError(422, "model_fetch_failed", reason === "too_large" ? `${FETCH_FAILED_MESSAGE} The file is larger than the limit.` : reason === "timeout" ? `${FETCH_FAILED_MESSAGE} The import did not finish within ${MODEL_FETCH_TIMEOUT_MS / 1000} s.` : FETCH_FAILED_MESSAGE, { url, ...(reason ? { reason } : {}), ...extra });
+  new ApiError("model_fetch_failed", reason === "too_large" ? `${FETCH_FAILED_MESSAGE} The file is larger than the limit.` : reason === "timeout" ? `${FETCH_FAILED_MESSAGE} The import did not finish within ${MODEL_FETCH_TIMEOUT_MS / 1000} s.` : FETCH_FAILED_MESSAGE, { url, ...(reason ? { reason } : {}), ...extra });
 
 /** Attempts per weight file, and the pause before each retry: a dropped connection should not fail a 50-shard import. */
 export const WEIGHT_FETCH_ATTEMPTS = 3;

@@ -33,7 +33,7 @@ export function decodeImageCursor(cursor: string): number {
     /* falls through to the error below */
   }
   const match = /^img:(\d{1,15})$/.exec(text);
-  if (!match) throw new ApiError(400, "invalid_cursor", "This cursor is not one this list returned. Pass the next_cursor of the previous page, or leave cursor out to start over.", { field: "cursor" });
+  if (!match) throw new ApiError("invalid_cursor", "This cursor is not one this list returned. Pass the next_cursor of the previous page, or leave cursor out to start over.", { field: "cursor" });
   return Number(match[1]);
 }
 
@@ -66,7 +66,7 @@ export async function findImageInAnyVersion(db: Db, datasetId: string, sha256: s
 async function liveImage(db: Db, dataset: DatasetRow, sha256: string): Promise<ImageRow> {
   const row = await db.select().from(datasetImages).where(and(inSnapshot(dataset.id, dataset.version), eq(datasetImages.sha256, sha256))).get();
   if (!row) {
-    throw new ApiError(404, "image_not_found", `No image with sha256 '${sha256}' in the current version (${dataset.version}) of dataset '${dataset.id}'. List them with GET /v1/datasets/${dataset.id}/images.`, { sha256 });
+    throw new ApiError("image_not_found", `No image with sha256 '${sha256}' in the current version (${dataset.version}) of dataset '${dataset.id}'. List them with GET /v1/datasets/${dataset.id}/images.`, { sha256 });
   }
   return row;
 }
@@ -81,7 +81,7 @@ const newVersionOf = (datasetId: string) => sql`(select ${datasets.version} from
 
 async function versionOf(db: Db, datasetId: string): Promise<number> {
   const row = await db.select({ version: datasets.version }).from(datasets).where(eq(datasets.id, datasetId)).get();
-  if (!row) throw new ApiError(404, "dataset_not_found", `Dataset '${datasetId}' no longer exists.`);
+  if (!row) throw new ApiError("dataset_not_found", `Dataset '${datasetId}' no longer exists.`);
   return row.version;
 }
 
@@ -109,7 +109,7 @@ export async function moveImage(db: Db, dataset: DatasetRow, sha256: string, cha
     .where(and(inSnapshot(dataset.id, dataset.version), eq(datasetImages.label, target.label), eq(datasetImages.split, target.split), eq(datasetImages.filename, target.filename)))
     .get();
   if (occupant) {
-    throw new ApiError(409, "path_taken", `Another image already is '${imagePath(target)}'. Delete or move that one first.`, { path: imagePath(target), sha256: occupant.sha256 });
+    throw new ApiError("path_taken", `Another image already is '${imagePath(target)}'. Delete or move that one first.`, { path: imagePath(target), sha256: occupant.sha256 });
   }
   const { id: _id, addedVersion: _added, removedVersion: _removed, ...copy } = row;
   await db.batch([

@@ -37,7 +37,7 @@ export async function writableVersion(db: Db, datasetId: string): Promise<number
     .where(eq(datasets.id, datasetId))
     .returning({ version: datasets.version })
     .get();
-  if (!row) throw new ApiError(404, "dataset_not_found", `Dataset '${datasetId}' no longer exists.`);
+  if (!row) throw new ApiError("dataset_not_found", `Dataset '${datasetId}' no longer exists.`);
   return row.version;
 }
 
@@ -190,7 +190,7 @@ export async function datasetView(db: Db, row: DatasetRow) {
 /** Deletes a dataset, its rows and the image bytes no other dataset of the project references. */
 export async function deleteDataset(db: Db, bucket: R2Bucket, row: DatasetRow): Promise<void> {
   const active = await db.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.datasetId, row.id), inArray(jobs.status, ["queued", "running"]))).limit(1).get();
-  if (active) throw new ApiError(409, "dataset_in_use", `Job '${active.id}' is training on this dataset; cancel it (POST /v1/jobs/${active.id}/cancel) before deleting the dataset.`, { job_id: active.id });
+  if (active) throw new ApiError("dataset_in_use", `Job '${active.id}' is training on this dataset; cancel it (POST /v1/jobs/${active.id}/cancel) before deleting the dataset.`, { job_id: active.id });
   const shas = (await db.selectDistinct({ sha: datasetImages.sha256 }).from(datasetImages).where(eq(datasetImages.datasetId, row.id)).all()).map((r) => r.sha);
   await db.batch([
     db.delete(datasets).where(eq(datasets.id, row.id)),

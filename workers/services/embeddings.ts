@@ -54,7 +54,7 @@ export async function readEmbeddings(bucket: R2Bucket, key: string, shas: string
 export async function writeEmbeddings(bucket: R2Bucket, key: string, dim: number, body: Uint8Array, pack?: string, items = true): Promise<number> {
   const recordBytes = EMBEDDING_RECORD_HEADER_BYTES + dim * 4;
   if (body.length % recordBytes !== 0) {
-    throw new ApiError(400, "invalid_embedding_records", `The body is ${body.length} bytes, not a whole number of ${recordBytes}-byte records (32-byte sha256 + ${dim} float32).`);
+    throw new ApiError("invalid_embedding_records", `The body is ${body.length} bytes, not a whole number of ${recordBytes}-byte records (32-byte sha256 + ${dim} float32).`);
   }
   const count = body.length / recordBytes;
   let next = items ? 0 : count;

@@ -19,10 +19,9 @@
 import { and, eq } from "drizzle-orm";
 import { getWeightSpecs } from "../../shared/backbone/model-json";
 import { findBuiltinBackbone, preprocessSpecOf } from "../../shared/catalog";
-import { ApiError, notFound } from "../../shared/errors";
-import { applyHead, HeadFormatError, headBytes, parseHead, topK, type Head, type LabelProbability } from "../../shared/head";
+import { ApiError, notFound, withContext } from "../../shared/errors";
+import { applyHead, headBytes, parseHead, topK, type Head, type LabelProbability } from "../../shared/head";
 import { decodeImage } from "../../shared/image/decode";
-import { isImageError } from "../../shared/image/errors";
 import { preprocessImage } from "../../shared/image/preprocess";
 import { inspectImage } from "../../shared/image/sniff";
 import type { BackboneSpec } from "../../shared/schemas";
@@ -80,7 +79,6 @@ export async function getServableModel(db: Db, projectId: string, modelId: strin
     if (job) {
       const pending = job.status === "queued" || job.status === "running";
       throw new ApiError(
-        409,
         "model_not_ready",
         pending
           ? `Model '${modelId}' is not ready: its job '${job.id}' is ${job.status}. Wait until the job has succeeded (GET /v1/jobs/${job.id}), then predict.`
@@ -120,16 +118,14 @@ async function fetchHead(bucket: R2Bucket, model: ModelRow): Promise<ResidentHea
   const [manifestObject, weightsObject] = await Promise.all([bucket.get(`${model.objectPrefix}/head.json`), bucket.get(`${model.objectPrefix}/head.bin`)]);
   if (!manifestObject || !weightsObject) {
     await Promise.all([manifestObject?.body.cancel(), weightsObject?.body.cancel()]);
-    throw new ApiError(409, "model_artifacts_missing", `Model '${model.id}' has no stored head (head.json and head.bin); its artifacts were removed. Train it again (POST /v1/jobs).`, { model_id: model.id });
+    throw new ApiError("model_artifacts_missing", `Model '${model.id}' has no stored head (head.json and head.bin); its artifacts were removed. Train it again (POST /v1/jobs).`, { model_id: model.id });
   }
   const [manifest, weights] = await Promise.all([manifestObject.json(), weightsObject.arrayBuffer()]);
   try {
     const head = parseHead(manifest, weights);
     return { head, bytes: headBytes(head) };
   } catch (error) {
-    if (!(error instanceof HeadFormatError)) throw error;
-    console.error(`model ${model.id}: stored head is unusable: ${error.message}`);
-    throw new ApiError(500, "model_head_invalid", `The stored head of model '${model.id}' cannot be read (${error.message}). Train the model again.`, { model_id: model.id });
+    throw withContext(error, `Model '${model.id}'`, { model_id: model.id });
   }
 }
 
@@ -184,12 +180,11 @@ async function buildResidentBackbone(env: InferenceEnv, db: Db, model: ModelRow)
     resolved = await resolveBackbone(db, model.projectId, model.backbone);
   } catch (error) {
     if (!(error instanceof ApiError) || error.status !== 404) throw error;
-    throw new ApiError(409, "backbone_deleted", `Model '${model.id}' was trained on backbone '${model.backbone}', which has been deleted. Send embeddings computed with that backbone ({"embeddings": [[...]]}), or train a new model.`, { model_id: model.id, backbone: model.backbone });
+    throw new ApiError("backbone_deleted", `Model '${model.id}' was trained on backbone '${model.backbone}', which has been deleted. Send embeddings computed with that backbone ({"embeddings": [[...]]}), or train a new model.`, { model_id: model.id, backbone: model.backbone });
   }
   const files = await loadBackboneFiles(env.BUCKET, resolved);
   if (!files) {
     throw new ApiError(
-      503,
       "backbone_unavailable",
       resolved.builtin
         ? `The builtin backbone '${resolved.name}' is not in storage yet: a runner publishes its files the first time it runs a job (npm run runner). Retry once a runner has started, or send precomputed embeddings.`
@@ -199,7 +194,7 @@ async function buildResidentBackbone(env: InferenceEnv, db: Db, model: ModelRow)
   }
   const floatBytes = getWeightSpecs(files.modelJson).reduce((sum, spec) => sum + spec.shape.reduce((a, b) => a * b, 1) * 4, 0);
   if (floatBytes > MAX_EDGE_BACKBONE_FLOAT_BYTES) {
-    throw new ApiError(409, "backbone_too_large", `Backbone '${resolved.id}' needs ${floatBytes} bytes of float32 weights; the edge serves backbones up to ${MAX_EDGE_BACKBONE_FLOAT_BYTES} bytes. Send precomputed embeddings instead.`, { backbone: resolved.id, limit_bytes: MAX_EDGE_BACKBONE_FLOAT_BYTES });
+    throw new ApiError("backbone_too_large", `Backbone '${resolved.id}' needs ${floatBytes} bytes of float32 weights; the edge serves backbones up to ${MAX_EDGE_BACKBONE_FLOAT_BYTES} bytes. Send precomputed embeddings instead.`, { backbone: resolved.id, limit_bytes: MAX_EDGE_BACKBONE_FLOAT_BYTES });
   }
   const tf = await ensureTfjsWasm({ timeoutMs: positiveInt(env.TFJS_INIT_TIMEOUT_MS, 10_000) });
   const embedder = await createEmbedder(tf, files, resolved.spec, { log: (message) => console.warn(`backbone ${resolved.id}: ${message}`) });
@@ -210,11 +205,7 @@ async function buildResidentBackbone(env: InferenceEnv, db: Db, model: ModelRow)
 async function withBackbone<T>(env: InferenceEnv, db: Db, model: ModelRow, use: (backbone: ResidentBackbone) => Promise<T>): Promise<T> {
   let resident: ResidentBackbone;
   do {
-    try {
-      resident = await backboneCache.get(backboneKey(model.backbone), () => buildResidentBackbone(env, db, model));
-    } catch (error) {
-      throw unavailable(error);
-    }
+    resident = await backboneCache.get(backboneKey(model.backbone), () => buildResidentBackbone(env, db, model));
     // Evicted and freed between the cache's answer and here (another backbone's load finished meanwhile): ask again.
   } while (resident.disposed);
   resident.users++;
@@ -224,12 +215,6 @@ async function withBackbone<T>(env: InferenceEnv, db: Db, model: ModelRow, use: 
     resident.users--;
     disposeIfUnused(resident);
   }
-}
-
-function unavailable(error: unknown): unknown {
-  if (!(error instanceof InferenceUnavailableError)) return error;
-  console.error("inference unavailable:", error.message, error.cause ?? "");
-  return new ApiError(503, "inference_unavailable", `${error.message}. Retry in a moment, or send precomputed embeddings ({"embeddings": [[...]]}).`);
 }
 
 // ---------------------------------------------------------------- prediction
@@ -251,12 +236,10 @@ export interface PredictionResult {
   timings_ms: Record<string, number>;
 }
 
-/** An ImageError about one input, as the API answers it: which image (index, file name) and what to do. */
-function imageApiError(error: unknown, image: ImageInput): unknown {
-  if (!isImageError(error)) return error;
-  const status = error.code === "unsupported_format" ? 415 : error.code === "too_many_pixels" ? 413 : 422;
+/** Names the input an image error is about (index, file name); the error handler gives it its status. */
+function aboutImage(error: unknown, image: ImageInput): unknown {
   const which = `Image ${image.index}${image.filename ? ` ('${image.filename}')` : ""}`;
-  return new ApiError(status, error.code, `${which}: ${error.message}`, { index: image.index, ...(image.filename ? { filename: image.filename } : {}), ...(error.details ?? {}) });
+  return withContext(error, which, { index: image.index, ...(image.filename ? { filename: image.filename } : {}) });
 }
 
 const elapsed = (since: number) => Math.round((performance.now() - since) * 100) / 100;
@@ -282,7 +265,7 @@ export async function predict(env: InferenceEnv, db: Db, model: ModelRow, input:
     embeddings = new Float32Array(count * head.inputDim);
     input.embeddings.forEach((row, index) => {
       if (row.length !== head.inputDim) {
-        throw new ApiError(422, "embedding_dim_mismatch", `Embedding ${index} has ${row.length} values; model '${model.id}' expects ${head.inputDim} (its backbone's embedding length).`, { index, expected_dim: head.inputDim, dim: row.length });
+        throw new ApiError("embedding_dim_mismatch", `Embedding ${index} has ${row.length} values; model '${model.id}' expects ${head.inputDim} (its backbone's embedding length).`, { index, expected_dim: head.inputDim, dim: row.length });
       }
       embeddings.set(row, index * head.inputDim);
     });
@@ -294,7 +277,7 @@ export async function predict(env: InferenceEnv, db: Db, model: ModelRow, input:
       try {
         inspectImage(image.bytes, { maxPixels });
       } catch (error) {
-        throw imageApiError(error, image);
+        throw aboutImage(error, image);
       }
     }
     phase = performance.now();
@@ -303,10 +286,10 @@ export async function predict(env: InferenceEnv, db: Db, model: ModelRow, input:
       const { embedder } = backbone;
       if (embedder.dim !== head.inputDim) {
         console.error(`model ${model.id}: head expects ${head.inputDim} features, backbone ${backbone.id} gives ${embedder.dim}`);
-        throw new ApiError(500, "model_backbone_mismatch", `Model '${model.id}' expects ${head.inputDim}-value embeddings but its backbone '${backbone.id}' produces ${embedder.dim}. Train the model again.`, { model_id: model.id });
+        throw new ApiError("model_backbone_mismatch", `Model '${model.id}' expects ${head.inputDim}-value embeddings but its backbone '${backbone.id}' produces ${embedder.dim}. Train the model again.`, { model_id: model.id });
       }
       const codecs = await getWorkerCodecs().catch((error: unknown) => {
-        throw unavailable(new InferenceUnavailableError("the image decoders failed to initialise", { cause: error }));
+        throw new InferenceUnavailableError("the image decoders failed to initialise", { cause: error });
       });
       const preprocess = preprocessSpecOf(backbone.spec);
       const out = new Float32Array(count * embedder.dim);
@@ -317,7 +300,7 @@ export async function predict(env: InferenceEnv, db: Db, model: ModelRow, input:
         try {
           decoded = await decodeImage(image.bytes, codecs, { maxPixels });
         } catch (error) {
-          throw imageApiError(error, image);
+          throw aboutImage(error, image);
         }
         timings.decode += elapsed(at);
         at = performance.now();

@@ -137,7 +137,7 @@ const holdsLease = (jobId: string, leaseToken: string, nowMs: number) =>
   and(eq(jobs.id, jobId), eq(jobs.leaseToken, leaseToken), eq(jobs.status, "running"), gt(jobs.leaseExpiresAt, iso(nowMs)));
 
 export function leaseLost(jobId: string) {
-  return new ApiError(409, "lease_lost", `This runner no longer holds job '${jobId}' (lease expired, job canceled, finished or taken by another runner). Drop the job; nothing was changed.`, { job_id: jobId });
+  return new ApiError("lease_lost", `This runner no longer holds job '${jobId}' (lease expired, job canceled, finished or taken by another runner). Drop the job; nothing was changed.`, { job_id: jobId });
 }
 
 export interface Progress {

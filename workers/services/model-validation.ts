@@ -35,7 +35,7 @@ const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, int32: 4, bool: 
 /** How many layer names an error suggests. */
 const CANDIDATES_SHOWN = 8;
 
-const invalid = (message: string, details?: Record<string, unknown>) => new ApiError(422, "model_json_invalid", message, details);
+const invalid = (message: string, details?: Record<string, unknown>) => new ApiError("model_json_invalid", message, details);
 const isObject = (v: unknown): v is Record<string, any> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Parses and shape-checks `model.json`; 422 `model_json_invalid` naming what is missing. */
@@ -84,7 +84,7 @@ export function detectModelFormat(modelJson: ModelJson, file = "model.json"): Mo
   if ((format === "layers-model" || format === undefined) && hasKerasLayers) return "layers-model";
   if ((format === "graph-model" || format === undefined) && hasNodes) return "graph-model";
   const what = format === undefined ? "no 'format' and a topology with neither Keras layers nor graph nodes" : format === "layers-model" ? "format 'layers-model' but no Keras layers in modelTopology" : format === "graph-model" ? "format 'graph-model' but no modelTopology.node list" : `format '${String(format)}'`;
-  throw new ApiError(422, "unsupported_model_format", `${file} has ${what}. Convert the model with tensorflowjs_converter to a tfjs layers model (--output_format tfjs_layers_model) or graph model (tfjs_graph_model).`, { file, format: format ?? null });
+  throw new ApiError("unsupported_model_format", `${file} has ${what}. Convert the model with tensorflowjs_converter to a tfjs layers model (--output_format tfjs_layers_model) or graph model (tfjs_graph_model).`, { file, format: format ?? null });
 }
 
 /** Bytes a weight occupies in the weight files. */
@@ -92,7 +92,7 @@ export function storedWeightBytes(weight: WeightSpec): number {
   const dtype = weight.quantization?.dtype ?? weight.dtype;
   const perElement = BYTES_PER_ELEMENT[dtype];
   if (perElement === undefined) {
-    throw new ApiError(422, "unsupported_model_format", `Weight '${weight.name}' has dtype '${dtype}', which has no fixed size; backbones support float32, int32, bool and uint8/uint16/float16 quantization.`, { weight: weight.name, dtype });
+    throw new ApiError("unsupported_model_format", `Weight '${weight.name}' has dtype '${dtype}', which has no fixed size; backbones support float32, int32, bool and uint8/uint16/float16 quantization.`, { weight: weight.name, dtype });
   }
   return elementCount(weight.shape) * perElement;
 }
@@ -120,7 +120,6 @@ export function checkGroupBytes(modelJson: ModelJson, summary: ModelSummary, ind
   if (actualBytes === expected) return;
   const group = modelJson.weightsManifest[index];
   throw new ApiError(
-    422,
     "weight_size_mismatch",
     `The weight files ${group.paths.join(", ")} hold ${actualBytes} bytes, but weightsManifest[${index}] needs ${expected} (the sum over its ${group.weights.length} weights of the shape's element count × bytes per dtype). The files do not belong to this model.json or are truncated; export the model again.`,
     { group: index, paths: group.paths, expected_bytes: expected, actual_bytes: actualBytes },
@@ -210,16 +209,15 @@ function graphInputShape(nodes: Array<Record<string, any>>): (number | null)[] |
 function checkInputShape(shape: (number | null)[] | null, spec: BackboneSpec, file: string): void {
   if (!shape) return;
   if (shape.length !== 4) {
-    throw new ApiError(422, "unsupported_input_shape", `The model's input has shape [${shape.map((d) => d ?? "null").join(", ")}]; a backbone takes images, [batch, height, width, 3].`, { file, model_input_shape: shape });
+    throw new ApiError("unsupported_input_shape", `The model's input has shape [${shape.map((d) => d ?? "null").join(", ")}]; a backbone takes images, [batch, height, width, 3].`, { file, model_input_shape: shape });
   }
   const [, height, width, channels] = shape;
   if (channels !== null && channels !== 3) {
-    throw new ApiError(422, "unsupported_input_shape", `The model's input has ${channels} channels; a backbone takes RGB images, [batch, height, width, 3].`, { file, model_input_shape: shape });
+    throw new ApiError("unsupported_input_shape", `The model's input has ${channels} channels; a backbone takes RGB images, [batch, height, width, 3].`, { file, model_input_shape: shape });
   }
   if ((height !== null && height !== spec.input_size[0]) || (width !== null && width !== spec.input_size[1])) {
     const fixed: [number, number] = [height ?? spec.input_size[0], width ?? spec.input_size[1]];
     throw new ApiError(
-      422,
       "input_size_mismatch",
       `The model's input is ${height ?? "any"}x${width ?? "any"} (height x width) but spec.input_size is ${spec.input_size[0]}x${spec.input_size[1]}. Set "input_size": [${fixed[0]}, ${fixed[1]}].`,
       { file, model_input_shape: shape, input_size: spec.input_size },
@@ -230,7 +228,6 @@ function checkInputShape(shape: (number | null)[] | null, spec: BackboneSpec, fi
 function notFoundError(missing: string[], candidates: string[], kind: "layer" | "node") {
   const list = candidates.map((c) => `'${c}'`).join(", ");
   return new ApiError(
-    422,
     "feature_layer_not_found",
     `The model has no ${kind} named ${missing.map((m) => `'${m}'`).join(", ")}. Set spec.feature_layer to a ${kind} of the model; candidates near the end of the network: ${list || "(none)"}.`,
     { feature_layer: missing, candidates },
@@ -267,7 +264,6 @@ export function checkSpecAgainstModel(modelJson: ModelJson, format: ModelFormat,
     const info = byName.get(name)!;
     if (info.rank !== null && info.rank !== 4) {
       throw new ApiError(
-        422,
         "feature_layer_not_spatial",
         `Layer '${name}' (${info.className}) outputs a ${info.rank}-D tensor; a feature layer must output [batch, height, width, channels] so it can be pooled. Pick an earlier layer: ${spatialNearEnd().map((c) => `'${c}'`).join(", ")}.`,
         { feature_layer: name, class_name: info.className, rank: info.rank, candidates: spatialNearEnd() },

@@ -72,7 +72,7 @@ export function urlPolicyFromEnv(env: UrlPolicyEnv): UrlPolicy {
 export class UrlRefusedError extends ApiError {
   constructor(url: string, readonly reason: string) {
     // `reason` is kept for logs and tests only; the tenant sees the fixed message.
-    super(422, "url_not_allowed", URL_REFUSED_MESSAGE, { url });
+    super("url_not_allowed", URL_REFUSED_MESSAGE, { url });
     this.name = "UrlRefusedError";
   }
 }
@@ -228,7 +228,7 @@ export async function checkUrl(url: string | URL, policy: UrlPolicy, original: s
 /** 422 `url_fetch_failed` with the fixed message: the upstream status and body never reach the tenant. */
 export class UrlFetchError extends ApiError {
   constructor(url: string, readonly reason: string, readonly retryable: boolean) {
-    super(422, "url_fetch_failed", FETCH_FAILED_MESSAGE, { url });
+    super("url_fetch_failed", FETCH_FAILED_MESSAGE, { url });
     this.name = "UrlFetchError";
   }
 }

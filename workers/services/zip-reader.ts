@@ -7,6 +7,7 @@
  * the declared size), overlapping entries (the "overlapping files" bomb) are refused, and names are vetted by the
  * caller. ZIP64 is supported for archives over 4 GB or 65,535 entries.
  */
+import { DomainError } from "../../shared/errors";
 
 export interface ZipEntry {
   /** Name as stored (UTF-8 when flagged, otherwise decoded as latin1/CP437-compatible bytes). */
@@ -22,9 +23,14 @@ export interface ZipEntry {
   isDirectory: boolean;
 }
 
-export class ZipFormatError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
+export type ZipErrorCode = "not_a_zip" | "corrupt_zip" | "corrupt_entry" | "too_many_entries" | "encrypted_entry" | "unsupported_compression" | "entry_too_large" | "archive_missing";
+
+/** An archive that cannot be read; the code is a catalogue code (shared/errors.ts), so the API answers it with its status. */
+export class ZipFormatError extends DomainError {
+  declare readonly code: ZipErrorCode;
+  constructor(code: ZipErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, details);
+    this.name = "ZipFormatError";
   }
 }
 
