@@ -123,11 +123,13 @@ export const ingests = sqliteTable(
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [index("ingests_dataset").on(t.datasetId)],
+  (t) => [index("ingests_dataset").on(t.datasetId), index("ingests_active").on(t.status, t.updatedAt)],
 );
 
 /** A client-driven multipart upload of a large archive (R2 multipart underneath). */
-export const uploads = sqliteTable("uploads", {
+export const uploads = sqliteTable(
+  "uploads",
+  {
   id: text("id").primaryKey(),
   datasetId: text("dataset_id").notNull(),
   projectId: text("project_id").notNull(),
@@ -138,7 +140,9 @@ export const uploads = sqliteTable("uploads", {
   status: text("status", { enum: ["open", "completed", "aborted"] }).notNull().default("open"),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
-});
+  },
+  (t) => [index("uploads_open").on(t.status, t.updatedAt)],
+);
 
 export const uploadParts = sqliteTable(
   "upload_parts",
@@ -237,7 +241,7 @@ export const jobEvents = sqliteTable(
     data: text("data", { mode: "json" }).notNull(),
     createdAt: createdAt(),
   },
-  (t) => [index("job_events_job").on(t.jobId, t.id)],
+  (t) => [index("job_events_job").on(t.jobId, t.id), index("job_events_created").on(t.createdAt)],
 );
 
 export const models = sqliteTable(
@@ -284,3 +288,37 @@ export const aliasHistory = sqliteTable(
   (t) => [index("alias_history_name").on(t.projectId, t.name, t.id)],
 );
 
+
+/**
+ * Deletions that continue in the background (queue + scheduled sweep) because their size is unbounded: the user-facing
+ * row is gone at once, and `cursor` (the last dataset_images.id handled) makes every step resumable and idempotent.
+ */
+export const deletions = sqliteTable(
+  "deletions",
+  {
+    id: text("id").primaryKey(),
+    projectId: text("project_id").notNull(),
+    kind: text("kind", { enum: ["dataset"] }).notNull(),
+    targetId: text("target_id").notNull(),
+    status: text("status", { enum: ["pending", "done"] }).notNull().default("pending"),
+    cursor: integer("cursor").notNull().default(0),
+    rowsDeleted: integer("rows_deleted").notNull().default(0),
+    objectsDeleted: integer("objects_deleted").notNull().default(0),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index("deletions_pending").on(t.status, t.updatedAt)],
+);
+
+/** Open `GET /v1/jobs/:id/events` streams, so each key holds a bounded number; a stream renews `expires_at` while it runs. */
+export const eventStreams = sqliteTable(
+  "event_streams",
+  {
+    id: text("id").primaryKey(),
+    keyId: text("key_id").notNull(),
+    jobId: text("job_id").notNull(),
+    expiresAt: text("expires_at").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("event_streams_key").on(t.keyId, t.expiresAt)],
+);
