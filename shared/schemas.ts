@@ -62,7 +62,15 @@ export const createUploadRequest = z
   .strict()
   .meta({ id: "CreateUploadRequest" });
 export const uploadSchema = z
-  .object({ upload_id: z.string(), part_size: z.number().int(), filename: z.string(), status: z.string(), parts: z.array(z.object({ n: z.number().int(), etag: z.string(), bytes: z.number().int() })).optional() })
+  .object({
+    upload_id: z.string(),
+    part_size: z.number().int().describe("bytes per part; every part but the last must have exactly this many"),
+    filename: z.string().describe("the archive's file name as the client gave it (used in messages)"),
+    status: z.string().describe("open (accepting parts), completed or aborted"),
+    max_parts: z.number().int().optional(),
+    parts: z.array(z.object({ n: z.number().int(), etag: z.string(), bytes: z.number().int() })).optional().describe("parts received so far (GET only): a resumed upload sends the others"),
+    received_bytes: z.number().int().optional(),
+  })
   .meta({ id: "Upload" });
 
 // ---------------------------------------------------------------- backbones

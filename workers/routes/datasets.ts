@@ -113,7 +113,7 @@ datasetRoutes.openapi(
   createRoute({
     method: "post", path: "/datasets/{id}/archive", tags: ["datasets"], security,
     summary: "Upload a ZIP (label/file, or train/label/file and val/label/file), at most 100 MB; ingestion runs in the background",
-    request: { params: datasetParam, body: binaryBody("application/zip") },
+    request: { params: datasetParam, query: z.object({ filename: z.string().max(200).optional().describe("the archive's file name, used in messages about it") }), body: binaryBody("application/zip") },
     responses: { 202: jsonResponse("The dataset, status ingesting", datasetSchema), 401: errors[401], 404: errors[404], 411: { description: "Content-Length missing" }, 413: errors[413], 415: errors[415] },
   }),
   async (c) => {
@@ -123,7 +123,9 @@ datasetRoutes.openapi(
     requireContentLength(c.req.raw, MAX_ARCHIVE_BODY_BYTES, "archive");
     const ingestId = newId("ing");
     const key = archiveObjectKey(dataset.projectId, dataset.id, ingestId);
-    await c.env.BUCKET.put(key, c.req.raw.body!);
+    // The user's file name (a `?filename=` query) goes with the archive so ingest errors can name it.
+    const filename = (c.req.query("filename") ?? "").split(/[\\/]/).pop()!.slice(0, 200) || "the archive";
+    await c.env.BUCKET.put(key, c.req.raw.body!, { customMetadata: { filename } });
     await startIngest(c.env, c.var.db, dataset.projectId, dataset.id, key, ingestId);
     return c.json(await datasetView(c.var.db, (await getDataset(c.var.db, dataset.projectId, dataset.id))!), 202);
   },
@@ -153,10 +155,31 @@ datasetRoutes.openapi(
     const { filename, part_size } = c.req.valid("json");
     const id = newId("up");
     const key = archiveObjectKey(dataset.projectId, dataset.id, id);
-    const multipart = await c.env.BUCKET.createMultipartUpload(key, { httpMetadata: { contentType: "application/zip" } });
+    const multipart = await c.env.BUCKET.createMultipartUpload(key, { httpMetadata: { contentType: "application/zip" }, customMetadata: { filename } });
     const partSize = part_size ?? DEFAULT_PART_BYTES;
     await c.var.db.insert(uploads).values({ id, datasetId: dataset.id, projectId: dataset.projectId, filename, objectKey: key, r2UploadId: multipart.uploadId, partSize });
     return c.json({ upload_id: id, part_size: partSize, filename, status: "open", max_parts: MAX_PARTS }, 201);
+  },
+);
+
+datasetRoutes.openapi(
+  createRoute({
+    method: "get", path: "/datasets/{id}/uploads/{upload_id}", tags: ["datasets"], security, operationId: "getUpload",
+    summary: "Read a multipart upload with the parts received so far (what an interrupted upload resumes from)",
+    request: { params: uploadParams },
+    responses: { 200: jsonResponse("The upload and its parts, by number", uploadSchema), 401: errors[401], 404: errors[404] },
+  }),
+  async (c) => {
+    const { id, upload_id } = c.req.valid("param");
+    await loadDataset(c, id);
+    const upload = await loadUpload(c, id, upload_id);
+    // At most 10,000 parts of three small columns: one statement, well inside D1's limits.
+    const parts = await c.var.db.select().from(uploadParts).where(eq(uploadParts.uploadId, upload.id)).orderBy(asc(uploadParts.partNumber)).all();
+    return c.json({
+      upload_id: upload.id, part_size: upload.partSize, filename: upload.filename, status: upload.status, max_parts: MAX_PARTS,
+      parts: parts.map((p) => ({ n: p.partNumber, etag: p.etag, bytes: p.bytes })),
+      received_bytes: parts.reduce((sum, p) => sum + p.bytes, 0),
+    }, 200);
   },
 );
 

@@ -39,6 +39,19 @@ projectRoutes.openapi(
 
 projectRoutes.openapi(
   createRoute({
+    method: "get", path: "/project", tags: ["projects"], security, operationId: "getProject",
+    summary: "The project the API key belongs to (clients call it to check a key, e.g. `edgetune login`)",
+    responses: { 200: jsonResponse("The caller's project", z.object({ id: z.string(), name: z.string(), admin: z.boolean().describe("true for the operator's admin key") })), 401: errors[401] },
+  }),
+  async (c) => {
+    const { projectId, isAdmin } = c.var.caller;
+    const row = await c.var.db.select().from(projects).where(eq(projects.id, projectId)).get();
+    return c.json({ id: projectId, name: row?.name ?? projectId, admin: isAdmin }, 200);
+  },
+);
+
+projectRoutes.openapi(
+  createRoute({
     method: "post", path: "/keys", tags: ["keys"], security, summary: "Create an API key for the caller's project",
     request: { body: jsonBody(createKeyRequest) },
     responses: { 201: jsonResponse("The key; its secret is shown only here", apiKeySchema), 400: errors[400], 401: errors[401] },
