@@ -36,7 +36,7 @@ export function requireApiKey() {
     c.set("db", db);
     const header = c.req.header("authorization");
     const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
-    if (!match) throw new ApiError("missing_api_key", "Send your API key as 'Authorization: Bearer <key>'. Create keys with POST /v1/keys.");
+    if (!match) throw new ApiError("missing_api_key", "Send an API key as 'Authorization: Bearer <key>'. On a local install, use the key `npm start` printed (or the EDGETUNE_ADMIN_KEY you set); with the CLI, run `npx edgetune login --key <key>`. Once you have a key, POST /v1/keys makes more.");
     const caller = await authenticate(db, match[1], c.env.EDGETUNE_ADMIN_KEY);
     if (!caller) throw new ApiError("invalid_api_key", "This API key is unknown or was revoked. Use a current key of your project.");
     c.set("caller", caller);

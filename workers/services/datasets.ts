@@ -177,7 +177,7 @@ export async function datasetView(db: Db, row: DatasetRow) {
     rejected: rejected.map((r) => ({ path: r.path, code: r.code, message: r.message })),
     duplicate_count: Number(rejectedCount?.dup ?? 0),
     trainable: row.status === "ready" && reason === null,
-    not_trainable_reason: row.status === "ready" || ingesting ? reason : reason ?? `The dataset is ${row.status}.`,
+    not_trainable_reason: row.status === "ready" || ingesting ? reason : row.error ?? reason ?? `The dataset is ${row.status}.`,
     ingest: ingesting
       ? { done: Number(activeIngests?.done ?? 0), total: Number(activeIngests?.total ?? 0), error: null }
       : { done: lastIngest?.cursor ?? 0, total: lastIngest?.total ?? 0, error: lastIngest?.error ?? null },

@@ -48,6 +48,8 @@ export async function startIngest(env: Env, db: Db, projectId: string, datasetId
 
 interface StoredEntries {
   root: string | null;
+  /** A folder prefix wrapping every file more than one level deep (see nestedPrefix); null when the layout is fine. */
+  nested?: { prefix: string; files: number } | null;
   entries: (ZipEntry & { end: number; overlap: boolean })[];
 }
 
@@ -69,6 +71,17 @@ export async function runIngestChunk(env: Env, message: IngestMessage, deadlineM
     const rejections: { path: string; code: string; message: string }[] = [];
     let uncompressed = ingest.uncompressedBytes;
     let cursor = ingest.cursor;
+    if (stored.nested && ingest.cursor === 0) {
+      // Every file is nested under the same folders: one row that says what to do, instead of one identical row per
+      // file. Nothing inside is ingested (guessing which level holds the labels could train on the wrong labels).
+      const { prefix, files } = stored.nested;
+      rejections.push({
+        path: prefix,
+        code: "nested_too_deep",
+        message: `All ${files} files sit under '${prefix}', deeper than label/file. Strip the prefix: zip from inside '${prefix}' so entries read label/file (or train/label/file and val/label/file).`,
+      });
+      cursor = entries.length;
+    }
     while (cursor < entries.length && cursor - ingest.cursor < CHUNK_MAX_ENTRIES && Date.now() - started < deadlineMs) {
       // Read a run of consecutive entries with one ranged GET.
       let last = cursor;
@@ -143,9 +156,13 @@ export async function runIngestChunk(env: Env, message: IngestMessage, deadlineM
     return null;
   } catch (err) {
     if (err instanceof ZipFormatError) {
-      await db.update(ingests).set({ status: "failed", error: err.message, updatedAt: nowIso() }).where(eq(ingests.id, ingest.id));
-      await recordRejections(db, ingest.datasetId, ingest.id, [{ path: ingest.objectKey.split("/").pop() ?? "archive", code: err.code, message: err.message }]);
-      await finishIngest(env, db, ingest, err.message);
+      // Name the user's own file (the client's `filename`), never our storage key.
+      const head = await env.BUCKET.head(ingest.objectKey).catch(() => null);
+      const filename = head?.customMetadata?.filename || "the archive";
+      const message = `${filename}: ${err.message}`;
+      await db.update(ingests).set({ status: "failed", error: message, updatedAt: nowIso() }).where(eq(ingests.id, ingest.id));
+      await recordRejections(db, ingest.datasetId, ingest.id, [{ path: filename, code: err.code, message: err.message }]);
+      await finishIngest(env, db, ingest, message);
       return null;
     }
     throw err;
@@ -176,12 +193,15 @@ async function loadEntries(env: Env, db: Db, ingest: typeof ingests.$inferSelect
   const ends = new Array<number>(entries.length);
   const cdStart = Math.min(head.size, byOffset.length ? Math.max(...entries.map((e) => e.localHeaderOffset + 30 + e.compressedSize)) + 65535 * 2 : head.size);
   for (let k = 0; k < byOffset.length; k++) ends[byOffset[k].i] = k + 1 < byOffset.length ? byOffset[k + 1].o : Math.min(head.size, cdStart);
+  // Directory entries carry no image: leaving them out makes `ingest.done / ingest.total` count files, which is what
+  // a user compares with their folder (a zip of 400 photos in 5 folders says 400, not 406).
   const stored: StoredEntries = {
     root: commonRoot(entries),
-    entries: entries.map((e, i) => ({ ...e, end: Math.max(ends[i], e.localHeaderOffset), overlap: overlaps.has(i) })),
+    entries: entries.map((e, i) => ({ ...e, end: Math.max(ends[i], e.localHeaderOffset), overlap: overlaps.has(i) })).filter((e) => !e.isDirectory),
+    nested: nestedPrefix(entries),
   };
   await env.BUCKET.put(entriesObjectKey(ingest), JSON.stringify(stored));
-  await db.update(ingests).set({ total: entries.length, status: "running", updatedAt: nowIso() }).where(eq(ingests.id, ingest.id));
+  await db.update(ingests).set({ total: stored.entries.length, status: "running", updatedAt: nowIso() }).where(eq(ingests.id, ingest.id));
   return stored;
 }
 
@@ -194,7 +214,16 @@ async function finishIngest(env: Env, db: Db, ingest: typeof ingests.$inferSelec
   if (!dataset) return;
   const images = await db.select({ n: sql<number>`count(*)` }).from(datasetImages).where(inSnapshot(ingest.datasetId, dataset.version)).get();
   const status = error ? "failed" : Number(images?.n ?? 0) > 0 ? "ready" : "empty";
-  await db.update(datasets).set({ status, error, updatedAt: nowIso() }).where(eq(datasets.id, ingest.datasetId));
+  let reason = error;
+  if (status === "empty") {
+    // "empty" alone leaves a user guessing: say whether the archive held nothing or everything in it was refused.
+    const done = await db.select({ total: ingests.total, rejected: ingests.rejected }).from(ingests).where(eq(ingests.id, ingest.id)).get();
+    const total = Number(done?.total ?? 0);
+    reason = total === 0
+      ? "The archive holds no files. Zip the folder that contains one folder per label (label/file), not an empty folder."
+      : `None of the archive's ${total} files became an image of the dataset; the rejected list says why for each.`;
+  }
+  await db.update(datasets).set({ status, error: reason, updatedAt: nowIso() }).where(eq(datasets.id, ingest.datasetId));
 }
 
 /** Marks an ingest failed after the queue gave up on it (every retry threw). */
@@ -219,4 +248,28 @@ async function mapWithConcurrency<T, R>(items: T[], limit: number, fn: (item: T)
   });
   await Promise.all(workers);
   return results;
+}
+
+/**
+ * The folder prefix wrapping every file when the layout is nested deeper than one wrapper allows
+ * (`export/2024/flowers/roses/a.jpg`): the longest common folder prefix, without its last folder (the labels'
+ * parent), reported when no file would place under the accepted layouts. Null when any file places fine.
+ */
+export function nestedPrefix(entries: ZipEntry[]): { prefix: string; files: number } | null {
+  const files = entries.filter((e) => !e.isDirectory && !e.name.split("/").some((p) => p.startsWith(".") || p === "__MACOSX"));
+  if (files.length === 0) return null;
+  const root = commonRoot(files);
+  if (files.some((e) => placeEntry(e, root).ok === true)) return null;
+  let common = files[0].name.split("/").slice(0, -1);
+  for (const e of files) {
+    const dirs = e.name.split("/").slice(0, -1);
+    let k = 0;
+    while (k < common.length && k < dirs.length && common[k] === dirs[k]) k++;
+    common = common.slice(0, k);
+  }
+  // Keep the level that holds the label folders (or train/val) out of the prefix.
+  const deepest = Math.min(...files.map((e) => e.name.split("/").length - 1));
+  const keep = files.some((e) => ["train", "val"].includes(e.name.split("/")[common.length] ?? "")) ? common.length : Math.min(common.length, deepest - 1);
+  if (keep < 2) return null; // zero or one wrapper: the usual rejections (or the wrapper unwrap) already explain it
+  return { prefix: common.slice(0, keep).join("/") + "/", files: files.length };
 }
