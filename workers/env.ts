@@ -14,5 +14,7 @@ export interface Env {
   URL_ALLOW_PRIVATE_HOSTS?: string;
   /** URL policy: the DNS-over-HTTPS JSON endpoint names are resolved with, or "off". */
   URL_DNS_RESOLVER?: string;
+  /** "true": responses carry the invocation's D1 counts (x-edgetune-d1-statements, -calls, -max-params); tests set it. */
+  D1_METER_HEADERS?: string;
   TEST_MIGRATIONS?: import("cloudflare:test").D1Migration[];
 }

@@ -15,6 +15,7 @@ import { predictRoutes } from "./routes/predict";
 import { runnerRoutes } from "./routes/runner";
 import { DOCS_HTML } from "./routes/docs";
 import { projectRoutes } from "./routes/projects";
+import { withMeteredD1, withUsageHeaders } from "./services/d1-meter";
 import { abandonIngest, runIngestChunk, type IngestMessage } from "./services/ingest";
 
 export const app = createRouter();
@@ -45,8 +46,14 @@ app.notFound((c) => c.json(new ApiError("route_not_found", `No route ${c.req.met
 app.onError((err, c) => errorResponse(err, `${c.req.method} ${c.req.path}`));
 
 export default {
-  fetch: (request, env, ctx) => app.fetch(request, env, ctx),
-  async queue(batch, env) {
+  async fetch(request, rawEnv, ctx) {
+    // D1's production limits, enforced per invocation in every environment (services/d1-meter.ts).
+    const { env, usage } = withMeteredD1(rawEnv);
+    const response = await app.fetch(request, env, ctx);
+    return env.D1_METER_HEADERS === "true" ? withUsageHeaders(response, usage) : response;
+  },
+  async queue(batch, rawEnv) {
+    const { env } = withMeteredD1(rawEnv);
     for (const message of batch.messages) {
       const body = message.body as IngestMessage;
       if (body?.kind !== "ingest") {

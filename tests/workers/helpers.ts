@@ -99,3 +99,27 @@ export function dohAnswer(url: string, hosts: Record<string, string[]>): Respons
   if (!addresses) return Response.json({ Status: 3 });
   return Response.json({ Status: 0, Answer: addresses.filter((a) => a.includes(":") === (type === 28)).map((data) => ({ name, type, TTL: 60, data })) });
 }
+
+/** D1 use of one request, as the Worker's meter counted it (workers/services/d1-meter.ts; D1_METER_HEADERS is on in tests). */
+export interface D1Counts {
+  statements: number;
+  calls: number;
+  maxParams: number;
+}
+
+export function d1Counts(res: Response): D1Counts {
+  const read = (name: string) => {
+    const value = res.headers.get(`x-edgetune-d1-${name}`);
+    if (value === null) throw new Error(`response has no x-edgetune-d1-${name} header: is D1_METER_HEADERS "true" in the test bindings?`);
+    return Number(value);
+  };
+  return { statements: read("statements"), calls: read("calls"), maxParams: read("max-params") };
+}
+
+/** `callJson` plus the request's D1 counts. */
+export async function callMetered<T = any>(method: string, path: string, options: CallOptions = {}): Promise<{ status: number; body: T; d1: D1Counts }> {
+  const res = await call(method, path, options);
+  const d1 = d1Counts(res);
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null, d1 };
+}

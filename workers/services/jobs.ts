@@ -158,16 +158,32 @@ export async function heartbeat(db: Db, jobId: string, leaseToken: string, progr
 }
 
 /** Appends epochs' metrics (kept on the job, one `metrics` event each). Runners send them in batches. */
+/**
+ * Appends epochs to the job's metrics and its event stream: two statements and four bound parameters whatever the
+ * count (the epochs travel as one JSON parameter; D1 allows 100 parameters per statement and 1,000 queries per
+ * request, so one parameter or one statement per epoch fails a large report in production).
+ */
 export async function recordEpochs(db: Db, jobId: string, leaseToken: string, epochs: Record<string, unknown>[], nowMs = Date.now()) {
   if (epochs.length === 0) return;
-  let metrics = sql`coalesce(${jobs.metrics}, '{"epochs":[]}')`;
-  for (const epoch of epochs) metrics = sql`json_set(${metrics}, '$.epochs[#]', json(${JSON.stringify(epoch)}))`;
-  const row = await db.update(jobs).set({ metrics, updatedAt: iso(nowMs) }).where(holdsLease(jobId, leaseToken, nowMs)).returning({ id: jobs.id }).get();
-  if (!row) throw leaseLost(jobId);
-  for (const group of chunkArray(epochs, 10)) await db.insert(jobEvents).values(group.map((data) => ({ jobId, type: "metrics", data })));
+  const now = iso(nowMs);
+  const batch = JSON.stringify(epochs);
+  const current = sql`coalesce(${jobs.metrics}, '{"epochs":[]}')`;
+  // json_group_array(... order by): the old epochs, then the new ones, each in array order.
+  const appended = sql`json_set(${current}, '$.epochs', (select json_group_array(json(v) order by s, k) from (select 0 as s, key as k, value as v from json_each(${current}, '$.epochs') union all select 1, key, value from json_each(${batch}))))`;
+  const [updated] = await db.batch([
+    db.update(jobs).set({ metrics: appended, updatedAt: now }).where(holdsLease(jobId, leaseToken, nowMs)).returning({ id: jobs.id }),
+    // Inserted only when the update took effect (same transaction, the job's updated_at is this report's).
+    db.insert(jobEvents).select(
+      db
+        .select({ id: sql<number>`null`.as("id"), jobId: sql<string>`"jobs"."id"`.as("job_id"), type: sql<string>`'metrics'`.as("type"), data: sql<string>`e.value`.as("data"), createdAt: sql<string>`${now}`.as("created_at") })
+        .from(sql`${jobs}, json_each(${batch}) as e`)
+        .where(sql`"jobs"."id" = ${jobId} and "jobs"."lease_token" = ${leaseToken} and "jobs"."updated_at" = ${now}`)
+        .orderBy(sql`e.key`),
+    ),
+  ]);
+  if ((updated as unknown[]).length === 0) throw leaseLost(jobId);
 }
 
-const chunkArray = <T>(items: T[], size: number) => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 
 export interface CompletedModel {
   labels: string[];
