@@ -109,7 +109,7 @@ export const hyperparametersSchema = z
     batch_size: z.number().int().min(1).max(4096).default(32),
     learning_rate: z.number().positive().max(10).default(0.001),
     optimizer: z.enum(["adam", "adamw", "sgd"]).default("adam"),
-    weight_decay: z.number().min(0).max(1).default(0.0001),
+    weight_decay: z.number().min(0).max(1).default(0.1),
     label_smoothing: z.number().min(0).max(0.5).default(0.1),
     validation_fraction: z.number().gt(0).max(0.5).default(0.2).describe("held out when the dataset has no val/ split"),
     use_dataset_split: z.boolean().default(true).describe("use the dataset's own val/ images as the validation set when it has them"),

@@ -13,9 +13,13 @@
  * generator, so the same seed and inputs give the same weights and metrics on the same backend.
  */
 import * as defaultTf from "@tensorflow/tfjs";
-import type { DenseLayer, Head, Standardization } from "../../../shared/head";
+import type { DenseLayer, Head } from "../../../shared/head";
 import { createRandom, type Random } from "../../../shared/random";
 import type { HeadSpec, Hyperparameters } from "../../../shared/schemas";
+import { trainHeadLbfgs } from "./lbfgs-head";
+import { buildTargets, computeClassWeights, computeStandardization, gatherStandardizedRows, initializeLayers, validateInput } from "./train-head-common";
+
+export { buildTargets, computeClassWeights, computeStandardization, initializeLayers } from "./train-head-common";
 
 export type Tf = typeof defaultTf;
 
@@ -26,7 +30,15 @@ export type TrainingHyperparameters = Omit<Hyperparameters, "validation_fraction
 export interface HeadTrainingConfig {
   head: HeadSpec;
   hyperparameters: TrainingHyperparameters;
+  /**
+   * How to fit: "lbfgs" (full-batch quasi-Newton in plain TypeScript, lbfgs-head.ts; the default for every head)
+   * or "minibatch" (tfjs, the configured optimizer over shuffled `batch_size` batches, dropout on; the trainer
+   * before L-BFGS, kept for comparison in bench/train/head-speed.ts and for users who want dropout).
+   */
+  solver?: HeadSolver;
 }
+
+export type HeadSolver = "lbfgs" | "minibatch";
 
 export interface HeadTrainingInput {
   /** Shape [itemCount, dim], row-major: one embedding per dataset item. */
@@ -66,7 +78,8 @@ export interface TrainHeadHooks {
   shouldStop?(): boolean;
 }
 
-export type TrainingStopReason = "completed" | "early_stopping" | "stopped_by_caller";
+/** "converged": L-BFGS could not lower the training objective any further (gradient ~0 or no decrease). */
+export type TrainingStopReason = "completed" | "early_stopping" | "stopped_by_caller" | "converged";
 
 export interface TrainHeadResult {
   head: Head;
@@ -76,12 +89,6 @@ export interface TrainHeadResult {
   stopReason: TrainingStopReason;
 }
 
-/**
- * A standard deviation below 1% of the features' RMS standard deviation is raised to it, so a feature that is
- * (almost) constant on the training rows, like a dead ReLU channel, cannot blow up to huge standardised values on
- * new images.
- */
-const STD_FLOOR_RELATIVE_TO_RMS_STD = 0.01;
 /** Momentum of the "sgd" optimizer: plain SGD at Adam-sized learning rates barely moves a head in 100 epochs. */
 const SGD_MOMENTUM = 0.9;
 /** Validation rows per forward pass: bounds memory at 4096 × max(dim, hidden) floats. */
@@ -102,6 +109,20 @@ export async function trainHead(
   tf: Tf = defaultTf,
 ): Promise<TrainHeadResult> {
   validateInput(input);
+  if ((config.solver ?? DEFAULT_SOLVER) === "lbfgs") return trainHeadLbfgs(input, config, hooks);
+  return trainHeadMinibatch(input, config, hooks, tf);
+}
+
+/** See `HeadTrainingConfig.solver`; measured in bench/train/head-speed.ts. */
+export const DEFAULT_SOLVER: HeadSolver = "lbfgs";
+
+/** The tfjs mini-batch trainer (steps 1 to 4 of the file comment). */
+async function trainHeadMinibatch(
+  input: HeadTrainingInput,
+  config: HeadTrainingConfig,
+  hooks: TrainHeadHooks,
+  tf: Tf,
+): Promise<TrainHeadResult> {
   const params = config.hyperparameters;
   const { dim, classCount } = input;
   const labelNames = input.labelNames ?? Array.from({ length: classCount }, (_, index) => String(index));
@@ -270,61 +291,6 @@ export async function trainHead(
   }
 }
 
-/**
- * Per-feature mean and standard deviation over the training rows (population std, accumulated in float64), with
- * small deviations raised to `STD_FLOOR_RELATIVE_TO_RMS_STD` × the RMS deviation.
- *
- * @param embeddings shape [itemCount, dim].
- * @returns mean and std, shape [dim] each.
- */
-export function computeStandardization(embeddings: Float32Array, dim: number, rows: readonly number[]): Standardization {
-  const sum = new Float64Array(dim);
-  for (const row of rows) for (let i = 0; i < dim; i++) sum[i] += embeddings[row * dim + i]!;
-  const mean = sum.map((total) => total / rows.length);
-  const squaredDeviation = new Float64Array(dim);
-  for (const row of rows) {
-    for (let i = 0; i < dim; i++) {
-      const deviation = embeddings[row * dim + i]! - mean[i]!;
-      squaredDeviation[i] += deviation * deviation;
-    }
-  }
-  const variance = squaredDeviation.map((total) => total / rows.length);
-  const meanVariance = variance.reduce((total, value) => total + value, 0) / dim;
-  // The absolute 1e-12 keeps std > 0 when every feature is constant.
-  const floor = Math.max(STD_FLOOR_RELATIVE_TO_RMS_STD * Math.sqrt(meanVariance), 1e-12);
-  return { mean: Float32Array.from(mean), std: Float32Array.from(variance, (value) => Math.max(Math.sqrt(value), floor)) };
-}
-
-/**
- * Per-class loss weights. "balanced" is scikit-learn's `n / (classCount · count[c])`: each class then contributes
- * equally to the loss, and on balanced data every weight is 1. Classes absent from training get weight 0.
- */
-export function computeClassWeights(trainLabels: Int32Array, classCount: number, mode: "none" | "balanced"): Float32Array | null {
-  if (mode === "none") return null;
-  const counts = new Array<number>(classCount).fill(0);
-  for (const label of trainLabels) counts[label] += 1;
-  return Float32Array.from(counts, (count) => (count === 0 ? 0 : trainLabels.length / (classCount * count)));
-}
-
-/**
- * Seeded initial weights. A linear head starts at zero (the problem is convex, and all-zero logits mean the first
- * predictions are uniform); an MLP needs random weights to break symmetry: He-uniform for ReLU layers, Glorot-uniform
- * for the softmax layer, as Keras would. Biases start at zero.
- */
-export function initializeLayers(dim: number, hiddenUnits: readonly number[], classCount: number, random: Random): DenseLayer[] {
-  const widths = [dim, ...hiddenUnits, classCount];
-  return widths.slice(1).map((units, index): DenseLayer => {
-    const inputDim = widths[index]!;
-    const isOutput = index === hiddenUnits.length;
-    const weights = new Float32Array(inputDim * units);
-    if (hiddenUnits.length > 0) {
-      const limit = isOutput ? Math.sqrt(6 / (inputDim + units)) : Math.sqrt(6 / inputDim);
-      for (let i = 0; i < weights.length; i++) weights[i] = (2 * random.nextFloat() - 1) * limit;
-    }
-    return { type: "dense", inputDim, units, activation: isOutput ? "softmax" : "relu", weights, bias: new Float32Array(units) };
-  });
-}
-
 /** Inverted-dropout mask [rows, units]: 0 with probability `rate`, else 1 / (1 - rate), so inference needs no rescale. */
 function createDropoutMask(random: Random, rows: number, units: number, rate: number): Float32Array {
   const keepScale = 1 / (1 - rate);
@@ -333,34 +299,10 @@ function createDropoutMask(random: Random, rows: number, units: number, rate: nu
   return mask;
 }
 
-/**
- * Loss targets [labels.length, classCount]: label smoothing (`1 - smoothing + smoothing / classCount` on the true
- * class, `smoothing / classCount` elsewhere) times the row's class weight, so one multiply-and-sum gives the
- * weighted, smoothed cross-entropy.
- */
-function buildTargets(labels: Int32Array, classCount: number, smoothing: number, classWeights: Float32Array | null): Float32Array {
-  const targets = new Float32Array(labels.length * classCount);
-  labels.forEach((label, row) => {
-    const weight = classWeights ? classWeights[label]! : 1;
-    targets.fill((weight * smoothing) / classCount, row * classCount, (row + 1) * classCount);
-    targets[row * classCount + label] = weight * (1 - smoothing + smoothing / classCount);
-  });
-  return targets;
-}
-
 /** Rows of a [rows, width] matrix in the given order. */
 function permuteRows(matrix: Float32Array, width: number, order: readonly number[]): Float32Array {
   const out = new Float32Array(order.length * width);
   order.forEach((row, position) => out.set(matrix.subarray(row * width, (row + 1) * width), position * width));
-  return out;
-}
-
-/** Standardised copies of the given rows, shape [rows.length, dim]. */
-function gatherStandardizedRows(embeddings: Float32Array, dim: number, rows: readonly number[], { mean, std }: Standardization): Float32Array {
-  const out = new Float32Array(rows.length * dim);
-  rows.forEach((row, position) => {
-    for (let i = 0; i < dim; i++) out[position * dim + i] = (embeddings[row * dim + i]! - mean[i]!) / std[i]!;
-  });
   return out;
 }
 
@@ -379,30 +321,3 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-function validateInput(input: HeadTrainingInput): void {
-  const { embeddings, dim, labels, classCount, trainIndex, valIndex } = input;
-  if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`dim must be a positive integer, got ${dim}`);
-  if (!Number.isInteger(classCount) || classCount < 2) throw new RangeError(`classCount must be an integer ≥ 2, got ${classCount}`);
-  if (embeddings.length !== labels.length * dim) {
-    throw new RangeError(`embeddings has ${embeddings.length} values, expected labels.length × dim = ${labels.length} × ${dim}`);
-  }
-  if (input.labelNames && input.labelNames.length !== classCount) {
-    throw new RangeError(`labelNames has ${input.labelNames.length} names, expected classCount = ${classCount}`);
-  }
-  if (trainIndex.length === 0) throw new RangeError("trainIndex is empty: nothing to train on");
-  if (valIndex.length === 0) {
-    throw new RangeError("valIndex is empty: validation drives early stopping and the reported metrics; hold out at least one item");
-  }
-  const seen = new Uint8Array(labels.length);
-  for (const [name, indices] of [["trainIndex", trainIndex], ["valIndex", valIndex]] as const) {
-    indices.forEach((row, position) => {
-      if (!Number.isInteger(row) || row < 0 || row >= labels.length) {
-        throw new RangeError(`${name}[${position}] = ${row} is not a row of embeddings (0 to ${labels.length - 1})`);
-      }
-      if (seen[row]) throw new RangeError(`row ${row} appears twice across trainIndex and valIndex (${name}[${position}])`);
-      seen[row] = 1;
-      const label = labels[row]!;
-      if (label < 0 || label >= classCount) throw new RangeError(`labels[${row}] = ${label} is outside [0, ${classCount})`);
-    });
-  }
-}

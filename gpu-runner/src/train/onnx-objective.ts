@@ -1,0 +1,256 @@
+/**
+ * The same full-batch objective as dense-objective.ts, computed by onnxruntime (CPU execution provider, MLAS
+ * GEMMs with AVX-512 where the CPU has it) instead of plain TypeScript loops: one ONNX graph does the forward pass,
+ * the softmax cross-entropy's gradient and the backward pass, so each evaluation is one `session.run`.
+ *
+ * Why: the work per evaluation is about 3 · rows · Σ(inputDim · units) multiply-adds (forward, weight gradient,
+ * input gradient); for 16,000 × 1024 → 5 that is 160 M, about 100 ms in plain JS on an idle core here and ~10 ms in
+ * MLAS (bench/train/head-speed.ts has the measured figures).
+ *
+ * Split of the work: the graph returns the logits and the gradients (float32); the loss and the accuracy are
+ * summed here from the logits in float64, so the line search compares values that float32 rounding cannot blur.
+ * The L2 term is added here too. The embeddings and targets are handed to onnxruntime once per evaluation as
+ * tensors over the same buffers (no copy on the JS side).
+ */
+import { encodeModel, int64Raw, TensorDataType, type NodeInit, type TensorInit } from "../engine/onnx/protobuf";
+import { layerShapes, parameterCount, type DenseObjectiveInput } from "./dense-objective";
+import type { Objective } from "./lbfgs";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Ort = any;
+
+const OPSET = 13;
+
+let ortModule: Promise<Ort> | null = null;
+/** onnxruntime-node, or null when it cannot load on this host (then the plain-JS objective is used). */
+export function loadOrt(): Promise<Ort | null> {
+  const moduleName = "onnxruntime-node";
+  ortModule ??= import(moduleName).then(
+    (ort) => (ort.default?.InferenceSession ? ort.default : ort),
+    () => null,
+  );
+  return ortModule;
+}
+
+/**
+ * ONNX graph of the objective (`withGradients`) or of the logits alone. Inputs: `x` [n, dim], and for gradients
+ * `xt` = xᵀ [dim, n], `targets_scaled` [n, k] = T / n and `weights_scaled` [n, 1] = rowSum(T) / n; per layer `w{l}` [units, inputDim]
+ * (the θ layout) and `b{l}` [units]. Outputs: `logits` [n, k], and `gw{l}`, `gb{l}` shaped like `w{l}`, `b{l}`.
+ */
+export function buildObjectiveGraph(dim: number, hidden: readonly number[], classCount: number, withGradients: boolean): Uint8Array {
+  const shapes = layerShapes(dim, hidden, classCount);
+  const last = shapes.length - 1;
+  const nodes: NodeInit[] = [];
+  const initializers: TensorInit[] = [{ name: "axis0", dims: [1], dataType: TensorDataType.INT64, raw: int64Raw([0]) }];
+  const float = (name: string, dims: Array<number | string>) => ({ name, elemType: TensorDataType.FLOAT, dims });
+  const inputs = [float("x", ["n", dim])];
+  const outputs = [float("logits", ["n", classCount])];
+  let activation = "x";
+  const activations = ["x"];
+  shapes.forEach(({ inputDim, units }, layer) => {
+    inputs.push(float(`w${layer}`, [units, inputDim]), float(`b${layer}`, [units]));
+    const z = layer === last ? "logits" : `z${layer}`;
+    nodes.push({ opType: "Gemm", inputs: [activation, `w${layer}`, `b${layer}`], outputs: [z], attributes: { transB: 1 } });
+    if (layer < last) {
+      nodes.push({ opType: "Relu", inputs: [z], outputs: [`a${layer + 1}`] });
+      activation = `a${layer + 1}`;
+      activations.push(activation);
+    }
+  });
+  if (withGradients) {
+    inputs.push(float("xt", [dim, "n"]), float("targets_scaled", ["n", classCount]), float("weights_scaled", ["n", 1]));
+    // d(mean weighted CE)/d logits = (rowSum(T)·softmax − T) / n.
+    nodes.push({ opType: "Softmax", inputs: ["logits"], outputs: ["p"], attributes: { axis: 1 } });
+    nodes.push({ opType: "Mul", inputs: ["p", "weights_scaled"], outputs: ["pw"] });
+    nodes.push({ opType: "Sub", inputs: ["pw", "targets_scaled"], outputs: [`dz${last}`] });
+    for (let layer = last; layer >= 0; layer--) {
+      const { inputDim, units } = shapes[layer]!;
+      if (layer === 0) {
+        // dzᵀ·x as (xᵀ·dz)ᵀ with xᵀ fed in: MLAS runs a GEMM with only `units` rows (5 classes) and K = n several times
+        // slower than one with `dim` rows (measured 16,000 × 1024 → 5: ~70 ms vs ~20 ms on a loaded core).
+        nodes.push({ opType: "MatMul", inputs: ["xt", `dz${layer}`], outputs: ["gw0t"] });
+        nodes.push({ opType: "Transpose", inputs: ["gw0t"], outputs: ["gw0"], attributes: { perm: [1, 0] } });
+      } else {
+        nodes.push({ opType: "Gemm", inputs: [`dz${layer}`, activations[layer]!], outputs: [`gw${layer}`], attributes: { transA: 1 } });
+      }
+      nodes.push({ opType: "ReduceSum", inputs: [`dz${layer}`, "axis0"], outputs: [`gb${layer}`], attributes: { keepdims: 0 } });
+      outputs.push(float(`gw${layer}`, [units, inputDim]), float(`gb${layer}`, [units]));
+      if (layer > 0) {
+        // Through the ReLU: its output a is ≥ 0, so sign(a) is exactly its derivative (0 where it was clipped).
+        nodes.push({ opType: "MatMul", inputs: [`dz${layer}`, `w${layer}`], outputs: [`da${layer}`] });
+        nodes.push({ opType: "Sign", inputs: [activations[layer]!], outputs: [`mask${layer}`] });
+        nodes.push({ opType: "Mul", inputs: [`da${layer}`, `mask${layer}`], outputs: [`dz${layer - 1}`] });
+      }
+    }
+  }
+  return encodeModel({ name: withGradients ? "head objective" : "head logits", nodes, initializers, inputs, outputs }, OPSET);
+}
+
+async function createSession(ort: Ort, bytes: Uint8Array, threads: number): Promise<Ort> {
+  return ort.InferenceSession.create(bytes, {
+    executionProviders: ["cpu"],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: "sequential",
+    graphOptimizationLevel: "all",
+    logSeverityLevel: 3,
+    extra: { session: { intra_op: { allow_spinning: "0" } } },
+  });
+}
+
+/** Float32 copies of θ's per-layer kernels and biases, rewritten in place before every run. */
+class LayerTensors {
+  readonly kernels: Float32Array[];
+  readonly biases: Float32Array[];
+  constructor(private readonly shapes: ReturnType<typeof layerShapes>) {
+    this.kernels = shapes.map(({ inputDim, units }) => new Float32Array(inputDim * units));
+    this.biases = shapes.map(({ units }) => new Float32Array(units));
+  }
+  load(theta: Float64Array): void {
+    this.shapes.forEach(({ inputDim, units, offset }, layer) => {
+      const kernel = this.kernels[layer]!;
+      for (let i = 0; i < kernel.length; i++) kernel[i] = theta[offset + i]!;
+      const bias = this.biases[layer]!;
+      for (let u = 0; u < units; u++) bias[u] = theta[offset + units * inputDim + u]!;
+    });
+  }
+  feeds(ort: Ort): Record<string, unknown> {
+    const feeds: Record<string, unknown> = {};
+    this.shapes.forEach(({ inputDim, units }, layer) => {
+      feeds[`w${layer}`] = new ort.Tensor("float32", this.kernels[layer]!, [units, inputDim]);
+      feeds[`b${layer}`] = new ort.Tensor("float32", this.biases[layer]!, [units]);
+    });
+    return feeds;
+  }
+}
+
+export class OnnxObjective implements Objective {
+  readonly dimension: number;
+  lastDataLoss = NaN;
+  lastCorrect = 0;
+  private readonly layers: LayerTensors;
+  private readonly targetsScaled: Float32Array;
+  /** xᵀ, built once: the first layer's weight gradient is a GEMM over it (see buildObjectiveGraph). */
+  private readonly xTransposed: Float32Array;
+  private readonly weightsScaled: Float32Array;
+
+  private constructor(
+    private readonly ort: Ort,
+    private readonly session: Ort,
+    private readonly input: DenseObjectiveInput,
+  ) {
+    const { rows, dim, hidden, classCount, targets } = input;
+    this.dimension = parameterCount(dim, hidden, classCount);
+    this.layers = new LayerTensors(layerShapes(dim, hidden, classCount));
+    this.targetsScaled = Float32Array.from(targets, (t) => t / rows);
+    this.xTransposed = transpose(input.x, rows, dim);
+    this.weightsScaled = new Float32Array(rows);
+    for (let r = 0; r < rows; r++) {
+      let sum = 0;
+      for (let c = 0; c < classCount; c++) sum += targets[r * classCount + c]!;
+      this.weightsScaled[r] = sum / rows;
+    }
+  }
+
+  /** Null when onnxruntime is not available (the caller falls back to the plain-JS objective). */
+  static async create(input: DenseObjectiveInput, threads: number): Promise<OnnxObjective | null> {
+    const ort = await loadOrt();
+    if (!ort) return null;
+    const session = await createSession(ort, buildObjectiveGraph(input.dim, input.hidden, input.classCount, true), threads);
+    return new OnnxObjective(ort, session, input);
+  }
+
+  async evaluate(theta: Float64Array, gradient: Float64Array): Promise<number> {
+    const { x, rows, dim, classCount, targets, labels, l2 } = this.input;
+    const ort = this.ort;
+    this.layers.load(theta);
+    const outputs = await this.session.run({
+      x: new ort.Tensor("float32", x, [rows, dim]),
+      xt: new ort.Tensor("float32", this.xTransposed, [dim, rows]),
+      targets_scaled: new ort.Tensor("float32", this.targetsScaled, [rows, classCount]),
+      weights_scaled: new ort.Tensor("float32", this.weightsScaled, [rows, 1]),
+      ...this.layers.feeds(ort),
+    });
+    const logits = outputs.logits.data as Float32Array;
+    const { lossSum, correct } = crossEntropySum(logits, targets, labels, classCount);
+    this.lastDataLoss = lossSum / rows;
+    this.lastCorrect = correct;
+    let penalty = 0;
+    layerShapes(dim, this.input.hidden, classCount).forEach(({ inputDim, units, offset }, layer) => {
+      const gw = outputs[`gw${layer}`].data as Float32Array;
+      const gb = outputs[`gb${layer}`].data as Float32Array;
+      for (let i = 0; i < gw.length; i++) {
+        const w = theta[offset + i]!;
+        penalty += w * w;
+        gradient[offset + i] = gw[i]! + l2 * w;
+      }
+      for (let u = 0; u < units; u++) gradient[offset + units * inputDim + u] = gb[u]!;
+    });
+    return this.lastDataLoss + 0.5 * l2 * penalty;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** Logits through onnxruntime, for the validation rows. */
+export class OnnxLogits {
+  private readonly layers: LayerTensors;
+  private constructor(
+    private readonly ort: Ort,
+    private readonly session: Ort,
+    shapes: ReturnType<typeof layerShapes>,
+  ) {
+    this.layers = new LayerTensors(shapes);
+  }
+
+  static async create(dim: number, hidden: readonly number[], classCount: number, threads: number): Promise<OnnxLogits | null> {
+    const ort = await loadOrt();
+    if (!ort) return null;
+    return new OnnxLogits(ort, await createSession(ort, buildObjectiveGraph(dim, hidden, classCount, false), threads), layerShapes(dim, hidden, classCount));
+  }
+
+  async logits(theta: Float64Array, x: Float32Array, rows: number, dim: number): Promise<Float32Array> {
+    this.layers.load(theta);
+    const outputs = await this.session.run({ x: new this.ort.Tensor("float32", x, [rows, dim]), ...this.layers.feeds(this.ort) });
+    return outputs.logits.data as Float32Array;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/** [rows, cols] → [cols, rows], in 64 × 64 tiles so both sides stay in cache. */
+function transpose(matrix: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(matrix.length);
+  const TILE = 64;
+  for (let r0 = 0; r0 < rows; r0 += TILE) {
+    for (let c0 = 0; c0 < cols; c0 += TILE) {
+      const rEnd = Math.min(rows, r0 + TILE), cEnd = Math.min(cols, c0 + TILE);
+      for (let r = r0; r < rEnd; r++) for (let c = c0; c < cEnd; c++) out[c * rows + r] = matrix[r * cols + c]!;
+    }
+  }
+  return out;
+}
+
+/** Σ_rows −Σ_c T[r,c]·log softmax(logits[r])_c in float64, and the top-1 correct count (first max wins ties). */
+export function crossEntropySum(logits: Float32Array, targets: Float32Array, labels: Int32Array, classCount: number): { lossSum: number; correct: number } {
+  let lossSum = 0;
+  let correct = 0;
+  for (let r = 0; r < labels.length; r++) {
+    const base = r * classCount;
+    let max = -Infinity;
+    let argmax = 0;
+    for (let c = 0; c < classCount; c++) {
+      if (logits[base + c]! > max) (max = logits[base + c]!), (argmax = c);
+    }
+    if (argmax === labels[r]) correct++;
+    let sumExp = 0;
+    for (let c = 0; c < classCount; c++) sumExp += Math.exp(logits[base + c]! - max);
+    const logSumExp = max + Math.log(sumExp);
+    for (let c = 0; c < classCount; c++) lossSum -= targets[base + c]! * (logits[base + c]! - logSumExp);
+  }
+  return { lossSum, correct };
+}
