@@ -20,7 +20,7 @@ const DOCUMENTED_HYPERPARAMETERS = {
   batch_size: 32,
   learning_rate: 0.001,
   optimizer: "adam",
-  weight_decay: 0.0001,
+  weight_decay: 0.1,
   label_smoothing: 0.1,
   validation_fraction: 0.2,
   use_dataset_split: true,

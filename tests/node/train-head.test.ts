@@ -71,8 +71,8 @@ function makeClusters(options: ClusterOptions = {}): HeadTrainingInput {
 
 const MLP_HEAD: HeadSpec = { type: "mlp", hidden: [16], dropout: 0.2 };
 
-/** A training config: the job defaults with a shorter schedule, overridden by `overrides`. */
-function makeConfig(head: HeadSpec, overrides: Partial<TrainingHyperparameters> = {}): HeadTrainingConfig {
+/** A training config: the job defaults with a shorter schedule, overridden by `overrides` (default solver). */
+function makeBaseConfig(head: HeadSpec, overrides: Partial<TrainingHyperparameters> = {}): HeadTrainingConfig {
   return { head, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: 15, learning_rate: 0.01, ...overrides } };
 }
 
@@ -109,12 +109,17 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 
 // ---- trainHead ----------------------------------------------------------------------------------------------
 
-for (const [kind, head] of [["linear", { type: "linear" }], ["MLP", MLP_HEAD]] as Array<[string, HeadSpec]>) {
-  describe(`trainHead, ${kind} head`, () => {
-    it("lowers the training loss from the first epoch to the last", async () => {
+const HEADS = [["linear", { type: "linear" }], ["MLP", MLP_HEAD]] as Array<[string, HeadSpec]>;
+for (const [kind, head, solver] of HEADS.flatMap(([kind, head]) => (["lbfgs", "minibatch"] as const).map((solver) => [kind, head, solver] as const))) {
+  describe(`trainHead, ${kind} head, ${solver} solver`, () => {
+    const makeConfig = (spec: HeadSpec, overrides: Partial<TrainingHyperparameters> = {}): HeadTrainingConfig => ({ ...makeBaseConfig(spec, overrides), solver });
+
+    it("ends with a training loss far below that of uniform predictions (ln 3)", async () => {
       const { epochs } = await trainHead(makeClusters(), makeConfig(head), {}, tf);
       assert.ok(epochs.length >= 2);
-      assert.ok(epochs.at(-1)!.train_loss < epochs[0]!.train_loss * 0.8, `train loss ${epochs[0]!.train_loss} → ${epochs.at(-1)!.train_loss}`);
+      assert.ok(epochs.at(-1)!.train_loss < Math.log(3) * 0.5, `train loss ${epochs[0]!.train_loss} → ${epochs.at(-1)!.train_loss}`);
+      // Mini-batch training starts near uniform and visibly descends; L-BFGS's first step already lands near the optimum.
+      if (solver === "minibatch") assert.ok(epochs.at(-1)!.train_loss < epochs[0]!.train_loss * 0.8);
     });
 
     it("classifies well-separated clusters far above chance on the validation rows", async () => {
@@ -135,7 +140,7 @@ for (const [kind, head] of [["linear", { type: "linear" }], ["MLP", MLP_HEAD]] a
       assert.deepEqual(headFloats(second.head), headFloats(first.head));
     });
 
-    it("gives different weights for a different seed", async () => {
+    it.skipIf(solver === "lbfgs" && kind === "linear")("gives different weights for a different seed", async () => {
       // Same data and split; only the training seed (init, shuffle order, dropout masks) changes.
       const first = await trainHead(makeClusters(), makeConfig(head, { seed: 5, epochs: 4 }), {}, tf);
       const second = await trainHead(makeClusters(), makeConfig(head, { seed: 6, epochs: 4 }), {}, tf);
@@ -144,6 +149,8 @@ for (const [kind, head] of [["linear", { type: "linear" }], ["MLP", MLP_HEAD]] a
     });
   });
 }
+
+const makeConfig = makeBaseConfig;
 
 describe("trainHead, stopping", () => {
   it("stops early once val loss has not improved for `patience` epochs and returns the best epoch's weights", async () => {

@@ -1,0 +1,197 @@
+/**
+ * The L-BFGS head solver (gpu-runner/src/train/lbfgs.ts, dense-objective.ts, onnx-objective.ts, lbfgs-head.ts):
+ * the minimiser on functions with a known minimum, the objective's gradient against finite differences, the
+ * onnxruntime objective against the plain-JS one, and the trainer's determinism and hooks.
+ *
+ * Small sizes throughout (≤ 200 rows, ≤ 16-d) so every case runs in milliseconds.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "vitest";
+import { applyHead } from "../../shared/head";
+import { createRandom } from "../../shared/random";
+import { splitStratified } from "../../shared/split";
+import { DEFAULT_HYPERPARAMETERS } from "../../gpu-runner/src/train/defaults";
+import { DenseObjective, parameterCount, type DenseObjectiveInput } from "../../gpu-runner/src/train/dense-objective";
+import { Lbfgs, type Objective } from "../../gpu-runner/src/train/lbfgs";
+import { trainHeadLbfgs } from "../../gpu-runner/src/train/lbfgs-head";
+import { loadOrt, OnnxObjective } from "../../gpu-runner/src/train/onnx-objective";
+import type { HeadTrainingInput } from "../../gpu-runner/src/train/train-head";
+
+const ortAvailable = (await loadOrt()) !== null;
+
+/** Rosenbrock's valley in n dimensions: minimum 0 at (1, ..., 1), a classic test for quasi-Newton methods. */
+function rosenbrock(n: number): Objective {
+  return {
+    dimension: n,
+    evaluate(x, g) {
+      let f = 0;
+      g.fill(0);
+      for (let i = 0; i < n - 1; i++) {
+        const a = x[i + 1]! - x[i]! * x[i]!;
+        const b = 1 - x[i]!;
+        f += 100 * a * a + b * b;
+        g[i] += -400 * x[i]! * a - 2 * b;
+        g[i + 1] += 200 * a;
+      }
+      return f;
+    },
+  };
+}
+
+/** Random float32 rows, labels and smoothed, weighted targets: a small objective input. */
+function makeObjectiveInput(rows: number, dim: number, classCount: number, hidden: number[], seed = 3): DenseObjectiveInput {
+  const random = createRandom(seed);
+  const x = Float32Array.from({ length: rows * dim }, () => random.nextNormal());
+  const labels = Int32Array.from({ length: rows }, () => random.nextInt(classCount));
+  const targets = new Float32Array(rows * classCount);
+  labels.forEach((label, row) => {
+    const weight = 1 + (label % 2); // unequal class weights, as "balanced" weighting gives
+    for (let c = 0; c < classCount; c++) targets[row * classCount + c] = weight * ((c === label ? 0.9 : 0) + 0.1 / classCount);
+  });
+  return { x, rows, dim, targets, labels, classCount, hidden, l2: 0.05 };
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let max = 0;
+  for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
+  return max;
+}
+
+/** Gaussian clusters (3 classes, 16-d), split 75/25: a HeadTrainingInput. */
+function makeClusters(seed = 1): HeadTrainingInput {
+  const random = createRandom(seed);
+  const classCount = 3, perClass = 60, dim = 16;
+  const centres = Array.from({ length: classCount }, () => Float64Array.from({ length: dim }, () => 1.5 * random.nextNormal()));
+  const labels = Int32Array.from({ length: classCount * perClass }, (_, row) => row % classCount);
+  const embeddings = new Float32Array(labels.length * dim);
+  labels.forEach((label, row) => {
+    for (let i = 0; i < dim; i++) embeddings[row * dim + i] = 2 + centres[label]![i]! + random.nextNormal();
+  });
+  const split = splitStratified(labels, 0.25, seed);
+  return { embeddings, dim, labels, classCount, trainIndex: split.train, valIndex: split.val };
+}
+
+describe("Lbfgs", () => {
+  it("finds the minimum of a 10-d Rosenbrock function from the standard start", async () => {
+    const start = Float64Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? -1.2 : 1));
+    const solver = await Lbfgs.start(rosenbrock(10), start, { gradientTolerance: 1e-8 });
+    let steps = 0;
+    while (steps < 500 && (await solver.step())) steps++;
+    assert.equal(solver.status, "converged");
+    assert.ok(maxAbsDiff(solver.x, new Float64Array(10).fill(1)) < 1e-4, `x = ${Array.from(solver.x)}`);
+    assert.ok(solver.value < 1e-8);
+  });
+
+  it("never accepts a step that raises the value (Armijo line search)", async () => {
+    const solver = await Lbfgs.start(rosenbrock(4), Float64Array.from([-1.2, 1, -1.2, 1]));
+    let previous = solver.value;
+    for (let i = 0; i < 50 && (await solver.step()); i++) {
+      assert.ok(solver.value <= previous, `step ${i}: ${previous} → ${solver.value}`);
+      previous = solver.value;
+    }
+  });
+
+  it("reports convergence at once when the start is already a minimum", async () => {
+    const solver = await Lbfgs.start(rosenbrock(3), new Float64Array(3).fill(1));
+    assert.equal(solver.status, "converged");
+    assert.equal(await solver.step(), false);
+  });
+});
+
+describe("DenseObjective", () => {
+  for (const hidden of [[], [6]]) {
+    it(`has the gradient of its value, ${hidden.length ? "one hidden layer" : "linear"} (central differences)`, () => {
+      const input = makeObjectiveInput(40, 7, 4, hidden);
+      const objective = new DenseObjective(input);
+      const random = createRandom(9);
+      const theta = Float64Array.from({ length: objective.dimension }, () => 0.3 * random.nextNormal());
+      const gradient = new Float64Array(objective.dimension);
+      objective.evaluate(theta, gradient);
+      const scratch = new Float64Array(objective.dimension);
+      // Activations are float32, so values carry ~1e-7 relative rounding: a step of 1e-3 keeps the difference
+      // quotient's rounding error near 1e-4 while its truncation error stays below that.
+      const h = 1e-3;
+      for (let i = 0; i < theta.length; i++) {
+        const plus = Float64Array.from(theta);
+        plus[i] += h;
+        const minus = Float64Array.from(theta);
+        minus[i] -= h;
+        const numeric = (objective.evaluate(plus, scratch) - objective.evaluate(minus, scratch)) / (2 * h);
+        assert.ok(Math.abs(numeric - gradient[i]!) < 2e-3, `parameter ${i}: numeric ${numeric}, analytic ${gradient[i]}`);
+      }
+    });
+  }
+
+  it("counts parameters as Σ units · (inputDim + 1)", () => {
+    assert.equal(parameterCount(10, [], 3), 33);
+    assert.equal(parameterCount(10, [4, 5], 3), 4 * 11 + 5 * 5 + 3 * 6);
+  });
+});
+
+describe.skipIf(!ortAvailable)("OnnxObjective (onnxruntime)", () => {
+  for (const hidden of [[], [6], [5, 4]]) {
+    it(`matches the plain-JS objective's value and gradient, hidden ${JSON.stringify(hidden)}`, async () => {
+      const input = makeObjectiveInput(53, 9, 3, hidden);
+      const js = new DenseObjective(input);
+      const onnx = (await OnnxObjective.create(input, 1))!;
+      try {
+        const random = createRandom(4);
+        const theta = Float64Array.from({ length: js.dimension }, () => 0.4 * random.nextNormal());
+        const gJs = new Float64Array(js.dimension);
+        const gOnnx = new Float64Array(js.dimension);
+        const fJs = js.evaluate(theta, gJs);
+        const fOnnx = await onnx.evaluate(theta, gOnnx);
+        assert.ok(Math.abs(fJs - fOnnx) < 1e-5, `value ${fJs} vs ${fOnnx}`);
+        assert.ok(maxAbsDiff(gJs, gOnnx) < 1e-5, `gradient differs by ${maxAbsDiff(gJs, gOnnx)}`);
+        assert.equal(onnx.lastCorrect, js.lastCorrect);
+      } finally {
+        await onnx.release();
+      }
+    });
+  }
+});
+
+describe("trainHeadLbfgs", () => {
+  const config = (overrides: Partial<typeof DEFAULT_HYPERPARAMETERS> = {}) => ({ head: { type: "linear" as const }, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, ...overrides } });
+
+  it("minimises the convex linear-head objective: gradient ~0 at the end, no nearby point lower", async () => {
+    const objective = new DenseObjective(makeObjectiveInput(120, 8, 3, []));
+    const solver = await Lbfgs.start(objective, new Float64Array(objective.dimension));
+    for (let i = 0; i < 500 && (await solver.step()); i++);
+    assert.equal(solver.status, "converged");
+    assert.ok(Math.max(...solver.gradient.map(Math.abs)) < 1e-5, `max |gradient| ${Math.max(...solver.gradient.map(Math.abs))}`);
+    const random = createRandom(11);
+    const scratch = new Float64Array(objective.dimension);
+    for (let trial = 0; trial < 20; trial++) {
+      const nearby = solver.x.map((value) => value + 0.01 * random.nextNormal());
+      assert.ok(objective.evaluate(nearby, scratch) >= solver.value);
+    }
+  });
+
+  it("is deterministic: the same input gives bit-identical heads and metrics, on each backend", async () => {
+    for (const backend of ortAvailable ? (["js", "onnx"] as const) : (["js"] as const)) {
+      const first = await trainHeadLbfgs(makeClusters(), { head: { type: "mlp", hidden: [8], dropout: 0 }, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: 20 } }, {}, { backend });
+      const second = await trainHeadLbfgs(makeClusters(), { head: { type: "mlp", hidden: [8], dropout: 0 }, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: 20 } }, {}, { backend });
+      assert.deepEqual(second.epochs, first.epochs, backend);
+      assert.deepEqual(second.head.layers, first.head.layers, backend);
+    }
+  });
+
+  it.skipIf(!ortAvailable)("reaches the same linear head on onnxruntime as in plain JS (within float32 rounding)", async () => {
+    const input = makeClusters(2);
+    const js = await trainHeadLbfgs(input, config({ early_stopping_patience: 0, epochs: 500 }), {}, { backend: "js" });
+    const onnx = await trainHeadLbfgs(input, config({ early_stopping_patience: 0, epochs: 500 }), {}, { backend: "onnx" });
+    const rows = new Float32Array(input.embeddings.buffer, 0, 30 * input.dim);
+    assert.ok(maxAbsDiff(applyHead(js.head, rows, 30), applyHead(onnx.head, rows, 30)) < 1e-3);
+  });
+
+  it("reports one epoch per iteration and stops on the caller's request", async () => {
+    const seen: number[] = [];
+    const result = await trainHeadLbfgs(makeClusters(), config({ epochs: 50, early_stopping_patience: 0 }), {
+      onEpoch: (metrics) => void seen.push(metrics.epoch),
+      shouldStop: () => seen.length >= 3,
+    });
+    assert.equal(result.stopReason, "stopped_by_caller");
+    assert.deepEqual(seen, [1, 2, 3]);
+  });
+});
