@@ -1,6 +1,9 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 import { OFFLINE_ENV } from "./scripts/platform.mjs";
+// wrangler.toml serves dashboard/dist as static assets and the pool refuses a missing assets folder: build it first
+// (about 0.1 s; wrangler's [build] does the same before `wrangler dev` and `wrangler deploy`).
+import { buildDashboard } from "./dashboard/build.mjs";
 
 // One test runner, two projects:
 // - `workers`: tests/workers run inside workerd (Cloudflare's vitest pool) with the bindings of wrangler.toml
@@ -13,6 +16,7 @@ import { OFFLINE_ENV } from "./scripts/platform.mjs";
 for (const [name, value] of Object.entries(OFFLINE_ENV)) process.env[name] ??= value;
 
 export default defineConfig(async () => {
+  await buildDashboard({ quiet: true });
   const migrations = await readD1Migrations("migrations");
   return {
     test: {

@@ -1,0 +1,114 @@
+/** Try it: an image (picked, dropped or from the webcam) through the public predict route; top-k bars and latency. */
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api, listAll } from "../api";
+import { percent } from "../shaping";
+import { ErrorNote, Loading, html, useLoad } from "../ui";
+
+export function TryPage({ modelId }: { modelId: string | null }) {
+  const targets = useLoad(async () => {
+    const [models, aliases] = await Promise.all([listAll("/v1/models", "models", 200), listAll("/v1/aliases", "aliases", 200)]);
+    return { models, aliases };
+  }, []);
+  const [target, setTarget] = useState<string>(modelId ? `model:${modelId}` : "");
+  const [preview, setPreview] = useState<string | null>(null);
+  const [result, setResult] = useState<{ predictions: { label: string; probability: number }[]; wallMs: number; timings: Record<string, number>; modelId: string } | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const [over, setOver] = useState(false);
+  const [camera, setCamera] = useState<MediaStream | null>(null);
+  const video = useRef<HTMLVideoElement>(null);
+  const d = targets.data;
+  const chosen = target || (d?.aliases[0] ? `alias:${d.aliases[0].name}` : d?.models[0] ? `model:${d.models[0].id}` : "");
+  useEffect(() => {
+    if (video.current && camera) video.current.srcObject = camera;
+    return () => undefined;
+  }, [camera]);
+  useEffect(() => () => camera?.getTracks().forEach((t) => t.stop()), [camera]);
+
+  async function predict(blob: Blob) {
+    if (!chosen) return;
+    setError(null);
+    setBusy(true);
+    if (preview) URL.revokeObjectURL(preview);
+    setPreview(URL.createObjectURL(blob));
+    const [kind, name] = chosen.split(/:(.*)/s);
+    const path = kind === "alias" ? `/v1/aliases/${encodeURIComponent(name)}/predict?top_k=5` : `/v1/models/${name}/predict?top_k=5`;
+    const type = blob.type === "image/png" || blob.type === "image/jpeg" ? blob.type : "application/octet-stream";
+    const started = performance.now();
+    try {
+      const res = await api("POST", path, { body: blob, headers: { "content-type": type } });
+      setResult({ predictions: res.predictions[0] ?? [], wallMs: performance.now() - started, timings: res.timings_ms ?? {}, modelId: res.model_id });
+    } catch (err) {
+      setResult(null);
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+  async function startCamera() {
+    setError(null);
+    try {
+      setCamera(await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false }));
+    } catch (err) {
+      setError(new Error(`The camera is not available: ${(err as Error).message}`));
+    }
+  }
+  function capture() {
+    const v = video.current;
+    if (!v || !v.videoWidth) return;
+    const canvas = document.createElement("canvas");
+    canvas.width = v.videoWidth;
+    canvas.height = v.videoHeight;
+    canvas.getContext("2d")!.drawImage(v, 0, 0);
+    canvas.toBlob((b) => b && predict(b), "image/jpeg", 0.92);
+  }
+  if (!d) return html`<section><h1>Try a model</h1>${targets.error ? html`<${ErrorNote} error=${targets.error} />` : html`<${Loading} what="models" />`}</section>`;
+  const cameraPossible = typeof navigator !== "undefined" && !!navigator.mediaDevices?.getUserMedia && window.isSecureContext;
+  return html`<section>
+    <h1>Try a model</h1>
+    ${d.models.length === 0 ? html`<p>No models yet. <a href="#/train">Train one</a> first.</p>` : null}
+    <div class="field">
+      <label for="try-target">Model or alias</label>
+      <select id="try-target" value=${chosen} onChange=${(e: any) => setTarget(e.target.value)}>
+        ${d.aliases.length > 0 ? html`<optgroup label="Aliases">${d.aliases.map((a: any) => html`<option value=${`alias:${a.name}`}>${a.name} → ${a.model_id}</option>`)}</optgroup>` : null}
+        <optgroup label="Models">${d.models.map((m: any) => html`<option value=${`model:${m.id}`}>${m.id} (${percent(m.metrics?.accuracy)})</option>`)}</optgroup>
+      </select>
+    </div>
+    <div class=${`dropzone${over ? " over" : ""}`} onDragOver=${(e: DragEvent) => { e.preventDefault(); setOver(true); }} onDragLeave=${() => setOver(false)}
+      onDrop=${(e: DragEvent) => { e.preventDefault(); setOver(false); const f = e.dataTransfer?.files[0]; if (f) predict(f); }}>
+      <p>Drop a JPEG or PNG here, or:</p>
+      <div class="pickers">
+        <label class="button-like">Choose an image<input class="visually-hidden" type="file" accept="image/jpeg,image/png" disabled=${busy || !chosen}
+          onChange=${(e: any) => { const f = e.target.files?.[0]; e.target.value = ""; if (f) predict(f); }} /></label>
+        ${cameraPossible
+          ? camera
+            ? html`<button type="button" onClick=${capture}>Take a picture</button><button type="button" onClick=${() => setCamera(null)}>Stop the camera</button>`
+            : html`<button type="button" onClick=${startCamera}>Use the camera</button>`
+          : null}
+      </div>
+      ${camera ? html`<video class="camera" ref=${video} autoplay playsinline muted aria-label="Camera preview"></video>` : null}
+    </div>
+    ${busy ? html`<p role="status">Predicting…</p>` : null}
+    <${ErrorNote} error=${error} />
+    ${result
+      ? html`<section class="result" aria-labelledby="result-h" aria-live="polite">
+          <h2 id="result-h">Prediction</h2>
+          <div class="result-body">
+            ${preview ? html`<img class="preview" src=${preview} alt="The image you sent" />` : null}
+            <div>
+              <ol class="bars" data-testid="predictions">
+                ${result.predictions.map(
+                  (p) => html`<li>
+                    <span class="bar-label">${p.label}</span>
+                    <span class="bar-track" aria-hidden="true"><span class="bar-fill" style=${{ width: `${Math.max(0.5, p.probability * 100)}%` }}></span></span>
+                    <span class="bar-value">${percent(p.probability)}</span>
+                  </li>`,
+                )}
+              </ol>
+              <p class="muted">Round trip ${result.wallMs.toFixed(0)} ms${Object.keys(result.timings).length > 0 ? ` · server: ${Object.entries(result.timings).map(([k, v]) => `${k.replace(/_/g, " ")} ${Number(v).toFixed(1)} ms`).join(", ")}` : ""} · model ${result.modelId}</p>
+            </div>
+          </div>
+        </section>`
+      : null}
+  </section>`;
+}
