@@ -12,11 +12,11 @@ export function AliasesPage() {
   }, []);
   const [error, setError] = useState<unknown>(null);
   const [status, setStatus] = useState<string | null>(null);
-  async function point(name: string, modelId: string) {
+  async function point(name: string, modelId: string, done = `${name} now serves ${modelId}.`) {
     setError(null);
     try {
       await api("PUT", `/v1/aliases/${encodeURIComponent(name)}`, { json: { model_id: modelId } });
-      setStatus(`${name} now serves ${modelId}.`);
+      setStatus(done);
       data.reload();
     } catch (err) {
       setError(err);
@@ -24,13 +24,14 @@ export function AliasesPage() {
   }
   async function rollback(alias: any) {
     setError(null);
+    const done = `${alias.name} rolled back to ${alias.previous_model_id}.`;
     try {
       await api("POST", `/v1/aliases/${encodeURIComponent(alias.name)}/rollback`, { json: { if_model_id: alias.model_id } });
-      setStatus(`${alias.name} rolled back.`);
+      setStatus(done);
       data.reload();
     } catch (err) {
-      // Platforms without the rollback route: point it back at the previous model ourselves.
-      if (err instanceof ApiError && err.code === "route_not_found" && alias.previous_model_id) return point(alias.name, alias.previous_model_id);
+      // A platform without the rollback route: point the alias back at its previous model.
+      if (err instanceof ApiError && err.code === "route_not_found" && alias.previous_model_id) return point(alias.name, alias.previous_model_id, done);
       setError(err);
     }
   }

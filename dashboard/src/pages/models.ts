@@ -28,9 +28,9 @@ function ConfusionMatrix({ model, onPick, picked }: { model: any; onPick: (row: 
     }
   }, [model.id]);
   if (!heat) return html`<p class="muted">This model has no confusion matrix.</p>`;
-  return html`<${TableWrap} label="Confusion matrix">
-    <table class="heat" data-testid="confusion-matrix">
-      <caption>Rows: true label; columns: predicted label. Colour: share of the row. Select a cell to see those validation images.</caption>
+  return html`<p class="muted" id="heat-help">Rows: true label; columns: predicted label. Colour: share of the row. Select a cell to see those validation images.</p>
+  <${TableWrap} label="Confusion matrix">
+    <table class="heat" data-testid="confusion-matrix" aria-describedby="heat-help">
       <thead><tr><th scope="col"><span class="visually-hidden">True label</span></th>${heat.labels.map((l) => html`<th scope="col">${l}</th>`)}<th scope="col">Total</th></tr></thead>
       <tbody>
         ${heat.rows.map(
