@@ -192,7 +192,7 @@ describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", () => {
     const bars = page.getByTestId("predictions");
     await bars.waitFor();
     const shownTop = (await bars.locator(".bar-label").first().textContent())?.trim();
-    const fromApi = (await api(platform, "POST", `/v1/models/${modelId}/predict?top_k=5`, { body: image, headers: { "content-type": "image/png" } })).body;
+    const fromApi = (await api(platform, "POST", `/v1/models/${modelId}/predict?top_k=5`, { body: Buffer.from(image), headers: { "content-type": "image/png" } })).body;
     assert.equal(shownTop, fromApi.predictions[0][0].label);
     await page.getByText(/Round trip \d+ ms/).waitFor();
     await check("try-it");
