@@ -3,6 +3,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { aliasNameSchema, aliasSchema, predictionSchema, predictQuerySchema, putAliasRequest } from "../../shared/schemas";
+import { pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import { aliasNotFound, aliasView, deleteAlias, getAlias, getAliasHistory, listAliases, putAlias } from "../services/aliases";
 import { getServableModel } from "../services/inference";
@@ -14,10 +15,11 @@ const nameParam = z.object({ name: aliasNameSchema.meta({ param: { name: "name",
 
 aliasRoutes.openapi(
   createRoute({
-    method: "get", path: "/aliases", tags: ["aliases"], security, summary: "List the project's aliases",
-    responses: { 200: jsonResponse("Aliases, by name", z.object({ aliases: z.array(aliasSchema) })), 401: errors[401] },
+    method: "get", path: "/aliases", tags: ["aliases"], security, summary: "List the project's aliases, newest first, a page at a time",
+    request: { query: pageQuery },
+    responses: { 200: jsonResponse("One page of aliases", z.object({ aliases: z.array(aliasSchema), next_cursor: z.string().nullable().describe("pass as ?cursor= for the next page; null on the last page") })), 400: errors[400], 401: errors[401] },
   }),
-  async (c) => c.json({ aliases: (await listAliases(c.var.db, c.var.caller.projectId)).map((alias) => aliasView(alias)) }, 200),
+  async (c) => c.json(await listAliases(c.var.db, c.var.caller.projectId, c.req.valid("query")), 200),
 );
 
 aliasRoutes.openapi(

@@ -2,9 +2,10 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { BUILTIN_BACKBONES, findBuiltinBackbone } from "../../shared/catalog";
 import { ApiError } from "../../shared/errors";
 import { backboneSpecSchema, type BackboneSpec } from "../../shared/schemas";
+import { pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import {
-  MAX_MODEL_BODY_BYTES, backboneView, blobSource, deleteBackbone, getBackboneRow, importBackbone, listBackboneRows, openModelUrl, openModelZip, validateModel,
+  MAX_MODEL_BODY_BYTES, backboneView, blobSource, deleteBackbone, getBackboneRow, importBackbone, listBackbones, openModelUrl, openModelZip, validateModel,
 } from "../services/backbones";
 import { urlPolicyFromEnv } from "../services/url-policy";
 import { errors, idParam, jsonResponse, security } from "./openapi-helpers";
@@ -142,13 +143,11 @@ backboneRoutes.openapi(
 
 backboneRoutes.openapi(
   createRoute({
-    method: "get", path: "/backbones", tags: ["backbones"], security, summary: "List the builtin backbones, then the project's own (newest first)",
-    responses: { 200: jsonResponse("Backbones", z.object({ backbones: z.array(backboneSchema) })), 401: errors[401] },
+    method: "get", path: "/backbones", tags: ["backbones"], security, summary: "List the builtin backbones, then the project's own (newest first), a page at a time",
+    request: { query: pageQuery },
+    responses: { 200: jsonResponse("One page of backbones", z.object({ backbones: z.array(backboneSchema), next_cursor: z.string().nullable().describe("pass as ?cursor= for the next page; null on the last page") })), 400: errors[400], 401: errors[401] },
   }),
-  async (c) => {
-    const own = await listBackboneRows(c.var.db, c.var.caller.projectId);
-    return c.json({ backbones: [...BUILTIN_BACKBONES.map(backboneView), ...own.map(backboneView)] }, 200);
-  },
+  async (c) => c.json(await listBackbones(c.var.db, c.var.caller.projectId, c.req.valid("query")), 200),
 );
 
 backboneRoutes.openapi(

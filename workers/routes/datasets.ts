@@ -6,10 +6,11 @@ import { inspectImage } from "../../shared/image/sniff";
 import {
   DEFAULT_PART_BYTES, MAX_ARCHIVE_BODY_BYTES, MAX_PART_BYTES, MIN_PART_BYTES, createDatasetRequest, createUploadRequest, datasetSchema, filenameSchema, imageUploadResponse, labelSchema, uploadSchema,
 } from "../../shared/schemas";
+import { pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import { datasets, uploadParts, uploads } from "../db/schema";
 import { readBodyLimited, requireContentLength } from "../services/bodies";
-import { MAX_IMAGE_BYTES, datasetView, deleteDataset, getDataset, imageObjectKey, recordImages, writableVersion } from "../services/datasets";
+import { MAX_IMAGE_BYTES, datasetView, deleteDataset, listDatasets, getDataset, imageObjectKey, recordImages, writableVersion } from "../services/datasets";
 import { nowIso } from "../services/db";
 import { archiveObjectKey, startIngest } from "../services/ingest";
 import { binaryBody, errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
@@ -43,13 +44,11 @@ datasetRoutes.openapi(
 
 datasetRoutes.openapi(
   createRoute({
-    method: "get", path: "/datasets", tags: ["datasets"], security, summary: "List the project's datasets",
-    responses: { 200: jsonResponse("Datasets, newest first", z.object({ datasets: z.array(datasetSchema) })), 401: errors[401] },
+    method: "get", path: "/datasets", tags: ["datasets"], security, summary: "List the project's datasets, newest first, a page at a time",
+    request: { query: pageQuery },
+    responses: { 200: jsonResponse("One page of datasets, newest first", z.object({ datasets: z.array(datasetSchema), next_cursor: z.string().nullable().describe("pass as ?cursor= for the next page; null on the last page") })), 400: errors[400], 401: errors[401] },
   }),
-  async (c) => {
-    const rows = await c.var.db.select().from(datasets).where(eq(datasets.projectId, c.var.caller.projectId)).orderBy(desc(datasets.createdAt)).all();
-    return c.json({ datasets: await Promise.all(rows.map((r) => datasetView(c.var.db, r))) }, 200);
-  },
+  async (c) => c.json(await listDatasets(c.var.db, c.var.caller.projectId, c.req.valid("query")), 200),
 );
 
 datasetRoutes.openapi(

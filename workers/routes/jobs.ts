@@ -4,6 +4,7 @@ import { streamSSE } from "hono/streaming";
 import { DEFAULT_BACKBONE } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
 import { createJobRequest, headSpecSchema, hyperparametersSchema, jobSchema } from "../../shared/schemas";
+import { pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import { datasets } from "../db/schema";
 import { resolveBackbone } from "../services/backbones";
@@ -41,14 +42,12 @@ jobRoutes.openapi(
 jobRoutes.openapi(
   createRoute({
     method: "get", path: "/jobs", tags: ["jobs"], security, summary: "List jobs, newest first",
-    request: { query: z.object({ dataset_id: z.string().optional(), status: z.enum(["queued", "running", "succeeded", "failed", "canceled"]).optional() }) },
-    responses: { 200: jsonResponse("Jobs", z.object({ jobs: z.array(jobSchema) })), 400: errors[400], 401: errors[401] },
+    request: { query: pageQuery.extend({ dataset_id: z.string().optional(), status: z.enum(["queued", "running", "succeeded", "failed", "canceled"]).optional() }) },
+    responses: { 200: jsonResponse("One page of jobs", z.object({ jobs: z.array(jobSchema), next_cursor: z.string().nullable().describe("pass as ?cursor= for the next page; null on the last page") })), 400: errors[400], 401: errors[401] },
   }),
   async (c) => {
-    const query = c.req.valid("query");
-    await sweepExpiredLeases(c.var.db);
-    const rows = await listJobs(c.var.db, c.var.caller.projectId, { datasetId: query.dataset_id, status: query.status });
-    return c.json({ jobs: rows.map(jobView) }, 200);
+    const { dataset_id, status, ...page } = c.req.valid("query");
+    return c.json(await listJobs(c.var.db, c.var.caller.projectId, { datasetId: dataset_id, status }, page), 200);
   },
 );
 

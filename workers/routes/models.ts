@@ -3,6 +3,7 @@ import { findBuiltinBackbone } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
 import { PREPROCESS_VERSION } from "../../shared/image/preprocess";
 import { modelSchema } from "../../shared/schemas";
+import { pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import { resolveBackbone } from "../services/backbones";
 import { deleteModel, getModel, listModels, modelView } from "../services/models";
@@ -19,10 +20,11 @@ async function loadModel(c: { var: { db: any; caller: { projectId: string } } },
 
 modelRoutes.openapi(
   createRoute({
-    method: "get", path: "/models", tags: ["models"], security, summary: "List models, newest first",
-    responses: { 200: jsonResponse("Models", z.object({ models: z.array(modelSchema) })), 401: errors[401] },
+    method: "get", path: "/models", tags: ["models"], security, summary: "List models, newest first, a page at a time",
+    request: { query: pageQuery },
+    responses: { 200: jsonResponse("One page of models", z.object({ models: z.array(modelSchema), next_cursor: z.string().nullable().describe("pass as ?cursor= for the next page; null on the last page") })), 400: errors[400], 401: errors[401] },
   }),
-  async (c) => c.json({ models: (await listModels(c.var.db, c.var.caller.projectId)).map(modelView) }, 200),
+  async (c) => c.json(await listModels(c.var.db, c.var.caller.projectId, c.req.valid("query")), 200),
 );
 
 modelRoutes.openapi(

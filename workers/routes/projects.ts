@@ -3,6 +3,7 @@ import { and, desc, eq, isNull } from "drizzle-orm";
 import { ApiError, notFound } from "../../shared/errors";
 import { newId } from "../../shared/ids";
 import { apiKeySchema, createKeyRequest, createProjectRequest } from "../../shared/schemas";
+import { afterCursor, newestFirst, pageOf, pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import { apiKeys, projects } from "../db/schema";
 import { createKey } from "../services/auth";
@@ -65,12 +66,21 @@ projectRoutes.openapi(
 
 projectRoutes.openapi(
   createRoute({
-    method: "get", path: "/keys", tags: ["keys"], security, summary: "List the project's active keys (never their secrets)",
-    responses: { 200: jsonResponse("Keys", z.object({ keys: z.array(apiKeySchema) })), 401: errors[401] },
+    method: "get", path: "/keys", tags: ["keys"], security, summary: "List the project's active keys (never their secrets), newest first, a page at a time",
+    request: { query: pageQuery },
+    responses: { 200: jsonResponse("One page of keys", z.object({ keys: z.array(apiKeySchema), next_cursor: z.string().nullable().describe("pass as ?cursor= for the next page; null on the last page") })), 400: errors[400], 401: errors[401] },
   }),
   async (c) => {
-    const rows = await c.var.db.select().from(apiKeys).where(and(eq(apiKeys.projectId, c.var.caller.projectId), isNull(apiKeys.revokedAt))).orderBy(desc(apiKeys.createdAt)).all();
-    return c.json({ keys: rows.map((r) => keyView(r)) }, 200);
+    const page = c.req.valid("query");
+    const rows = await c.var.db
+      .select()
+      .from(apiKeys)
+      .where(and(eq(apiKeys.projectId, c.var.caller.projectId), isNull(apiKeys.revokedAt), afterCursor(apiKeys.createdAt, apiKeys.id, page.cursor)))
+      .orderBy(...newestFirst(apiKeys.createdAt, apiKeys.id))
+      .limit(page.limit + 1)
+      .all();
+    const { items, nextCursor } = pageOf(rows, page.limit, (r) => r);
+    return c.json({ keys: items.map((r) => keyView(r)), next_cursor: nextCursor }, 200);
   },
 );
 

@@ -9,6 +9,7 @@ import { and, desc, eq, notExists, sql } from "drizzle-orm";
 import { ApiError } from "../../shared/errors";
 import { aliases, aliasHistory, models } from "../db/schema";
 import type { Db } from "./db";
+import { afterCursor, newestFirst, pageOf, type PageQuery } from "./pagination";
 import { nowIso } from "./db";
 
 export type AliasRow = typeof aliases.$inferSelect;
@@ -24,8 +25,11 @@ export async function getAlias(db: Db, projectId: string, name: string): Promise
   return (await db.select().from(aliases).where(and(eq(aliases.projectId, projectId), eq(aliases.name, name))).get()) ?? null;
 }
 
-export async function listAliases(db: Db, projectId: string): Promise<AliasRow[]> {
-  return db.select().from(aliases).where(eq(aliases.projectId, projectId)).orderBy(aliases.name).limit(1000).all();
+/** One page of the project's aliases, newest first by creation (services/pagination.ts; the name is the tie-break). */
+export async function listAliases(db: Db, projectId: string, page: PageQuery) {
+  const rows = await db.select().from(aliases).where(and(eq(aliases.projectId, projectId), afterCursor(aliases.createdAt, aliases.name, page.cursor))).orderBy(...newestFirst(aliases.createdAt, aliases.name)).limit(page.limit + 1).all();
+  const { items, nextCursor } = pageOf(rows, page.limit, (r) => ({ createdAt: r.createdAt, id: r.name }));
+  return { aliases: items.map((alias) => aliasView(alias)), next_cursor: nextCursor };
 }
 
 export async function getAliasHistory(db: Db, projectId: string, name: string, limit = ALIAS_HISTORY_LIMIT): Promise<AliasHistoryRow[]> {

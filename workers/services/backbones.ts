@@ -9,6 +9,7 @@ import { newId } from "../../shared/ids";
 import type { BackboneSpec } from "../../shared/schemas";
 import { backbones, jobs } from "../db/schema";
 import type { Db } from "./db";
+import { afterCursor, decodeCursor, invalidCursor, newestFirst, pageOf, type PageQuery } from "./pagination";
 import { nowIso } from "./db";
 import { checkGroupBytes, checkSpecAgainstModel, parseModelJson, summarizeModel, withSingleWeightsFile, type ModelFormat, type ModelJson, type ModelSummary } from "./model-validation";
 import { FETCH_FAILED_MESSAGE, UrlFetchError, UrlRefusedError, policedFetch, sameOriginRelative, type UrlPolicy } from "./url-policy";
@@ -66,8 +67,35 @@ export async function getBackboneRow(db: Db, projectId: string, id: string): Pro
   return (await db.select().from(backbones).where(and(eq(backbones.id, id), eq(backbones.projectId, projectId))).get()) ?? null;
 }
 
-export async function listBackboneRows(db: Db, projectId: string): Promise<BackboneRow[]> {
-  return db.select().from(backbones).where(eq(backbones.projectId, projectId)).orderBy(desc(backbones.createdAt), desc(backbones.id)).all();
+/**
+ * One page of backbones: the builtin ones first (in catalog order), then the project's own, newest first. A builtin
+ * entry's position is ("~", id): "~" sorts after every ISO timestamp, so a cursor inside the builtins continues into
+ * all of the project's rows, and one cursor format serves both parts.
+ */
+export async function listBackbones(db: Db, projectId: string, page: PageQuery) {
+  const BUILTIN_POSITION = "~";
+  const position = page.cursor === undefined ? null : decodeCursor(page.cursor);
+  let builtins: CatalogEntry[] = [...BUILTIN_BACKBONES];
+  if (position) {
+    const at = position.createdAt === BUILTIN_POSITION ? builtins.findIndex((b) => b.id === position.id) : builtins.length - 1;
+    if (at < 0) throw invalidCursor();
+    builtins = builtins.slice(at + 1);
+  }
+  builtins = builtins.slice(0, page.limit + 1);
+  const rowsWanted = page.limit + 1 - builtins.length;
+  const rows =
+    rowsWanted > 0
+      ? await db
+          .select()
+          .from(backbones)
+          .where(and(eq(backbones.projectId, projectId), position && position.createdAt !== BUILTIN_POSITION ? afterCursor(backbones.createdAt, backbones.id, page.cursor) : undefined))
+          .orderBy(...newestFirst(backbones.createdAt, backbones.id))
+          .limit(rowsWanted)
+          .all()
+      : [];
+  const entries: (CatalogEntry | BackboneRow)[] = [...builtins, ...rows];
+  const { items, nextCursor } = pageOf(entries, page.limit, (e) => ("projectId" in e ? { createdAt: e.createdAt, id: e.id } : { createdAt: BUILTIN_POSITION, id: e.id }));
+  return { backbones: items.map(backboneView), next_cursor: nextCursor };
 }
 
 /** A backbone as the API shows it; builtin ones carry description, source and license, and no counts. */

@@ -21,6 +21,7 @@ type EpochMetrics = z.infer<typeof epochMetricsSchema>;
 import { jobEvents, jobs, models } from "../db/schema";
 import type { Db } from "./db";
 import { nowIso } from "./db";
+import { afterCursor, newestFirst, pageOf, type PageQuery } from "./pagination";
 
 export type JobRow = typeof jobs.$inferSelect;
 
@@ -283,11 +284,14 @@ export async function listEvents(db: Db, jobId: string, afterId: number, limit =
   return db.select().from(jobEvents).where(and(eq(jobEvents.jobId, jobId), gt(jobEvents.id, afterId))).orderBy(asc(jobEvents.id)).limit(limit).all();
 }
 
-export async function listJobs(db: Db, projectId: string, filter: { datasetId?: string; status?: string } = {}) {
-  const conditions = [eq(jobs.projectId, projectId)];
+/** One page of the project's jobs, newest first (services/pagination.ts), optionally of one dataset or status. */
+export async function listJobs(db: Db, projectId: string, filter: { datasetId?: string; status?: string }, page: PageQuery) {
+  const conditions = [eq(jobs.projectId, projectId), afterCursor(jobs.createdAt, jobs.id, page.cursor)];
   if (filter.datasetId) conditions.push(eq(jobs.datasetId, filter.datasetId));
   if (filter.status) conditions.push(eq(jobs.status, filter.status as JobRow["status"]));
-  return db.select().from(jobs).where(and(...conditions)).orderBy(desc(jobs.createdAt)).limit(500).all();
+  const rows = await db.select().from(jobs).where(and(...conditions)).orderBy(...newestFirst(jobs.createdAt, jobs.id)).limit(page.limit + 1).all();
+  const { items, nextCursor } = pageOf(rows, page.limit, (r) => r);
+  return { jobs: items.map(jobView), next_cursor: nextCursor };
 }
 
 export const isTerminal = (status: string) => (terminal as readonly string[]).includes(status);

@@ -1,6 +1,7 @@
 import { and, desc, eq } from "drizzle-orm";
 import { aliases, models } from "../db/schema";
 import type { Db } from "./db";
+import { afterCursor, newestFirst, pageOf, type PageQuery } from "./pagination";
 
 export type ModelRow = typeof models.$inferSelect;
 
@@ -8,8 +9,11 @@ export async function getModel(db: Db, projectId: string, id: string): Promise<M
   return (await db.select().from(models).where(and(eq(models.id, id), eq(models.projectId, projectId))).get()) ?? null;
 }
 
-export async function listModels(db: Db, projectId: string) {
-  return db.select().from(models).where(eq(models.projectId, projectId)).orderBy(desc(models.createdAt)).limit(1000).all();
+/** One page of the project's models, newest first (services/pagination.ts). */
+export async function listModels(db: Db, projectId: string, page: PageQuery) {
+  const rows = await db.select().from(models).where(and(eq(models.projectId, projectId), afterCursor(models.createdAt, models.id, page.cursor))).orderBy(...newestFirst(models.createdAt, models.id)).limit(page.limit + 1).all();
+  const { items, nextCursor } = pageOf(rows, page.limit, (r) => r);
+  return { models: items.map(modelView), next_cursor: nextCursor };
 }
 
 export function modelView(row: ModelRow) {
