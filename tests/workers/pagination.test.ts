@@ -25,7 +25,7 @@ async function walk(path: string, key: string, field: string, limit: number, bet
   let cursor: string | null = null;
   for (let page = 0; page < 1000; page++) {
     const sep = path.includes("?") ? "&" : "?";
-    const res = await callJson("GET", `${path}${sep}limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, { key });
+    const res: { status: number; body: any } = await callJson("GET", `${path}${sep}limit=${limit}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`, { key });
     expect(res.status).toBe(200);
     expect(res.body[field].length).toBeLessThanOrEqual(limit);
     seen.push(...res.body[field]);
