@@ -131,6 +131,7 @@ export const createJobRequest = z
   })
   .strict()
   .meta({ id: "CreateJobRequest" });
+export type CreateJobRequest = z.infer<typeof createJobRequest>;
 
 /** What a runner receives with a lease: everything needed to train, re-validated on the runner. */
 export const jobConfigSchema = z

@@ -11,7 +11,8 @@ import { isImageError } from "../shared/image/errors";
 import { InferenceUnavailableError } from "./inference/errors";
 import { newId } from "../shared/ids";
 import type { Env } from "./env";
-import { authenticate, type Caller } from "./services/auth";
+import { getConfig } from "./config";
+import { authenticate, bearerToken, type Caller } from "./services/auth";
 import { getDb, type Db } from "./services/db";
 
 export type AppEnv = { Bindings: Env; Variables: { caller: Caller; db: Db } };
@@ -34,10 +35,9 @@ export function requireApiKey() {
   return async (c: import("hono").Context<AppEnv>, next: () => Promise<void>) => {
     const db = getDb(c.env.DB);
     c.set("db", db);
-    const header = c.req.header("authorization");
-    const match = header?.match(/^Bearer\s+(\S+)\s*$/i);
-    if (!match) throw new ApiError("missing_api_key", "Send an API key as 'Authorization: Bearer <key>'. On a local install, use the key `npm start` printed (or the EDGETUNE_ADMIN_KEY you set); with the CLI, run `npx edgetune login --key <key>`. Once you have a key, POST /v1/keys makes more.");
-    const caller = await authenticate(db, match[1], c.env.EDGETUNE_ADMIN_KEY);
+    const token = bearerToken(c.req.header("authorization"));
+    if (!token) throw new ApiError("missing_api_key", "Send an API key as 'Authorization: Bearer <key>'. On a local install, use the key `npm start` printed (or the EDGETUNE_ADMIN_KEY you set); with the CLI, run `npx edgetune login --key <key>`. Once you have a key, POST /v1/keys makes more.");
+    const caller = await authenticate(db, token, getConfig(c.env).adminKey ?? undefined);
     if (!caller) throw new ApiError("invalid_api_key", "This API key is unknown or was revoked. Use a current key of your project.");
     c.set("caller", caller);
     await next();

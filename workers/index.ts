@@ -15,6 +15,7 @@ import { predictRoutes } from "./routes/predict";
 import { runnerRoutes } from "./routes/runner";
 import { DOCS_HTML } from "./routes/docs";
 import { projectRoutes } from "./routes/projects";
+import { getConfig } from "./config";
 import { withMeteredD1, withUsageHeaders } from "./services/d1-meter";
 import { abandonIngest, runIngestChunk, type IngestMessage } from "./services/ingest";
 
@@ -50,7 +51,7 @@ export default {
     // D1's production limits, enforced per invocation in every environment (services/d1-meter.ts).
     const { env, usage } = withMeteredD1(rawEnv);
     const response = await app.fetch(request, env, ctx);
-    return env.D1_METER_HEADERS === "true" ? withUsageHeaders(response, usage) : response;
+    return getConfig(env).d1MeterHeaders ? withUsageHeaders(response, usage) : response;
   },
   async queue(batch, rawEnv) {
     const { env } = withMeteredD1(rawEnv);

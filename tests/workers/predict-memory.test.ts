@@ -11,7 +11,7 @@ import { getDb } from "../../workers/services/db";
 import { DEFAULT_HEAD_CACHE_MAX_BYTES, headCache, inferenceStats, predict } from "../../workers/services/inference";
 import type { ModelRow } from "../../workers/services/models";
 import { headBytes, serializeHead } from "../../shared/head";
-import { modelObjectPrefix } from "../../workers/routes/runner";
+import { modelObjectPrefix } from "../../workers/services/object-keys";
 import { makeJpeg } from "../fixtures/images";
 import { callJson, createProject } from "./helpers";
 import { publishBuiltinBackbone, seededHead, standardizationOf } from "./predict-fixtures";

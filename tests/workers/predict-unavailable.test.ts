@@ -10,7 +10,7 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { errorResponse } from "../../workers/app";
 import { InferenceUnavailableError } from "../../workers/inference/tfjs-wasm";
 import { getDb } from "../../workers/services/db";
-import { getServableModel, predict, type InferenceEnv } from "../../workers/services/inference";
+import { getServableModel, predict } from "../../workers/services/inference";
 import { makePng } from "../fixtures/images";
 import { callJson, createProject } from "./helpers";
 import { createTinyModel, TINY_DIM, uploadTinyBackbone } from "./predict-fixtures";
@@ -49,7 +49,7 @@ describe("predictions while tfjs cannot start", () => {
     const db = getDb(env.DB);
     const model = await getServableModel(db, projectId, modelId);
     const started = Date.now();
-    const error = await predict({ ...env, TFJS_INIT_TIMEOUT_MS: "300" } as InferenceEnv, db, model, { kind: "images", images: [{ bytes: makePng(), index: 0 }] }, 3).catch((e: unknown) => e);
+    const error = await predict({ ...env, TFJS_INIT_TIMEOUT_MS: "300" } as Env, db, model, { kind: "images", images: [{ bytes: makePng(), index: 0 }] }, 3).catch((e: unknown) => e);
     // The service throws the domain error; the app's error handler answers it 503 (see the request-level test above).
     expect(error).toBeInstanceOf(InferenceUnavailableError);
     expect(errorResponse(error, "test").status).toBe(503);

@@ -7,7 +7,7 @@ import { createRouter } from "../app";
 import {
   MAX_MODEL_BODY_BYTES, backboneView, blobSource, deleteBackbone, getBackboneRow, importBackbone, listBackbones, openModelUrl, openModelZip, validateModel,
 } from "../services/backbones";
-import { urlPolicyFromEnv } from "../services/url-policy";
+import { getConfig } from "../config";
 import { errors, idParam, jsonResponse, security } from "./openapi-helpers";
 
 export const backboneRoutes = createRouter();
@@ -119,7 +119,7 @@ backboneRoutes.openapi(
       // Validated by the route's JSON validator (it runs for JSON bodies only; the body is optional for the multipart form).
       const { url, ...spec } = c.req.valid("json" as never) as z.infer<typeof importFromUrlRequest>;
       refuseReservedName(spec);
-      const opened = await openModelUrl(url, urlPolicyFromEnv(c.env));
+      const opened = await openModelUrl(url, getConfig(c.env).urlPolicy);
       const summary = validateModel(opened.modelJson, spec, url);
       const row = await importBackbone(db, c.env.BUCKET, caller.projectId, spec, opened.modelJson, summary, opened.files);
       return c.json(backboneView(row), 201);

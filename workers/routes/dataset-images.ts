@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, notFound } from "../../shared/errors";
 import { labelSchema } from "../../shared/schemas";
 import { createRouter } from "../app";
-import { imageObjectKey, getDataset } from "../services/datasets";
+import { getDataset, readImage } from "../services/datasets";
 import { SHA256_PATTERN, findImageInAnyVersion, listImages, moveImage, removeImage } from "../services/dataset-images";
 import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
 
@@ -68,7 +68,7 @@ datasetImageRoutes.openapi(
     const { id, sha256 } = c.req.valid("param");
     const dataset = await loadDataset(c, id);
     const row = await findImageInAnyVersion(c.var.db, dataset.id, sha256);
-    const object = row ? await c.env.BUCKET.get(imageObjectKey(dataset.projectId, sha256)) : null;
+    const object = row ? await readImage(c.env.BUCKET, dataset.projectId, sha256) : null;
     if (!row || !object) throw new ApiError("image_not_found", `Dataset '${dataset.id}' has no image with sha256 '${sha256}'.`, { sha256 });
     return new Response(object.body, {
       status: 200,

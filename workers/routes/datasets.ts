@@ -1,26 +1,19 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, desc, eq } from "drizzle-orm";
-import { ApiError, notFound, withContext } from "../../shared/errors";
-import { newId, sha256Hex } from "../../shared/ids";
-import { inspectImage } from "../../shared/image/sniff";
-import {
-  DEFAULT_PART_BYTES, MAX_ARCHIVE_BODY_BYTES, MAX_PART_BYTES, MIN_PART_BYTES, createDatasetRequest, createUploadRequest, datasetSchema, filenameSchema, imageUploadResponse, labelSchema, uploadSchema,
-} from "../../shared/schemas";
+import { ApiError, notFound } from "../../shared/errors";
+import { MAX_ARCHIVE_BODY_BYTES, MAX_PART_BYTES, createDatasetRequest, createUploadRequest, datasetSchema, filenameSchema, imageUploadResponse, labelSchema, uploadSchema } from "../../shared/schemas";
 import { pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
-import { datasets, uploadParts, uploads } from "../db/schema";
+import { getConfig } from "../config";
 import { readBodyLimited, requireContentLength } from "../services/bodies";
-import { MAX_IMAGE_BYTES, datasetView, deleteDataset, listDatasets, getDataset, imageObjectKey, recordImages, writableVersion } from "../services/datasets";
-import { nowIso } from "../services/db";
-import { archiveObjectKey, startIngest } from "../services/ingest";
+import { MAX_IMAGE_BYTES, createDataset, datasetView, deleteDataset, getDataset, listDatasets, storeImage } from "../services/datasets";
+import { receiveArchive } from "../services/ingest";
+import { MAX_PARTS, abortUpload, completeUpload, getUpload, listUploadParts, startUpload, storeUploadPart, uploadView } from "../services/uploads";
 import { binaryBody, errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
 
 export const datasetRoutes = createRouter();
 
 const datasetParam = z.object({ id: idParam("id", "ds_...") });
 const ZIP_TYPES = ["application/zip", "application/x-zip-compressed", "application/octet-stream"];
-/** R2 allows at most 10,000 parts per multipart upload. */
-const MAX_PARTS = 10_000;
 
 async function loadDataset(c: { var: { db: any; caller: { projectId: string } } }, id: string) {
   const row = await getDataset(c.var.db, c.var.caller.projectId, id);
@@ -35,9 +28,7 @@ datasetRoutes.openapi(
     responses: { 201: jsonResponse("The new, empty dataset", datasetSchema), 400: errors[400], 401: errors[401] },
   }),
   async (c) => {
-    const { name } = c.req.valid("json");
-    const now = nowIso();
-    const row = await c.var.db.insert(datasets).values({ id: newId("ds"), projectId: c.var.caller.projectId, name, createdAt: now, updatedAt: now }).returning().get();
+    const row = await createDataset(c.var.db, c.var.caller.projectId, c.req.valid("json").name);
     return c.json(await datasetView(c.var.db, row), 201);
   },
 );
@@ -90,21 +81,7 @@ datasetRoutes.openapi(
     if (!fileCheck.success) throw new ApiError("invalid_filename", `File name '${filename}': ${fileCheck.error.issues[0].message}.`, { field: "filename" });
     const dataset = await loadDataset(c, id);
     const bytes = await readBodyLimited(c.req.raw, MAX_IMAGE_BYTES, "image");
-    let info;
-    try {
-      info = inspectImage(bytes, { maxPixels: Number(c.env.MAX_IMAGE_PIXELS ?? 40_000_000) });
-    } catch (err) {
-      throw withContext(err, "", { path: `${label}/${filename}` });
-    }
-    const sha256 = await sha256Hex(bytes);
-    await c.env.BUCKET.put(imageObjectKey(dataset.projectId, sha256), bytes, { httpMetadata: { contentType: `image/${info.format}` } });
-    const version = await writableVersion(c.var.db, dataset.id);
-    const [outcome] = await recordImages(c.var.db, dataset.id, version, [{ label, filename, split: "auto", sha256, bytes: bytes.length, format: info.format, width: info.width, height: info.height }]);
-    if (outcome.status === "duplicate") {
-      throw new ApiError("duplicate_image", `This image is already in the dataset as '${outcome.existingPath}'. Each image is kept once, so it cannot straddle the train/val split.`, { existing_path: outcome.existingPath, sha256 });
-    }
-    if (dataset.status !== "ingesting") await c.var.db.update(datasets).set({ status: "ready", error: null, updatedAt: nowIso() }).where(eq(datasets.id, dataset.id));
-    return c.json({ sha256, label, filename, width: info.width, height: info.height, format: info.format, bytes: bytes.length, dataset_version: version }, 201);
+    return c.json(await storeImage(c.var.db, c.env.BUCKET, dataset, { label, filename, bytes }, getConfig(c.env).maxImagePixels), 201);
   },
 );
 
@@ -120,12 +97,9 @@ datasetRoutes.openapi(
     const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
     if (!ZIP_TYPES.includes(type)) throw new ApiError("unsupported_media_type", `Send the archive with Content-Type: application/zip (got '${type || "none"}').`);
     requireContentLength(c.req.raw, MAX_ARCHIVE_BODY_BYTES, "archive");
-    const ingestId = newId("ing");
-    const key = archiveObjectKey(dataset.projectId, dataset.id, ingestId);
     // The user's file name (a `?filename=` query) goes with the archive so ingest errors can name it.
     const filename = (c.req.query("filename") ?? "").split(/[\\/]/).pop()!.slice(0, 200) || "the archive";
-    await c.env.BUCKET.put(key, c.req.raw.body!, { customMetadata: { filename } });
-    await startIngest(c.env, c.var.db, dataset.projectId, dataset.id, key, ingestId);
+    await receiveArchive(c.env, c.var.db, dataset, c.req.raw.body!, filename);
     return c.json(await datasetView(c.var.db, (await getDataset(c.var.db, dataset.projectId, dataset.id))!), 202);
   },
 );
@@ -133,14 +107,11 @@ datasetRoutes.openapi(
 // ---------------------------------------------------------------- multipart uploads of large archives
 const uploadParams = z.object({ id: idParam("id", "ds_..."), upload_id: idParam("upload_id", "up_...") });
 
-async function loadUpload(c: any, datasetId: string, uploadId: string) {
-  const upload = await c.var.db.select().from(uploads).where(and(eq(uploads.id, uploadId), eq(uploads.datasetId, datasetId), eq(uploads.projectId, c.var.caller.projectId))).get();
+async function loadUpload(c: { var: { db: any; caller: { projectId: string } } }, datasetId: string, uploadId: string) {
+  const upload = await getUpload(c.var.db, c.var.caller.projectId, datasetId, uploadId);
   if (!upload) throw notFound("upload", uploadId);
-  return upload as typeof uploads.$inferSelect;
+  return upload;
 }
-const requireOpen = (upload: typeof uploads.$inferSelect) => {
-  if (upload.status !== "open") throw new ApiError("upload_not_open", `Upload '${upload.id}' is ${upload.status}; start a new one with POST /v1/datasets/${upload.datasetId}/uploads.`);
-};
 
 datasetRoutes.openapi(
   createRoute({
@@ -152,12 +123,7 @@ datasetRoutes.openapi(
   async (c) => {
     const dataset = await loadDataset(c, c.req.valid("param").id);
     const { filename, part_size } = c.req.valid("json");
-    const id = newId("up");
-    const key = archiveObjectKey(dataset.projectId, dataset.id, id);
-    const multipart = await c.env.BUCKET.createMultipartUpload(key, { httpMetadata: { contentType: "application/zip" }, customMetadata: { filename } });
-    const partSize = part_size ?? DEFAULT_PART_BYTES;
-    await c.var.db.insert(uploads).values({ id, datasetId: dataset.id, projectId: dataset.projectId, filename, objectKey: key, r2UploadId: multipart.uploadId, partSize });
-    return c.json({ upload_id: id, part_size: partSize, filename, status: "open", max_parts: MAX_PARTS }, 201);
+    return c.json(uploadView(await startUpload(c.var.db, c.env.BUCKET, dataset, filename, part_size)), 201);
   },
 );
 
@@ -172,10 +138,9 @@ datasetRoutes.openapi(
     const { id, upload_id } = c.req.valid("param");
     await loadDataset(c, id);
     const upload = await loadUpload(c, id, upload_id);
-    // At most 10,000 parts of three small columns: one statement, well inside D1's limits.
-    const parts = await c.var.db.select().from(uploadParts).where(eq(uploadParts.uploadId, upload.id)).orderBy(asc(uploadParts.partNumber)).all();
+    const parts = await listUploadParts(c.var.db, upload.id);
     return c.json({
-      upload_id: upload.id, part_size: upload.partSize, filename: upload.filename, status: upload.status, max_parts: MAX_PARTS,
+      ...uploadView(upload),
       parts: parts.map((p) => ({ n: p.partNumber, etag: p.etag, bytes: p.bytes })),
       received_bytes: parts.reduce((sum, p) => sum + p.bytes, 0),
     }, 200);
@@ -193,11 +158,8 @@ datasetRoutes.openapi(
     const { id, upload_id, n } = c.req.valid("param");
     await loadDataset(c, id);
     const upload = await loadUpload(c, id, upload_id);
-    requireOpen(upload);
     const length = requireContentLength(c.req.raw, Math.min(upload.partSize, MAX_PART_BYTES), `part ${n}`);
-    const part = await c.env.BUCKET.resumeMultipartUpload(upload.objectKey, upload.r2UploadId).uploadPart(n, c.req.raw.body!);
-    await c.var.db.insert(uploadParts).values({ uploadId: upload.id, partNumber: n, etag: part.etag, bytes: length }).onConflictDoUpdate({ target: [uploadParts.uploadId, uploadParts.partNumber], set: { etag: part.etag, bytes: length } });
-    return c.json({ n, etag: part.etag, bytes: length }, 200);
+    return c.json(await storeUploadPart(c.var.db, c.env.BUCKET, upload, n, c.req.raw.body!, length), 200);
   },
 );
 
@@ -211,19 +173,7 @@ datasetRoutes.openapi(
   async (c) => {
     const { id, upload_id } = c.req.valid("param");
     const dataset = await loadDataset(c, id);
-    const upload = await loadUpload(c, id, upload_id);
-    requireOpen(upload);
-    const parts = await c.var.db.select().from(uploadParts).where(eq(uploadParts.uploadId, upload.id)).orderBy(asc(uploadParts.partNumber)).all();
-    if (parts.length === 0) throw new ApiError("no_parts", "No parts were uploaded; PUT the archive's parts before completing.");
-    const gap = parts.findIndex((p, i) => p.partNumber !== i + 1);
-    if (gap >= 0) throw new ApiError("missing_part", `Part ${gap + 1} is missing; parts must be numbered 1..N without gaps.`, { part: gap + 1 });
-    const short = parts.slice(0, -1).find((p) => p.bytes !== upload.partSize);
-    if (short) throw new ApiError("invalid_part_size", `Part ${short.partNumber} has ${short.bytes} bytes; every part but the last must be exactly ${upload.partSize} bytes. Upload it again.`, { part: short.partNumber, part_size: upload.partSize });
-    if (parts.length > 1 && upload.partSize < MIN_PART_BYTES) throw new ApiError("invalid_part_size", `Parts must be at least ${MIN_PART_BYTES} bytes.`);
-    await c.env.BUCKET.resumeMultipartUpload(upload.objectKey, upload.r2UploadId).complete(parts.map((p) => ({ partNumber: p.partNumber, etag: p.etag })));
-    const claimed = await c.var.db.update(uploads).set({ status: "completed" }).where(and(eq(uploads.id, upload.id), eq(uploads.status, "open"))).returning({ id: uploads.id });
-    if (claimed.length === 0) throw new ApiError("upload_not_open", `Upload '${upload.id}' was completed or aborted concurrently.`);
-    await startIngest(c.env, c.var.db, dataset.projectId, dataset.id, upload.objectKey, upload.id.replace(/^up_/, "ing_"));
+    await completeUpload(c.env, c.var.db, await loadUpload(c, id, upload_id));
     return c.json(await datasetView(c.var.db, (await getDataset(c.var.db, dataset.projectId, dataset.id))!), 202);
   },
 );
@@ -237,10 +187,7 @@ datasetRoutes.openapi(
   async (c) => {
     const { id, upload_id } = c.req.valid("param");
     await loadDataset(c, id);
-    const upload = await loadUpload(c, id, upload_id);
-    requireOpen(upload);
-    await c.env.BUCKET.resumeMultipartUpload(upload.objectKey, upload.r2UploadId).abort();
-    await c.var.db.batch([c.var.db.update(uploads).set({ status: "aborted" }).where(eq(uploads.id, upload.id)), c.var.db.delete(uploadParts).where(eq(uploadParts.uploadId, upload.id))]);
+    await abortUpload(c.var.db, c.env.BUCKET, await loadUpload(c, id, upload_id));
     return c.body(null, 204);
   },
 );

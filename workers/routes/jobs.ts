@@ -1,15 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { eq, sql } from "drizzle-orm";
 import { streamSSE } from "hono/streaming";
-import { DEFAULT_BACKBONE } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
-import { createJobRequest, headSpecSchema, hyperparametersSchema, jobSchema } from "../../shared/schemas";
+import { createJobRequest, jobSchema } from "../../shared/schemas";
 import { pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
-import { datasets } from "../db/schema";
-import { resolveBackbone } from "../services/backbones";
-import { getDataset, labelStats, notTrainableReason } from "../services/datasets";
-import { cancelJob, createJob, getJob, isTerminal, jobView, listEvents, listJobs, sweepExpiredLeases } from "../services/jobs";
+import { cancelJob, getJob, isTerminal, jobView, listEvents, listJobs, startJob, sweepExpiredLeases } from "../services/jobs";
 import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
 
 export const jobRoutes = createRouter();
@@ -23,18 +18,7 @@ jobRoutes.openapi(
     responses: { 201: jsonResponse("The queued job", jobSchema), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
-    const body = c.req.valid("json");
-    const { db, caller } = c.var;
-    const dataset = await getDataset(db, caller.projectId, body.dataset_id);
-    if (!dataset) throw notFound("dataset", body.dataset_id);
-    const { labels } = await labelStats(db, dataset.id, dataset.version);
-    const reason = dataset.status === "ready" ? notTrainableReason(dataset.status, labels) : `The dataset is ${dataset.status}${dataset.status === "ingesting" ? "; wait until it is ready" : ""}.`;
-    if (reason) throw new ApiError("dataset_not_trainable", reason, { dataset_id: dataset.id, status: dataset.status });
-    const backbone = await resolveBackbone(db, caller.projectId, body.backbone ?? DEFAULT_BACKBONE.name);
-    // Freeze the version the job trains on: later uploads start a new version and leave this snapshot untouched.
-    const frozen = await db.update(datasets).set({ frozenVersion: sql`max(${datasets.frozenVersion}, ${datasets.version})` }).where(eq(datasets.id, dataset.id)).returning({ version: datasets.version }).get();
-    const config = { head: headSpecSchema.parse(body.head ?? { type: "linear" }), hyperparameters: hyperparametersSchema.parse(body.hyperparameters ?? {}) };
-    const job = await createJob(db, { projectId: caller.projectId, datasetId: dataset.id, datasetVersion: frozen!.version, backbone: backbone.id, config, maxAttempts: body.max_attempts });
+    const job = await startJob(c.var.db, c.var.caller.projectId, c.req.valid("json"));
     return c.json(jobView(job), 201);
   },
 );

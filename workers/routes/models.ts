@@ -6,7 +6,7 @@ import { modelSchema } from "../../shared/schemas";
 import { pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import { resolveBackbone } from "../services/backbones";
-import { deleteModel, getModel, listModels, modelView } from "../services/models";
+import { deleteModel, getModel, listModels, modelView, readModelArtifact } from "../services/models";
 import { errors, idParam, jsonResponse, security } from "./openapi-helpers";
 
 export const modelRoutes = createRouter();
@@ -60,7 +60,7 @@ modelRoutes.openapi(
   async (c) => {
     const { id, name } = c.req.valid("param");
     const row = await loadModel(c, id);
-    const object = await c.env.BUCKET.get(`${row.objectPrefix}/${name}`);
+    const object = await readModelArtifact(c.env.BUCKET, row, name);
     if (!object) throw new ApiError("artifact_not_found", `Model '${id}' has no ${name}.`);
     return new Response(object.body, { headers: { "content-type": name.endsWith(".json") ? "application/json" : "application/octet-stream", "content-disposition": `attachment; filename="${id}-${name}"` } });
   },
@@ -75,7 +75,7 @@ modelRoutes.openapi(
   }),
   async (c) => {
     const row = await loadModel(c, c.req.valid("param").id);
-    const [modelJson, weights] = await Promise.all([c.env.BUCKET.get(`${row.objectPrefix}/model.json`), c.env.BUCKET.get(`${row.objectPrefix}/weights.bin`)]);
+    const [modelJson, weights] = await Promise.all([readModelArtifact(c.env.BUCKET, row, "model.json"), readModelArtifact(c.env.BUCKET, row, "weights.bin")]);
     if (!modelJson || !weights) throw new ApiError("artifact_not_found", `Model '${row.id}' has no tfjs head artifacts.`);
     const backbone = await resolveBackbone(c.var.db, row.projectId, row.backbone).catch(() => null);
     const builtin = findBuiltinBackbone(row.backbone);

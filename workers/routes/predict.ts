@@ -7,7 +7,7 @@ import type { Context } from "hono";
 import { ApiError } from "../../shared/errors";
 import { predictionSchema, predictJsonRequest, predictQuerySchema } from "../../shared/schemas";
 import { createRouter, type AppEnv } from "../app";
-import { getServableModel, inferenceStats, MAX_EMBEDDINGS_PER_REQUEST, MAX_IMAGES_PER_REQUEST, predict, type InferenceEnv, type PredictionResult } from "../services/inference";
+import { getServableModel, inferenceStats, MAX_EMBEDDINGS_PER_REQUEST, MAX_IMAGES_PER_REQUEST, predict, type PredictionResult } from "../services/inference";
 import { MAX_PREDICT_BODY_BYTES, readPredictInput } from "../services/predict-input";
 import { errors, idParam, jsonResponse, security } from "./openapi-helpers";
 
@@ -45,7 +45,7 @@ export const predictResponses = {
 export async function predictForModel(c: Context<AppEnv>, modelId: string, topK: number): Promise<PredictionResult> {
   const model = await getServableModel(c.var.db, c.var.caller.projectId, modelId);
   const input = await readPredictInput(c.req.raw);
-  return predict(c.env as InferenceEnv, c.var.db, model, input, topK);
+  return predict(c.env, c.var.db, model, input, topK);
 }
 
 predictRoutes.openapi(

@@ -1,18 +1,15 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, desc, eq, isNull } from "drizzle-orm";
 import { ApiError, notFound } from "../../shared/errors";
-import { newId } from "../../shared/ids";
 import { apiKeySchema, createKeyRequest, createProjectRequest } from "../../shared/schemas";
-import { afterCursor, newestFirst, pageOf, pageQuery } from "../services/pagination";
+import { pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
-import { apiKeys, projects } from "../db/schema";
 import { createKey } from "../services/auth";
-import { nowIso } from "../services/db";
+import { createProject, getProject, listActiveKeys, revokeKey, type ApiKeyRow } from "../services/projects";
 import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
 
 export const projectRoutes = createRouter();
 
-const keyView = (row: typeof apiKeys.$inferSelect, secret?: string) => ({
+const keyView = (row: ApiKeyRow, secret?: string) => ({
   id: row.id,
   name: row.name,
   prefix: row.secretPrefix,
@@ -31,10 +28,8 @@ projectRoutes.openapi(
   async (c) => {
     if (!c.var.caller.isAdmin) throw new ApiError("admin_key_required", "Only the admin key (EDGETUNE_ADMIN_KEY) can create projects.");
     const { name } = c.req.valid("json");
-    const project = { id: newId("prj"), name, createdAt: nowIso() };
-    await c.var.db.insert(projects).values(project);
-    const { row, secret } = await createKey(c.var.db, project.id, "default");
-    return c.json({ project: { id: project.id, name }, key: keyView(row, secret) }, 201);
+    const { project, key, secret } = await createProject(c.var.db, name);
+    return c.json({ project: { id: project.id, name }, key: keyView(key, secret) }, 201);
   },
 );
 
@@ -46,7 +41,7 @@ projectRoutes.openapi(
   }),
   async (c) => {
     const { projectId, isAdmin } = c.var.caller;
-    const row = await c.var.db.select().from(projects).where(eq(projects.id, projectId)).get();
+    const row = await getProject(c.var.db, projectId);
     return c.json({ id: projectId, name: row?.name ?? projectId, admin: isAdmin }, 200);
   },
 );
@@ -71,15 +66,7 @@ projectRoutes.openapi(
     responses: { 200: jsonResponse("One page of keys", z.object({ keys: z.array(apiKeySchema), next_cursor: z.string().nullable().describe("pass as ?cursor= for the next page; null on the last page") })), 400: errors[400], 401: errors[401] },
   }),
   async (c) => {
-    const page = c.req.valid("query");
-    const rows = await c.var.db
-      .select()
-      .from(apiKeys)
-      .where(and(eq(apiKeys.projectId, c.var.caller.projectId), isNull(apiKeys.revokedAt), afterCursor(apiKeys.createdAt, apiKeys.id, page.cursor)))
-      .orderBy(...newestFirst(apiKeys.createdAt, apiKeys.id))
-      .limit(page.limit + 1)
-      .all();
-    const { items, nextCursor } = pageOf(rows, page.limit, (r) => r);
+    const { items, nextCursor } = await listActiveKeys(c.var.db, c.var.caller.projectId, c.req.valid("query"));
     return c.json({ keys: items.map((r) => keyView(r)), next_cursor: nextCursor }, 200);
   },
 );
@@ -92,12 +79,7 @@ projectRoutes.openapi(
   }),
   async (c) => {
     const { id } = c.req.valid("param");
-    const result = await c.var.db
-      .update(apiKeys)
-      .set({ revokedAt: nowIso() })
-      .where(and(eq(apiKeys.id, id), eq(apiKeys.projectId, c.var.caller.projectId), isNull(apiKeys.revokedAt)))
-      .returning({ id: apiKeys.id });
-    if (result.length === 0) throw notFound("key", id);
+    if (!(await revokeKey(c.var.db, c.var.caller.projectId, id))) throw notFound("key", id);
     return c.body(null, 204);
   },
 );

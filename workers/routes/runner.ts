@@ -4,19 +4,20 @@
  * fail. Every report carries the lease token; a runner that lost its lease gets 409 `lease_lost` and changes nothing.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, eq } from "drizzle-orm";
 import { findBuiltinBackbone } from "../../shared/catalog";
 import { ApiError } from "../../shared/errors";
-import { jobConfigSchema, rejectionSchema } from "../../shared/schemas";
+import { rejectionSchema } from "../../shared/schemas";
 import { createRouter, type AppEnv } from "../app";
-import { backbones, datasetImages, jobs } from "../db/schema";
-import { timingSafeEqual } from "../services/auth";
-import { builtinObjectPrefix, resolveBackbone } from "../services/backbones";
+import { getConfig } from "../config";
+import { bearerToken, timingSafeEqual } from "../services/auth";
+import { publishBuiltinBackboneFile, readBackboneFile } from "../services/backbones";
 import { readBodyLimited } from "../services/bodies";
-import { imageObjectKey, inSnapshot } from "../services/datasets";
+import { readImage, readImageBatch } from "../services/datasets";
 import { getDb } from "../services/db";
 import { EMBEDDING_RECORD_HEADER_BYTES, readEmbeddingPack, readEmbeddings, writeEmbeddings } from "../services/embeddings";
-import { HEARTBEAT_MS, LEASE_MS, completeJob, failJob, heartbeat, leaseJob, leaseLost, modelIdForJob, recordEpochs } from "../services/jobs";
+import { completeJob, describeLease, failJob, getLeasedJob, heartbeat, leaseJob, modelIdForJob, recordEpochs } from "../services/jobs";
+import { isHeadStored, storeModelArtifact } from "../services/models";
+import { modelObjectPrefix } from "../services/object-keys";
 import { encodeImageRecords } from "../../shared/wire";
 import { errors, jsonBody, jsonResponse } from "./openapi-helpers";
 import type { Context } from "hono";
@@ -26,9 +27,10 @@ const runnerSecurity = [{ runnerToken: [] }];
 
 runnerRoutes.use("/runner/*", async (c, next) => {
   c.set("db", getDb(c.env.DB));
-  const token = c.req.header("authorization")?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
-  if (!c.env.RUNNER_TOKEN) throw new ApiError("runners_disabled", "No RUNNER_TOKEN is configured on the API; set it (wrangler secret put RUNNER_TOKEN) to let runners connect.");
-  if (!token || !timingSafeEqual(token, c.env.RUNNER_TOKEN)) throw new ApiError("invalid_runner_token", "Runner routes need 'Authorization: Bearer <runner token>' (EDGETUNE_RUNNER_TOKEN), not a project API key.");
+  const token = bearerToken(c.req.header("authorization"));
+  const { runnerToken } = getConfig(c.env);
+  if (!runnerToken) throw new ApiError("runners_disabled", "No RUNNER_TOKEN is configured on the API; set it (wrangler secret put RUNNER_TOKEN) to let runners connect.");
+  if (!token || !timingSafeEqual(token, runnerToken)) throw new ApiError("invalid_runner_token", "Runner routes need 'Authorization: Bearer <runner token>' (EDGETUNE_RUNNER_TOKEN), not a project API key.");
   await next();
 });
 
@@ -56,22 +58,7 @@ runnerRoutes.openapi(
     const polls = Math.ceil((wait_s * 1000) / LEASE_POLL_MS);
     for (let poll = 0; ; poll++) {
       const lease = await leaseJob(db, runner_id);
-      if (lease) {
-        const { job } = lease;
-        const backbone = await resolveBackbone(db, job.projectId, job.backbone);
-        const images = await db
-          .select({ sha256: datasetImages.sha256, label: datasetImages.label, split: datasetImages.split, filename: datasetImages.filename })
-          .from(datasetImages)
-          .where(inSnapshot(job.datasetId, job.datasetVersion))
-          .orderBy(datasetImages.label, datasetImages.split, datasetImages.filename)
-          .all();
-        return c.json({
-          job: { id: job.id, project_id: job.projectId, dataset_id: job.datasetId, dataset_version: job.datasetVersion, attempt: job.attempt, max_attempts: job.maxAttempts, config: jobConfigSchema.parse(job.config), model_id: modelIdForJob(job.id) },
-          lease: { token: lease.leaseToken, expires_at: lease.leaseExpiresAt, lease_ms: LEASE_MS, heartbeat_ms: HEARTBEAT_MS },
-          backbone: { id: backbone.id, name: backbone.name, builtin: backbone.builtin, spec: backbone.spec, weights_version: backbone.weightsVersion, format: backbone.format },
-          images: images.map((i) => ({ sha256: i.sha256, label: i.label, split: i.split, path: `${i.split === "auto" ? "" : `${i.split}/`}${i.label}/${i.filename}` })),
-        }, 200);
-      }
+      if (lease) return c.json(await describeLease(db, lease), 200);
       if (poll >= polls || c.req.raw.signal?.aborted) return c.body(null, 204);
       await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
     }
@@ -114,14 +101,9 @@ runnerRoutes.openapi(
 /** Artifacts a model consists of; anything else is refused. */
 const ARTIFACTS = ["head.json", "head.bin", "model.json", "weights.bin", "card.json"] as const;
 const MAX_ARTIFACT_BYTES = 64 * 1024 * 1024;
-export const modelObjectPrefix = (projectId: string, modelId: string) => `projects/${projectId}/models/${modelId}`;
 
 /** The job, while `token` (X-Lease-Token or the body's lease_token) holds its lease; otherwise 409 lease_lost. */
-async function requireLease(c: Context<AppEnv>, jobId: string, token = leaseHeader(c)) {
-  const job = await c.var.db.select().from(jobs).where(and(eq(jobs.id, jobId), eq(jobs.leaseToken, token), eq(jobs.status, "running"))).get();
-  if (!job || !job.leaseExpiresAt || job.leaseExpiresAt <= new Date().toISOString()) throw leaseLost(jobId);
-  return job;
-}
+const requireLease = (c: Context<AppEnv>, jobId: string, token = leaseHeader(c)) => getLeasedJob(c.var.db, jobId, token);
 
 runnerRoutes.openapi(
   createRoute({
@@ -133,7 +115,7 @@ runnerRoutes.openapi(
     const { id, name } = c.req.valid("param");
     const job = await requireLease(c, id);
     const bytes = await readBodyLimited(c.req.raw, MAX_ARTIFACT_BYTES, name);
-    await c.env.BUCKET.put(`${modelObjectPrefix(job.projectId, modelIdForJob(job.id))}/${name}`, bytes);
+    await storeModelArtifact(c.env.BUCKET, job.projectId, modelIdForJob(job.id), name, bytes);
     return c.json({ name, bytes: bytes.length }, 200);
   },
 );
@@ -159,8 +141,7 @@ runnerRoutes.openapi(
     const body = c.req.valid("json");
     const job = await requireLease(c, id, body.lease_token);
     const prefix = modelObjectPrefix(job.projectId, modelIdForJob(id));
-    const head = await c.env.BUCKET.head(`${prefix}/head.json`);
-    if (!head) throw new ApiError("artifacts_missing", "Upload head.json and head.bin before completing the job.");
+    if (!(await isHeadStored(c.env.BUCKET, prefix))) throw new ApiError("artifacts_missing", "Upload head.json and head.bin before completing the job.");
     const modelId = await completeJob(c.var.db, id, body.lease_token, { labels: body.labels, metrics: body.metrics, headBytes: body.head_bytes, objectPrefix: prefix, epochs: body.epochs, skipped: body.skipped, extra: body.extra });
     return c.json({ model_id: modelId }, 200);
   },
@@ -188,7 +169,7 @@ runnerRoutes.openapi(
   async (c) => {
     const { id, sha256 } = c.req.valid("param");
     const job = await requireLease(c, id);
-    const object = await c.env.BUCKET.get(imageObjectKey(job.projectId, sha256));
+    const object = await readImage(c.env.BUCKET, job.projectId, sha256);
     if (!object) throw new ApiError("image_not_found", `Image ${sha256} is not in storage.`);
     return new Response(object.body, { headers: { "content-type": object.httpMetadata?.contentType ?? "application/octet-stream", "content-length": String(object.size) } });
   },
@@ -216,25 +197,7 @@ runnerRoutes.openapi(
     const { id } = c.req.valid("param");
     const job = await requireLease(c, id);
     const { sha256 } = c.req.valid("json");
-    const found: Array<[string, Uint8Array | null]> = [];
-    let next = 0;
-    let total = 0;
-    await Promise.all(Array.from({ length: Math.min(IMAGE_READ_CONCURRENCY, sha256.length) }, async () => {
-      while (next < sha256.length) {
-        const i = next++;
-        const object = await c.env.BUCKET.get(imageObjectKey(job.projectId, sha256[i]!));
-        if (!object) {
-          found.push([sha256[i]!, null]);
-          continue;
-        }
-        if (total + object.size > MAX_IMAGE_BATCH_BYTES && total > 0) {
-          await object.body.cancel(); // over budget: left out, the runner asks again
-          continue;
-        }
-        total += object.size;
-        found.push([sha256[i]!, new Uint8Array(await object.arrayBuffer())]);
-      }
-    }));
+    const found = await readImageBatch(c.env.BUCKET, job.projectId, sha256, { maxBytes: MAX_IMAGE_BATCH_BYTES, concurrency: IMAGE_READ_CONCURRENCY });
     return new Response(new Blob(encodeImageRecords(found) as Uint8Array<ArrayBuffer>[]), { headers: { "content-type": "application/octet-stream" } });
   },
 );
@@ -283,9 +246,7 @@ runnerRoutes.openapi(
   }),
   async (c) => {
     const { id, file } = c.req.valid("param");
-    const builtin = findBuiltinBackbone(id);
-    const prefix = builtin ? builtinObjectPrefix(builtin.id) : (await c.var.db.select({ p: backbones.objectPrefix }).from(backbones).where(eq(backbones.id, id)).get())?.p;
-    const object = prefix ? await c.env.BUCKET.get(`${prefix}/${file}`) : null;
+    const object = await readBackboneFile(c.var.db, c.env.BUCKET, id, file);
     if (!object) throw new ApiError("backbone_file_not_found", `No ${file} stored for backbone '${id}'.`);
     return new Response(object.body, { headers: { "content-length": String(object.size) } });
   },
@@ -303,7 +264,7 @@ runnerRoutes.openapi(
     const builtin = findBuiltinBackbone(id);
     if (!builtin) throw new ApiError("backbone_not_found", `'${id}' is not a builtin backbone; user backbones are uploaded with POST /v1/backbones.`);
     const bytes = await readBodyLimited(c.req.raw, 100 * 1024 * 1024, file);
-    await c.env.BUCKET.put(`${builtinObjectPrefix(builtin.id)}/${file}`, bytes);
+    await publishBuiltinBackboneFile(c.env.BUCKET, builtin.id, file, bytes);
     return c.json({ stored: bytes.length }, 200);
   },
 );

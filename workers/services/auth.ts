@@ -17,6 +17,11 @@ export function newSecret(): string {
   return `et_${randomString(20)}`;
 }
 
+/** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), or null for anything else. */
+export function bearerToken(header: string | null | undefined): string | null {
+  return header?.match(/^Bearer\s+(\S+)\s*$/i)?.[1] ?? null;
+}
+
 /** Constant-time string comparison (same length strings; differing lengths return false). */
 export function timingSafeEqual(a: string, b: string): boolean {
   if (a.length !== b.length) return false;

@@ -11,6 +11,7 @@ import { backbones, jobs } from "../db/schema";
 import type { Db } from "./db";
 import { afterCursor, decodeCursor, invalidCursor, newestFirst, pageOf, type PageQuery } from "./pagination";
 import { nowIso } from "./db";
+import { backboneFileKey, backboneObjectPrefix, builtinObjectPrefix, type BackboneFile } from "./object-keys";
 import { checkGroupBytes, checkSpecAgainstModel, parseModelJson, summarizeModel, withSingleWeightsFile, type ModelFormat, type ModelJson, type ModelSummary } from "./model-validation";
 import { FETCH_FAILED_MESSAGE, UrlFetchError, UrlRefusedError, policedFetch, sameOriginRelative, type UrlPolicy } from "./url-policy";
 import { ZipFormatError, entrySpan, extractEntry, findOverlappingEntries, readCentralDirectory, type ByteSource, type ZipEntry } from "./zip-reader";
@@ -27,7 +28,6 @@ export interface ResolvedBackbone {
   format: "layers-model" | "graph-model";
 }
 
-export const builtinObjectPrefix = (id: string) => `backbones/builtin/${id}`;
 
 /** A backbone id of the project or a builtin backbone's name or id; 404 otherwise. */
 export async function resolveBackbone(db: Db, projectId: string, nameOrId: string): Promise<ResolvedBackbone> {
@@ -61,7 +61,6 @@ export const MAX_WEIGHT_FILES = 200;
 export const MODEL_FETCH_TIMEOUT_MS = 90_000;
 const MAX_ZIP_ENTRIES = 10_000;
 
-export const backboneObjectPrefix = (projectId: string, id: string) => `projects/${projectId}/backbones/${id}`;
 
 export async function getBackboneRow(db: Db, projectId: string, id: string): Promise<BackboneRow | null> {
   return (await db.select().from(backbones).where(and(eq(backbones.id, id), eq(backbones.projectId, projectId))).get()) ?? null;
@@ -143,7 +142,7 @@ export async function importBackbone(db: Db, bucket: R2Bucket, projectId: string
   const id = newId("bb");
   const prefix = backboneObjectPrefix(projectId, id);
   const stream = new FixedLengthStream(summary.weightBytes);
-  const put = bucket.put(`${prefix}/weights.bin`, stream.readable, { httpMetadata: { contentType: "application/octet-stream" } });
+  const put = bucket.put(backboneFileKey(prefix, "weights.bin"), stream.readable, { httpMetadata: { contentType: "application/octet-stream" } });
   const writer = stream.writable.getWriter();
   try {
     for (const [index, group] of modelJson.weightsManifest.entries()) {
@@ -166,10 +165,10 @@ export async function importBackbone(db: Db, bucket: R2Bucket, projectId: string
     throw err;
   }
   try {
-    await bucket.put(`${prefix}/model.json`, JSON.stringify(withSingleWeightsFile(modelJson)), { httpMetadata: { contentType: "application/json" } });
+    await bucket.put(backboneFileKey(prefix, "model.json"), JSON.stringify(withSingleWeightsFile(modelJson)), { httpMetadata: { contentType: "application/json" } });
     return await db.insert(backbones).values({ id, projectId, name: spec.name, spec, objectPrefix: prefix, format: summary.format, paramCount: summary.paramCount, weightBytes: summary.weightBytes, createdAt: nowIso() }).returning().get();
   } catch (err) {
-    await bucket.delete([`${prefix}/weights.bin`, `${prefix}/model.json`]);
+    await bucket.delete([backboneFileKey(prefix, "weights.bin"), backboneFileKey(prefix, "model.json")]);
     throw err;
   }
 }
@@ -179,7 +178,7 @@ export async function deleteBackbone(db: Db, bucket: R2Bucket, row: BackboneRow)
   const active = await db.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.backbone, row.id), eq(jobs.projectId, row.projectId), inArray(jobs.status, ["queued", "running"]))).limit(1).get();
   if (active) throw new ApiError("backbone_in_use", `Job '${active.id}' is training on this backbone; cancel it (POST /v1/jobs/${active.id}/cancel) before deleting the backbone.`, { job_id: active.id });
   await db.delete(backbones).where(eq(backbones.id, row.id));
-  await bucket.delete([`${row.objectPrefix}/model.json`, `${row.objectPrefix}/weights.bin`]);
+  await bucket.delete([backboneFileKey(row.objectPrefix, "model.json"), backboneFileKey(row.objectPrefix, "weights.bin")]);
 }
 
 /**
@@ -187,7 +186,7 @@ export async function deleteBackbone(db: Db, bucket: R2Bucket, row: BackboneRow)
  * when either object is missing (a builtin backbone no runner has uploaded yet, or a deleted one).
  */
 export async function loadBackboneFiles(bucket: R2Bucket, resolved: ResolvedBackbone): Promise<{ modelJson: ModelJson; weightData: ArrayBuffer } | null> {
-  const [modelObject, weightObject] = await Promise.all([bucket.get(`${resolved.objectPrefix}/model.json`), bucket.get(`${resolved.objectPrefix}/weights.bin`)]);
+  const [modelObject, weightObject] = await Promise.all([bucket.get(backboneFileKey(resolved.objectPrefix, "model.json")), bucket.get(backboneFileKey(resolved.objectPrefix, "weights.bin"))]);
   if (!modelObject || !weightObject) {
     await Promise.all([modelObject?.body.cancel(), weightObject?.body.cancel()]);
     return null;
@@ -410,4 +409,16 @@ export async function openModelUrl(url: string, policy: UrlPolicy, signal: Abort
     },
   };
   return { modelJson, files };
+}
+
+/** A stored file of a builtin or imported backbone (any project's: runners train every project's jobs), or null. */
+export async function readBackboneFile(db: Db, bucket: R2Bucket, id: string, file: BackboneFile): Promise<R2ObjectBody | null> {
+  const builtin = findBuiltinBackbone(id);
+  const prefix = builtin ? builtinObjectPrefix(builtin.id) : (await db.select({ prefix: backbones.objectPrefix }).from(backbones).where(eq(backbones.id, id)).get())?.prefix;
+  return prefix ? bucket.get(backboneFileKey(prefix, file)) : null;
+}
+
+/** Stores a builtin backbone's file, as a runner publishes it from its npm packages (the edge reads it from R2). */
+export async function publishBuiltinBackboneFile(bucket: R2Bucket, builtinId: string, file: BackboneFile, bytes: Uint8Array): Promise<void> {
+  await bucket.put(backboneFileKey(builtinObjectPrefix(builtinId), file), bytes);
 }

@@ -5,11 +5,15 @@
  * with while uploads go on. Image bytes live in R2, content-addressed per project.
  */
 import { and, desc, eq, gt, inArray, isNull, lte, or, sql } from "drizzle-orm";
-import { ApiError } from "../../shared/errors";
+import { ApiError, withContext } from "../../shared/errors";
+import { newId, sha256Hex } from "../../shared/ids";
+import { inspectImage } from "../../shared/image/sniff";
+import { mapBounded } from "../../shared/concurrency";
 import { datasetImages, datasetRejections, datasets, ingests, jobs } from "../db/schema";
 import type { Db } from "./db";
 import { afterCursor, newestFirst, pageOf, type PageQuery } from "./pagination";
 import { nowIso } from "./db";
+import { imageObjectKey } from "./object-keys";
 
 export type DatasetRow = typeof datasets.$inferSelect;
 export type ImageRow = typeof datasetImages.$inferSelect;
@@ -20,15 +24,87 @@ export const MIN_IMAGES_PER_LABEL = 5;
 export const MAX_IMAGE_BYTES = 50 * 1024 * 1024;
 const REJECTIONS_SHOWN = 200;
 
-export const imageObjectKey = (projectId: string, sha256: string) => `projects/${projectId}/images/${sha256}`;
-
 export async function getDataset(db: Db, projectId: string, id: string): Promise<DatasetRow | null> {
   return (await db.select().from(datasets).where(and(eq(datasets.id, id), eq(datasets.projectId, projectId))).get()) ?? null;
+}
+
+export async function createDataset(db: Db, projectId: string, name: string): Promise<DatasetRow> {
+  const now = nowIso();
+  return db.insert(datasets).values({ id: newId("ds"), projectId, name, createdAt: now, updatedAt: now }).returning().get();
+}
+
+/**
+ * Stores one uploaded image under `label/filename` in the dataset's writable version (replacing an image at the same
+ * path): checks its header (ImageError, answered 422 by the error handler, naming the path), writes the bytes to R2
+ * by content hash, records the row. 409 `duplicate_image` when the same bytes are already at another path.
+ */
+export async function storeImage(db: Db, bucket: R2Bucket, dataset: DatasetRow, image: { label: string; filename: string; bytes: Uint8Array }, maxPixels: number) {
+  const { label, filename, bytes } = image;
+  let info;
+  try {
+    info = inspectImage(bytes, { maxPixels });
+  } catch (err) {
+    throw withContext(err, "", { path: `${label}/${filename}` });
+  }
+  const sha256 = await sha256Hex(bytes);
+  await bucket.put(imageObjectKey(dataset.projectId, sha256), bytes, { httpMetadata: { contentType: `image/${info.format}` } });
+  const version = await writableVersion(db, dataset.id);
+  const [outcome] = await recordImages(db, dataset.id, version, [{ label, filename, split: "auto", sha256, bytes: bytes.length, format: info.format, width: info.width, height: info.height }]);
+  if (outcome.status === "duplicate") {
+    throw new ApiError("duplicate_image", `This image is already in the dataset as '${outcome.existingPath}'. Each image is kept once, so it cannot straddle the train/val split.`, { existing_path: outcome.existingPath, sha256 });
+  }
+  if (dataset.status !== "ingesting") await db.update(datasets).set({ status: "ready", error: null, updatedAt: nowIso() }).where(eq(datasets.id, dataset.id));
+  return { sha256, label, filename, width: info.width, height: info.height, format: info.format, bytes: bytes.length, dataset_version: version };
+}
+
+/**
+ * The bytes of up to `shas.length` images, read `concurrency` at a time, stopping at about `maxBytes`: images past
+ * the budget are left out (always at least one is in) and the caller asks again. Missing images come back as null.
+ */
+export async function readImageBatch(bucket: R2Bucket, projectId: string, shas: string[], budget: { maxBytes: number; concurrency: number }): Promise<Array<[string, Uint8Array | null]>> {
+  const found: Array<[string, Uint8Array | null]> = [];
+  let total = 0;
+  await mapBounded(shas, budget.concurrency, async (sha) => {
+    const object = await bucket.get(imageObjectKey(projectId, sha));
+    if (!object) {
+      found.push([sha, null]);
+      return;
+    }
+    if (total + object.size > budget.maxBytes && total > 0) {
+      await object.body.cancel(); // over budget: left out, the caller asks again
+      return;
+    }
+    total += object.size;
+    found.push([sha, new Uint8Array(await object.arrayBuffer())]);
+  });
+  return found;
+}
+
+/** The stored bytes of one of the project's images, or null when they are not in storage. */
+export async function readImage(bucket: R2Bucket, projectId: string, sha256: string): Promise<R2ObjectBody | null> {
+  return bucket.get(imageObjectKey(projectId, sha256));
 }
 
 /** Snapshot condition for `version` (see the module comment). */
 export const inSnapshot = (datasetId: string, version: number) =>
   and(eq(datasetImages.datasetId, datasetId), lte(datasetImages.addedVersion, version), or(isNull(datasetImages.removedVersion), gt(datasetImages.removedVersion, version)));
+
+/** Freezes the dataset's current version for a job and returns it: the next write starts version + 1. */
+export async function freezeVersion(db: Db, datasetId: string): Promise<number> {
+  const frozen = await db.update(datasets).set({ frozenVersion: sql`max(${datasets.frozenVersion}, ${datasets.version})` }).where(eq(datasets.id, datasetId)).returning({ version: datasets.version }).get();
+  if (!frozen) throw new ApiError("dataset_not_found", `Dataset '${datasetId}' no longer exists.`);
+  return frozen.version;
+}
+
+/** The images of snapshot `version`, by label, split and file name. */
+export async function listSnapshotImages(db: Db, datasetId: string, version: number) {
+  return db
+    .select({ sha256: datasetImages.sha256, label: datasetImages.label, split: datasetImages.split, filename: datasetImages.filename })
+    .from(datasetImages)
+    .where(inSnapshot(datasetId, version))
+    .orderBy(datasetImages.label, datasetImages.split, datasetImages.filename)
+    .all();
+}
 
 /** The version writes go into, starting a new one when the current version is frozen by a job. */
 export async function writableVersion(db: Db, datasetId: string): Promise<number> {

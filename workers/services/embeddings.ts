@@ -9,16 +9,15 @@
  */
 import { ApiError } from "../../shared/errors";
 import { EMBEDDING_RECORD_HEADER_BYTES, bytesToHex, hexToBytes } from "../../shared/wire";
+import { embeddingItemKey, embeddingPackKey } from "./object-keys";
 
 export { EMBEDDING_RECORD_HEADER_BYTES };
 const READ_CONCURRENCY = 32;
 
-const itemKey = (key: string, sha256: string) => `embeddings/${key}/${sha256}`;
-const packKey = (key: string, pack: string) => `embeddings/${key}/packs/${pack}`;
 
 
 export async function readEmbeddingPack(bucket: R2Bucket, key: string, pack: string): Promise<ArrayBuffer | null> {
-  const object = await bucket.get(packKey(key, pack));
+  const object = await bucket.get(embeddingPackKey(key, pack));
   return object ? object.arrayBuffer() : null;
 }
 
@@ -30,7 +29,7 @@ export async function readEmbeddings(bucket: R2Bucket, key: string, shas: string
     Array.from({ length: Math.min(READ_CONCURRENCY, shas.length) }, async () => {
       while (next < shas.length) {
         const i = next++;
-        const object = await bucket.get(itemKey(key, shas[i]));
+        const object = await bucket.get(embeddingItemKey(key, shas[i]));
         if (!object) continue;
         const vector = new Uint8Array(await object.arrayBuffer());
         const record = new Uint8Array(EMBEDDING_RECORD_HEADER_BYTES + vector.length);
@@ -63,10 +62,10 @@ export async function writeEmbeddings(bucket: R2Bucket, key: string, dim: number
       while (next < count) {
         const i = next++;
         const record = body.subarray(i * recordBytes, (i + 1) * recordBytes);
-        await bucket.put(itemKey(key, bytesToHex(record.subarray(0, EMBEDDING_RECORD_HEADER_BYTES))), record.slice(EMBEDDING_RECORD_HEADER_BYTES));
+        await bucket.put(embeddingItemKey(key, bytesToHex(record.subarray(0, EMBEDDING_RECORD_HEADER_BYTES))), record.slice(EMBEDDING_RECORD_HEADER_BYTES));
       }
     }),
   );
-  if (pack) await bucket.put(packKey(key, pack), body);
+  if (pack) await bucket.put(embeddingPackKey(key, pack), body);
   return count;
 }

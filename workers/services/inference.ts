@@ -26,6 +26,7 @@ import { preprocessImage } from "../../shared/image/preprocess";
 import { inspectImage } from "../../shared/image/sniff";
 import type { BackboneSpec } from "../../shared/schemas";
 import { jobs } from "../db/schema";
+import { getConfig } from "../config";
 import type { Env } from "../env";
 import { BoundedCache, type BoundedCacheStats } from "../inference/bounded-cache";
 import { getWorkerCodecs } from "../inference/codecs";
@@ -33,27 +34,14 @@ import { createEmbedder, type Embedder } from "../inference/embedder";
 import { ensureTfjsWasm, InferenceUnavailableError } from "../inference/tfjs-wasm";
 import { loadBackboneFiles, resolveBackbone, type ResolvedBackbone } from "./backbones";
 import type { Db } from "./db";
-import { getModel, type ModelRow } from "./models";
+import { getModel, readModelArtifact, type ModelRow } from "./models";
 
 /** Optional variables that tune serving (wrangler.toml [vars] or secrets); defaults below. */
-export interface InferenceEnv extends Env {
-  PREDICT_MAX_PIXELS?: string;
-  HEAD_CACHE_MAX_ENTRIES?: string;
-  HEAD_CACHE_MAX_BYTES?: string;
-  /** How long the first request waits for tfjs' WASM backend before answering 503 (default 10 s; measured 20 to 170 ms). */
-  TFJS_INIT_TIMEOUT_MS?: string;
-}
 
 /** Images per request: each costs one backbone run (tens of ms), and the whole request is held in memory. */
 export const MAX_IMAGES_PER_REQUEST = 16;
 /** Embeddings per request: applying a head costs microseconds; the JSON body is the bound. */
 export const MAX_EMBEDDINGS_PER_REQUEST = 256;
-/**
- * Decoded pixels per image. A decoded image costs 4 bytes per pixel in JS plus as much inside the decoder's WASM
- * heap: 12 MP (a phone photo) is about 96 MB at its peak, which with the backbone resident is as much as an isolate
- * can take; the datasets' 40 MP limit (MAX_IMAGE_PIXELS) is for the runner.
- */
-export const DEFAULT_PREDICT_MAX_PIXELS = 12_000_000;
 export const DEFAULT_HEAD_CACHE_MAX_ENTRIES = 2_000;
 export const DEFAULT_HEAD_CACHE_MAX_BYTES = 32 * 1024 * 1024;
 /** Two backbones resident at most: a builtin MobileNetV2 holds about 9 MB of float32 weights (+ XNNPACK's packed copy). */
@@ -100,22 +88,19 @@ interface ResidentHead {
 /** The isolate's heads, least recently used first out. */
 export const headCache = new BoundedCache<ResidentHead>({ maxEntries: DEFAULT_HEAD_CACHE_MAX_ENTRIES, maxBytes: DEFAULT_HEAD_CACHE_MAX_BYTES, sizeOf: (resident) => resident.bytes });
 
-const positiveInt = (value: string | undefined, fallback: number) => {
-  const parsed = Number(value);
-  return Number.isInteger(parsed) && parsed > 0 ? parsed : fallback;
-};
 
 /** Applies HEAD_CACHE_MAX_ENTRIES / HEAD_CACHE_MAX_BYTES when they are set; otherwise the bounds stay as they are. */
-function configureHeadCache(env: InferenceEnv): void {
-  if (env.HEAD_CACHE_MAX_ENTRIES === undefined && env.HEAD_CACHE_MAX_BYTES === undefined) return;
+function configureHeadCache(env: Env): void {
+  const wanted = getConfig(env).headCache;
+  if (wanted.maxEntries === undefined && wanted.maxBytes === undefined) return;
   const current = headCache.stats();
-  const maxEntries = positiveInt(env.HEAD_CACHE_MAX_ENTRIES, current.maxEntries);
-  const maxBytes = positiveInt(env.HEAD_CACHE_MAX_BYTES, current.maxBytes);
+  const maxEntries = wanted.maxEntries ?? current.maxEntries;
+  const maxBytes = wanted.maxBytes ?? current.maxBytes;
   if (current.maxEntries !== maxEntries || current.maxBytes !== maxBytes) headCache.resize({ maxEntries, maxBytes });
 }
 
 async function fetchHead(bucket: R2Bucket, model: ModelRow): Promise<ResidentHead> {
-  const [manifestObject, weightsObject] = await Promise.all([bucket.get(`${model.objectPrefix}/head.json`), bucket.get(`${model.objectPrefix}/head.bin`)]);
+  const [manifestObject, weightsObject] = await Promise.all([readModelArtifact(bucket, model, "head.json"), readModelArtifact(bucket, model, "head.bin")]);
   if (!manifestObject || !weightsObject) {
     await Promise.all([manifestObject?.body.cancel(), weightsObject?.body.cancel()]);
     throw new ApiError("model_artifacts_missing", `Model '${model.id}' has no stored head (head.json and head.bin); its artifacts were removed. Train it again (POST /v1/jobs).`, { model_id: model.id });
@@ -130,7 +115,7 @@ async function fetchHead(bucket: R2Bucket, model: ModelRow): Promise<ResidentHea
 }
 
 /** The model's parsed head, from the isolate's LRU or from R2 (one fetch however many requests ask at once). */
-export function getHead(env: InferenceEnv, model: ModelRow): Promise<Head> {
+export function getHead(env: Env, model: ModelRow): Promise<Head> {
   configureHeadCache(env);
   return headCache.get(`${model.projectId}/${model.id}`, () => fetchHead(env.BUCKET, model)).then((resident) => resident.head);
 }
@@ -174,7 +159,7 @@ function backboneKey(backbone: string): string {
   return builtin ? `${builtin.id}@${builtin.weightsVersion}` : `${backbone}@${backbone}`;
 }
 
-async function buildResidentBackbone(env: InferenceEnv, db: Db, model: ModelRow): Promise<ResidentBackbone> {
+async function buildResidentBackbone(env: Env, db: Db, model: ModelRow): Promise<ResidentBackbone> {
   let resolved: ResolvedBackbone;
   try {
     resolved = await resolveBackbone(db, model.projectId, model.backbone);
@@ -196,13 +181,13 @@ async function buildResidentBackbone(env: InferenceEnv, db: Db, model: ModelRow)
   if (floatBytes > MAX_EDGE_BACKBONE_FLOAT_BYTES) {
     throw new ApiError("backbone_too_large", `Backbone '${resolved.id}' needs ${floatBytes} bytes of float32 weights; the edge serves backbones up to ${MAX_EDGE_BACKBONE_FLOAT_BYTES} bytes. Send precomputed embeddings instead.`, { backbone: resolved.id, limit_bytes: MAX_EDGE_BACKBONE_FLOAT_BYTES });
   }
-  const tf = await ensureTfjsWasm({ timeoutMs: positiveInt(env.TFJS_INIT_TIMEOUT_MS, 10_000) });
+  const tf = await ensureTfjsWasm({ timeoutMs: getConfig(env).tfjsInitTimeoutMs });
   const embedder = await createEmbedder(tf, files, resolved.spec, { log: (message) => console.warn(`backbone ${resolved.id}: ${message}`) });
   return { id: resolved.id, spec: resolved.spec, embedder, users: 0, evicted: false, disposed: false };
 }
 
 /** Runs `use` with the model's backbone, holding it so that an eviction meanwhile does not free it under us. */
-async function withBackbone<T>(env: InferenceEnv, db: Db, model: ModelRow, use: (backbone: ResidentBackbone) => Promise<T>): Promise<T> {
+async function withBackbone<T>(env: Env, db: Db, model: ModelRow, use: (backbone: ResidentBackbone) => Promise<T>): Promise<T> {
   let resident: ResidentBackbone;
   do {
     resident = await backboneCache.get(backboneKey(model.backbone), () => buildResidentBackbone(env, db, model));
@@ -251,7 +236,7 @@ const elapsed = (since: number) => Math.round((performance.now() - since) * 100)
  * is decoded (EXIF-upright), resized and normalised with shared/image (the runner's code) and embedded; then the head
  * runs on all embeddings at once. Embeddings: each must have the head's input length.
  */
-export async function predict(env: InferenceEnv, db: Db, model: ModelRow, input: PredictInput, k: number): Promise<PredictionResult> {
+export async function predict(env: Env, db: Db, model: ModelRow, input: PredictInput, k: number): Promise<PredictionResult> {
   const started = performance.now();
   const timings: Record<string, number> = {};
   let phase = performance.now();
@@ -272,7 +257,7 @@ export async function predict(env: InferenceEnv, db: Db, model: ModelRow, input:
   } else {
     const images = input.images;
     count = images.length;
-    const maxPixels = Math.min(positiveInt(env.PREDICT_MAX_PIXELS, DEFAULT_PREDICT_MAX_PIXELS), positiveInt(env.MAX_IMAGE_PIXELS, Number.MAX_SAFE_INTEGER));
+    const maxPixels = getConfig(env).predictMaxPixels;
     for (const image of images) {
       try {
         inspectImage(image.bytes, { maxPixels });

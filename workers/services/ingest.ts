@@ -9,9 +9,11 @@ import { sha256Hex, newId } from "../../shared/ids";
 import { ImageError } from "../../shared/image/errors";
 import { inspectImage } from "../../shared/image/sniff";
 import { datasetImages, datasets, ingests } from "../db/schema";
+import { getConfig } from "../config";
 import type { Env } from "../env";
 import { commonRoot, placeEntry } from "./archive-layout";
-import { MAX_IMAGE_BYTES, imageObjectKey, inSnapshot, recordImages, recordRejections, writableVersion, type NewImage } from "./datasets";
+import { MAX_IMAGE_BYTES, inSnapshot, recordImages, recordRejections, writableVersion, type NewImage } from "./datasets";
+import { archiveEntriesObjectKey, archiveObjectKey, imageObjectKey } from "./object-keys";
 import { getDb, nowIso, type Db } from "./db";
 import { ZipFormatError, entrySpan, extractEntry, findOverlappingEntries, r2Source, readCentralDirectory, type ZipEntry } from "./zip-reader";
 
@@ -33,8 +35,14 @@ export interface IngestMessage {
   cursor: number;
 }
 
-export const archiveObjectKey = (projectId: string, datasetId: string, ingestId: string) => `projects/${projectId}/archives/${datasetId}/${ingestId}.zip`;
-const entriesObjectKey = (ingest: { projectId: string; id: string }) => `projects/${ingest.projectId}/archives/${ingest.id}.entries.json`;
+/** Stores an uploaded archive (a body of checked length) in R2 and starts ingesting it. */
+export async function receiveArchive(env: Env, db: Db, dataset: { projectId: string; id: string }, body: ReadableStream, filename: string): Promise<string> {
+  const ingestId = newId("ing");
+  const key = archiveObjectKey(dataset.projectId, dataset.id, ingestId);
+  // The user's file name goes with the archive so ingest errors can name it.
+  await env.BUCKET.put(key, body, { customMetadata: { filename } });
+  return startIngest(env, db, dataset.projectId, dataset.id, key, ingestId);
+}
 
 /** Creates the ingest row for an archive already in R2, marks the dataset ingesting and queues the first chunk. */
 export async function startIngest(env: Env, db: Db, projectId: string, datasetId: string, objectKey: string, ingestId = newId("ing")): Promise<string> {
@@ -62,7 +70,7 @@ export async function runIngestChunk(env: Env, message: IngestMessage, deadlineM
   const ingest = await db.select().from(ingests).where(eq(ingests.id, message.ingest_id)).get();
   if (!ingest || ingest.status === "done" || ingest.status === "failed" || ingest.cursor !== message.cursor) return null;
   const started = Date.now();
-  const maxPixels = Number(env.MAX_IMAGE_PIXELS ?? 40_000_000);
+  const { maxImagePixels: maxPixels } = getConfig(env);
   try {
     const stored = await loadEntries(env, db, ingest);
     const version = await writableVersion(db, ingest.datasetId);
@@ -181,7 +189,7 @@ function decideUnread(entry: StoredEntries["entries"][number], root: string | nu
 }
 
 async function loadEntries(env: Env, db: Db, ingest: typeof ingests.$inferSelect): Promise<StoredEntries> {
-  const cached = await env.BUCKET.get(entriesObjectKey(ingest));
+  const cached = await env.BUCKET.get(archiveEntriesObjectKey(ingest.projectId, ingest.id));
   if (cached) return (await cached.json()) as StoredEntries;
   const head = await env.BUCKET.head(ingest.objectKey);
   if (!head) throw new ZipFormatError("archive_missing", "The uploaded archive is no longer in storage; upload it again.");
@@ -200,14 +208,14 @@ async function loadEntries(env: Env, db: Db, ingest: typeof ingests.$inferSelect
     entries: entries.map((e, i) => ({ ...e, end: Math.max(ends[i], e.localHeaderOffset), overlap: overlaps.has(i) })).filter((e) => !e.isDirectory),
     nested: nestedPrefix(entries),
   };
-  await env.BUCKET.put(entriesObjectKey(ingest), JSON.stringify(stored));
+  await env.BUCKET.put(archiveEntriesObjectKey(ingest.projectId, ingest.id), JSON.stringify(stored));
   await db.update(ingests).set({ total: stored.entries.length, status: "running", updatedAt: nowIso() }).where(eq(ingests.id, ingest.id));
   return stored;
 }
 
 /** Ends an ingest: removes the archive and its entry list, and settles the dataset's status if no other ingest runs. */
 async function finishIngest(env: Env, db: Db, ingest: typeof ingests.$inferSelect, error: string | null): Promise<void> {
-  await env.BUCKET.delete([ingest.objectKey, entriesObjectKey(ingest)]);
+  await env.BUCKET.delete([ingest.objectKey, archiveEntriesObjectKey(ingest.projectId, ingest.id)]);
   const active = await db.select({ id: ingests.id }).from(ingests).where(and(eq(ingests.datasetId, ingest.datasetId), inArray(ingests.status, ["queued", "running"]))).limit(1).get();
   if (active) return;
   const dataset = await db.select({ version: datasets.version }).from(datasets).where(eq(datasets.id, ingest.datasetId)).get();

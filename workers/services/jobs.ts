@@ -12,13 +12,16 @@
  * after a failed attempt is exp(min(attempt, 10)) seconds, as graphile-worker does.
  */
 import { and, asc, desc, eq, gt, inArray, lt, sql } from "drizzle-orm";
-import { ApiError } from "../../shared/errors";
+import { DEFAULT_BACKBONE } from "../../shared/catalog";
+import { ApiError, notFound } from "../../shared/errors";
 import { newId, randomString } from "../../shared/ids";
-import { epochMetricsSchema, jobConfigSchema, type JobConfig } from "../../shared/schemas";
+import { epochMetricsSchema, headSpecSchema, hyperparametersSchema, jobConfigSchema, type CreateJobRequest, type JobConfig } from "../../shared/schemas";
 import type { z } from "zod";
 
 type EpochMetrics = z.infer<typeof epochMetricsSchema>;
 import { jobEvents, jobs, models } from "../db/schema";
+import { resolveBackbone } from "./backbones";
+import { freezeVersion, getDataset, labelStats, listSnapshotImages, notTrainableReason } from "./datasets";
 import type { Db } from "./db";
 import { nowIso } from "./db";
 import { afterCursor, newestFirst, pageOf, type PageQuery } from "./pagination";
@@ -139,6 +142,46 @@ const holdsLease = (jobId: string, leaseToken: string, nowMs: number) =>
 
 export function leaseLost(jobId: string) {
   return new ApiError("lease_lost", `This runner no longer holds job '${jobId}' (lease expired, job canceled, finished or taken by another runner). Drop the job; nothing was changed.`, { job_id: jobId });
+}
+
+/** The job while `leaseToken` holds its lease; otherwise 409 `lease_lost`. */
+export async function getLeasedJob(db: Db, jobId: string, leaseToken: string, nowMs = Date.now()): Promise<JobRow> {
+  const job = await db.select().from(jobs).where(holdsLease(jobId, leaseToken, nowMs)).get();
+  if (!job) throw leaseLost(jobId);
+  return job;
+}
+
+/**
+ * Everything a runner needs to run a leased job: the job and its config, the lease, the backbone, and the images of
+ * the dataset snapshot the job was created with (label, split, path), in a stable order.
+ */
+export async function describeLease(db: Db, lease: Lease) {
+  const { job } = lease;
+  const backbone = await resolveBackbone(db, job.projectId, job.backbone);
+  const images = await listSnapshotImages(db, job.datasetId, job.datasetVersion);
+  return {
+    job: { id: job.id, project_id: job.projectId, dataset_id: job.datasetId, dataset_version: job.datasetVersion, attempt: job.attempt, max_attempts: job.maxAttempts, config: jobConfigSchema.parse(job.config), model_id: modelIdForJob(job.id) },
+    lease: { token: lease.leaseToken, expires_at: lease.leaseExpiresAt, lease_ms: LEASE_MS, heartbeat_ms: HEARTBEAT_MS },
+    backbone: { id: backbone.id, name: backbone.name, builtin: backbone.builtin, spec: backbone.spec, weights_version: backbone.weightsVersion, format: backbone.format },
+    images: images.map((i) => ({ sha256: i.sha256, label: i.label, split: i.split, path: `${i.split === "auto" ? "" : `${i.split}/`}${i.label}/${i.filename}` })),
+  };
+}
+
+/**
+ * Queues a fine-tune job on the dataset's current version, which it freezes: later uploads start a new version and
+ * leave this snapshot untouched. 404 for a dataset or backbone the project does not have, 409 `dataset_not_trainable`
+ * with the reason (too few images per label, still ingesting, ...).
+ */
+export async function startJob(db: Db, projectId: string, request: CreateJobRequest): Promise<JobRow> {
+  const dataset = await getDataset(db, projectId, request.dataset_id);
+  if (!dataset) throw notFound("dataset", request.dataset_id);
+  const { labels } = await labelStats(db, dataset.id, dataset.version);
+  const reason = dataset.status === "ready" ? notTrainableReason(dataset.status, labels) : `The dataset is ${dataset.status}${dataset.status === "ingesting" ? "; wait until it is ready" : ""}.`;
+  if (reason) throw new ApiError("dataset_not_trainable", reason, { dataset_id: dataset.id, status: dataset.status });
+  const backbone = await resolveBackbone(db, projectId, request.backbone ?? DEFAULT_BACKBONE.name);
+  const version = await freezeVersion(db, dataset.id);
+  const config = { head: headSpecSchema.parse(request.head ?? { type: "linear" }), hyperparameters: hyperparametersSchema.parse(request.hyperparameters ?? {}) };
+  return createJob(db, { projectId, datasetId: dataset.id, datasetVersion: version, backbone: backbone.id, config, maxAttempts: request.max_attempts });
 }
 
 export interface Progress {

@@ -2,6 +2,7 @@ import { and, desc, eq } from "drizzle-orm";
 import { aliases, models } from "../db/schema";
 import type { Db } from "./db";
 import { afterCursor, newestFirst, pageOf, type PageQuery } from "./pagination";
+import { modelArtifactKey, modelObjectPrefix } from "./object-keys";
 
 export type ModelRow = typeof models.$inferSelect;
 
@@ -34,6 +35,21 @@ export function modelView(row: ModelRow) {
 /** Deletes the row and artifacts; aliases pointing at the model are removed too (their history keeps the id). */
 export async function deleteModel(db: Db, bucket: R2Bucket, row: ModelRow) {
   await db.batch([db.delete(models).where(eq(models.id, row.id)), db.delete(aliases).where(and(eq(aliases.projectId, row.projectId), eq(aliases.modelId, row.id)))]);
-  const listed = await bucket.list({ prefix: `${row.objectPrefix}/` });
+  const listed = await bucket.list({ prefix: modelArtifactKey(row.objectPrefix, "") });
   if (listed.objects.length > 0) await bucket.delete(listed.objects.map((o) => o.key));
+}
+
+/** One stored artifact of the model (head.json, model.json, card.json, ...), or null when it is not in storage. */
+export async function readModelArtifact(bucket: R2Bucket, row: Pick<ModelRow, "objectPrefix">, name: string): Promise<R2ObjectBody | null> {
+  return bucket.get(modelArtifactKey(row.objectPrefix, name));
+}
+
+/** Stores one artifact a runner uploads for the model its job registers. */
+export async function storeModelArtifact(bucket: R2Bucket, projectId: string, modelId: string, artifact: string, bytes: Uint8Array): Promise<void> {
+  await bucket.put(modelArtifactKey(modelObjectPrefix(projectId, modelId), artifact), bytes);
+}
+
+/** True when the model's compact head (head.json) is in storage: a job may only complete once it is. */
+export async function isHeadStored(bucket: R2Bucket, prefix: string): Promise<boolean> {
+  return (await bucket.head(modelArtifactKey(prefix, "head.json"))) !== null;
 }

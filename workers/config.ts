@@ -1,0 +1,72 @@
+/**
+ * The Worker's settings, parsed once from its environment (wrangler.toml [vars], secrets; `.dev.vars.example` lists
+ * them all). Everything else reads `getConfig(env)`, never `env.X` strings: one place says what each setting means,
+ * its default and what a bad value does (a setting that is not a positive integer falls back to its default).
+ */
+import { urlPolicyFromEnv, type UrlPolicy } from "./services/url-policy";
+
+export interface Config {
+  /** Pixels an uploaded image may declare before it is refused from its header (decompression bombs). */
+  maxImagePixels: number;
+  /** Pixels a prediction decodes per image: never more than `maxImagePixels`. */
+  predictMaxPixels: number;
+  /** Bounds of the isolate's head cache, when the deployment sets them; otherwise the cache keeps its own. */
+  headCache: { maxEntries?: number; maxBytes?: number };
+  /** How long the first prediction waits for tfjs' WASM backend before answering 503. */
+  tfjsInitTimeoutMs: number;
+  /** Where backbone and webhook URLs may point. */
+  urlPolicy: UrlPolicy;
+  /** The admin key of the default project, when set. */
+  adminKey: string | null;
+  /** The token runners present, when set; unset, runner routes answer 503 runners_disabled. */
+  runnerToken: string | null;
+  /** Responses carry the invocation's D1 counts (services/d1-meter.ts); tests turn it on. */
+  d1MeterHeaders: boolean;
+}
+
+/** 40 MP: the largest photos of current phones (about 8,000 x 5,000), as the runner's decoder accepts them. */
+export const DEFAULT_MAX_IMAGE_PIXELS = 40_000_000;
+/**
+ * Decoded pixels per predicted image. A decoded image costs 4 bytes per pixel in JS plus as much inside the decoder's
+ * WASM heap: 12 MP (a phone photo) is about 96 MB at its peak, which with the backbone resident is as much as a 128 MB
+ * isolate can take; the datasets' 40 MP limit is for the runner.
+ */
+export const DEFAULT_PREDICT_MAX_PIXELS = 12_000_000;
+/** Measured tfjs WASM init: 20 to 170 ms; 10 s only catches a hang. */
+export const DEFAULT_TFJS_INIT_TIMEOUT_MS = 10_000;
+
+/** The settings an environment may carry; all optional strings, as wrangler hands them over. */
+export type ConfigEnv = { [K in "MAX_IMAGE_PIXELS" | "PREDICT_MAX_PIXELS" | "HEAD_CACHE_MAX_ENTRIES" | "HEAD_CACHE_MAX_BYTES" | "TFJS_INIT_TIMEOUT_MS" | "URL_ALLOW_HTTP" | "URL_ALLOW_PRIVATE_HOSTS" | "URL_DNS_RESOLVER" | "EDGETUNE_ADMIN_KEY" | "RUNNER_TOKEN" | "D1_METER_HEADERS"]?: string };
+
+const positiveInt = (value: string | undefined): number | undefined => {
+  if (value === undefined || value.trim() === "") return undefined;
+  const parsed = Number(value);
+  return Number.isInteger(parsed) && parsed > 0 ? parsed : undefined;
+};
+const nonEmpty = (value: string | undefined) => (value && value.trim() !== "" ? value : null);
+
+export function parseConfig(env: ConfigEnv): Config {
+  const maxImagePixels = positiveInt(env.MAX_IMAGE_PIXELS) ?? DEFAULT_MAX_IMAGE_PIXELS;
+  return {
+    maxImagePixels,
+    predictMaxPixels: Math.min(positiveInt(env.PREDICT_MAX_PIXELS) ?? DEFAULT_PREDICT_MAX_PIXELS, maxImagePixels),
+    headCache: { maxEntries: positiveInt(env.HEAD_CACHE_MAX_ENTRIES), maxBytes: positiveInt(env.HEAD_CACHE_MAX_BYTES) },
+    tfjsInitTimeoutMs: positiveInt(env.TFJS_INIT_TIMEOUT_MS) ?? DEFAULT_TFJS_INIT_TIMEOUT_MS,
+    urlPolicy: urlPolicyFromEnv(env),
+    adminKey: nonEmpty(env.EDGETUNE_ADMIN_KEY),
+    runnerToken: nonEmpty(env.RUNNER_TOKEN),
+    d1MeterHeaders: env.D1_METER_HEADERS === "true",
+  };
+}
+
+/** One parse per environment object: workerd hands every request of an isolate the same `env`. */
+const parsed = new WeakMap<object, Config>();
+
+export function getConfig(env: ConfigEnv): Config {
+  let config = parsed.get(env);
+  if (!config) {
+    config = parseConfig(env);
+    parsed.set(env, config);
+  }
+  return config;
+}

@@ -1,0 +1,32 @@
+/**
+ * The bucket's layout: every R2 key the Worker reads or writes is built here, so one file shows where each object
+ * lives and that every tenant's objects sit under `projects/{projectId}/` (builtin backbones and the runners'
+ * embedding cache, keyed by content, are the only shared prefixes).
+ *
+ *   projects/{projectId}/images/{sha256}                          image bytes, stored once per project
+ *   projects/{projectId}/archives/{datasetId}/{ingestId}.zip      an uploaded archive until ingestion ends
+ *   projects/{projectId}/archives/{ingestId}.entries.json         its central directory, read once
+ *   projects/{projectId}/backbones/{backboneId}/{file}            an imported backbone: model.json, weights.bin
+ *   backbones/builtin/{catalogId}/{file}                          a builtin backbone, published by runners
+ *   projects/{projectId}/models/{modelId}/{artifact}              a trained model: head.json, head.bin, card.json, ...
+ *   embeddings/{cacheKey}/{sha256} and .../packs/{pack}           the runners' embedding cache
+ */
+
+export type BackboneFile = "model.json" | "weights.bin";
+
+export const imageObjectKey = (projectId: string, sha256: string) => `projects/${projectId}/images/${sha256}`;
+
+export const archiveObjectKey = (projectId: string, datasetId: string, ingestId: string) => `projects/${projectId}/archives/${datasetId}/${ingestId}.zip`;
+export const archiveEntriesObjectKey = (projectId: string, ingestId: string) => `projects/${projectId}/archives/${ingestId}.entries.json`;
+
+export const backboneObjectPrefix = (projectId: string, backboneId: string) => `projects/${projectId}/backbones/${backboneId}`;
+export const builtinObjectPrefix = (catalogId: string) => `backbones/builtin/${catalogId}`;
+/** A backbone file under its prefix (a row's `object_prefix`, or one of the two prefixes above). */
+export const backboneFileKey = (prefix: string, file: BackboneFile) => `${prefix}/${file}`;
+
+export const modelObjectPrefix = (projectId: string, modelId: string) => `projects/${projectId}/models/${modelId}`;
+/** A model artifact under the model's prefix (its row's `object_prefix`). */
+export const modelArtifactKey = (prefix: string, artifact: string) => `${prefix}/${artifact}`;
+
+export const embeddingItemKey = (cacheKey: string, sha256: string) => `embeddings/${cacheKey}/${sha256}`;
+export const embeddingPackKey = (cacheKey: string, pack: string) => `embeddings/${cacheKey}/packs/${pack}`;
