@@ -156,7 +156,7 @@ export function buildProgram(): Command {
             bar.update(p.sentBytes, { payload: { skipped: p.skippedBytes } });
           } else {
             if (p.total === 0) return;
-            ingestBar ??= out.progress("ingest", p.total, (v) => `${v.value}/${v.total} images | ${v.rate.toFixed(0)} img/s | ETA ${formatDuration(v.etaS)}`);
+            ingestBar ??= out.progress("ingest", p.total, (v) => `${v.value}/${v.total} images${v.rate > 0 ? ` | ${v.rate.toFixed(0)} img/s | ETA ${formatDuration(v.etaS)}` : ""}`);
             ingestBar.update(p.done, { total: p.total });
           }
         };

@@ -41,7 +41,13 @@ export class Output {
   }
 
   table(head: string[], rows: (string | number)[][], options: { align?: ("left" | "right" | "center")[] } = {}): string {
-    const table = new Table({ head, style: { head: this.fancy ? ["cyan"] : [], border: this.fancy ? ["grey"] : [] }, colAligns: options.align });
+    const table = new Table({
+      head,
+      style: { head: this.fancy ? ["cyan"] : [], border: this.fancy ? ["grey"] : [] },
+      colAligns: options.align,
+      // No rule between rows: a 400-row rejected list stays 400 lines.
+      chars: { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" },
+    });
     table.push(...rows.map((r) => r.map(String)));
     return table.toString();
   }

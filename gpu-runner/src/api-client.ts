@@ -5,6 +5,8 @@
  */
 import { z } from "zod";
 import { decodeImageRecords } from "../../shared/wire";
+import { EdgetuneError } from "../../sdk/errors";
+import { HttpClient } from "../../sdk/http";
 import { backboneSpecSchema, jobConfigSchema, rejectionSchema } from "../../shared/schemas";
 
 /** What `POST /v1/runner/lease` hands out, re-validated with the shared schemas before anything runs. */
@@ -58,35 +60,38 @@ export interface Progress {
   total: number;
 }
 
+/**
+ * Calls the runner may repeat after a dropped connection or a 5xx (the SDK's retry policy): reads, PUTs, and POSTs
+ * that change nothing or land on the same state twice (image and embedding lookups, heartbeats, `complete`, which
+ * answers the same model for a repeated report). Leasing, epochs and `fail` are not repeated: a lease granted
+ * before the connection dropped would be held twice, epochs would be recorded twice.
+ */
+const REPEATABLE_POSTS = [/\/images$/, /\/lookup$/, /\/heartbeat$/, /\/complete$/];
+
 export class RunnerClient {
+  private readonly http: HttpClient;
+
   constructor(
     readonly apiUrl: string,
-    private readonly token: string,
-    private readonly fetchImpl: typeof fetch = fetch,
-  ) {}
+    token: string,
+    fetchImpl: typeof fetch = fetch,
+  ) {
+    // A keep-alive socket that wrangler/workerd closes between two calls fails the next one ("other side closed"):
+    // retrying idempotent calls keeps that from failing a job.
+    this.http = new HttpClient({ url: apiUrl, apiKey: token, fetch: fetchImpl });
+  }
 
   private async call(method: string, path: string, init: { json?: unknown; body?: Uint8Array; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}`, ...init.headers };
-    let body: BodyInit | undefined;
-    if (init.json !== undefined) {
-      headers["content-type"] = "application/json";
-      body = JSON.stringify(init.json);
-    } else if (init.body) {
-      headers["content-type"] ??= "application/octet-stream";
-      body = init.body as Uint8Array<ArrayBuffer>;
-    }
-    const response = await this.fetchImpl(`${this.apiUrl}${path}`, { method, headers, body, signal: init.signal });
-    if (response.ok) return response;
-    const text = await response.text();
-    let code = `http_${response.status}`;
-    let message = text.slice(0, 500);
+    const headers: Record<string, string> = { ...init.headers };
+    if (init.json === undefined && init.body) headers["content-type"] ??= "application/octet-stream";
+    const idempotent = method !== "POST" || REPEATABLE_POSTS.some((re) => re.test(path.split("?")[0]));
     try {
-      const parsed = JSON.parse(text) as { error?: { code?: string; message?: string } };
-      code = parsed.error?.code ?? code;
-      message = parsed.error?.message ?? message;
-    } catch {}
-    if (code === "lease_lost") throw new LeaseLostError(path);
-    throw new ApiCallError(response.status, code, `${method} ${path}: ${response.status} ${code}: ${message}`);
+      return await this.http.raw(method, path, { json: init.json, body: init.body, headers, signal: init.signal, idempotent });
+    } catch (err) {
+      if (!(err instanceof EdgetuneError)) throw err;
+      if (err.code === "lease_lost") throw new LeaseLostError(path);
+      throw new ApiCallError(err.status, err.code, `${method} ${path}: ${err.status} ${err.code}: ${err.message}`);
+    }
   }
 
   /** Long-polls for a job (up to `waitS` seconds). `null` when none was queued. */
