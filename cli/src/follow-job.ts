@@ -35,7 +35,7 @@ export async function followJob(out: Output, client: Edgetune, jobId: string, si
         endPhase();
         phase = data.phase;
         const label = PHASE_LABELS[data.phase] ?? data.phase;
-        if (data.phase === "embedding") bar = out.progress(label, data.total, (v) => `${v.value}/${v.total} images | ${v.rate.toFixed(1)} img/s | ETA ${formatDuration(v.etaS)}`);
+        if (data.phase === "embedding") bar = out.progress(label, data.total, (v) => `${v.value}/${v.total} images${v.rate > 0 ? ` | ${v.rate.toFixed(1)} img/s | ETA ${formatDuration(v.etaS)}` : ""}`);
         else if (data.phase === "training") bar = out.progress(label, data.total, (v) => epochDetails(v.value, v.total, v.payload.epoch));
         else if (data.total > 1) bar = out.progress(label, data.total, (v) => `${v.value}/${v.total}`);
         else out.note(`${label}...`);

@@ -131,6 +131,10 @@ export class Progress {
     if (this.bar) {
       this.bar.update(this.value, { details: this.format(this.values()) });
       this.bar.stop();
+    } else {
+      // Plain mode throttles lines: make sure the final state is on screen.
+      const line = `${this.label}: ${this.total > 0 ? `${Math.floor((100 * this.value) / this.total)}% ` : ""}${this.format(this.values())}`;
+      if (line !== this.lastLine) this.out.note(line);
     }
     if (finalNote) this.out.note(finalNote);
   }
