@@ -122,9 +122,10 @@ export function buildProgram(): Command {
     .option("--name <name>", "name of the new dataset (default: the folder's name)")
     .option("--dataset <id>", "add to this existing dataset instead of creating one")
     .option("--part-mb <mb>", "part size for large uploads, in MiB (at least 5)", (v) => positiveNumber(v, "--part-mb"))
+    .option("--parts", "always upload in parts (resumable), even an archive small enough for one request")
     .option("--no-wait", "return once the upload is complete, without waiting for ingestion")
     .description("upload a folder or zip (zipped on the fly, in parts when large, resuming an interrupted upload), then wait for ingestion and show rejected files")
-    .action(async (target: string, options: { name?: string; dataset?: string; partMb?: number; wait: boolean }, command: Command) => {
+    .action(async (target: string, options: { name?: string; dataset?: string; partMb?: number; parts?: boolean; wait: boolean }, command: Command) => {
       const { out, client } = context(command);
       if (!fs.existsSync(target)) throw new UsageError(`${target}: no such file or folder.`);
       const { signal, dispose } = interruptSignal();
@@ -161,7 +162,7 @@ export function buildProgram(): Command {
           }
         };
         const started = Date.now();
-        await client.datasets.upload(datasetId, source, { onProgress, signal, resume: store, partBytes: options.partMb ? options.partMb * 1024 * 1024 : undefined });
+        await client.datasets.upload(datasetId, source, { onProgress, signal, resume: store, partBytes: options.partMb ? options.partMb * 1024 * 1024 : undefined, singleRequestMaxBytes: options.parts ? 0 : undefined });
         (bar as Progress | null)?.stop();
         out.note(`Uploaded ${formatBytes(source.size)} in ${formatDuration((Date.now() - started) / 1000)} (${(source.size / 1e6 / Math.max(0.001, (Date.now() - started) / 1000)).toFixed(1)} MB/s).`);
         let dataset = await client.datasets.get(datasetId, { signal });
