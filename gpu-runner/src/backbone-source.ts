@@ -1,8 +1,9 @@
 /**
  * Where a leased job's backbone comes from. Builtin backbones ship inside npm packages (offline) and are published
  * to R2 through the API the first time a runner sees them missing there, so the edge can load the very same bytes.
- * User backbones are read from R2 through the API. Bundles are kept per process: a runner serving many jobs on the
- * same backbone parses its weights once.
+ * User backbones are read from R2 through the API. Bundles are kept per process in a small LRU cache
+ * (`MAX_CACHED_BUNDLES`, `MAX_CACHED_BUNDLE_BYTES`): a runner serving many jobs on the same backbone parses its
+ * weights once, and one serving many users' backbones does not grow without bound.
  */
 import { getWeightSpecs } from "../../shared/backbone/model-json";
 import type { BackboneBundle, LayersModelJson } from "../../shared/backbone/types";
@@ -29,8 +30,32 @@ export function bundleFiles(bundle: BackboneBundle): { modelJson: Uint8Array; we
   return { modelJson: new TextEncoder().encode(JSON.stringify(modelJson)), weights: new Uint8Array(bundle.weightData) };
 }
 
-const bundles = new Map<string, Promise<BackboneBundle>>();
+/**
+ * At most this many bundles, and this many weight bytes, stay cached (the least recently used go first). A bundle is
+ * its float32 weights (MobileNetV2: 14 MB; a user's ResNet-50 would be ~100 MB); the runner also keeps one engine,
+ * which holds its own copy, so 4 bundles / 512 MB bounds this cache well below a GPU host's memory.
+ */
+export const MAX_CACHED_BUNDLES = 4;
+export const MAX_CACHED_BUNDLE_BYTES = 512 * 1024 * 1024;
+
+/** Insertion order = recency order (a hit is re-inserted). */
+const bundles = new Map<string, { bundle: Promise<BackboneBundle>; bytes: number }>();
 const published = new Set<string>();
+
+/** Drops least recently used bundles until the cache is within both bounds (the newest entry always stays). */
+function evictBundles(): void {
+  let bytes = [...bundles.values()].reduce((sum, entry) => sum + entry.bytes, 0);
+  for (const [key, entry] of bundles) {
+    if (bundles.size <= 1 || (bundles.size <= MAX_CACHED_BUNDLES && bytes <= MAX_CACHED_BUNDLE_BYTES)) break;
+    bundles.delete(key);
+    bytes -= entry.bytes;
+  }
+}
+
+/** Keys of the cached bundles, least recently used first (for tests and logs). */
+export function cachedBundleKeys(): string[] {
+  return [...bundles.keys()];
+}
 
 async function loadFromApi(client: RunnerClient, backbone: LeasedJob["backbone"]): Promise<BackboneBundle> {
   const [modelJsonBytes, weights] = await Promise.all([client.getBackboneFile(backbone.id, "model.json"), client.getBackboneFile(backbone.id, "weights.bin")]);
@@ -46,15 +71,25 @@ async function loadFromApi(client: RunnerClient, backbone: LeasedJob["backbone"]
  */
 export async function loadJobBackbone(client: RunnerClient, backbone: LeasedJob["backbone"], log: (msg: string) => void): Promise<BackboneBundle> {
   const key = `${backbone.id}@${backbone.weights_version}`;
-  let bundle = bundles.get(key);
-  if (!bundle) {
+  let entry = bundles.get(key);
+  if (entry) {
+    bundles.delete(key); // re-inserted below as the most recently used
+  } else {
     const loader = backbone.builtin ? BUILTIN_LOADERS[backbone.id] : undefined;
     if (backbone.builtin && (!loader || !findBuiltinBackbone(backbone.id))) throw new Error(`this runner does not know the builtin backbone ${backbone.id}; update the runner`);
-    bundle = loader ? loader() : loadFromApi(client, backbone);
-    bundles.set(key, bundle);
-    bundle.catch(() => bundles.delete(key));
+    const bundle = loader ? loader() : loadFromApi(client, backbone);
+    entry = { bundle, bytes: 0 };
+    const loading = entry;
+    bundle.then((loaded) => {
+      loading.bytes = loaded.weightData.byteLength;
+      evictBundles();
+    }, () => {
+      if (bundles.get(key) === loading) bundles.delete(key);
+    });
   }
-  const loaded = await bundle;
+  bundles.set(key, entry);
+  evictBundles();
+  const loaded = await entry.bundle;
   if (backbone.builtin && !published.has(key)) {
     if (!(await client.getBackboneFile(backbone.id, "model.json"))) {
       const files = bundleFiles(loaded);

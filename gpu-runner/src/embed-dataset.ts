@@ -3,8 +3,9 @@
  * then per image), the rest fetched, decoded and preprocessed with shared/ (the code the Worker uses at inference),
  * run through the frozen backbone and stored back batch by batch, so a runner killed halfway loses at most one batch.
  *
- * The decode of batch k+1 overlaps the backbone run of batch k (onnxruntime and the WASM pool run off the main
- * thread), which matters because decoding a photo costs about as much as embedding it on the fast engines.
+ * Three stages overlap: downloads run two batches ahead, batch k+1 is decoded on the decode pool's threads (one per
+ * core) while the backbone runs batch k (onnxruntime and the WASM pool run off the main thread too). Decoding a photo
+ * costs about as much as embedding it on the fast engines, so without the pool the engine waited on the decoder.
  */
 import { isImageError } from "../../shared/image/errors";
 import { imageToTensorInput, type PreprocessSpec } from "../../shared/image/preprocess";
@@ -12,10 +13,18 @@ import type { ImageCodecs } from "../../shared/image/codecs";
 import { sha256Hex } from "../../shared/ids";
 import { EMBEDDING_RECORD_HEADER_BYTES, bytesToHex, hexToBytes } from "../../shared/wire";
 import type { Rejection, RunnerClient } from "./api-client";
+import type { DecodePool } from "./decode/decode-pool";
 import type { EmbeddingEngine } from "./engine/types";
 
 /** Images per backbone run: bounds memory (tfjs at batch 32 held 808 MB of live tensors for MobileNetV2). */
 const EMBED_BATCH = 32;
+/**
+ * A backbone run of one batch that takes longer than this fails the attempt (retryable) instead of leaving the job
+ * running forever on a stuck engine: the slowest engine, pure-JS tfjs-cpu at ~0.5 img/s, needs ~64 s per batch.
+ */
+export const EMBED_BATCH_TIMEOUT_MS = 300_000;
+/** Batches downloaded ahead of the one being decoded: enough to hide a slow response behind two batches of work. */
+const DOWNLOAD_AHEAD = 2;
 /** The lookup route takes at most this many hashes per call. */
 const LOOKUP_CHUNK = 1000;
 
@@ -30,6 +39,8 @@ export interface EmbedDatasetInput {
   preprocess: PreprocessSpec;
   engine: EmbeddingEngine;
   codecs: ImageCodecs;
+  /** Decodes on other threads when given (the runner's pool); otherwise decoding runs on this thread. */
+  decodePool?: DecodePool;
   maxPixels: number;
   signal: AbortSignal;
   onProgress(done: number, total: number): void;
@@ -80,6 +91,19 @@ export function encodeRecords(shas: string[], bySha: Map<string, Float32Array>, 
 /** The pack id of a set of images: sha256 of their sorted, distinct hashes. */
 export const packIdOf = (sortedShas: string[]) => sha256Hex(sortedShas.join("\n"));
 
+
+export class EmbedBatchTimeoutError extends Error {
+  override name = "EmbedBatchTimeoutError";
+}
+
+/** `promise`, or a rejection after `ms` (the promise itself keeps running; its result is ignored). */
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new EmbedBatchTimeoutError(`${what} took longer than ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
 
 /** `promise`, or a rejection as soon as `signal` aborts (a backbone run of a whole batch can take seconds). */
 function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -144,24 +168,32 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
     const kept: string[] = [];
     const downloaded = await download(b);
     downloads.delete(b);
-    if (b + 1 < batches.length) download(b + 1);
+    for (let ahead = 1; ahead <= DOWNLOAD_AHEAD && b + ahead < batches.length; ahead++) download(b + ahead);
     const t = performance.now();
-    for (const sha of shas) {
-      if (signal.aborted) break;
-      const path = pathOf.get(sha)!;
+    // Every image of the batch at once on the pool's threads; results are placed in batch order, so the batch is
+    // the same whichever thread finishes first.
+    const decoded = await Promise.all(shas.map(async (sha) => {
       const bytes = downloaded.get(sha);
-      if (!bytes) {
-        skipped.push({ path, code: "image_missing", message: "the image is no longer in storage; upload it again" });
-        continue;
-      }
+      if (!bytes || signal.aborted) return null;
+      if (input.decodePool) return input.decodePool.decode(bytes, input.preprocess, input.maxPixels);
       try {
-        batch.set(await imageToTensorInput(bytes, input.preprocess, input.codecs, { maxPixels: input.maxPixels }), kept.length * perImage);
-        kept.push(sha);
+        return { pixels: await imageToTensorInput(bytes, input.preprocess, input.codecs, { maxPixels: input.maxPixels }) };
       } catch (error) {
         if (!isImageError(error)) throw error;
-        skipped.push({ path, code: error.code, message: error.message });
+        return { rejected: { code: error.code, message: error.message } };
       }
-    }
+    }));
+    shas.forEach((sha, i) => {
+      const path = pathOf.get(sha)!;
+      const result = decoded[i];
+      if (signal.aborted) return;
+      if (!result) skipped.push({ path, code: "image_missing", message: "the image is no longer in storage; upload it again" });
+      else if ("rejected" in result) skipped.push({ path, ...result.rejected });
+      else {
+        batch.set(result.pixels, kept.length * perImage);
+        kept.push(sha);
+      }
+    });
     breakdownMs.decode += performance.now() - t;
     return { batch: batch.subarray(0, kept.length * perImage), shas: kept };
   };
@@ -170,7 +202,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   for (let b = 0; b < batches.length; b++) {
     signal.throwIfAborted();
     const { batch, shas } = await next!;
-    const embedding = shas.length > 0 ? engine.embed(batch, shas.length) : Promise.resolve(new Float32Array(0));
+    const embedding = shas.length > 0 ? withTimeout(engine.embed(batch, shas.length), EMBED_BATCH_TIMEOUT_MS, `embedding a batch of ${shas.length} images on ${engine.name}`) : Promise.resolve(new Float32Array(0));
     next = b + 1 < batches.length ? prepare(b + 1) : null;
     const waitStarted = performance.now();
     const values = await untilAborted(embedding, signal);

@@ -4,11 +4,12 @@
  * at once (not counted as an attempt) and the process can exit within seconds.
  */
 import { randomBytes } from "node:crypto";
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import type { BackboneBundle, FeatureSpec } from "../../shared/backbone/types";
 import type { ImageCodecs } from "../../shared/image/codecs";
 import { ApiCallError, RunnerClient } from "./api-client";
 import { getNodeCodecs } from "./codecs-node";
+import { DecodePool } from "./decode/decode-pool";
 import { createEngine, type EmbeddingEngine, type EngineOptions } from "./engine/index";
 import { runJob, type JobOutcome } from "./run-job";
 
@@ -40,6 +41,8 @@ export class Runner {
   private readonly log: (msg: string) => void;
   private engine: { key: string; engine: Promise<EmbeddingEngine> } | null = null;
   private codecs: Promise<ImageCodecs> | null = null;
+  /** One decoding thread per core (or `threads`), started with the first job and kept for the runner's life. */
+  private decodePool: DecodePool | null = null;
   readonly outcomes: JobOutcome[] = [];
 
   constructor(private readonly options: RunnerOptions) {
@@ -90,12 +93,15 @@ export class Runner {
       }
       if (!leased) continue;
       this.log(`job ${leased.job.id}: leased (attempt ${leased.job.attempt}/${leased.job.max_attempts}, ${leased.images.length} images, backbone ${leased.backbone.name})`);
-      const outcome = await runJob({ client: this.client, leased, engineFor: this.engineFor, codecs: await this.codecs, shutdown: signal, log: this.log });
+      this.decodePool ??= new DecodePool({ threads: this.options.threads, log: this.log });
+      const outcome = await runJob({ client: this.client, leased, engineFor: this.engineFor, codecs: await this.codecs, decodePool: this.decodePool, threads: this.options.threads ?? availableParallelism(), shutdown: signal, log: this.log });
       this.outcomes.push(outcome);
     }
     const current = this.engine;
     this.engine = null;
     if (current) await (await current.engine.catch(() => null))?.close();
+    await this.decodePool?.close();
+    this.decodePool = null;
   }
 
   /** Ends the loop; a running job is given back to the queue. */
