@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { imageToTensorInput } from "../../shared/image/preprocess";
+import { imageToTensorInput, type PreprocessSpec } from "../../shared/image/preprocess";
 import type { BackboneBundle, FeatureSpec } from "../../shared/backbone/types";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 import { DecodePool } from "../../gpu-runner/src/decode/decode-pool";
@@ -109,7 +109,7 @@ describe("tfjs-wasm pool engine faults", () => {
 describe("DecodePool", () => {
   const pool = new DecodePool({ threads: 2 });
   afterAll(() => pool.close());
-  const preprocess = { input_size: [24, 24] as [number, number], mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3], resize: "squash" as const };
+  const preprocess: PreprocessSpec = { input_size: [24, 24], mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3], resize: "squash" };
 
   it("decodes bit-identically to the in-thread pipeline (the edge's code)", async () => {
     const codecs = await getNodeCodecs();
