@@ -1,7 +1,7 @@
 /** The edgetune dashboard: sign in with an API key, then the whole loop (upload, train, evaluate, try, serve). */
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { ApiError, api, session, whenSignedOut } from "./api";
+import { ApiError, sdk, session, whenSignedOut } from "./api";
 import { AliasesPage, BackbonesPage, KeysPage } from "./pages/admin";
 import { DatasetPage, DatasetsPage } from "./pages/datasets";
 import { JobPage, JobsPage, TrainPage } from "./pages/jobs";
@@ -19,7 +19,7 @@ function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
     setError(null);
     try {
       // Any authenticated read tells a valid key from a wrong one.
-      await api("GET", "/v1/datasets?limit=1", { key: key.trim() });
+      await sdk(key.trim()).datasets.list({ limit: 1 });
       session.signIn(key.trim());
       onSignedIn();
     } catch (err) {

@@ -38,50 +38,6 @@ export function curvesFromEpochs(epochs: Iterable<Partial<EpochMetrics> | null |
   return { epoch: sorted, trainLoss: pick("train_loss"), valLoss: pick("val_loss"), trainAccuracy: pick("train_accuracy"), valAccuracy: pick("val_accuracy") };
 }
 
-export interface SseEvent {
-  id: string | null;
-  event: string;
-  data: string;
-}
-
-/**
- * An incremental text/event-stream parser (EventSource cannot send an Authorization header, so the dashboard reads the
- * stream with fetch). Feed it decoded text chunks in any split; it returns the complete events so far.
- */
-export function createSseParser() {
-  let buffer = "";
-  let id: string | null = null;
-  let event = "";
-  let data: string[] = [];
-  return (chunk: string): SseEvent[] => {
-    buffer += chunk;
-    const out: SseEvent[] = [];
-    for (;;) {
-      const match = /\r\n|\r|\n/.exec(buffer);
-      if (!match) break;
-      // A lone \r at the very end may be half of \r\n: wait for the next chunk.
-      if (match[0] === "\r" && match.index === buffer.length - 1) break;
-      const line = buffer.slice(0, match.index);
-      buffer = buffer.slice(match.index + match[0].length);
-      if (line === "") {
-        if (data.length > 0) out.push({ id, event: event || "message", data: data.join("\n") });
-        event = "";
-        data = [];
-        continue;
-      }
-      if (line.startsWith(":")) continue;
-      const colon = line.indexOf(":");
-      const field = colon < 0 ? line : line.slice(0, colon);
-      let value = colon < 0 ? "" : line.slice(colon + 1);
-      if (value.startsWith(" ")) value = value.slice(1);
-      if (field === "data") data.push(value);
-      else if (field === "event") event = value;
-      else if (field === "id" && !value.includes("\0")) id = value;
-    }
-    return out;
-  };
-}
-
 export interface HeatCell {
   row: number;
   col: number;

@@ -17,7 +17,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, test } from "vitest";
 import { zipSync } from "fflate";
 import { ROOT } from "../../scripts/platform.mjs";
-import { makeColouredPng } from "../fixtures/images";
+import os from "node:os";
+import { makeColouredPng, makeStoredPng } from "../fixtures/images";
 import { api, platformLogTail, startTestPlatform, waitFor, type Platform } from "./platform";
 
 const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].find((p) => p && fs.existsSync(p));
@@ -138,6 +139,38 @@ describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", () => {
     // The grid shows the first label's images (thumbnails load one by one, fetched with the key).
     await waitFor("the first label's thumbnails", async () => (await page.locator("img.thumb").count()) === PER_LABEL, 20_000);
     await check("dataset-ready");
+  });
+
+  test("upload a folder with train/ and val/ sub-folders: zipped while sent, in parts past 8 MiB, counts per split", async () => {
+    await page.getByRole("link", { name: "Datasets", exact: true }).click();
+    await page.getByLabel("New dataset name").fill("folder");
+    await page.getByRole("button", { name: "Create dataset" }).click();
+    await page.getByRole("heading", { name: "Dataset “folder”" }).waitFor();
+    const id = decodeURIComponent(new URL(page.url()).hash.split("/")[2]);
+    // 2 labels x (2 train + 1 val) uncompressed 1000x1000 PNGs: about 18 MB, so the upload goes in 8 MiB parts.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-dashboard-folder-"));
+    let seed = 100;
+    for (const split of ["train", "val"]) {
+      for (const label of ["big", "small"]) {
+        fs.mkdirSync(path.join(dir, "photos", split, label), { recursive: true });
+        for (let i = 0; i < (split === "train" ? 2 : 1); i++) fs.writeFileSync(path.join(dir, "photos", split, label, `${i}.png`), makeStoredPng(1000, 1000, seed++));
+      }
+    }
+    const requests: string[] = [];
+    const onRequest = (req: import("playwright-core").Request) => requests.push(`${req.method()} ${new URL(req.url()).pathname}`);
+    page.on("request", onRequest);
+    await page.getByLabel("Choose a folder").setInputFiles(path.join(dir, "photos"));
+    await page.locator(".badge.status-ready").waitFor({ timeout: 90_000 });
+    page.off("request", onRequest);
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.ok(requests.some((r) => r === `POST /v1/datasets/${id}/uploads`), requests.join("\n"));
+    assert.ok(requests.filter((r) => /\/parts\/\d+$/.test(r)).length >= 2, requests.join("\n"));
+    const ds = (await api(platform, "GET", `/v1/datasets/${id}`)).body;
+    assert.deepEqual(ds.labels, [{ name: "big", count: 3, train: 2, val: 1 }, { name: "small", count: 3, train: 2, val: 1 }]);
+    await page.getByRole("row", { name: /^big 3 2 1/ }).waitFor();
+    await check("dataset-folder");
+    await page.goto(`${platform.url}/#/datasets/${datasetId}`);
+    await page.getByRole("heading", { name: "Dataset “colours”" }).waitFor();
   });
 
   test("train: start a job from the form, watch loss and accuracy arrive live, then open the model", async () => {

@@ -1,7 +1,7 @@
 /** The dashboard's data shaping (dashboard/src/shaping.ts): what its charts and tables draw from API answers. */
 import { describe, expect, it } from "vitest";
 import {
-  calibrationError, createSseParser, curvesFromEpochs, describeProgress, formatBytes, heatmapFromMatrix, imagesForCell, labelBars, rate, reliabilityBins,
+  calibrationError, curvesFromEpochs, describeProgress, formatBytes, heatmapFromMatrix, imagesForCell, labelBars, rate, reliabilityBins,
 } from "../../dashboard/src/shaping";
 
 const epoch = (n: number, v = n / 10) => ({ epoch: n, train_loss: 1 - v, val_loss: 1.1 - v, train_accuracy: v, val_accuracy: v - 0.05 });
@@ -29,30 +29,6 @@ describe("curves from epoch events", () => {
 
   it("is empty for no events", () => {
     expect(curvesFromEpochs([])).toEqual({ epoch: [], trainLoss: [], valLoss: [], trainAccuracy: [], valAccuracy: [] });
-  });
-});
-
-describe("SSE parser", () => {
-  it("parses events split across chunks at any point, with ids and event names", () => {
-    const text = 'id: 1\nevent: metrics\ndata: {"epoch":1}\n\nid: 2\nevent: status\ndata: {"status":"succeeded"}\n\n: keep-alive\n\nevent: end\ndata: null\n\n';
-    for (let split = 0; split <= text.length; split++) {
-      const parse = createSseParser();
-      const events = [...parse(text.slice(0, split)), ...parse(text.slice(split))];
-      expect(events, `split at ${split}`).toEqual([
-        { id: "1", event: "metrics", data: '{"epoch":1}' },
-        { id: "2", event: "status", data: '{"status":"succeeded"}' },
-        { id: "2", event: "end", data: "null" },
-      ]);
-    }
-  });
-
-  it("joins multi-line data, accepts CRLF and lone CR line ends, defaults the event name to message", () => {
-    const parse = createSseParser();
-    expect(parse("data: a\r\ndata: b\r\n\r\ndata: c\r\rdata:d\n\n")).toEqual([
-      { id: null, event: "message", data: "a\nb" },
-      { id: null, event: "message", data: "c" },
-      { id: null, event: "message", data: "d" },
-    ]);
   });
 });
 

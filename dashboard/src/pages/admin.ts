@@ -1,13 +1,13 @@
 /** Aliases (switch, roll back), API keys (create once-shown secrets, revoke), backbones (list, import). */
 import { useState } from "preact/hooks";
-import { ApiError, api, listAll } from "../api";
+import { ApiError, api, call, listAll } from "../api";
 import { formatBytes } from "../shaping";
 import { ConfirmButton, ErrorNote, Loading, TableWrap, html, useLoad, when } from "../ui";
 
 export function AliasesPage() {
   const data = useLoad(async () => {
-    const [aliases, models] = await Promise.all([listAll("/v1/aliases", "aliases", 200), listAll("/v1/models", "models", 200)]);
-    const detailed = await Promise.all(aliases.map((a: any) => api("GET", `/v1/aliases/${encodeURIComponent(a.name)}`)));
+    const [aliases, models] = await Promise.all([listAll((c) => c.aliases.all(), 200), listAll((c) => c.models.all(), 200)]);
+    const detailed = await Promise.all(aliases.map((a: any) => call((c) => c.aliases.get(a.name))));
     return { aliases: detailed, models };
   }, []);
   const [error, setError] = useState<unknown>(null);
@@ -15,7 +15,7 @@ export function AliasesPage() {
   async function point(name: string, modelId: string, done = `${name} now serves ${modelId}.`) {
     setError(null);
     try {
-      await api("PUT", `/v1/aliases/${encodeURIComponent(name)}`, { json: { model_id: modelId } });
+      await call((c) => c.aliases.set(name, modelId));
       setStatus(done);
       data.reload();
     } catch (err) {
@@ -65,7 +65,7 @@ export function AliasesPage() {
 }
 
 export function KeysPage() {
-  const keys = useLoad(() => listAll("/v1/keys", "keys", 500), []);
+  const keys = useLoad(() => listAll((c) => c.keys.all(), 500), []);
   const [name, setName] = useState("");
   const [created, setCreated] = useState<{ name: string; secret: string } | null>(null);
   const [copied, setCopied] = useState(false);
@@ -75,7 +75,7 @@ export function KeysPage() {
     setError(null);
     setCopied(false);
     try {
-      const key = await api("POST", "/v1/keys", { json: { name: name || "key" } });
+      const key = await call((c) => c.keys.create({ name: name || "key" }));
       setCreated({ name: key.name, secret: key.secret });
       setName("");
       keys.reload();
@@ -112,7 +112,7 @@ export function KeysPage() {
         <th scope="row">${k.name}</th><td><code>${k.prefix}…</code></td><td>${when(k.created_at)}</td><td>${when(k.last_used_at)}</td>
         <td><${ConfirmButton} label=${`Revoke`} confirmLabel=${`Yes, revoke ${k.name}`} onConfirm=${async () => {
           try {
-            await api("DELETE", `/v1/keys/${k.id}`);
+            await call((c) => c.keys.revoke(k.id));
             keys.reload();
           } catch (err) {
             setError(err);
@@ -123,7 +123,7 @@ export function KeysPage() {
 }
 
 export function BackbonesPage() {
-  const list = useLoad(() => listAll("/v1/backbones", "backbones", 500), []);
+  const list = useLoad(() => call(async (c) => (await c.backbones.list({ limit: 100 })).backbones), []);
   const [source, setSource] = useState<"zip" | "url">("zip");
   const [spec, setSpec] = useState({ name: "", feature_layer: "", height: "224", width: "224", mean: "0.5", std: "0.5", url: "" });
   const [file, setFile] = useState<File | null>(null);

@@ -1,20 +1,19 @@
 /** Datasets: list and create; one dataset with upload, ingest progress, label chart, thumbnails, rejections, diagnostics. */
 import { useMemo, useRef, useState } from "preact/hooks";
-import { zipSync, type Zippable } from "fflate";
-import { ApiError, api, listAll, uploadArchive } from "../api";
+import { ApiError, api, call, listAll, uploadArchive, type UploadProgress } from "../api";
 import { Chart, labelBarOptions } from "../charts";
 import { formatBytes, labelBars } from "../shaping";
 import { ConfirmButton, ErrorNote, Loading, StatusBadge, TableWrap, Thumb, go, html, useLoad, when } from "../ui";
 
 export function DatasetsPage() {
-  const list = useLoad(() => listAll("/v1/datasets", "datasets"), [], { every: 2000, while: (ds: any[]) => ds.some((d) => d.status === "ingesting") });
+  const list = useLoad(() => listAll((c) => c.datasets.all()), [], { every: 2000, while: (ds: any[]) => ds.some((d) => d.status === "ingesting") });
   const [name, setName] = useState("");
   const [error, setError] = useState<unknown>(null);
   async function create(e: Event) {
     e.preventDefault();
     setError(null);
     try {
-      const ds = await api("POST", "/v1/datasets", { json: { name } });
+      const ds = await call((c) => c.datasets.create({ name }));
       go(`/datasets/${ds.id}`);
     } catch (err) {
       setError(err);
@@ -73,25 +72,19 @@ async function filesFromEntries(entries: any[]): Promise<[string, File][]> {
   return out;
 }
 
-/** Zips picked files (label/file paths) in the browser without recompressing: images are compressed already. */
-async function zipFiles(files: [string, File][]): Promise<Blob> {
-  const zippable: Zippable = {};
-  for (const [path, file] of files) zippable[path.replace(/^\/+/, "")] = [new Uint8Array(await file.arrayBuffer()), { level: 0 }];
-  // zipSync, not fflate's async zip: that one starts blob: Web Workers, which the Content-Security-Policy forbids.
-  const bytes = zipSync(zippable, { level: 0 });
-  return new Blob([bytes as BlobPart], { type: "application/zip" });
-}
-
 function Uploader({ datasetId, onStarted }: { datasetId: string; onStarted: () => void }) {
   const [progress, setProgress] = useState<{ sent: number; total: number; what: string } | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [over, setOver] = useState(false);
   const busy = progress !== null;
-  async function send(blob: Blob, what: string) {
+  async function send(input: Blob | { files: [string, File][] }, what: string) {
     setError(null);
-    setProgress({ sent: 0, total: blob.size, what });
+    setProgress({ sent: 0, total: 1, what });
     try {
-      await uploadArchive(datasetId, blob as any, (sent, total) => setProgress({ sent, total, what }));
+      // Folders are zipped while they upload (stored, not recompressed: images are compressed already).
+      await uploadArchive(datasetId, input, (p: UploadProgress) => {
+        if (p.phase === "uploading") setProgress({ sent: p.sentBytes, total: p.totalBytes, what });
+      });
       onStarted();
     } catch (err) {
       setError(err);
@@ -102,13 +95,7 @@ function Uploader({ datasetId, onStarted }: { datasetId: string; onStarted: () =
   async function sendFolder(files: [string, File][]) {
     const images = files.filter(([p]) => !p.split("/").some((s) => s.startsWith(".")));
     if (images.length === 0) return setError(new ApiError(0, "empty_folder", "The folder has no files. Pick a folder with one sub-folder per label."));
-    setProgress({ sent: 0, total: 1, what: `packing ${images.length} files` });
-    try {
-      await send(await zipFiles(images), `${images.length} files`);
-    } catch (err) {
-      setError(err);
-      setProgress(null);
-    }
+    await send({ files: images }, `${images.length} files`);
   }
   async function onDrop(e: DragEvent) {
     e.preventDefault();
@@ -128,7 +115,7 @@ function Uploader({ datasetId, onStarted }: { datasetId: string; onStarted: () =
       <div class="pickers">
         <label class="button-like">Choose a zip archive<input class="visually-hidden" type="file" accept=".zip,application/zip" disabled=${busy}
           onChange=${(e: any) => { const f = e.target.files?.[0]; e.target.value = ""; if (f) send(f, f.name); }} /></label>
-        <label class="button-like">Choose a folder<input class="visually-hidden" type="file" multiple webkitdirectory="" disabled=${busy}
+        <label class="button-like">Choose a folder<input class="visually-hidden" type="file" multiple webkitdirectory=${true} disabled=${busy}
           onChange=${(e: any) => { const fs = [...(e.target.files ?? [])] as File[]; e.target.value = ""; sendFolder(fs.map((f: any) => [f.webkitRelativePath || f.name, f])); }} /></label>
       </div>
     </div>
@@ -155,7 +142,7 @@ function LabelChart({ labels }: { labels: any[] }) {
 function ImageGrid({ dataset, label, onChanged }: { dataset: any; label: string; onChanged: () => void }) {
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const cursor = cursors[cursors.length - 1];
-  const page = useLoad(() => api("GET", `/v1/datasets/${dataset.id}/images?label=${encodeURIComponent(label)}&limit=24${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`), [dataset.id, label, cursor, dataset.version]);
+  const page = useLoad(() => api("GET", `/v1/datasets/${dataset.id}/images`, { query: { label, limit: 24, cursor: cursor ?? undefined } }), [dataset.id, label, cursor, dataset.version]);
   const [error, setError] = useState<unknown>(null);
   const others = dataset.labels.map((l: any) => l.name).filter((n: string) => n !== label);
   async function edit(method: "PATCH" | "DELETE", sha: string, json?: unknown) {
@@ -276,7 +263,7 @@ function Diagnostics({ dataset, onChanged }: { dataset: any; onChanged: () => vo
 }
 
 export function DatasetPage({ id }: { id: string }) {
-  const ds = useLoad(() => api("GET", `/v1/datasets/${id}`), [id], { every: 1000, while: (d: any) => d.status === "ingesting" });
+  const ds = useLoad(() => call((c) => c.datasets.get(id)), [id], { every: 1000, while: (d: any) => d.status === "ingesting" });
   const [label, setLabel] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const d = ds.data;
@@ -340,7 +327,7 @@ export function DatasetPage({ id }: { id: string }) {
       <${ErrorNote} error=${error} />
       <${ConfirmButton} label="Delete this dataset" confirmLabel="Yes, delete it and its images" onConfirm=${async () => {
         try {
-          await api("DELETE", `/v1/datasets/${d.id}`);
+          await call((c) => c.datasets.delete(d.id));
           go("/datasets");
         } catch (err) {
           setError(err);

@@ -1,6 +1,6 @@
 /** Train (start a job) and Job (live progress and curves over Server-Sent Events, cancel, the error in words). */
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { api, followEvents, listAll } from "../api";
+import { call, followEvents, listAll } from "../api";
 import { Chart, curveOptions } from "../charts";
 import { curvesFromEpochs, describeProgress, percent, rate, type EpochMetrics } from "../shaping";
 import { ConfirmButton, ErrorNote, Loading, StatusBadge, TableWrap, go, html, useLoad, when } from "../ui";
@@ -15,7 +15,7 @@ const HEADS: { value: string; title: string; explain: string; spec?: unknown }[]
 
 export function TrainPage({ datasetId }: { datasetId: string | null }) {
   const data = useLoad(async () => {
-    const [datasets, backbones] = await Promise.all([listAll("/v1/datasets", "datasets"), listAll("/v1/backbones", "backbones")]);
+    const [datasets, backbones] = await Promise.all([listAll((c) => c.datasets.all()), call(async (c) => (await c.backbones.list({ limit: 100 })).backbones)]);
     return { datasets, backbones };
   }, []);
   const [form, setForm] = useState<{ dataset: string; backbone: string; head: string; epochs: string }>({ dataset: datasetId ?? "", backbone: "", head: "", epochs: "" });
@@ -34,7 +34,7 @@ export function TrainPage({ datasetId }: { datasetId: string | null }) {
       const body: any = { dataset_id: dataset, backbone };
       if (head) body.head = head;
       if (form.epochs) body.hyperparameters = { epochs: Number(form.epochs) };
-      const job = await api("POST", "/v1/jobs", { json: body });
+      const job = await call((c) => c.jobs.create(body));
       go(`/jobs/${job.id}`);
     } catch (err) {
       setError(err);
@@ -84,7 +84,7 @@ export function TrainPage({ datasetId }: { datasetId: string | null }) {
 }
 
 export function JobsPage() {
-  const list = useLoad(() => listAll("/v1/jobs", "jobs", 100), [], { every: 3000, while: (jobs: any[]) => jobs.some((j) => j.status === "queued" || j.status === "running") });
+  const list = useLoad(() => listAll((c) => c.jobs.all(), 100), [], { every: 3000, while: (jobs: any[]) => jobs.some((j) => j.status === "queued" || j.status === "running") });
   return html`<section>
     <h1>Jobs</h1>
     <p><a class="button-like primary" href="#/train">Train a model</a></p>
@@ -118,29 +118,24 @@ export function JobPage({ id }: { id: string }) {
     let live = true;
     (async () => {
       try {
-        const first = await api("GET", `/v1/jobs/${id}`);
+        const first: any = await call((c) => c.jobs.get(id));
         if (!live) return;
         setJob(first);
         setEpochs(first.metrics?.epochs ?? []);
         await followEvents(
           id,
           (event) => {
-            let data: any = null;
-            try {
-              data = JSON.parse(event.data);
-            } catch {
-              return;
-            }
-            if (event.event === "metrics") setEpochs((es) => [...es, data]);
-            else if (event.event === "progress") {
+            const data: any = event.data;
+            if (event.type === "metrics") setEpochs((es) => [...es, data]);
+            else if (event.type === "progress") {
               const sample = { phase: data.phase ?? null, done: data.done ?? 0, at: Date.now() };
               const r = rate(lastProgress.current, sample);
               if (r !== null) setSpeed(r);
               else if (lastProgress.current?.phase !== sample.phase) setSpeed(null);
               lastProgress.current = sample;
               setJob((j: any) => (j ? { ...j, progress: { phase: data.phase ?? null, done: data.done ?? 0, total: data.total ?? 0 } } : j));
-            } else if (event.event === "status") setJob((j: any) => (j ? { ...j, status: data.status ?? j.status, error: data.error ?? j.error, model_id: data.model_id ?? j.model_id } : j));
-            else if (event.event === "end" && data) {
+            } else if (event.type === "status") setJob((j: any) => (j ? { ...j, status: data.status ?? j.status, error: data.error ?? j.error, model_id: data.model_id ?? j.model_id } : j));
+            else if (event.type === "end" && data) {
               setJob(data);
               if (data.metrics?.epochs?.length) setEpochs(data.metrics.epochs);
             }
@@ -172,7 +167,7 @@ export function JobPage({ id }: { id: string }) {
     </div>
     ${active ? html`<${ConfirmButton} label="Cancel job" confirmLabel="Yes, cancel the job" onConfirm=${async () => {
       try {
-        setJob(await api("POST", `/v1/jobs/${job.id}/cancel`));
+        setJob(await call((c) => c.jobs.cancel(job.id)));
       } catch (err) {
         setError(err);
       }

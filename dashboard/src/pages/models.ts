@@ -1,12 +1,12 @@
 /** Models: list; one model's evaluation (metrics, confusion heat map, reliability, misclassified), bundle, alias. */
 import { useMemo, useState } from "preact/hooks";
-import { api, listAll, raw } from "../api";
+import { call, downloadBundle, listAll } from "../api";
 import { Chart, reliabilityOptions } from "../charts";
 import { calibrationError, heatmapFromMatrix, imagesForCell, percent, reliabilityBins, type Misclassified } from "../shaping";
 import { ErrorNote, Loading, TableWrap, Thumb, html, useLoad, when } from "../ui";
 
 export function ModelsPage() {
-  const list = useLoad(() => listAll("/v1/models", "models", 200), []);
+  const list = useLoad(() => listAll((c) => c.models.all(), 200), []);
   return html`<section>
     <h1>Models</h1>
     <${ErrorNote} error=${list.error} />
@@ -64,7 +64,7 @@ function MisclassifiedGrid({ model, items }: { model: any; items: Misclassified[
 }
 
 function AliasForm({ model }: { model: any }) {
-  const aliases = useLoad(() => listAll("/v1/aliases", "aliases", 200), [model.id]);
+  const aliases = useLoad(() => listAll((c) => c.aliases.all(), 200), [model.id]);
   const [name, setName] = useState("production");
   const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState<string | null>(null);
@@ -73,7 +73,7 @@ function AliasForm({ model }: { model: any }) {
     setError(null);
     setDone(null);
     try {
-      await api("PUT", `/v1/aliases/${encodeURIComponent(name)}`, { json: { model_id: model.id } });
+      await call((c) => c.aliases.set(name, model.id));
       setDone(name);
       aliases.reload();
     } catch (err) {
@@ -95,27 +95,12 @@ function AliasForm({ model }: { model: any }) {
   </section>`;
 }
 
-async function downloadBundle(model: any, setError: (e: unknown) => void) {
-  try {
-    const res = await raw("GET", `/v1/models/${model.id}/bundle`);
-    const url = URL.createObjectURL(await res.blob());
-    const a = document.createElement("a");
-    a.href = url;
-    a.download = `${model.id}-bundle.json`;
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  } catch (err) {
-    setError(err);
-  }
-}
 
 export function ModelPage({ id }: { id: string }) {
-  const model = useLoad(() => api("GET", `/v1/models/${id}`), [id]);
+  const model = useLoad(() => call((c) => c.models.get(id)), [id]);
   const [picked, setPicked] = useState<[number, number] | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const m = model.data;
+  const m: any = model.data;
   if (!m) return html`<section><h1>Model</h1>${model.error ? html`<${ErrorNote} error=${model.error} />` : html`<${Loading} what="the model" />`}</section>`;
   const metrics = m.metrics ?? {};
   const ece = calibrationError(metrics);
@@ -134,7 +119,7 @@ export function ModelPage({ id }: { id: string }) {
     </dl>
     <p>
       <a class="button-like primary" href=${`#/try?model=${m.id}`}>Try it</a>
-      <button type="button" onClick=${() => downloadBundle(m, setError)}>Download browser bundle</button>
+      <button type="button" onClick=${() => downloadBundle(m.id).catch(setError)}>Download browser bundle</button>
     </p>
     <${ErrorNote} error=${error} />
     <h2>Per class</h2>

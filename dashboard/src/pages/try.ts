@@ -1,12 +1,12 @@
 /** Try it: an image (picked, dropped or from the webcam) through the public predict route; top-k bars and latency. */
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, listAll } from "../api";
+import { call, listAll } from "../api";
 import { percent } from "../shaping";
 import { ErrorNote, Loading, html, useLoad } from "../ui";
 
 export function TryPage({ modelId }: { modelId: string | null }) {
   const targets = useLoad(async () => {
-    const [models, aliases] = await Promise.all([listAll("/v1/models", "models", 200), listAll("/v1/aliases", "aliases", 200)]);
+    const [models, aliases] = await Promise.all([listAll((c) => c.models.all(), 200), listAll((c) => c.aliases.all(), 200)]);
     return { models, aliases };
   }, []);
   const [target, setTarget] = useState<string>(modelId ? `model:${modelId}` : "");
@@ -32,11 +32,9 @@ export function TryPage({ modelId }: { modelId: string | null }) {
     if (preview) URL.revokeObjectURL(preview);
     setPreview(URL.createObjectURL(blob));
     const [kind, name] = chosen.split(/:(.*)/s);
-    const path = kind === "alias" ? `/v1/aliases/${encodeURIComponent(name)}/predict?top_k=5` : `/v1/models/${name}/predict?top_k=5`;
-    const type = blob.type === "image/png" || blob.type === "image/jpeg" ? blob.type : "application/octet-stream";
     const started = performance.now();
     try {
-      const res = await api("POST", path, { body: blob, headers: { "content-type": type } });
+      const res = await call((c) => (kind === "alias" ? c.aliases.predict(name, blob, { topK: 5 }) : c.models.predict(name, blob, { topK: 5 })));
       setResult({ predictions: res.predictions[0] ?? [], wallMs: performance.now() - started, timings: res.timings_ms ?? {}, modelId: res.model_id });
     } catch (err) {
       setResult(null);
