@@ -4,9 +4,9 @@
  * Routes the SDK has no method for yet (dataset images, diagnostics, alias rollback, backbone import) go through the
  * SDK's own HTTP client, so every call shares its error type and retry policy.
  */
-import { Edgetune, EdgetuneError, blobSource, zipSource, type JobEvent, type ResumeStore, type UploadProgress } from "../../sdk/index";
+import { Edgetune, EdgetuneError, blobSource, paginate, zipSource, type JobEvent, type ResumeStore, type UploadProgress } from "../../sdk/index";
 
-export { EdgetuneError as ApiError };
+export { EdgetuneError as ApiError, paginate };
 export type { JobEvent, UploadProgress };
 
 const KEY_ITEM = "edgetune.api_key";

@@ -28,9 +28,14 @@ const COLOURS: Record<string, [number, number, number]> = { red: [210, 40, 40], 
 const PER_LABEL = 8;
 /**
  * API answers the dashboard expects and handles, which Chromium still logs as "Failed to load resource": no
- * diagnostics report yet (404), a platform without the rollback route (404, the page falls back to PUT).
+ * diagnostics report yet (404), a platform without the rollback route (404, the page falls back to PUT), a move onto
+ * a file name the target label already has (409 path_taken, the page moves it under a unique name).
  */
-const EXPECTED_FAILURES = [/\/v1\/datasets\/[^/]+\/diagnostics$/, /\/v1\/aliases\/[^/]+\/rollback$/];
+const EXPECTED_FAILURES: [number, RegExp][] = [
+  [404, /\/v1\/datasets\/[^/]+\/diagnostics$/],
+  [404, /\/v1\/aliases\/[^/]+\/rollback$/],
+  [409, /\/v1\/datasets\/[^/]+\/images\/[0-9a-f]{64}$/],
+];
 
 if (!CHROMIUM) console.warn("dashboard browser tests skipped: no Chromium found. Install it with `apt-get install chromium` (or set CHROMIUM_PATH).");
 
@@ -72,7 +77,8 @@ describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", () => {
     page.on("console", (msg) => {
       if (msg.type() !== "error") return;
       const url = msg.location().url;
-      if (/^Failed to load resource: the server responded with a status of 404/.test(msg.text()) && EXPECTED_FAILURES.some((re) => re.test(new URL(url).pathname))) return;
+      const status = Number(/^Failed to load resource: the server responded with a status of (\d{3})/.exec(msg.text())?.[1]);
+      if (EXPECTED_FAILURES.some(([code, re]) => code === status && re.test(new URL(url).pathname))) return;
       consoleErrors.push(`${msg.text()} (${url})`);
     });
     page.on("pageerror", (err) => consoleErrors.push(`uncaught: ${err.message}`));
@@ -169,6 +175,16 @@ describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", () => {
     assert.deepEqual(ds.labels, [{ name: "big", count: 3, train: 2, val: 1 }, { name: "small", count: 3, train: 2, val: 1 }]);
     await page.getByRole("row", { name: /^big 3 2 1/ }).waitFor();
     await check("dataset-folder");
+    // One-click fixes from the thumbnail grid: each makes a new dataset version.
+    const firstTile = page.locator("li.tile").first();
+    await firstTile.locator("img.thumb").waitFor();
+    await firstTile.getByLabel("Move to").selectOption("small");
+    await page.getByRole("row", { name: /^small 4 / }).waitFor();
+    await page.locator("li.tile").first().getByRole("button", { name: /^Delete / }).click();
+    await page.getByRole("row", { name: /^big 1 / }).waitFor();
+    const edited = (await api(platform, "GET", `/v1/datasets/${id}`)).body;
+    assert.equal(edited.version, ds.version + 2);
+    assert.equal(edited.image_count, 5);
     await page.goto(`${platform.url}/#/datasets/${datasetId}`);
     await page.getByRole("heading", { name: "Dataset “colours”" }).waitFor();
   });

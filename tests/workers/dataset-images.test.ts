@@ -167,13 +167,18 @@ describe("DELETE and PATCH /v1/datasets/:id/images/:sha256", () => {
     expect(res.status).toBe(409);
     expect(res.body.error.code).toBe("path_taken");
     expect((await callJson("GET", `/v1/datasets/${id}`, { key })).body).toMatchObject({ version: 1, image_count: 2 });
+    // With a new file name the move goes through.
+    const renamed = await callJson("PATCH", `/v1/datasets/${id}/images/${a.body.sha256}`, { key, json: { label: "dog", filename: "x-2.png" } });
+    expect(renamed.status).toBe(200);
+    expect(renamed.body.image).toMatchObject({ label: "dog", path: "dog/x-2.png" });
+    expect((await callJson("GET", `/v1/datasets/${id}`, { key })).body).toMatchObject({ version: 2, image_count: 2, labels: [{ name: "dog", count: 2 }] });
   });
 
   it("answers 400 for an empty, unknown or invalid change", async () => {
     const { key } = await createProject();
     const id = await createDataset(key);
     const a = await callJson("PUT", `/v1/datasets/${id}/images/cat/x.png`, { key, body: png(1), headers: { "content-type": "image/png" } });
-    for (const json of [{}, { colour: "red" }, { label: "../etc" }, { split: "test" }]) {
+    for (const json of [{}, { colour: "red" }, { label: "../etc" }, { split: "test" }, { filename: "../x.png" }]) {
       const res = await callJson("PATCH", `/v1/datasets/${id}/images/${a.body.sha256}`, { key, json });
       expect(res.status, JSON.stringify(json)).toBe(400);
       expect(res.body.error.code).toBe("invalid_request");

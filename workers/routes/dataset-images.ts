@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, notFound } from "../../shared/errors";
-import { labelSchema } from "../../shared/schemas";
+import { filenameSchema, labelSchema } from "../../shared/schemas";
 import { createRouter } from "../app";
 import { getDataset, readImage } from "../services/datasets";
 import { SHA256_PATTERN, findImageInAnyVersion, listImages, moveImage, removeImage } from "../services/dataset-images";
@@ -105,9 +105,13 @@ datasetImageRoutes.openapi(
       params: imageParams,
       body: jsonBody(
         z
-          .object({ label: labelSchema.optional(), split: splitSchema.optional() })
+          .object({
+            label: labelSchema.optional(),
+            split: splitSchema.optional(),
+            filename: filenameSchema.optional().describe("a new file name, e.g. when another image has this name under the target label"),
+          })
           .strict()
-          .refine((b) => b.label !== undefined || b.split !== undefined, "send label, split or both")
+          .refine((b) => b.label !== undefined || b.split !== undefined || b.filename !== undefined, "send label, split, filename or several")
           .meta({ id: "UpdateDatasetImageRequest" }),
       ),
     },

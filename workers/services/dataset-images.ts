@@ -96,26 +96,26 @@ export async function removeImage(db: Db, dataset: DatasetRow, sha256: string): 
 }
 
 /**
- * Moves the image to another label and/or split in a new version (same bytes, same file name). 409 `path_taken` when
- * another image already sits at the target path. A change to nothing answers the image as it is, with no new version.
+ * Moves the image to another label and/or split, optionally renaming it, in a new version (same bytes). 409
+ * `path_taken` when another image already sits at the target path (send a new `filename` to move it anyway). A change to nothing answers the image as it is, with no new version.
  */
-export async function moveImage(db: Db, dataset: DatasetRow, sha256: string, change: { label?: string; split?: Split }) {
+export async function moveImage(db: Db, dataset: DatasetRow, sha256: string, change: { label?: string; split?: Split; filename?: string }) {
   const row = await liveImage(db, dataset, sha256);
-  const target = { label: change.label ?? row.label, split: change.split ?? row.split, filename: row.filename };
-  if (target.label === row.label && target.split === row.split) return { version: dataset.version, image: imageView(row), changed: false };
+  const target = { label: change.label ?? row.label, split: change.split ?? row.split, filename: change.filename ?? row.filename };
+  if (target.label === row.label && target.split === row.split && target.filename === row.filename) return { version: dataset.version, image: imageView(row), changed: false };
   const occupant = await db
     .select()
     .from(datasetImages)
     .where(and(inSnapshot(dataset.id, dataset.version), eq(datasetImages.label, target.label), eq(datasetImages.split, target.split), eq(datasetImages.filename, target.filename)))
     .get();
   if (occupant) {
-    throw new ApiError("path_taken", `Another image already is '${imagePath(target)}'. Delete or move that one first.`, { path: imagePath(target), sha256: occupant.sha256 });
+    throw new ApiError("path_taken", `Another image already is '${imagePath(target)}'. Send a different filename with the move, or delete or move that one first.`, { path: imagePath(target), sha256: occupant.sha256 });
   }
   const { id: _id, addedVersion: _added, removedVersion: _removed, ...copy } = row;
   await db.batch([
     bumpVersion(db, dataset.id),
     db.update(datasetImages).set({ removedVersion: newVersionOf(dataset.id) as any }).where(and(eq(datasetImages.id, row.id), sql`${datasetImages.removedVersion} is null`)),
-    db.insert(datasetImages).values({ ...copy, label: target.label, split: target.split, addedVersion: newVersionOf(dataset.id) as any }),
+    db.insert(datasetImages).values({ ...copy, ...target, addedVersion: newVersionOf(dataset.id) as any }),
   ]);
   const moved = await db.select().from(datasetImages).where(and(eq(datasetImages.datasetId, dataset.id), eq(datasetImages.sha256, sha256), sql`${datasetImages.removedVersion} is null`)).orderBy(desc(datasetImages.id)).limit(1).get();
   return { version: await versionOf(db, dataset.id), image: imageView(moved ?? { ...row, ...target }), changed: true };

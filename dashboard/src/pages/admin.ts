@@ -1,6 +1,6 @@
 /** Aliases (switch, roll back), API keys (create once-shown secrets, revoke), backbones (list, import). */
 import { useState } from "preact/hooks";
-import { ApiError, api, call, listAll } from "../api";
+import { ApiError, api, call, listAll, paginate } from "../api";
 import { formatBytes } from "../shaping";
 import { ConfirmButton, ErrorNote, Loading, TableWrap, html, useLoad, when } from "../ui";
 
@@ -123,7 +123,7 @@ export function KeysPage() {
 }
 
 export function BackbonesPage() {
-  const list = useLoad(() => call(async (c) => (await c.backbones.list({ limit: 100 })).backbones), []);
+  const list = useLoad(() => listAll((c) => paginate("backbones", (params) => c.backbones.list(params))), []);
   const [source, setSource] = useState<"zip" | "url">("zip");
   const [spec, setSpec] = useState({ name: "", feature_layer: "", height: "224", width: "224", mean: "0.5", std: "0.5", url: "" });
   const [file, setFile] = useState<File | null>(null);

@@ -139,6 +139,24 @@ function LabelChart({ labels }: { labels: any[] }) {
   </figure>`;
 }
 
+/**
+ * Deletes an image, or moves it; when another image already has its file name under the target label (common with
+ * camera names like IMG_0001.jpg), moves it under a name made unique by the image's hash instead of failing.
+ */
+async function moveOrDelete(datasetId: string, method: "PATCH" | "DELETE", sha: string, json?: any) {
+  const path = `/v1/datasets/${datasetId}/images/${sha}`;
+  if (method === "DELETE") return api("DELETE", path);
+  try {
+    return await api("PATCH", path, { json });
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.code !== "path_taken") throw err;
+    const name = String((err.details?.path as string | undefined)?.split("/").pop() ?? "image");
+    const dot = name.lastIndexOf(".");
+    const filename = dot > 0 ? `${name.slice(0, dot)}-${sha.slice(0, 8)}${name.slice(dot)}` : `${name}-${sha.slice(0, 8)}`;
+    return api("PATCH", path, { json: { ...json, filename } });
+  }
+}
+
 function ImageGrid({ dataset, label, onChanged }: { dataset: any; label: string; onChanged: () => void }) {
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const cursor = cursors[cursors.length - 1];
@@ -148,7 +166,7 @@ function ImageGrid({ dataset, label, onChanged }: { dataset: any; label: string;
   async function edit(method: "PATCH" | "DELETE", sha: string, json?: unknown) {
     setError(null);
     try {
-      await api(method, `/v1/datasets/${dataset.id}/images/${sha}`, json ? { json } : {});
+      await moveOrDelete(dataset.id, method, sha, json);
       onChanged();
     } catch (err) {
       setError(err);
@@ -210,7 +228,7 @@ function Diagnostics({ dataset, onChanged }: { dataset: any; onChanged: () => vo
   async function fix(method: "PATCH" | "DELETE", sha: string, json?: unknown) {
     setError(null);
     try {
-      await api(method, `/v1/datasets/${dataset.id}/images/${sha}`, json ? { json } : {});
+      await moveOrDelete(dataset.id, method, sha, json);
       setDone(new Set([...done, sha]));
       onChanged();
     } catch (err) {

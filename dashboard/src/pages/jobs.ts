@@ -1,6 +1,6 @@
 /** Train (start a job) and Job (live progress and curves over Server-Sent Events, cancel, the error in words). */
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { call, followEvents, listAll } from "../api";
+import { call, followEvents, listAll, paginate } from "../api";
 import { Chart, curveOptions } from "../charts";
 import { curvesFromEpochs, describeProgress, percent, rate, type EpochMetrics } from "../shaping";
 import { ConfirmButton, ErrorNote, Loading, StatusBadge, TableWrap, go, html, useLoad, when } from "../ui";
@@ -15,7 +15,7 @@ const HEADS: { value: string; title: string; explain: string; spec?: unknown }[]
 
 export function TrainPage({ datasetId }: { datasetId: string | null }) {
   const data = useLoad(async () => {
-    const [datasets, backbones] = await Promise.all([listAll((c) => c.datasets.all()), call(async (c) => (await c.backbones.list({ limit: 100 })).backbones)]);
+    const [datasets, backbones] = await Promise.all([listAll((c) => c.datasets.all()), listAll((c) => paginate("backbones", (params) => c.backbones.list(params)))]);
     return { datasets, backbones };
   }, []);
   const [form, setForm] = useState<{ dataset: string; backbone: string; head: string; epochs: string }>({ dataset: datasetId ?? "", backbone: "", head: "", epochs: "" });
