@@ -4,6 +4,7 @@ import type { ChildProcess } from "node:child_process";
 export const ROOT: string;
 export const OFFLINE_ENV: Record<string, string>;
 export function freePort(): Promise<number>;
+export function isIdleLongPoll(line: string): boolean;
 export function persistentSecret(stateDir: string, name: string, prefix: string): string;
 export function applyMigrations(stateDir: string, log?: (text: string) => void): void;
 export interface StartedPlatform {

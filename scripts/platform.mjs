@@ -32,6 +32,14 @@ export function freePort() {
   });
 }
 
+/**
+ * A runner's idle long poll (`POST /v1/runner/lease 204`): one every ~20 s per runner, saying nothing. Left out of
+ * the log so that requests that did something stay readable.
+ */
+export function isIdleLongPoll(line) {
+  return /\bPOST \/v1\/runner\/lease 204\b/.test(line);
+}
+
 /** Reads a secret kept in the state folder, creating it on first use. */
 export function persistentSecret(stateDir, name, prefix) {
   const file = path.join(stateDir, name);
@@ -78,6 +86,12 @@ export async function startPlatform(options = {}) {
   applyMigrations(stateDir);
   const url = `http://127.0.0.1:${port}`;
   const children = [];
+  // Children run in their own process groups (so a stop reaches workerd and the runner's workers too); a small
+  // watcher stops those groups if this process dies without calling stop() (SIGKILL, closed terminal).
+  const watcher = spawn(process.execPath, [path.join(ROOT, "scripts", "stop-with-parent.mjs")], { stdio: ["pipe", "ignore", "ignore"], detached: true });
+  watcher.unref();
+  watcher.stdin.unref?.();
+  const watch = (child) => { try { watcher.stdin.write(`${child.pid}\n`); } catch {} };
   const wrangler = spawn(
     process.execPath,
     [wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir, "--show-interactive-dev-session=false",
@@ -85,7 +99,8 @@ export async function startPlatform(options = {}) {
     { cwd: ROOT, env: { ...process.env, ...OFFLINE_ENV }, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
   children.push(wrangler);
-  const forward = (prefix) => (chunk) => { if (!options.quiet) for (const line of chunk.toString().split("\n")) if (line.trim()) log(`${prefix} ${line}\n`); };
+  watch(wrangler);
+  const forward = (prefix) => (chunk) => { if (!options.quiet) for (const line of chunk.toString().split("\n")) if (line.trim() && !isIdleLongPoll(line)) log(`${prefix} ${line}\n`); };
   wrangler.stdout.on("data", forward("[api]"));
   wrangler.stderr.on("data", forward("[api]"));
   await waitForHttp(`${url}/`, 60_000, wrangler);
@@ -97,6 +112,7 @@ export async function startPlatform(options = {}) {
       cwd: ROOT, env: { ...process.env, EDGETUNE_API_URL: url, EDGETUNE_RUNNER_TOKEN: runnerToken }, stdio: ["ignore", "pipe", "pipe"], detached: true,
     });
     children.push(runner);
+    watch(runner);
     runner.stdout.on("data", forward("[runner]"));
     runner.stderr.on("data", forward("[runner]"));
   }
@@ -107,6 +123,7 @@ export async function startPlatform(options = {}) {
       const exited = await Promise.race([new Promise((r) => child.once("exit", () => r(true))), new Promise((r) => setTimeout(() => r(false), 8000))]);
       if (!exited) try { process.kill(-child.pid, "SIGKILL"); } catch {}
     }
+    watcher.stdin.end(); // nothing left for it to stop
   }
   return { url, adminKey, runnerToken, stateDir, readyMs, children, stop, wranglerPid: wrangler.pid };
 }

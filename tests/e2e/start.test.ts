@@ -1,0 +1,66 @@
+/**
+ * `npm start` as a new user meets it: the banner ends with the three commands to type next, idle runner long polls
+ * stay out of the log, and killing `npm start` (even with SIGKILL, which nothing can catch) stops the whole tree:
+ * wrangler, workerd and the runner.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, test } from "vitest";
+import { ROOT, freePort, isIdleLongPoll } from "../../scripts/platform.mjs";
+import { waitFor } from "./platform";
+
+/** Every process descending from `pid` (by walking /proc parent links). */
+function descendants(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      parentOf.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {}
+  }
+  const out: number[] = [];
+  const walk = (p: number) => { for (const [child, parent] of parentOf) if (parent === p) { out.push(child); walk(child); } };
+  walk(pid);
+  return out;
+}
+const isAlive = (pid: number) => { try { process.kill(pid, 0); return !fs.readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z "); } catch { return false; } };
+
+describe("npm start", () => {
+  test("idle long polls are recognised and left out of the log", () => {
+    assert.equal(isIdleLongPoll("[wrangler:info] POST /v1/runner/lease 204 No Content (20012ms)"), true);
+    assert.equal(isIdleLongPoll("[wrangler:info] POST /v1/runner/lease 200 OK (4265ms)"), false);
+    assert.equal(isIdleLongPoll("[wrangler:info] POST /v1/datasets 201 Created (12ms)"), false);
+  });
+
+  test("prints the next three commands, and a SIGKILL of npm stops wrangler, workerd and the runner", async () => {
+    if (process.platform !== "linux") return;
+    const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-start-"));
+    const port = await freePort();
+    const npm = spawn("npm", ["start"], { cwd: ROOT, env: { ...process.env, PORT: String(port), EDGETUNE_STATE_DIR: stateDir }, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    npm.stdout.on("data", (d) => (output += d));
+    npm.stderr.on("data", (d) => (output += d));
+    try {
+      await waitFor("the banner", async () => output.includes("Stop with Ctrl-C"), 120_000);
+      assert.match(output, /npx edgetune login --url http:\/\/127\.0\.0\.1:\d+ --key et_admin_\S+/);
+      assert.match(output, /npx edgetune datasets push \.\/my-images/);
+      assert.match(output, /npx edgetune train <dataset id from push> --wait/);
+      const tree = descendants(npm.pid!);
+      const commands = tree.map((pid) => { try { return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " "); } catch { return ""; } });
+      assert.ok(commands.some((c) => c.includes("wrangler") && c.includes(" dev ")), commands.join("\n"));
+      assert.ok(commands.some((c) => c.includes("workerd")), commands.join("\n"));
+      assert.ok(commands.some((c) => c.includes("gpu-runner/src/main.ts")), commands.join("\n"));
+      npm.kill("SIGKILL");
+      await waitFor("every process of the platform to exit", async () => tree.every((pid) => !isAlive(pid)), 30_000).catch(() => {
+        const left = tree.filter(isAlive).map((pid) => `${pid}: ${fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ")}`);
+        assert.fail(`still running after npm was killed:\n${left.join("\n")}`);
+      });
+    } finally {
+      for (const pid of descendants(npm.pid!)) try { process.kill(pid, "SIGKILL"); } catch {}
+    }
+  }, 180_000);
+});
