@@ -322,3 +322,42 @@ export const eventStreams = sqliteTable(
   },
   (t) => [index("event_streams_key").on(t.keyId, t.expiresAt)],
 );
+
+/** Webhook endpoints (../shared API.md, "Webhooks"). `secret` signs deliveries (HMAC-SHA256), so it is kept as is. */
+export const webhooks = sqliteTable(
+  "webhooks",
+  {
+    id: text("id").primaryKey(),
+    projectId: text("project_id").notNull(),
+    url: text("url").notNull(),
+    events: text("events", { mode: "json" }).$type<string[]>().notNull(),
+    secret: text("secret").notNull(),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [index("webhooks_project").on(t.projectId, t.createdAt, t.id)],
+);
+
+/**
+ * One row per (webhook, event): the unique index makes an event recorded twice (a retried request, a duplicate queue
+ * message) one delivery, so a receiver sees each event once after it answers 2xx.
+ */
+export const webhookDeliveries = sqliteTable(
+  "webhook_deliveries",
+  {
+    id: text("id").primaryKey(),
+    webhookId: text("webhook_id").notNull(),
+    projectId: text("project_id").notNull(),
+    eventId: text("event_id").notNull(),
+    event: text("event").notNull(),
+    payload: text("payload").notNull(),
+    status: text("status", { enum: ["pending", "delivered", "failed"] }).notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    lastStatusCode: integer("last_status_code"),
+    lastError: text("last_error"),
+    deliveredAt: text("delivered_at"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+  },
+  (t) => [uniqueIndex("webhook_deliveries_event").on(t.webhookId, t.eventId), index("webhook_deliveries_webhook").on(t.webhookId, t.createdAt, t.id)],
+);
