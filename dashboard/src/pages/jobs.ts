@@ -24,14 +24,15 @@ export function TrainPage({ datasetId }: { datasetId: string | null }) {
   const d = data.data;
   const trainable = (d?.datasets ?? []).filter((x: any) => x.trainable);
   const dataset = form.dataset || trainable[0]?.id || "";
-  const backbone = form.backbone || d?.backbones[0]?.id || "";
+  const backbone = form.backbone;
   async function start(e: Event) {
     e.preventDefault();
     setBusy(true);
     setError(null);
     try {
       const head = HEADS.find((x) => x.value === form.head)?.spec;
-      const body: any = { dataset_id: dataset, backbone };
+      const body: any = { dataset_id: dataset };
+      if (backbone) body.backbone = backbone;
       if (head) body.head = head;
       if (form.epochs) body.hyperparameters = { epochs: Number(form.epochs) };
       const job = await call((c) => c.jobs.create(body));
@@ -59,9 +60,10 @@ export function TrainPage({ datasetId }: { datasetId: string | null }) {
       <div class="field">
         <label for="train-backbone">Backbone</label>
         <select id="train-backbone" value=${backbone} onChange=${(e: any) => setForm({ ...form, backbone: e.target.value })}>
-          ${d.backbones.map((b: any, i: number) => html`<option value=${b.id}>${b.name}${b.builtin ? " (builtin)" : ""}${i === 0 ? " — default" : ""}</option>`)}
+          <option value="">Default (recommended)</option>
+          ${d.backbones.map((b: any) => html`<option value=${b.id}>${b.name}${b.builtin ? " (builtin)" : ""}</option>`)}
         </select>
-        <p class="hint">${chosenBackbone?.description ?? "The pretrained network whose features the head learns from."}</p>
+        <p class="hint">${chosenBackbone ? chosenBackbone.description ?? `Your backbone: ${chosenBackbone.spec?.input_size?.join("×")} input, features from ${chosenBackbone.spec?.feature_layer}.` : "The platform's default pretrained network: its features suit most photos. The head learns from them."}</p>
       </div>
       <fieldset class="field">
         <legend>Head</legend>
