@@ -37,6 +37,8 @@ app.route("/v1", predictRoutes);
 app.route("/v1", aliasRoutes);
 app.route("/v1", runnerRoutes);
 
+// In `wrangler dev` and production, `/` is the dashboard (dashboard/dist/index.html, Workers static assets) and never
+// reaches the Worker; this answer is for callers of the Worker itself (the vitest pool).
 app.get("/", (c) => c.json({ name: "edgetune", docs: "/docs", openapi: "/openapi.json" }));
 app.doc31("/openapi.json", {
   openapi: "3.1.0",
