@@ -193,7 +193,7 @@ describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", () => {
     await page.getByRole("link", { name: "Train a model on this dataset" }).click();
     await page.getByRole("heading", { name: "Train a model", level: 1 }).waitFor();
     assert.equal(await page.getByLabel("Dataset", { exact: true }).inputValue(), datasetId);
-    assert.equal(await page.getByLabel("Backbone").inputValue(), "", "the platform default backbone is preselected");
+    assert.equal(await page.getByLabel("Backbone", { exact: true }).inputValue(), "", "the platform default backbone is preselected");
     assert.equal(await page.locator("#head-default").isChecked(), true);
     await page.getByLabel("Epochs (optional)").fill("40");
     await check("train");
