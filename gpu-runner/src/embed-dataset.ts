@@ -7,6 +7,7 @@
  * core) while the backbone runs batch k (onnxruntime and the WASM pool run off the main thread too). Decoding a photo
  * costs about as much as embedding it on the fast engines, so without the pool the engine waited on the decoder.
  */
+import { chunk } from "../../shared/chunk";
 import { isImageError } from "../../shared/image/errors";
 import { imageToTensorInput, type PreprocessSpec } from "../../shared/image/preprocess";
 import type { ImageCodecs } from "../../shared/image/codecs";
@@ -146,8 +147,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   let storing: Promise<void> = Promise.resolve();
   const breakdownMs = { fetch: 0, decode: 0, backboneWait: 0 };
 
-  const batches: string[][] = [];
-  for (let i = 0; i < missing.length; i += EMBED_BATCH) batches.push(missing.slice(i, i + EMBED_BATCH));
+  const batches = chunk(missing, EMBED_BATCH);
   // Downloads run one batch ahead of decoding (one request per batch), so the network is off the critical path.
   const downloads = new Map<number, Promise<Map<string, Uint8Array | null>>>();
   const download = (b: number) => {

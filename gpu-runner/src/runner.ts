@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { availableParallelism, hostname } from "node:os";
+import { jitteredBackoffMs } from "../../shared/retry";
 import type { BackboneBundle, FeatureSpec } from "../../shared/backbone/types";
 import type { ImageCodecs } from "../../shared/image/codecs";
 import { ApiCallError, RunnerClient } from "./api-client";
@@ -70,13 +71,13 @@ export class Runner {
   async run(): Promise<void> {
     const signal = this.shutdown.signal;
     this.codecs ??= getNodeCodecs();
-    let retryMs = 1000;
+    let failures = 0;
     this.log(`leasing jobs from ${this.client.apiUrl}`);
     while (!signal.aborted && (this.options.maxJobs === undefined || this.outcomes.length < this.options.maxJobs)) {
       let leased;
       try {
         leased = await this.client.lease(this.id, this.options.waitS ?? 8, []);
-        retryMs = 1000;
+        failures = 0;
         if (leased && signal.aborted) {
           await this.client.fail(leased.job.id, { lease_token: leased.lease.token, error: "the runner shut down", release: true });
           this.log(`job ${leased.job.id}: leased while shutting down; given back`);
@@ -85,10 +86,10 @@ export class Runner {
       } catch (error) {
         if (signal.aborted) break;
         const fatal = error instanceof ApiCallError && (error.status === 401 || error.status === 503);
-        this.log(`lease failed: ${(error as Error).message}${fatal ? "" : `; retrying in ${retryMs / 1000} s`}`);
+        const retryMs = jitteredBackoffMs(failures++, { baseMs: 1000, maxMs: MAX_RETRY_DELAY_MS });
+        this.log(`lease failed: ${(error as Error).message}${fatal ? "" : `; retrying in ${(retryMs / 1000).toFixed(1)} s`}`);
         if (fatal && error.status === 401) throw error;
         await sleep(retryMs, signal);
-        retryMs = Math.min(MAX_RETRY_DELAY_MS, retryMs * 2);
         continue;
       }
       if (!leased) continue;

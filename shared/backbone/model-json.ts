@@ -4,6 +4,7 @@
  * and join weight files. No tfjs import: the Worker can validate a spec or an upload without loading a backend.
  */
 import type { FeatureSpec, GraphNodeRecord, LayerRecord, LayersModelJson, WeightSpec } from "./types";
+import { concatBytes } from "../bytes";
 
 /** Bytes per element of each stored weight dtype (after quantization, if any). */
 const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
@@ -104,14 +105,7 @@ export function expectedWeightBytes(modelJson: LayersModelJson): number {
 
 /** Joins weight files (in manifest path order) into one buffer, the `weightData` of a bundle. */
 export function concatWeightBuffers(buffers: ArrayBuffer[]): ArrayBuffer {
-  const total = buffers.reduce((sum, b) => sum + b.byteLength, 0);
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const buffer of buffers) {
-    out.set(new Uint8Array(buffer), offset);
-    offset += buffer.byteLength;
-  }
-  return out.buffer;
+  return concatBytes(buffers.map((buffer) => new Uint8Array(buffer))).buffer as ArrayBuffer;
 }
 
 /**

@@ -20,7 +20,8 @@ import type { ImageCodecs, RgbaImage } from "../../shared/image/codecs";
 import { applyExifOrientation, decodeImage } from "../../shared/image/decode";
 import { ImageError, type ImageErrorCode } from "../../shared/image/errors";
 import { PREPROCESS_VERSION, imageToTensorInput, preprocessImage, type PreprocessSpec } from "../../shared/image/preprocess";
-import { crc32, inspectImage, type ExifOrientation } from "../../shared/image/sniff";
+import { crc32 } from "../../shared/bytes";
+import { inspectImage, type ExifOrientation } from "../../shared/image/sniff";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 import { EXPECTED, FIXTURE_JPEG_BASE64, FIXTURE_PNG_BASE64, SPECS } from "../fixtures/parity-images";
 

@@ -3,6 +3,7 @@
  * `projects/{projectId}/backbones/{id}/` as `model.json` (one manifest group naming `weights.bin`) and `weights.bin`.
  */
 import { and, desc, eq, inArray } from "drizzle-orm";
+import { concatBytes } from "../../shared/bytes";
 import { BUILTIN_BACKBONES, findBuiltinBackbone, type CatalogEntry } from "../../shared/catalog";
 import { ApiError, withContext } from "../../shared/errors";
 import { newId } from "../../shared/ids";
@@ -389,12 +390,7 @@ export async function openModelUrl(url: string, policy: UrlPolicy, signal: Abort
   const { response, url: finalUrl } = await openUrl(url, policy, signal);
   const parts: Uint8Array[] = [];
   for await (const chunk of bodyChunks(response, url, MAX_MODEL_JSON_BYTES, signal)) parts.push(chunk);
-  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    bytes.set(p, offset);
-    offset += p.length;
-  }
+  const bytes = concatBytes(parts);
   const modelJson = parseModelJson(bytes, url);
   // Relative to the model.json where it was finally served (after redirects, each of which passed the policy).
   const base = finalUrl;

@@ -1,5 +1,6 @@
 /** Reading request bodies with limits that hold even when Content-Length is missing or lies. */
 import { ApiError } from "../../shared/errors";
+import { concatBytes } from "../../shared/bytes";
 
 /** Reads the whole body, refusing with 413 as soon as it passes `maxBytes`. */
 export async function readBodyLimited(request: Request, maxBytes: number, what: string): Promise<Uint8Array> {
@@ -20,13 +21,7 @@ export async function readBodyLimited(request: Request, maxBytes: number, what: 
     chunks.push(value);
   }
   if (total === 0) throw new ApiError("empty_body", `The request body is empty; send the ${what} bytes.`);
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 /** Content-Length is required to stream a body into R2 (R2 needs a known length) and to enforce limits up front. */

@@ -8,6 +8,7 @@ import { and, desc, eq, gt, inArray, isNull, lte, or, sql } from "drizzle-orm";
 import { ApiError, withContext } from "../../shared/errors";
 import { newId, sha256Hex } from "../../shared/ids";
 import { inspectImage } from "../../shared/image/sniff";
+import { chunk } from "../../shared/chunk";
 import { mapBounded } from "../../shared/concurrency";
 import { datasetImages, datasetRejections, datasets, ingests, jobs } from "../db/schema";
 import type { Db } from "./db";
@@ -377,8 +378,3 @@ export async function deleteDataset(db: Db, bucket: R2Bucket, row: DatasetRow): 
   }
 }
 
-export function chunk<T>(items: T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}

@@ -8,11 +8,14 @@
  * Wire and pack format: records of a 32-byte raw sha256 followed by `dim` little-endian float32 values.
  */
 import { ApiError } from "../../shared/errors";
+import { concatBytes } from "../../shared/bytes";
+import { mapBounded } from "../../shared/concurrency";
 import { EMBEDDING_RECORD_HEADER_BYTES, bytesToHex, hexToBytes } from "../../shared/wire";
 import { embeddingItemKey, embeddingPackKey } from "./object-keys";
 
 export { EMBEDDING_RECORD_HEADER_BYTES };
 const READ_CONCURRENCY = 32;
+const WRITE_CONCURRENCY = 16;
 
 
 
@@ -23,30 +26,12 @@ export async function readEmbeddingPack(bucket: R2Bucket, key: string, pack: str
 
 /** Records for the hashes found in the cache (missing ones are simply absent). */
 export async function readEmbeddings(bucket: R2Bucket, key: string, shas: string[]): Promise<Uint8Array> {
-  const found: Uint8Array[] = new Array(shas.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(READ_CONCURRENCY, shas.length) }, async () => {
-      while (next < shas.length) {
-        const i = next++;
-        const object = await bucket.get(embeddingItemKey(key, shas[i]));
-        if (!object) continue;
-        const vector = new Uint8Array(await object.arrayBuffer());
-        const record = new Uint8Array(EMBEDDING_RECORD_HEADER_BYTES + vector.length);
-        record.set(hexToBytes(shas[i]), 0);
-        record.set(vector, EMBEDDING_RECORD_HEADER_BYTES);
-        found[i] = record;
-      }
-    }),
-  );
-  const records = found.filter(Boolean);
-  const out = new Uint8Array(records.reduce((s, r) => s + r.length, 0));
-  let offset = 0;
-  for (const r of records) {
-    out.set(r, offset);
-    offset += r.length;
-  }
-  return out;
+  const found = await mapBounded(shas, READ_CONCURRENCY, async (sha) => {
+    const object = await bucket.get(embeddingItemKey(key, sha));
+    if (!object) return null;
+    return concatBytes([hexToBytes(sha), new Uint8Array(await object.arrayBuffer())]);
+  });
+  return concatBytes(found.filter((record) => record !== null));
 }
 
 /** Stores each record under its image hash (and the whole body as a pack when `pack` is given). */
@@ -56,16 +41,11 @@ export async function writeEmbeddings(bucket: R2Bucket, key: string, dim: number
     throw new ApiError("invalid_embedding_records", `The body is ${body.length} bytes, not a whole number of ${recordBytes}-byte records (32-byte sha256 + ${dim} float32).`);
   }
   const count = body.length / recordBytes;
-  let next = items ? 0 : count;
-  await Promise.all(
-    Array.from({ length: Math.min(16, count) }, async () => {
-      while (next < count) {
-        const i = next++;
-        const record = body.subarray(i * recordBytes, (i + 1) * recordBytes);
-        await bucket.put(embeddingItemKey(key, bytesToHex(record.subarray(0, EMBEDDING_RECORD_HEADER_BYTES))), record.slice(EMBEDDING_RECORD_HEADER_BYTES));
-      }
-    }),
-  );
+  if (items) {
+    await mapBounded(Array.from({ length: count }, (_, i) => body.subarray(i * recordBytes, (i + 1) * recordBytes)), WRITE_CONCURRENCY, (record) =>
+      bucket.put(embeddingItemKey(key, bytesToHex(record.subarray(0, EMBEDDING_RECORD_HEADER_BYTES))), record.slice(EMBEDDING_RECORD_HEADER_BYTES)),
+    );
+  }
   if (pack) await bucket.put(embeddingPackKey(key, pack), body);
   return count;
 }

@@ -5,6 +5,7 @@
  * archive of 20,000 images / 2 GB never needs more than one chunk's memory (~16 MB of reads + one image at a time).
  */
 import { and, eq, inArray, sql } from "drizzle-orm";
+import { mapBounded } from "../../shared/concurrency";
 import { sha256Hex, newId } from "../../shared/ids";
 import { ImageError } from "../../shared/image/errors";
 import { inspectImage } from "../../shared/image/sniff";
@@ -122,7 +123,7 @@ export async function runIngestChunk(env: Env, message: IngestMessage, deadlineM
       // no entry may inflate past its declared size (a lying entry is cut off there and rejected).
       const declaredBytes = toRead.reduce((sum, r) => sum + r.entry.uncompressedSize, 0);
       const concurrency = groupBytes && declaredBytes <= 32 * 1024 * 1024 ? STORE_CONCURRENCY : 1;
-      const results = await mapWithConcurrency(toRead, concurrency, async ({ entry, placement }) => {
+      const results = await mapBounded(toRead, concurrency, async ({ entry, placement }) => {
         try {
           const bytes = groupBytes
             ? groupBytes.subarray(entry.localHeaderOffset - start, entry.end - start)
@@ -242,20 +243,6 @@ export async function abandonIngest(env: Env, message: IngestMessage, reason: st
   const error = `Ingestion stopped after repeated internal errors at entry ${ingest.cursor}: ${reason}. Images before it were kept; upload the archive again to resume.`;
   await db.update(ingests).set({ status: "failed", error, updatedAt: nowIso() }).where(eq(ingests.id, ingest.id));
   await finishIngest(env, db, ingest, error);
-}
-
-/** Maps with at most `limit` calls in flight, keeping the input order in the result. */
-async function mapWithConcurrency<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index]);
-    }
-  });
-  await Promise.all(workers);
-  return results;
 }
 
 /**

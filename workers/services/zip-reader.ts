@@ -7,6 +7,7 @@
  * the declared size), overlapping entries (the "overlapping files" bomb) are refused, and names are vetted by the
  * caller. ZIP64 is supported for archives over 4 GB or 65,535 entries.
  */
+import { concatBytes, crc32 } from "../../shared/bytes";
 import { DomainError } from "../../shared/errors";
 
 export interface ZipEntry {
@@ -211,26 +212,6 @@ async function inflateRaw(data: Uint8Array, maxBytes: number): Promise<Uint8Arra
     if (err instanceof ZipFormatError) throw err;
     throw new ZipFormatError("corrupt_entry", "The entry's compressed data is damaged and could not be inflated.");
   }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
-let crcTable: Uint32Array | undefined;
-export function crc32(bytes: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let crc = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) crc = crcTable[(crc ^ bytes[i]) & 0xff] ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
-}

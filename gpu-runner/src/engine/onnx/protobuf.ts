@@ -2,6 +2,7 @@
  * The few ONNX protobuf messages we write, encoded by hand (wire format: varint tags, length-delimited
  * sub-messages). Field numbers are those of onnx/onnx.proto (IR version 8).
  */
+import { concatBytes } from "../../../../shared/bytes";
 
 class Writer {
   private chunks: Uint8Array[] = [];
@@ -59,13 +60,7 @@ class Writer {
   }
 
   finish(): Uint8Array {
-    const out = new Uint8Array(this.length);
-    let offset = 0;
-    for (const chunk of this.chunks) {
-      out.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return out;
+    return concatBytes(this.chunks);
   }
 }
 
