@@ -10,7 +10,7 @@ const platform = await startPlatform({ stateDir: process.env.EDGETUNE_STATE_DIR 
 const keyIsDefault = !process.env.EDGETUNE_ADMIN_KEY;
 console.log(`
 edgetune is running (ready in ${platform.readyMs} ms)
-  dashboard ${platform.url}/       open it in a browser and sign in with the API key
+  browser  ${platform.url}/        the dashboard: sign in with the API key
   API      ${platform.url}        docs: ${platform.url}/docs
   API key  ${platform.adminKey}${keyIsDefault ? "  (kept in the state folder; set EDGETUNE_ADMIN_KEY to choose it)" : ""}
   state    ${platform.stateDir}

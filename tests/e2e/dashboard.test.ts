@@ -1,9 +1,10 @@
 /**
  * The web dashboard in a real browser (headless Chromium driven by playwright-core) against the real local platform
  * (wrangler dev serving the built dashboard as static assets + one runner): sign in, upload a zip of generated
- * labelled images and see it ready with its counts, train, watch the curves arrive over SSE during the job, open the
- * model and its confusion matrix, predict and get the API's top label, switch an alias and roll it back, create and
- * revoke a key, sign out.
+ * labelled images and see it ready with its counts, upload a folder (zipped on the fly, in parts) and fix images from
+ * the thumbnail grid, train, watch the curves arrive over SSE during the job, open the model and its confusion
+ * matrix, predict from a file and from the (fake) webcam and get the API's top label, switch an alias and roll it
+ * back, create and revoke a key, fit a phone's width, sign out.
  *
  * On every page: a screenshot under test-output/dashboard/ (gitignored), axe-core with 0 serious or critical
  * violations, and the test fails on any console error (CSP violations included: they are console errors) and on any
@@ -70,9 +71,9 @@ describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", () => {
     fs.mkdirSync(OUT, { recursive: true });
     platform = await startTestPlatform({ runner: true });
     const { chromium } = await import("playwright-core");
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-dev-shm-usage", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"] });
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: platform.url });
+    await context.grantPermissions(["clipboard-read", "clipboard-write", "camera"], { origin: platform.url });
     page = await context.newPage();
     page.on("console", (msg) => {
       if (msg.type() !== "error") return;
@@ -246,6 +247,15 @@ describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", () => {
     assert.equal(shownTop, fromApi.predictions[0][0].label);
     await page.getByText(/Round trip \d+ ms/).waitFor();
     await check("try-it");
+    // The webcam (Chromium's fake camera here): a captured frame goes through the same predict route.
+    await page.getByRole("button", { name: "Use the camera" }).click();
+    await page.waitForFunction(() => ((document.querySelector("video.camera") as HTMLVideoElement | null)?.videoWidth ?? 0) > 0);
+    const before = await page.locator("img.preview").getAttribute("src");
+    await page.getByRole("button", { name: "Take a picture" }).click();
+    await page.waitForFunction((prev) => document.querySelector("img.preview")?.getAttribute("src") !== prev, before);
+    await page.getByText(/Round trip \d+ ms/).waitFor();
+    assert.equal(await bars.locator(".bar-label").count(), 2);
+    await page.getByRole("button", { name: "Stop the camera" }).click();
   });
 
   test("aliases: point one at the model, switch it to a second model with one click, roll it back", async () => {
