@@ -25,4 +25,6 @@ export function startPlatform(options?: {
   runner?: boolean | string[];
   log?: (line: string) => void;
   quiet?: boolean;
+  /** How often to call the scheduled handler (ms; default 60,000, 0 = never); wrangler dev runs no crons itself. */
+  sweepEveryMs?: number;
 }): Promise<StartedPlatform>;

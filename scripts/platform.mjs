@@ -73,7 +73,7 @@ async function waitForHttp(url, timeoutMs, child) {
 
 /**
  * @param {{port?: number, stateDir?: string, adminKey?: string, runnerToken?: string, runner?: boolean | string[],
- *          log?: (line: string) => void, quiet?: boolean}} options
+ *          log?: (line: string) => void, quiet?: boolean, sweepEveryMs?: number}} options
  */
 export async function startPlatform(options = {}) {
   const port = Number(options.port ?? process.env.PORT ?? 8787);
@@ -94,7 +94,7 @@ export async function startPlatform(options = {}) {
   const watch = (child) => { try { watcher.stdin.write(`${child.pid}\n`); } catch {} };
   const wrangler = spawn(
     process.execPath,
-    [wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir, "--show-interactive-dev-session=false",
+    [wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir, "--show-interactive-dev-session=false", "--test-scheduled",
       "--var", `EDGETUNE_ADMIN_KEY:${adminKey}`, "--var", `RUNNER_TOKEN:${runnerToken}`],
     { cwd: ROOT, env: { ...process.env, ...OFFLINE_ENV }, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
@@ -105,6 +105,13 @@ export async function startPlatform(options = {}) {
   wrangler.stderr.on("data", forward("[api]"));
   await waitForHttp(`${url}/`, 60_000, wrangler);
   const readyMs = Date.now() - started;
+  // wrangler dev runs no Cron Triggers: call the scheduled handler (workers/services/sweeps.ts) on the deployed period,
+  // so stalled ingests, lapsed leases and deletions recover locally too. --test-scheduled exposes /__scheduled (the
+  // /cdn-cgi/handler/scheduled route answers 500 when the Worker has static assets, wrangler 4.86).
+  // EDGETUNE_SWEEP_MS=0 turns it off.
+  const sweepEveryMs = Number(options.sweepEveryMs ?? process.env.EDGETUNE_SWEEP_MS ?? 60_000);
+  const sweepTimer = sweepEveryMs > 0 ? setInterval(() => { fetch(`${url}/__scheduled?cron=*+*+*+*+*`).then((r) => r.arrayBuffer()).catch(() => {}); }, sweepEveryMs) : null;
+  sweepTimer?.unref();
   const runnerArgs = options.runner === false ? null : Array.isArray(options.runner) ? options.runner : [];
   if (runnerArgs && fs.existsSync(path.join(ROOT, "gpu-runner", "src", "main.ts"))) {
     // `node --import tsx` (one process), not the tsx CLI (which runs the script in a child process).
@@ -117,6 +124,7 @@ export async function startPlatform(options = {}) {
     runner.stderr.on("data", forward("[runner]"));
   }
   async function stop() {
+    if (sweepTimer) clearInterval(sweepTimer);
     for (const child of children.reverse()) {
       if (child.exitCode !== null) continue;
       try { process.kill(-child.pid, "SIGTERM"); } catch {}

@@ -17,9 +17,13 @@ import { DOCS_HTML } from "./routes/docs";
 import { projectRoutes } from "./routes/projects";
 import { getConfig } from "./config";
 import { withMeteredD1, withUsageHeaders } from "./services/d1-meter";
+import { runPurgeMessage, type PurgeMessage } from "./services/deletions";
+import { runScheduledSweeps } from "./services/sweeps";
 import { abandonIngest, runIngestChunk, type IngestMessage } from "./services/ingest";
 
 export const app = createRouter();
+
+type QueueMessage = IngestMessage | PurgeMessage;
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key of your project" });
 app.openAPIRegistry.registerComponent("securitySchemes", "runnerToken", { type: "http", scheme: "bearer", description: "The runner token (EDGETUNE_RUNNER_TOKEN); only for /v1/runner routes" });
@@ -58,19 +62,21 @@ export default {
   async queue(batch, rawEnv) {
     const { env } = withMeteredD1(rawEnv);
     for (const message of batch.messages) {
-      const body = message.body as IngestMessage;
-      if (body?.kind !== "ingest") {
-        message.ack();
-        continue;
-      }
+      const body = message.body as QueueMessage;
       try {
-        const next = await runIngestChunk(env, body);
-        if (next) await env.INGEST_QUEUE.send(next);
+        if (body?.kind === "ingest") {
+          const next = await runIngestChunk(env, body);
+          if (next) await env.INGEST_QUEUE.send(next);
+        } else if (body?.kind === "purge") {
+          const next = await runPurgeMessage(env, body);
+          if (next) await env.INGEST_QUEUE.send(next);
+        }
         message.ack();
       } catch (err) {
-        console.error(`ingest ${body.ingest_id} chunk at ${body.cursor} failed (attempt ${message.attempts}):`, err);
+        console.error(`queue message ${JSON.stringify(body)} failed (attempt ${message.attempts}):`, err);
         if (message.attempts >= 10) {
-          await abandonIngest(env, body, err instanceof Error ? err.message : String(err));
+          // The scheduled sweep resumes a purge that stopped; an ingest that keeps failing is marked failed.
+          if (body?.kind === "ingest") await abandonIngest(env, body, err instanceof Error ? err.message : String(err));
           message.ack();
         } else {
           message.retry({ delaySeconds: Math.min(60, 2 ** message.attempts) });
@@ -78,4 +84,9 @@ export default {
       }
     }
   },
-} satisfies ExportedHandler<Env, IngestMessage>;
+  async scheduled(_controller, rawEnv) {
+    const { env } = withMeteredD1(rawEnv);
+    const report = await runScheduledSweeps(env);
+    if (Object.values(report).some((n) => n > 0)) console.log("scheduled sweep", JSON.stringify(report));
+  },
+} satisfies ExportedHandler<Env, QueueMessage>;

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { getDb } from "../../workers/services/db";
+import { runScheduledSweeps } from "../../workers/services/sweeps";
 import { LEASE_MS, completeJob, failJob, heartbeat, leaseJob, sweepExpiredLeases } from "../../workers/services/jobs";
 import { call, callJson, createDataset, createProject, createTrainableDataset, runnerCall } from "./helpers";
 
@@ -246,12 +247,14 @@ describe("runner protocol", () => {
     expect((await ask([other])).count).toBe(1);
   });
 
-  it("shows a job whose runner vanished as back in the queue on read, even when no runner polls", async () => {
+  it("puts a job whose runner vanished back in the queue from the scheduled sweep, even when no runner polls", async () => {
     const { key, datasetId } = await createTrainableDataset();
     const job = (await createJob(key, datasetId)).body;
     await onlyThisJob(job.id);
     await runnerCall("POST", "/v1/runner/lease", { json: { runner_id: "vanishing", wait_s: 0 } });
     await env.DB.prepare("update jobs set lease_expires_at = ? where id = ?").bind(new Date(Date.now() - 1000).toISOString(), job.id).run();
+    // A read never writes (tests/workers/sweeps.test.ts); the cron's sweep does.
+    await runScheduledSweeps(env as any);
     const read = (await callJson("GET", `/v1/jobs/${job.id}`, { key })).body;
     expect(read.status).toBe("queued");
     expect(read.attempt).toBe(1);

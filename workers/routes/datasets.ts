@@ -2,10 +2,11 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, notFound } from "../../shared/errors";
 import { MAX_ARCHIVE_BODY_BYTES, MAX_PART_BYTES, createDatasetRequest, createUploadRequest, datasetSchema, filenameSchema, imageUploadResponse, labelSchema, uploadSchema } from "../../shared/schemas";
 import { pageQuery } from "../services/pagination";
+import { deleteDataset } from "../services/deletions";
 import { createRouter } from "../app";
 import { getConfig } from "../config";
 import { readBodyLimited, requireContentLength } from "../services/bodies";
-import { MAX_IMAGE_BYTES, createDataset, datasetView, deleteDataset, getDataset, listDatasets, storeImage } from "../services/datasets";
+import { MAX_IMAGE_BYTES, createDataset, datasetView, getDataset, listDatasets, storeImage } from "../services/datasets";
 import { receiveArchive } from "../services/ingest";
 import { MAX_PARTS, abortUpload, completeUpload, getUpload, listUploadParts, startUpload, storeUploadPart, uploadView } from "../services/uploads";
 import { binaryBody, errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
@@ -58,7 +59,7 @@ datasetRoutes.openapi(
     responses: { 204: { description: "Deleted" }, 401: errors[401], 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
-    await deleteDataset(c.var.db, c.env.BUCKET, await loadDataset(c, c.req.valid("param").id));
+    await deleteDataset(c.env, c.var.db, await loadDataset(c, c.req.valid("param").id));
     return c.body(null, 204);
   },
 );

@@ -4,7 +4,7 @@ import { ApiError, notFound } from "../../shared/errors";
 import { createJobRequest, jobSchema } from "../../shared/schemas";
 import { pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
-import { cancelJob, getJob, isTerminal, jobView, listEvents, listJobs, startJob, sweepExpiredLeases } from "../services/jobs";
+import { cancelJob, getJob, isTerminal, jobView, listEvents, listJobs, startJob } from "../services/jobs";
 import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
 
 export const jobRoutes = createRouter();
@@ -42,9 +42,7 @@ jobRoutes.openapi(
     responses: { 200: jsonResponse("The job", jobSchema), 401: errors[401], 404: errors[404] },
   }),
   async (c) => {
-    // Lapsed leases are also swept when runners lease; sweeping on read too means a job whose runner vanished
-    // shows it even when no runner is polling.
-    await sweepExpiredLeases(c.var.db);
+    // A read never writes: lapsed leases are swept when runners lease and by the scheduled sweep (every minute).
     const job = await getJob(c.var.db, c.var.caller.projectId, c.req.valid("param").id);
     if (!job) throw notFound("job", c.req.valid("param").id);
     return c.json(jobView(job), 200);

@@ -351,30 +351,9 @@ export async function listDatasets(db: Db, projectId: string, page: PageQuery) {
   return { datasets: await datasetViews(db, items), next_cursor: nextCursor };
 }
 
-/** Deletes a dataset, its rows and the image bytes no other dataset of the project references. */
-export async function deleteDataset(db: Db, bucket: R2Bucket, row: DatasetRow): Promise<void> {
+/** Refuses to delete a dataset a queued or running job trains on (409 dataset_in_use). */
+export async function assertDatasetDeletable(db: Db, row: DatasetRow): Promise<void> {
   const active = await db.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.datasetId, row.id), inArray(jobs.status, ["queued", "running"]))).limit(1).get();
   if (active) throw new ApiError("dataset_in_use", `Job '${active.id}' is training on this dataset; cancel it (POST /v1/jobs/${active.id}/cancel) before deleting the dataset.`, { job_id: active.id });
-  const shas = (await db.selectDistinct({ sha: datasetImages.sha256 }).from(datasetImages).where(eq(datasetImages.datasetId, row.id)).all()).map((r) => r.sha);
-  await db.batch([
-    db.delete(datasets).where(eq(datasets.id, row.id)),
-    db.delete(datasetImages).where(eq(datasetImages.datasetId, row.id)),
-    db.delete(datasetRejections).where(eq(datasetRejections.datasetId, row.id)),
-    db.update(ingests).set({ status: "failed", error: "dataset deleted" }).where(and(eq(ingests.datasetId, row.id), inArray(ingests.status, ["queued", "running"]))),
-  ]);
-  for (const group of chunk(shas, 90)) {
-    const stillUsed = new Set(
-      (
-        await db
-          .selectDistinct({ sha: datasetImages.sha256 })
-          .from(datasetImages)
-          .innerJoin(datasets, eq(datasets.id, datasetImages.datasetId))
-          .where(and(eq(datasets.projectId, row.projectId), inArray(datasetImages.sha256, group)))
-          .all()
-      ).map((r) => r.sha),
-    );
-    const orphans = group.filter((s) => !stillUsed.has(s)).map((s) => imageObjectKey(row.projectId, s));
-    if (orphans.length > 0) await bucket.delete(orphans);
-  }
 }
 

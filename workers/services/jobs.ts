@@ -84,11 +84,13 @@ export function jobView(row: JobRow) {
 
 /**
  * Puts jobs whose lease lapsed back in the queue (after backoff), or fails them when attempts are used up, or
- * cancels them when a cancel was pending. Runs before every lease, so no cron is needed.
+ * cancels them when a cancel was pending. Runs before every lease and from the scheduled sweep (never on a read).
+ * At most SWEEP_BATCH jobs per call (2 statements each), so a call stays bounded whatever piles up.
  */
 export async function sweepExpiredLeases(db: Db, nowMs = Date.now()): Promise<number> {
   const now = iso(nowMs);
-  const expired = await db.select().from(jobs).where(and(eq(jobs.status, "running"), lt(jobs.leaseExpiresAt, now))).all();
+  const expired = await db.select().from(jobs).where(and(eq(jobs.status, "running"), lt(jobs.leaseExpiresAt, now))).limit(SWEEP_BATCH).all();
+  let swept = 0;
   for (const job of expired) {
     const reason = `Attempt ${job.attempt} lost its runner (${job.runnerId ?? "unknown"}): no heartbeat for ${LEASE_MS / 1000} s.`;
     const lastError = job.error ? `${reason} Last error: ${job.error}` : reason;
@@ -99,11 +101,27 @@ export async function sweepExpiredLeases(db: Db, nowMs = Date.now()): Promise<nu
         : { status: "queued" as const, runAfter: iso(nowMs + backoffSeconds(job.attempt) * 1000), error: lastError };
     const [updated] = await db.batch([
       db.update(jobs).set({ ...next, leaseToken: null, leaseExpiresAt: null, runnerId: null, updatedAt: now }).where(and(eq(jobs.id, job.id), eq(jobs.leaseToken, job.leaseToken!), eq(jobs.status, "running"))).returning({ id: jobs.id }),
-      eventStatement(db, job.id, "status", { status: next.status, reason }),
+      // Only when the update above changed the row: two sweeps racing for one job append one event, not two.
+      eventIfChanged(db, job.id, "status", { status: next.status, reason }, now),
     ]);
-    void updated;
+    if ((updated as unknown[]).length > 0) swept++;
   }
-  return expired.length;
+  return swept;
+}
+
+const SWEEP_BATCH = 50;
+
+/**
+ * An event insert that takes effect only if the statement just before it in the same batch changed a row (SQLite's
+ * changes() reads the previous statement of the connection; a D1 batch runs its statements in order on one).
+ */
+function eventIfChanged(db: Db, jobId: string, type: string, data: Record<string, unknown>, now: string) {
+  return db.insert(jobEvents).select(
+    db
+      .select({ id: sql<number>`null`.as("id"), jobId: sql<string>`${jobId}`.as("job_id"), type: sql<string>`${type}`.as("type"), data: sql<string>`${JSON.stringify(data)}`.as("data"), createdAt: sql<string>`${now}`.as("created_at") })
+      .from(jobs)
+      .where(and(eq(jobs.id, jobId), sql`changes() > 0`)),
+  );
 }
 
 export interface Lease {

@@ -17,6 +17,8 @@ export type BackboneFile = "model.json" | "weights.bin";
 export const imageObjectKey = (projectId: string, sha256: string) => `projects/${projectId}/images/${sha256}`;
 
 export const archiveObjectKey = (projectId: string, datasetId: string, ingestId: string) => `projects/${projectId}/archives/${datasetId}/${ingestId}.zip`;
+/** Every archive of one dataset (a deleted dataset's leftovers are removed by prefix). */
+export const datasetArchivesPrefix = (projectId: string, datasetId: string) => `projects/${projectId}/archives/${datasetId}/`;
 export const archiveEntriesObjectKey = (projectId: string, ingestId: string) => `projects/${projectId}/archives/${ingestId}.entries.json`;
 
 export const backboneObjectPrefix = (projectId: string, backboneId: string) => `projects/${projectId}/backbones/${backboneId}`;

@@ -9,7 +9,7 @@ import { DEFAULT_PART_BYTES, MIN_PART_BYTES } from "../../shared/schemas";
 import { uploadParts, uploads } from "../db/schema";
 import type { Env } from "../env";
 import type { DatasetRow } from "./datasets";
-import type { Db } from "./db";
+import { nowIso, type Db } from "./db";
 import { startIngest } from "./ingest";
 import { archiveObjectKey } from "./object-keys";
 
@@ -48,7 +48,11 @@ export async function startUpload(db: Db, bucket: R2Bucket, dataset: DatasetRow,
 export async function storeUploadPart(db: Db, bucket: R2Bucket, upload: UploadRow, n: number, body: ReadableStream, length: number) {
   requireOpen(upload);
   const part = await bucket.resumeMultipartUpload(upload.objectKey, upload.r2UploadId).uploadPart(n, body);
-  await db.insert(uploadParts).values({ uploadId: upload.id, partNumber: n, etag: part.etag, bytes: length }).onConflictDoUpdate({ target: [uploadParts.uploadId, uploadParts.partNumber], set: { etag: part.etag, bytes: length } });
+  // updated_at marks activity: the scheduled sweep aborts uploads idle for a day (services/sweeps.ts).
+  await db.batch([
+    db.insert(uploadParts).values({ uploadId: upload.id, partNumber: n, etag: part.etag, bytes: length }).onConflictDoUpdate({ target: [uploadParts.uploadId, uploadParts.partNumber], set: { etag: part.etag, bytes: length } }),
+    db.update(uploads).set({ updatedAt: nowIso() }).where(eq(uploads.id, upload.id)),
+  ]);
   return { n, etag: part.etag, bytes: length };
 }
 

@@ -1,0 +1,93 @@
+/**
+ * The scheduled sweep (workers/services/sweeps.ts) does the cleanup and recovery reads used to do, and each part is
+ * idempotent under concurrent runs.
+ */
+import { createScheduledController, env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import worker from "../../workers/index";
+import { getDb } from "../../workers/services/db";
+import { runIngestChunk } from "../../workers/services/ingest";
+import { leaseJob, sweepExpiredLeases } from "../../workers/services/jobs";
+import { resumeStalledIngests, runScheduledSweeps } from "../../workers/services/sweeps";
+import { makePng } from "../fixtures/images";
+import { buildZip, call, callJson, createDataset, createProject, createTrainableDataset, drainIngests } from "./helpers";
+
+const LONG_AGO = "2000-01-01T00:00:00.000Z";
+
+async function runningJob() {
+  const { key, datasetId } = await createTrainableDataset();
+  const job = (await callJson("POST", "/v1/jobs", { key, json: { dataset_id: datasetId } })).body;
+  await env.DB.prepare("update jobs set status = 'canceled' where id != ? and status in ('queued', 'running')").bind(job.id).run();
+  const lease = await leaseJob(getDb(env.DB), "runner-a");
+  expect(lease?.job.id).toBe(job.id);
+  return { key, job };
+}
+
+describe("scheduled sweeps", () => {
+  it("a read never writes: a lapsed lease is swept by the cron handler, not by GET", async () => {
+    const { key, job } = await runningJob();
+    await env.DB.prepare("update jobs set lease_expires_at = ? where id = ?").bind(LONG_AGO, job.id).run();
+    const before = await env.DB.prepare("select status, updated_at from jobs where id = ?").bind(job.id).first();
+    await callJson("GET", `/v1/jobs/${job.id}`, { key });
+    await callJson("GET", "/v1/jobs", { key });
+    expect(await env.DB.prepare("select status, updated_at from jobs where id = ?").bind(job.id).first()).toEqual(before);
+    await worker.scheduled!(createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" }), env as any);
+    const after = (await callJson("GET", `/v1/jobs/${job.id}`, { key })).body;
+    expect(after.status).toBe("queued");
+    expect(after.error).toContain("lost its runner");
+  });
+
+  it("concurrent sweeps of one lapsed lease append one status event", async () => {
+    const { job } = await runningJob();
+    await env.DB.prepare("update jobs set lease_expires_at = ? where id = ?").bind(LONG_AGO, job.id).run();
+    const db = getDb(env.DB);
+    const swept = await Promise.all([sweepExpiredLeases(db), sweepExpiredLeases(db), sweepExpiredLeases(db)]);
+    expect(swept.reduce((a, b) => a + b, 0)).toBe(1);
+    const events = await env.DB.prepare("select json_extract(data, '$.status') as status from job_events where job_id = ? and type = 'status' order by id").bind(job.id).all();
+    expect(events.results.map((e) => e.status)).toEqual(["queued", "running", "queued"]);
+  });
+
+  it("re-enqueues a stalled ingest once, and a duplicate chunk counts no image twice", async () => {
+    const { key } = await createProject();
+    const id = await createDataset(key);
+    const files: Record<string, Uint8Array> = {};
+    for (let i = 0; i < 12; i++) files[`${i % 2 ? "cat" : "dog"}/${i}.png`] = makePng(8, 8, 100 + i);
+    const res = await call("POST", `/v1/datasets/${id}/archive`, { key, body: buildZip(files), headers: { "content-type": "application/zip" } });
+    expect(res.status).toBe(202);
+    const ingest = await env.DB.prepare("select id, cursor from ingests where dataset_id = ?").bind(id).first<{ id: string; cursor: number }>();
+    // The process died: the message is gone and nothing moved for a long time.
+    await env.DB.prepare("update ingests set updated_at = ? where id = ?").bind(LONG_AGO, ingest!.id).run();
+    const db = getDb(env.DB);
+    const resumed = await Promise.all([resumeStalledIngests(env as any, db), resumeStalledIngests(env as any, db)]);
+    expect(resumed.reduce((a, b) => a + b, 0)).toBe(1);
+    // The resumed message and a late duplicate of the lost one run at the same time: one chain commits.
+    const message = { kind: "ingest" as const, ingest_id: ingest!.id, cursor: ingest!.cursor };
+    await Promise.all([runIngestChunk(env as any, message), runIngestChunk(env as any, message)]);
+    await drainIngests(id);
+    const dataset = (await callJson("GET", `/v1/datasets/${id}`, { key })).body;
+    expect(dataset.status).toBe("ready");
+    expect(dataset.image_count).toBe(12);
+    const row = await env.DB.prepare("select accepted, status from ingests where id = ?").bind(ingest!.id).first();
+    expect(row).toEqual({ accepted: 12, status: "done" });
+    const images = await env.DB.prepare("select count(*) as n, count(distinct sha256) as d from dataset_images where dataset_id = ?").bind(id).first();
+    expect(images).toEqual({ n: 12, d: 12 });
+  });
+
+  it("aborts multipart uploads idle for a day and prunes old events of finished jobs only", async () => {
+    const { key } = await createProject();
+    const id = await createDataset(key);
+    const upload = (await callJson("POST", `/v1/datasets/${id}/uploads`, { key, json: { filename: "big.zip" } })).body;
+    const fresh = (await callJson("POST", `/v1/datasets/${id}/uploads`, { key, json: { filename: "fresh.zip" } })).body;
+    await env.DB.prepare("update uploads set updated_at = ? where id = ?").bind(LONG_AGO, upload.upload_id).run();
+    const { job } = await runningJob();
+    await env.DB.prepare("insert into jobs (id, project_id, dataset_id, dataset_version, backbone, config, run_after, status) values ('job_old_done', 'p', 'd', 1, 'b', '{}', ?, 'succeeded')").bind(LONG_AGO).run();
+    await env.DB.prepare("insert into job_events (job_id, type, data, created_at) values ('job_old_done', 'status', '{}', ?), (?, 'status', '{}', ?)").bind(LONG_AGO, job.id, LONG_AGO).run();
+    const report = await runScheduledSweeps(env as any);
+    expect(report.uploads).toBe(1);
+    expect(report.events).toBeGreaterThanOrEqual(1);
+    const statuses = await env.DB.prepare("select id, status from uploads where id in (?, ?) order by id").bind(upload.upload_id, fresh.upload_id).all();
+    expect(Object.fromEntries(statuses.results.map((r) => [r.id, r.status]))).toEqual({ [upload.upload_id]: "aborted", [fresh.upload_id]: "open" });
+    expect((await env.DB.prepare("select count(*) as n from job_events where job_id = 'job_old_done'").first())!.n).toBe(0);
+    expect((await env.DB.prepare("select count(*) as n from job_events where job_id = ? and created_at = ?").bind(job.id, LONG_AGO).first())!.n).toBe(1);
+  });
+});
