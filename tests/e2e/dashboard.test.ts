@@ -234,6 +234,30 @@ describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", () => {
     await check("model");
   });
 
+  test("diagnostics: run from the dataset page, the report shows with one-click fixes (when the platform has them)", async (ctx) => {
+    const probe = await api(platform, "GET", `/v1/datasets/${datasetId}/diagnostics`);
+    if (probe.status === 404 && probe.body?.error?.code === "route_not_found") {
+      console.warn("diagnostics browser test skipped: this platform has no /v1/datasets/:id/diagnostics route yet");
+      return ctx.skip();
+    }
+    await page.goto(`${platform.url}/#/datasets/${datasetId}`);
+    await page.getByRole("button", { name: "Run diagnostics" }).click();
+    await page.getByTestId("diagnostics-report").waitFor({ timeout: 180_000 });
+    const report = (await api(platform, "GET", `/v1/datasets/${datasetId}/diagnostics`)).body;
+    for (const [title, list] of [["Near duplicates", report.near_duplicates], ["Suspected mislabels", report.suspected_mislabels], ["Outliers", report.outliers]] as const) {
+      await page.getByRole("heading", { name: `${title} (${list.length})` }).waitFor();
+    }
+    await check("diagnostics");
+    const fixButton = page.locator("ul.fixes li button").first();
+    if ((await fixButton.count()) > 0) {
+      const versionBefore = (await api(platform, "GET", `/v1/datasets/${datasetId}`)).body.version;
+      await fixButton.click();
+      await page.locator("ul.fixes [role=status]").first().waitFor();
+      assert.equal((await api(platform, "GET", `/v1/datasets/${datasetId}`)).body.version, versionBefore + 1);
+      await page.getByTestId("diagnostics-report").waitFor(); // the report stays while the user works through it
+    }
+  });
+
   test("try it: a prediction in the page shows the same top label as the API", async () => {
     await page.getByRole("link", { name: "Try it", exact: true }).first().click();
     await page.getByRole("heading", { name: "Try a model" }).waitFor();

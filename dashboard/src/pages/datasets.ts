@@ -1,5 +1,5 @@
 /** Datasets: list and create; one dataset with upload, ingest progress, label chart, thumbnails, rejections, diagnostics. */
-import { useMemo, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
 import { ApiError, api, call, listAll, uploadArchive, type UploadProgress } from "../api";
 import { Chart, labelBarOptions } from "../charts";
 import { formatBytes, labelBars } from "../shaping";
@@ -212,10 +212,18 @@ function Diagnostics({ dataset, onChanged }: { dataset: any; onChanged: () => vo
       if (err instanceof ApiError && err.status === 404) return null;
       throw err;
     }
-  }, [dataset.id, dataset.version]);
+    // Loaded once per dataset, not per version: each fix makes a new version, and the report (of the version it
+    // examined) should stay on screen while the user works through it.
+  }, [dataset.id]);
   const [error, setError] = useState<unknown>(null);
   const [started, setStarted] = useState<string | null>(null);
   const [done, setDone] = useState<Set<string>>(new Set());
+  // A started report appears when its runner job ends: look every 2 s until then.
+  useEffect(() => {
+    if (!started || report.data) return;
+    const timer = setInterval(() => report.reload(), 2000);
+    return () => clearInterval(timer);
+  }, [started, !!report.data]);
   async function run() {
     setError(null);
     try {
@@ -243,8 +251,8 @@ function Diagnostics({ dataset, onChanged }: { dataset: any; onChanged: () => vo
     ${!r
       ? html`<p>No diagnostics report for this version yet. It finds near-duplicates (a pair across train and val is a leak), suspected mislabels and outliers from the images' embeddings.</p>
           <button type="button" onClick=${run} disabled=${!dataset.trainable || !!started}>Run diagnostics</button>
-          ${started ? html`<p role="status">Diagnostics started${started !== "started" ? html` as <a href=${`#/jobs/${started}`}>${started}</a>` : ""}; this page shows the report when it is ready (reload).</p>` : null}`
-      : html`<p class="muted">Report for version ${r.dataset_version}, backbone ${r.backbone}, ${when(r.created_at)}. Each fix makes a new dataset version; models trained before keep theirs.</p>
+          ${started ? html`<p role="status">Diagnostics started${started !== "started" ? html` as <a href=${`#/jobs/${started}`}>${started}</a>` : ""}; the report appears here when it is ready.</p>` : null}`
+      : html`<p class="muted" data-testid="diagnostics-report">Report for version ${r.dataset_version}${r.dataset_version !== dataset.version ? ` (the dataset is at version ${dataset.version} now; fixes made since are marked)` : ""}, backbone ${r.backbone}, ${when(r.created_at)}. Each fix makes a new dataset version; models trained before keep theirs.</p>
           <h3>Near duplicates (${r.near_duplicates?.length ?? 0})</h3>
           <ul class="fixes">
             ${(r.near_duplicates ?? []).map(
