@@ -16,7 +16,8 @@ import { and, asc, eq, inArray, lt, sql } from "drizzle-orm";
 import { newId } from "../../shared/ids";
 import { datasetImages, datasetRejections, datasets, deletions, ingests, uploadParts, uploads } from "../db/schema";
 import type { Env } from "../env";
-import { assertDatasetDeletable, chunk, type DatasetRow } from "./datasets";
+import { chunk } from "../../shared/chunk";
+import { assertDatasetDeletable, type DatasetRow } from "./datasets";
 import { archiveEntriesObjectKey, datasetArchivesPrefix, imageObjectKey } from "./object-keys";
 import { getDb, nowIso, type Db } from "./db";
 
