@@ -21,6 +21,8 @@ import { runPurgeMessage, type PurgeMessage } from "./services/deletions";
 import { runScheduledSweeps } from "./services/sweeps";
 import { abandonIngest, runIngestChunk, type IngestMessage } from "./services/ingest";
 
+export { JobDispatcher } from "./durable/job-dispatcher";
+
 export const app = createRouter();
 
 type QueueMessage = IngestMessage | PurgeMessage;

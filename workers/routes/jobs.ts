@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { wakeRunners } from "../services/dispatch";
 import { streamSSE } from "hono/streaming";
 import { ApiError, notFound } from "../../shared/errors";
 import { createJobRequest, jobSchema } from "../../shared/schemas";
@@ -19,6 +20,7 @@ jobRoutes.openapi(
   }),
   async (c) => {
     const job = await startJob(c.var.db, c.var.caller.projectId, c.req.valid("json"));
+    await wakeRunners(c.env.DISPATCHER); // a waiting runner leases it within milliseconds
     return c.json(jobView(job), 201);
   },
 );

@@ -15,7 +15,8 @@ import { readBodyLimited } from "../services/bodies";
 import { readImage, readImageBatch } from "../services/datasets";
 import { getDb } from "../services/db";
 import { EMBEDDING_RECORD_HEADER_BYTES, readEmbeddingPack, readEmbeddings, writeEmbeddings } from "../services/embeddings";
-import { completeJob, describeLease, failJob, getLeasedJob, heartbeat, leaseJob, modelIdForJob, recordEpochs } from "../services/jobs";
+import { leaseWithWait, wakeRunners } from "../services/dispatch";
+import { completeJob, describeLease, failJob, getLeasedJob, heartbeat, modelIdForJob, recordEpochs } from "../services/jobs";
 import { isHeadStored, storeModelArtifact } from "../services/models";
 import { modelObjectPrefix } from "../services/object-keys";
 import { encodeImageRecords } from "../../shared/wire";
@@ -34,8 +35,6 @@ runnerRoutes.use("/runner/*", async (c, next) => {
   await next();
 });
 
-/** Long polls re-check D1 this often; a held request costs no CPU while it sleeps. */
-const LEASE_POLL_MS = 500;
 const MAX_LEASE_WAIT_S = 25;
 
 const leaseRequest = z.object({
@@ -54,14 +53,9 @@ runnerRoutes.openapi(
   async (c) => {
     const { runner_id, wait_s } = c.req.valid("json");
     const db = c.var.db;
-    // Count polls rather than compare clocks: workerd's Date.now() only advances across I/O.
-    const polls = Math.ceil((wait_s * 1000) / LEASE_POLL_MS);
-    for (let poll = 0; ; poll++) {
-      const lease = await leaseJob(db, runner_id);
-      if (lease) return c.json(await describeLease(db, lease), 200);
-      if (poll >= polls || c.req.raw.signal?.aborted) return c.body(null, 204);
-      await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
-    }
+    // Waits on the dispatcher Durable Object, not by polling D1 (services/dispatch.ts).
+    const lease = await leaseWithWait(db, c.env.DISPATCHER, runner_id, wait_s * 1000, c.req.raw.signal);
+    return lease ? c.json(await describeLease(db, lease), 200) : c.body(null, 204);
   },
 );
 
@@ -156,6 +150,7 @@ runnerRoutes.openapi(
   async (c) => {
     const body = c.req.valid("json");
     const status = await failJob(c.var.db, c.req.valid("param").id, body.lease_token, { error: body.error, retryable: body.retryable, canceled: body.canceled, release: body.release });
+    if (status === "queued") await wakeRunners(c.env.DISPATCHER); // released or retryable: another runner may take it
     return c.json({ status }, 200);
   },
 );
