@@ -73,7 +73,8 @@ async function waitForHttp(url, timeoutMs, child) {
 
 /**
  * @param {{port?: number, stateDir?: string, adminKey?: string, runnerToken?: string, runner?: boolean | string[],
- *          log?: (line: string) => void, quiet?: boolean, sweepEveryMs?: number}} options
+ *          log?: (line: string) => void, quiet?: boolean, sweepEveryMs?: number, vars?: Record<string, string>}} options
+ *          (vars: extra `--var NAME:value` for wrangler dev)
  */
 export async function startPlatform(options = {}) {
   const port = Number(options.port ?? process.env.PORT ?? 8787);
@@ -95,7 +96,8 @@ export async function startPlatform(options = {}) {
   const wrangler = spawn(
     process.execPath,
     [wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir, "--show-interactive-dev-session=false", "--test-scheduled",
-      "--var", `EDGETUNE_ADMIN_KEY:${adminKey}`, "--var", `RUNNER_TOKEN:${runnerToken}`],
+      "--var", `EDGETUNE_ADMIN_KEY:${adminKey}`, "--var", `RUNNER_TOKEN:${runnerToken}`,
+      ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`])],
     { cwd: ROOT, env: { ...process.env, ...OFFLINE_ENV }, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
   children.push(wrangler);
