@@ -27,4 +27,6 @@ export function startPlatform(options?: {
   quiet?: boolean;
   /** How often to call the scheduled handler (ms; default 60,000, 0 = never); wrangler dev runs no crons itself. */
   sweepEveryMs?: number;
+  /** Extra `--var NAME:value` for wrangler dev (e.g. D1_METER_HEADERS: "true"). */
+  vars?: Record<string, string>;
 }): Promise<StartedPlatform>;

@@ -22,6 +22,7 @@ import { runScheduledSweeps } from "./services/sweeps";
 import { abandonIngest, runIngestChunk, type IngestMessage } from "./services/ingest";
 
 export { JobDispatcher } from "./durable/job-dispatcher";
+import { wakeRunners } from "./services/dispatch";
 
 export const app = createRouter();
 
@@ -89,6 +90,8 @@ export default {
   async scheduled(_controller, rawEnv) {
     const { env } = withMeteredD1(rawEnv);
     const report = await runScheduledSweeps(env);
+    // Jobs the sweep requeued may be leasable now (or after their backoff): waiting runners re-check D1.
+    if (report.leases > 0) await wakeRunners(env.DISPATCHER);
     if (Object.values(report).some((n) => n > 0)) console.log("scheduled sweep", JSON.stringify(report));
   },
 } satisfies ExportedHandler<Env, QueueMessage>;
