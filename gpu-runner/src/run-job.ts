@@ -23,7 +23,7 @@ import { embedDataset, type EmbedDatasetResult } from "./embed-dataset";
 import type { DecodePool } from "./decode/decode-pool";
 import type { EmbeddingEngine } from "./engine/types";
 import type { BackboneBundle, FeatureSpec } from "../../shared/backbone/types";
-import { trainHeadOffThread } from "./train/off-thread";
+import { trainHeadOffThread, type TrainingThread } from "./train/off-thread";
 import type { EpochMetrics, TrainHeadResult } from "./train/train-head";
 
 /** Builds (or reuses) the embedding engine for a backbone; owned by the runner, which keeps one per backbone. */
@@ -40,6 +40,8 @@ export interface RunJobContext {
   maxPixels?: number;
   /** Threads the head solver may use (onnxruntime intra-op threads); default 1. */
   threads?: number;
+  /** The runner's long-lived training thread; absent: a thread is started for this job. */
+  trainingThread?: TrainingThread;
   /** Decodes and preprocesses images off this thread; absent: decoding runs here (tests, tiny jobs). */
   decodePool?: DecodePool;
 }
@@ -160,7 +162,8 @@ async function trainStep(ctx: RunJobContext, keeper: LeaseKeeper, set: TrainingS
     lastReport = performance.now();
     await client.recordEpochs(job.id, lease.token, batch);
   };
-  const trained = await trainHeadOffThread(
+  const train = ctx.trainingThread ? ctx.trainingThread.train.bind(ctx.trainingThread) : trainHeadOffThread;
+  const trained = await train(
     { embeddings: set.embeddings, dim: set.dim, labels: set.labels, classCount: set.labelNames.length, trainIndex: set.split.train, valIndex: set.split.val, labelNames: set.labelNames },
     { head, hyperparameters, threads: ctx.threads },
     {

@@ -11,6 +11,7 @@ import type { ImageCodecs } from "../../shared/image/codecs";
 import { ApiCallError, RunnerClient } from "./api-client";
 import { getNodeCodecs } from "./codecs-node";
 import { DecodePool } from "./decode/decode-pool";
+import { TrainingThread } from "./train/off-thread";
 import { createEngine, type EmbeddingEngine, type EngineOptions } from "./engine/index";
 import { runJob, type JobOutcome } from "./run-job";
 
@@ -44,6 +45,8 @@ export class Runner {
   private codecs: Promise<ImageCodecs> | null = null;
   /** One decoding thread per core (or `threads`), started with the first job and kept for the runner's life. */
   private decodePool: DecodePool | null = null;
+  /** One training thread for the runner's life, started with the loop: a retrain pays no thread start. */
+  private readonly trainingThread = new TrainingThread();
   readonly outcomes: JobOutcome[] = [];
 
   constructor(private readonly options: RunnerOptions) {
@@ -71,6 +74,7 @@ export class Runner {
   async run(): Promise<void> {
     const signal = this.shutdown.signal;
     this.codecs ??= getNodeCodecs();
+    this.trainingThread.warmUp().catch((error) => this.log(`training thread: ${(error as Error).message}; retried at the first job`));
     let failures = 0;
     this.log(`leasing jobs from ${this.client.apiUrl}`);
     while (!signal.aborted && (this.options.maxJobs === undefined || this.outcomes.length < this.options.maxJobs)) {
@@ -95,7 +99,7 @@ export class Runner {
       if (!leased) continue;
       this.log(`job ${leased.job.id}: leased (attempt ${leased.job.attempt}/${leased.job.max_attempts}, ${leased.images.length} images, backbone ${leased.backbone.name})`);
       this.decodePool ??= new DecodePool({ threads: this.options.threads, log: this.log });
-      const outcome = await runJob({ client: this.client, leased, engineFor: this.engineFor, codecs: await this.codecs, decodePool: this.decodePool, threads: this.options.threads ?? availableParallelism(), shutdown: signal, log: this.log });
+      const outcome = await runJob({ client: this.client, leased, engineFor: this.engineFor, codecs: await this.codecs, decodePool: this.decodePool, trainingThread: this.trainingThread, threads: this.options.threads ?? availableParallelism(), shutdown: signal, log: this.log });
       this.outcomes.push(outcome);
     }
     const current = this.engine;
@@ -103,6 +107,7 @@ export class Runner {
     if (current) await (await current.engine.catch(() => null))?.close();
     await this.decodePool?.close();
     this.decodePool = null;
+    await this.trainingThread.close();
   }
 
   /** Ends the loop; a running job is given back to the queue. */

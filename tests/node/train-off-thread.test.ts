@@ -7,7 +7,7 @@ import { describe, it } from "vitest";
 import { createRandom } from "../../shared/random";
 import { splitStratified } from "../../shared/split";
 import { DEFAULT_HYPERPARAMETERS } from "../../gpu-runner/src/train/defaults";
-import { trainHeadOffThread } from "../../gpu-runner/src/train/off-thread";
+import { trainHeadOffThread, TrainingThread } from "../../gpu-runner/src/train/off-thread";
 import { trainHead, type HeadTrainingInput } from "../../gpu-runner/src/train/train-head";
 
 /** Gaussian clusters, 3 classes × 60 rows, 16-d, embeddings on a SharedArrayBuffer as run-job allocates them. */
@@ -63,6 +63,19 @@ describe("trainHeadOffThread", () => {
     }, { signal: controller.signal });
     assert.equal(result.stopReason, "stopped_by_caller");
     assert.ok(result.epochs.length < 1000);
+  });
+
+  it("a long-lived TrainingThread serves several trainings with identical results", async () => {
+    const thread = new TrainingThread();
+    try {
+      await thread.warmUp();
+      const [first, second] = await Promise.all([thread.train(makeClusters(), config), thread.train(makeClusters(), config)]);
+      assert.deepEqual(second.head, first.head);
+      await assert.rejects(thread.train({ ...makeClusters(), valIndex: [] }, config), RangeError);
+      assert.deepEqual((await thread.train(makeClusters(), config)).epochs, first.epochs, "still serving after a rejected input");
+    } finally {
+      await thread.close();
+    }
   });
 
   it("rejects bad input with the trainer's RangeError", async () => {

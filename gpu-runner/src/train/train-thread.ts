@@ -1,13 +1,20 @@
 /**
- * Worker-thread side of `trainHeadOffThread` (off-thread.ts): trains one head and exits. Protocol:
- * - workerData: `{ input, config, stopFlag, stallMs }` (`input.embeddings` may sit on a SharedArrayBuffer: no copy);
- * - posts `{ type: "epoch", metrics }` after every epoch, then `{ type: "done", result }` or `{ type: "error", message, stack }`;
+ * Worker-thread side of the training thread (off-thread.ts): trains heads, one at a time, for as long as the runner
+ * lives, so a retrain does not pay for a thread start and module loading (~2 s on a loaded 2-core box). Protocol:
+ * - posts `{type: "ready"}` once its modules are loaded;
+ * - takes `{type: "train", id, input, config, stopFlag, stallMs}` (`input.embeddings` may sit on a SharedArrayBuffer:
+ *   no copy), posts `{id, type: "epoch", metrics}` after every epoch, then `{id, type: "done", result}` or
+ *   `{id, type: "error", name, message, stack}`;
  * - reads `stopFlag[0]` (Int32Array on a SharedArrayBuffer) after every epoch: 1 means stop (returns the best so far).
  */
-import { parentPort, workerData } from "node:worker_threads";
+import { parentPort } from "node:worker_threads";
+import { trainHeadLbfgs } from "./lbfgs-head";
+import { validateInput } from "./train-head-common";
 import type { HeadTrainingConfig, HeadTrainingInput, TrainHeadResult } from "./train-head";
 
-interface TrainThreadData {
+interface TrainMessage {
+  type: "train";
+  id: number;
   input: HeadTrainingInput;
   config: HeadTrainingConfig;
   stopFlag: Int32Array;
@@ -15,32 +22,38 @@ interface TrainThreadData {
   stallMs: number;
 }
 
-const { input, config, stopFlag, stallMs } = workerData as TrainThreadData;
 const port = parentPort!;
 
-try {
-  if (stallMs > 0) {
-    // A synchronous stall (no awaits): exactly what starved heartbeats when training ran on the main thread.
-    const until = Date.now() + stallMs;
-    while (Date.now() < until);
+async function train({ id, input, config, stopFlag, stallMs }: TrainMessage): Promise<void> {
+  try {
+    if (stallMs > 0) {
+      // A synchronous stall (no awaits): exactly what starved heartbeats when training ran on the main thread.
+      const until = Date.now() + stallMs;
+      while (Date.now() < until);
+    }
+    const hooks = {
+      onEpoch: (metrics: unknown) => port.postMessage({ id, type: "epoch", metrics }),
+      shouldStop: () => Atomics.load(stopFlag, 0) === 1,
+    };
+    let result: TrainHeadResult;
+    if ((config.solver ?? "lbfgs") === "lbfgs") {
+      validateInput(input);
+      result = await trainHeadLbfgs(input, config, hooks, { threads: config.threads });
+    } else {
+      // The mini-batch trainer needs tfjs (about 0.5 s to load): only when asked for.
+      const { trainHead } = await import("./train-head");
+      result = await trainHead(input, config, hooks);
+    }
+    port.postMessage({ id, type: "done", result });
+  } catch (error) {
+    const err = error as Error;
+    port.postMessage({ id, type: "error", name: err.name, message: err.message, stack: err.stack });
   }
-  const hooks = {
-    onEpoch: (metrics: unknown) => port.postMessage({ type: "epoch", metrics }),
-    shouldStop: () => Atomics.load(stopFlag, 0) === 1,
-  };
-  let result: TrainHeadResult;
-  if ((config.solver ?? "lbfgs") === "lbfgs") {
-    // The L-BFGS path never loads tfjs (about 0.5 s of startup in a fresh thread).
-    const { trainHeadLbfgs } = await import("./lbfgs-head");
-    const { validateInput } = await import("./train-head-common");
-    validateInput(input);
-    result = await trainHeadLbfgs(input, config, hooks, { threads: config.threads });
-  } else {
-    const { trainHead } = await import("./train-head");
-    result = await trainHead(input, config, hooks);
-  }
-  port.postMessage({ type: "done", result });
-} catch (error) {
-  const err = error as Error;
-  port.postMessage({ type: "error", name: err.name, message: err.message, stack: err.stack });
 }
+
+// One job at a time: the runner trains one head at a time, and a queue keeps it so if it ever sends two.
+let queue: Promise<void> = Promise.resolve();
+port.on("message", (message: TrainMessage) => {
+  if (message.type === "train") queue = queue.then(() => train(message));
+});
+port.postMessage({ type: "ready" });
