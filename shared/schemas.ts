@@ -139,6 +139,11 @@ export const jobConfigSchema = z
   .meta({ id: "JobConfig" });
 export type JobConfig = z.infer<typeof jobConfigSchema>;
 
+/**
+ * One epoch's numbers, Keras conventions: `train_*` are running means over the epoch's mini-batches as trained
+ * (dropout on, class weights applied); `val_*` on the validation rows after the epoch (dropout off, no class weights).
+ * `epoch` is 1-based.
+ */
 export const epochMetricsSchema = z.object({
   epoch: z.number().int(),
   train_loss: z.number(),
@@ -146,6 +151,11 @@ export const epochMetricsSchema = z.object({
   train_accuracy: z.number(),
   val_accuracy: z.number(),
 });
+export type EpochMetrics = z.infer<typeof epochMetricsSchema>;
+
+/** Where a running job is: a phase name and how far into it (images embedded, epochs trained, ...). */
+export const progressSchema = z.object({ phase: z.string().max(64), done: z.number().int().min(0), total: z.number().int().min(0) });
+export type Progress = z.infer<typeof progressSchema>;
 export const jobSchema = z
   .object({
     id: z.string(),
@@ -223,3 +233,88 @@ export const aliasSchema = z
 export const predictQuerySchema = z.object({
   top_k: z.coerce.number().int().min(1).max(1000).default(5).describe("labels per image, most probable first"),
 });
+
+// ---------------------------------------------------------------- the runner protocol (/v1/runner)
+// One schema per message, used three times: the Worker validates requests with it and publishes it in the OpenAPI
+// document (workers/routes/runner.ts), and the runner parses every answer with it (gpu-runner/src/api-client.ts).
+
+const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
+/** Long polls wait at most this long: under Cloudflare's 30 s of a held request without bytes. */
+export const MAX_LEASE_WAIT_S = 25;
+
+export const leaseRequestSchema = z
+  .object({
+    runner_id: z.string().min(1).max(200),
+    wait_s: z.number().min(0).max(MAX_LEASE_WAIT_S).default(20),
+    engines: z.array(z.string()).optional(),
+  })
+  .strict()
+  .meta({ id: "LeaseRequest" });
+
+/** What `POST /v1/runner/lease` hands out: everything needed to run the job, re-validated by the runner. */
+export const leasedJobSchema = z
+  .object({
+    job: z.object({
+      id: z.string(),
+      project_id: z.string(),
+      dataset_id: z.string(),
+      dataset_version: z.number().int(),
+      attempt: z.number().int(),
+      max_attempts: z.number().int(),
+      config: jobConfigSchema,
+      model_id: z.string(),
+    }),
+    lease: z.object({ token: z.string(), expires_at: z.string(), lease_ms: z.number(), heartbeat_ms: z.number() }),
+    backbone: z.object({
+      id: z.string(),
+      name: z.string(),
+      builtin: z.boolean(),
+      spec: backboneSpecSchema,
+      weights_version: z.string(),
+      format: z.enum(["layers-model", "graph-model"]),
+    }),
+    images: z.array(z.object({ sha256: sha256Schema, label: z.string(), split: z.enum(["auto", "train", "val"]), path: z.string() })),
+  })
+  .meta({ id: "LeasedJob" });
+export type LeasedJob = z.infer<typeof leasedJobSchema>;
+
+export const heartbeatRequestSchema = z.object({ lease_token: z.string(), progress: progressSchema.optional() }).strict().meta({ id: "HeartbeatRequest" });
+export const heartbeatResponseSchema = z.object({ cancel_requested: z.boolean(), lease_expires_at: z.string() }).meta({ id: "HeartbeatResponse" });
+
+export const epochsRequestSchema = z.object({ lease_token: z.string(), epochs: z.array(epochMetricsSchema.passthrough()).max(1000) }).strict().meta({ id: "EpochsRequest" });
+export const okResponseSchema = z.object({ ok: z.literal(true) });
+
+/** Artifacts a model consists of; anything else is refused. */
+export const MODEL_ARTIFACTS = ["head.json", "head.bin", "model.json", "weights.bin", "card.json"] as const;
+export const artifactResponseSchema = z.object({ name: z.enum(MODEL_ARTIFACTS), bytes: z.number().int() });
+
+export const completeRequestSchema = z
+  .object({
+    lease_token: z.string(),
+    labels: z.array(z.string()).min(2),
+    metrics: z.record(z.string(), z.unknown()),
+    epochs: z.array(z.record(z.string(), z.unknown())),
+    skipped: z.array(rejectionSchema).default([]),
+    head_bytes: z.number().int().min(1),
+    extra: z.record(z.string(), z.unknown()).optional(),
+  })
+  .strict()
+  .meta({ id: "CompleteRequest" });
+export const completeResponseSchema = z.object({ model_id: z.string() }).meta({ id: "CompleteResponse" });
+
+export const failRequestSchema = z
+  .object({
+    lease_token: z.string(),
+    error: z.string().max(4000),
+    retryable: z.boolean().default(true),
+    canceled: z.boolean().default(false),
+    release: z.boolean().default(false),
+    skipped: z.array(rejectionSchema).optional(),
+  })
+  .strict()
+  .meta({ id: "FailRequest" });
+export const failResponseSchema = z.object({ status: z.enum(["queued", "running", "succeeded", "failed", "canceled"]) }).meta({ id: "FailResponse" });
+
+export const imageBatchRequestSchema = z.object({ sha256: z.array(sha256Schema).min(1).max(64) }).strict();
+export const embeddingLookupRequestSchema = z.object({ sha256: z.array(sha256Schema).max(1000), pack: sha256Schema.optional() }).strict();
+export const embeddingsStoredResponseSchema = z.object({ stored: z.number().int() });

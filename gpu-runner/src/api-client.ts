@@ -3,36 +3,17 @@
  * runner token, so a runner needs no inbound connectivity. Every call that acts on a job carries its lease token;
  * the API answers 409 `lease_lost` once the lease is gone, which surfaces here as `LeaseLostError`.
  */
-import { z } from "zod";
 import { decodeImageRecords } from "../../shared/wire";
 import { EdgetuneError } from "../../sdk/errors";
 import { HttpClient } from "../../sdk/http";
-import { backboneSpecSchema, jobConfigSchema, rejectionSchema } from "../../shared/schemas";
+import {
+  completeResponseSchema, failResponseSchema, heartbeatResponseSchema, leasedJobSchema, rejectionSchema,
+  type completeRequestSchema, type failRequestSchema, type EpochMetrics, type LeasedJob, type Progress,
+} from "../../shared/schemas";
+import type { z } from "zod";
 
-/** What `POST /v1/runner/lease` hands out, re-validated with the shared schemas before anything runs. */
-export const leasedJobSchema = z.object({
-  job: z.object({
-    id: z.string(),
-    project_id: z.string(),
-    dataset_id: z.string(),
-    dataset_version: z.number().int(),
-    attempt: z.number().int(),
-    max_attempts: z.number().int(),
-    config: jobConfigSchema,
-    model_id: z.string(),
-  }),
-  lease: z.object({ token: z.string(), expires_at: z.string(), lease_ms: z.number(), heartbeat_ms: z.number() }),
-  backbone: z.object({
-    id: z.string(),
-    name: z.string(),
-    builtin: z.boolean(),
-    spec: backboneSpecSchema,
-    weights_version: z.string(),
-    format: z.enum(["layers-model", "graph-model"]),
-  }),
-  images: z.array(z.object({ sha256: z.string().regex(/^[0-9a-f]{64}$/), label: z.string(), split: z.enum(["auto", "train", "val"]), path: z.string() })),
-});
-export type LeasedJob = z.infer<typeof leasedJobSchema>;
+export { leasedJobSchema, type LeasedJob, type Progress };
+
 export type Rejection = z.infer<typeof rejectionSchema>;
 
 /** The API refused a report because this runner no longer holds the job's lease. Stop work; report nothing. */
@@ -52,12 +33,6 @@ export class ApiCallError extends Error {
     super(message);
     this.name = "ApiCallError";
   }
-}
-
-export interface Progress {
-  phase: string;
-  done: number;
-  total: number;
 }
 
 /**
@@ -103,10 +78,10 @@ export class RunnerClient {
 
   async heartbeat(jobId: string, leaseToken: string, progress?: Progress): Promise<{ cancel_requested: boolean; lease_expires_at: string }> {
     const response = await this.call("POST", `/v1/runner/jobs/${jobId}/heartbeat`, { json: { lease_token: leaseToken, progress } });
-    return (await response.json()) as { cancel_requested: boolean; lease_expires_at: string };
+    return heartbeatResponseSchema.parse(await response.json());
   }
 
-  async recordEpochs(jobId: string, leaseToken: string, epochs: object[]): Promise<void> {
+  async recordEpochs(jobId: string, leaseToken: string, epochs: EpochMetrics[]): Promise<void> {
     if (epochs.length > 0) await this.call("POST", `/v1/runner/jobs/${jobId}/epochs`, { json: { lease_token: leaseToken, epochs } });
   }
 
@@ -114,14 +89,14 @@ export class RunnerClient {
     await this.call("PUT", `/v1/runner/jobs/${jobId}/artifacts/${name}`, { body: bytes, headers: { "x-lease-token": leaseToken } });
   }
 
-  async complete(jobId: string, report: { lease_token: string; labels: string[]; metrics: object; epochs: object[]; skipped: Rejection[]; head_bytes: number; extra?: object }): Promise<string> {
+  async complete(jobId: string, report: z.input<typeof completeRequestSchema>): Promise<string> {
     const response = await this.call("POST", `/v1/runner/jobs/${jobId}/complete`, { json: report });
-    return ((await response.json()) as { model_id: string }).model_id;
+    return completeResponseSchema.parse(await response.json()).model_id;
   }
 
-  async fail(jobId: string, report: { lease_token: string; error: string; retryable?: boolean; canceled?: boolean; release?: boolean; skipped?: Rejection[] }): Promise<string> {
+  async fail(jobId: string, report: z.input<typeof failRequestSchema>): Promise<string> {
     const response = await this.call("POST", `/v1/runner/jobs/${jobId}/fail`, { json: { ...report, error: report.error.slice(0, 4000) } });
-    return ((await response.json()) as { status: string }).status;
+    return failResponseSchema.parse(await response.json()).status;
   }
 
   async getImage(jobId: string, leaseToken: string, sha256: string): Promise<Uint8Array> {

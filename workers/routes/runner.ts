@@ -6,7 +6,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { findBuiltinBackbone } from "../../shared/catalog";
 import { ApiError } from "../../shared/errors";
-import { rejectionSchema } from "../../shared/schemas";
+import {
+  MODEL_ARTIFACTS, artifactResponseSchema, completeRequestSchema, completeResponseSchema, embeddingLookupRequestSchema, embeddingsStoredResponseSchema, epochsRequestSchema, failRequestSchema,
+  failResponseSchema, heartbeatRequestSchema, heartbeatResponseSchema, imageBatchRequestSchema, leaseRequestSchema, leasedJobSchema, okResponseSchema,
+} from "../../shared/schemas";
 import { createRouter, type AppEnv } from "../app";
 import { getConfig } from "../config";
 import { bearerToken, timingSafeEqual } from "../services/auth";
@@ -35,20 +38,13 @@ runnerRoutes.use("/runner/*", async (c, next) => {
   await next();
 });
 
-const MAX_LEASE_WAIT_S = 25;
-
-const leaseRequest = z.object({
-  runner_id: z.string().min(1).max(200),
-  wait_s: z.number().min(0).max(MAX_LEASE_WAIT_S).default(20),
-  engines: z.array(z.string()).optional(),
-}).strict();
 
 runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/lease", tags: ["runner"], security: runnerSecurity,
     summary: "Lease the next job (long poll up to wait_s); 204 when none",
-    request: { body: jsonBody(leaseRequest) },
-    responses: { 200: { description: "A leased job with everything needed to run it" }, 204: { description: "No job" }, 400: errors[400], 401: errors[401] },
+    request: { body: jsonBody(leaseRequestSchema) },
+    responses: { 200: jsonResponse("A leased job with everything needed to run it", leasedJobSchema), 204: { description: "No job" }, 400: errors[400], 401: errors[401] },
   }),
   async (c) => {
     const { runner_id, wait_s } = c.req.valid("json");
@@ -69,8 +65,8 @@ const jobIdParam = z.object({ id: z.string().min(1) });
 runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/jobs/{id}/heartbeat", tags: ["runner"], security: runnerSecurity, summary: "Renew the lease, report progress; answers whether to cancel",
-    request: { params: jobIdParam, body: jsonBody(z.object({ lease_token: z.string(), progress: z.object({ phase: z.string().max(64), done: z.number().int().min(0), total: z.number().int().min(0) }).optional() }).strict()) },
-    responses: { 200: jsonResponse("Renewed", z.object({ cancel_requested: z.boolean(), lease_expires_at: z.string() })), 409: errors[409] },
+    request: { params: jobIdParam, body: jsonBody(heartbeatRequestSchema) },
+    responses: { 200: jsonResponse("Renewed", heartbeatResponseSchema), 409: errors[409] },
   }),
   async (c) => {
     const { lease_token, progress } = c.req.valid("json");
@@ -82,18 +78,16 @@ runnerRoutes.openapi(
 runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/jobs/{id}/epochs", tags: ["runner"], security: runnerSecurity, summary: "Record epochs' metrics (a batch, in order)",
-    request: { params: jobIdParam, body: jsonBody(z.object({ lease_token: z.string(), epochs: z.array(z.object({ epoch: z.number().int(), train_loss: z.number(), val_loss: z.number(), train_accuracy: z.number(), val_accuracy: z.number() }).passthrough()).max(1000) }).strict()) },
-    responses: { 200: { description: "Recorded" }, 409: errors[409] },
+    request: { params: jobIdParam, body: jsonBody(epochsRequestSchema) },
+    responses: { 200: jsonResponse("Recorded", okResponseSchema), 409: errors[409] },
   }),
   async (c) => {
     const { lease_token, epochs } = c.req.valid("json");
     await recordEpochs(c.var.db, c.req.valid("param").id, lease_token, epochs);
-    return c.json({ ok: true }, 200);
+    return c.json({ ok: true as const }, 200);
   },
 );
 
-/** Artifacts a model consists of; anything else is refused. */
-const ARTIFACTS = ["head.json", "head.bin", "model.json", "weights.bin", "card.json"] as const;
 const MAX_ARTIFACT_BYTES = 64 * 1024 * 1024;
 
 /** The job, while `token` (X-Lease-Token or the body's lease_token) holds its lease; otherwise 409 lease_lost. */
@@ -102,8 +96,8 @@ const requireLease = (c: Context<AppEnv>, jobId: string, token = leaseHeader(c))
 runnerRoutes.openapi(
   createRoute({
     method: "put", path: "/runner/jobs/{id}/artifacts/{name}", tags: ["runner"], security: runnerSecurity, summary: "Upload one model artifact (X-Lease-Token)",
-    request: { params: z.object({ id: z.string(), name: z.enum(ARTIFACTS) }) },
-    responses: { 200: { description: "Stored" }, 409: errors[409], 413: errors[413] },
+    request: { params: z.object({ id: z.string(), name: z.enum(MODEL_ARTIFACTS) }) },
+    responses: { 200: jsonResponse("Stored", artifactResponseSchema), 409: errors[409], 413: errors[413] },
   }),
   async (c) => {
     const { id, name } = c.req.valid("param");
@@ -114,21 +108,12 @@ runnerRoutes.openapi(
   },
 );
 
-const completeRequest = z.object({
-  lease_token: z.string(),
-  labels: z.array(z.string()).min(2),
-  metrics: z.record(z.string(), z.unknown()),
-  epochs: z.array(z.record(z.string(), z.unknown())),
-  skipped: z.array(rejectionSchema).default([]),
-  head_bytes: z.number().int().min(1),
-  extra: z.record(z.string(), z.unknown()).optional(),
-}).strict();
 
 runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/jobs/{id}/complete", tags: ["runner"], security: runnerSecurity, summary: "Register the model and finish the job (idempotent under the lease)",
-    request: { params: jobIdParam, body: jsonBody(completeRequest) },
-    responses: { 200: jsonResponse("Done", z.object({ model_id: z.string() })), 409: errors[409] },
+    request: { params: jobIdParam, body: jsonBody(completeRequestSchema) },
+    responses: { 200: jsonResponse("Done", completeResponseSchema), 409: errors[409] },
   }),
   async (c) => {
     const { id } = c.req.valid("param");
@@ -144,8 +129,8 @@ runnerRoutes.openapi(
 runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/jobs/{id}/fail", tags: ["runner"], security: runnerSecurity, summary: "Report a failure (retryable goes back to the queue) or a stop on cancel",
-    request: { params: jobIdParam, body: jsonBody(z.object({ lease_token: z.string(), error: z.string().max(4000), retryable: z.boolean().default(true), canceled: z.boolean().default(false), release: z.boolean().default(false), skipped: z.array(rejectionSchema).optional() }).strict()) },
-    responses: { 200: jsonResponse("New status", z.object({ status: z.string() })), 409: errors[409] },
+    request: { params: jobIdParam, body: jsonBody(failRequestSchema) },
+    responses: { 200: jsonResponse("New status", failResponseSchema), 409: errors[409] },
   }),
   async (c) => {
     const body = c.req.valid("json");
@@ -183,7 +168,7 @@ runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/jobs/{id}/images", tags: ["runner"], security: runnerSecurity,
     summary: "Bytes of up to 64 images of the leased job's project in one response (X-Lease-Token): per image a 32-byte sha256, a uint32 big-endian length, the bytes; missing images have length 0xFFFFFFFF; images past the 24 MB budget are left out (ask again)",
-    request: { params: z.object({ id: z.string() }), body: jsonBody(z.object({ sha256: z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1).max(MAX_IMAGE_BATCH) }).strict()) },
+    request: { params: z.object({ id: z.string() }), body: jsonBody(imageBatchRequestSchema) },
     responses: { 200: { description: "application/octet-stream records" }, 409: errors[409] },
   }),
   async (c) => {
@@ -204,7 +189,7 @@ runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/embeddings/{key}/lookup", tags: ["runner"], security: runnerSecurity,
     summary: "Cached embeddings for up to 1,000 image hashes: binary records (32-byte sha256 + float32 vector) for those found",
-    request: { params: cacheKeyParam, body: jsonBody(z.object({ sha256: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(1000), pack: z.string().regex(/^[0-9a-f]{64}$/).optional() }).strict()) },
+    request: { params: cacheKeyParam, body: jsonBody(embeddingLookupRequestSchema) },
     responses: { 200: { description: "application/octet-stream records" } },
   }),
   async (c) => {
@@ -221,7 +206,7 @@ runnerRoutes.openapi(
     method: "put", path: "/runner/embeddings/{key}", tags: ["runner"], security: runnerSecurity,
     summary: "Store embeddings (binary records); with ?pack=<sha256 of the sorted image hashes> also store them as one pack",
     request: { params: cacheKeyParam, query: z.object({ pack: z.string().regex(/^[0-9a-f]{64}$/).optional(), dim: z.coerce.number().int().min(1).max(65536), items: z.enum(["0", "1"]).default("1") }) },
-    responses: { 200: { description: "Stored" }, 400: errors[400] },
+    responses: { 200: jsonResponse("Stored", embeddingsStoredResponseSchema), 400: errors[400] },
   }),
   async (c) => {
     const { key } = c.req.valid("param");

@@ -15,10 +15,7 @@ import { and, asc, desc, eq, gt, inArray, lt, sql } from "drizzle-orm";
 import { DEFAULT_BACKBONE } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
 import { newId, randomString } from "../../shared/ids";
-import { epochMetricsSchema, headSpecSchema, hyperparametersSchema, jobConfigSchema, type CreateJobRequest, type JobConfig } from "../../shared/schemas";
-import type { z } from "zod";
-
-type EpochMetrics = z.infer<typeof epochMetricsSchema>;
+import { headSpecSchema, hyperparametersSchema, jobConfigSchema, type CreateJobRequest, type EpochMetrics, type JobConfig, type Progress } from "../../shared/schemas";
 import { jobEvents, jobs, models } from "../db/schema";
 import { resolveBackbone } from "./backbones";
 import { freezeVersion, getDataset, labelStats, listSnapshotImages, notTrainableReason } from "./datasets";
@@ -202,11 +199,6 @@ export async function startJob(db: Db, projectId: string, request: CreateJobRequ
   return createJob(db, { projectId, datasetId: dataset.id, datasetVersion: version, backbone: backbone.id, config, maxAttempts: request.max_attempts });
 }
 
-export interface Progress {
-  phase: string;
-  done: number;
-  total: number;
-}
 
 /** Renews the lease and records progress; tells the runner whether the user asked to cancel. */
 export async function heartbeat(db: Db, jobId: string, leaseToken: string, progress: Progress | undefined, nowMs = Date.now()): Promise<{ cancelRequested: boolean; leaseExpiresAt: string }> {

@@ -62,20 +62,14 @@ export interface HeadTrainingInput {
 }
 
 /**
- * One epoch's numbers (same shape as the job schema's `epochMetricsSchema`), Keras conventions:
+ * One epoch's numbers, the type inferred from `epochMetricsSchema` (shared/schemas.ts, also what the API validates), Keras conventions:
  * - `train_loss` / `train_accuracy`: running means over the epoch's mini-batches, as trained (dropout on,
  *   class weights applied); `train_loss` is the label-smoothed cross-entropy without the weight-decay term.
  * - `val_loss` / `val_accuracy`: on the validation rows after the epoch, dropout off, no class weights, same
  *   label-smoothed cross-entropy, so the two losses are comparable. Early stopping watches `val_loss`.
  */
-export interface EpochMetrics {
-  /** 1-based. */
-  epoch: number;
-  train_loss: number;
-  val_loss: number;
-  train_accuracy: number;
-  val_accuracy: number;
-}
+import type { EpochMetrics } from "../../../shared/schemas";
+export type { EpochMetrics };
 
 export interface TrainHeadHooks {
   /** Called after every epoch, awaited before the next one starts. */
