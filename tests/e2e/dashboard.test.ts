@@ -20,6 +20,7 @@ import { zipSync } from "fflate";
 import { ROOT } from "../../scripts/platform.mjs";
 import os from "node:os";
 import { makeColouredPng, makeStoredPng } from "../fixtures/images";
+import { buildTinyModel } from "../fixtures/tiny-model";
 import { api, platformLogTail, startTestPlatform, waitFor, type Platform } from "./platform";
 
 const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].find((p) => p && fs.existsSync(p));
@@ -331,6 +332,24 @@ describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", () => {
       await page.locator("table").first().waitFor();
       await check(name);
     }
+  });
+
+  test("backbones: import a model zip from the form; it is listed and usable", async () => {
+    await page.getByRole("link", { name: "Backbones", exact: true }).click();
+    await page.getByRole("heading", { name: "Backbones", level: 1 }).waitFor();
+    await page.getByLabel("Zip file").check();
+    await page.getByLabel("Model zip").setInputFiles({ name: "tiny.zip", mimeType: "application/zip", buffer: Buffer.from(zipSync(buildTinyModel().files)) });
+    await page.getByLabel("Name", { exact: true }).fill("tiny-from-browser");
+    await page.getByLabel("Feature layer").fill("relu1");
+    await page.getByLabel("Input height").fill("32");
+    await page.getByLabel("Input width").fill("32");
+    await page.getByRole("button", { name: "Import backbone" }).click();
+    await page.getByText(/^tiny-from-browser imported as bb_/).waitFor();
+    await page.getByRole("row", { name: /tiny-from-browser/ }).waitFor();
+    const listed = (await api(platform, "GET", "/v1/backbones?limit=100")).body.backbones.find((b: any) => b.name === "tiny-from-browser");
+    assert.deepEqual(listed.spec.input_size, [32, 32]);
+    assert.deepEqual(listed.spec.normalization, { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
+    await check("backbone-imported");
   });
 
   test("fits a phone's width: no page scrolls sideways", async () => {
