@@ -52,6 +52,7 @@ export const ERROR_STATUS = {
   image_not_found: 404,
   artifact_not_found: 404,
   // ---- the state of a resource (409)
+  in_use: 409,
   dataset_in_use: 409,
   dataset_not_trainable: 409,
   duplicate_image: 409,

@@ -124,11 +124,12 @@ describe("GET, DELETE and predict by alias", () => {
     expect(switched.body.model_id).toBe(b);
   });
 
-  it("drops an alias when its model is deleted", async () => {
+  it("drops an alias when its model is deleted with ?force=true (without it: 409 in_use, tests/workers/in-use.test.ts)", async () => {
     const { key, projectId, backboneId } = await projectWithModels(0);
     const modelId = await insertModel({ projectId, backbone: backboneId, head: seededHead(TINY_DIM, 2, [], 4, ["p", "q"]) });
     await put(key, "prod", modelId);
-    expect((await call("DELETE", `/v1/models/${modelId}`, { key })).status).toBe(204);
+    expect((await call("DELETE", `/v1/models/${modelId}`, { key })).status).toBe(409);
+    expect((await call("DELETE", `/v1/models/${modelId}?force=true`, { key })).status).toBe(204);
     expect((await callJson("POST", "/v1/aliases/prod/predict", { key, json: { embeddings: [new Array(TINY_DIM).fill(0)] } })).status).toBe(404);
   });
 

@@ -5,7 +5,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { aliasNameSchema, aliasSchema, predictionSchema, predictQuerySchema, putAliasRequest } from "../../shared/schemas";
 import { pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
-import { aliasNotFound, aliasView, deleteAlias, getAlias, getAliasHistory, listAliases, putAlias } from "../services/aliases";
+import { aliasNotFound, assertServesImages, aliasView, deleteAlias, getAlias, getAliasHistory, listAliases, putAlias } from "../services/aliases";
 import { getServableModel } from "../services/inference";
 import { errors, jsonBody, jsonResponse, security } from "./openapi-helpers";
 import { predictBody, predictForModel, predictResponses } from "./predict";
@@ -30,7 +30,7 @@ aliasRoutes.openapi(
     responses: {
       200: jsonResponse("Switched (or already pointing there)", aliasSchema),
       201: jsonResponse("Created", aliasSchema),
-      400: errors[400], 401: errors[401], 404: errors[404], 409: { ...errors[409], description: "The model is not ready" },
+      400: errors[400], 401: errors[401], 404: errors[404], 409: { ...errors[409], description: "The model is not ready (model_not_ready), or cannot predict from images because its backbone was deleted (backbone_deleted)" },
     },
   }),
   async (c) => {
@@ -38,6 +38,7 @@ aliasRoutes.openapi(
     const { model_id } = c.req.valid("json");
     const projectId = c.var.caller.projectId;
     const model = await getServableModel(c.var.db, projectId, model_id);
+    await assertServesImages(c.var.db, model);
     const { alias, created } = await putAlias(c.var.db, projectId, name, model.id);
     return c.json(aliasView(alias, await getAliasHistory(c.var.db, projectId, name)), created ? 201 : 200);
   },

@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { BUILTIN_BACKBONES, findBuiltinBackbone } from "../../shared/catalog";
 import { ApiError } from "../../shared/errors";
 import { backboneSpecSchema, type BackboneSpec } from "../../shared/schemas";
-import { pageQuery } from "../services/pagination";
+import { forceQuery, pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import {
   MAX_MODEL_BODY_BYTES, backboneView, blobSource, deleteBackbone, getBackboneRow, importBackbone, listBackbones, openModelUrl, openModelZip, validateModel,
@@ -170,8 +170,8 @@ backboneRoutes.openapi(
   createRoute({
     method: "delete", path: "/backbones/{id}", tags: ["backbones"], security,
     summary: "Delete one of the project's backbones and its files (builtin ones cannot be deleted)",
-    description: "Models already trained on it keep working only as far as their own artifacts suffice; new jobs cannot use it.",
-    request: { params: backboneParam },
+    description: "409 `in_use` names the models trained on it (after the delete they can predict only from embeddings); `?force=true` deletes it anyway. A queued or running job on it always answers 409 `backbone_in_use`.",
+    request: { params: backboneParam, query: forceQuery },
     responses: { 204: { description: "Deleted" }, 401: errors[401], 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
@@ -179,7 +179,7 @@ backboneRoutes.openapi(
     if (findBuiltinBackbone(id)) throw new ApiError("builtin_backbone", `'${id}' is a builtin backbone; only your own backbones can be deleted.`, { id });
     const row = await getBackboneRow(c.var.db, c.var.caller.projectId, id);
     if (!row) throw notFoundBackbone(id);
-    await deleteBackbone(c.var.db, c.env.BUCKET, row);
+    await deleteBackbone(c.var.db, c.env.BUCKET, row, { force: c.req.valid("query").force });
     return c.body(null, 204);
   },
 );

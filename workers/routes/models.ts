@@ -3,7 +3,7 @@ import { findBuiltinBackbone } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
 import { PREPROCESS_VERSION } from "../../shared/image/preprocess";
 import { modelSchema } from "../../shared/schemas";
-import { pageQuery } from "../services/pagination";
+import { forceQuery, pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import { resolveBackbone } from "../services/backbones";
 import { deleteModel, getModel, listModels, modelView, readModelArtifact } from "../services/models";
@@ -38,12 +38,12 @@ modelRoutes.openapi(
 
 modelRoutes.openapi(
   createRoute({
-    method: "delete", path: "/models/{id}", tags: ["models"], security, summary: "Delete a model, its artifacts and the aliases pointing at it",
-    request: { params: modelParam },
-    responses: { 204: { description: "Deleted" }, 401: errors[401], 404: errors[404] },
+    method: "delete", path: "/models/{id}", tags: ["models"], security, summary: "Delete a model and its artifacts; 409 in_use while aliases point at it, unless ?force=true (which deletes those aliases too)",
+    request: { params: modelParam, query: forceQuery },
+    responses: { 204: { description: "Deleted" }, 401: errors[401], 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
-    await deleteModel(c.var.db, c.env.BUCKET, await loadModel(c, c.req.valid("param").id));
+    await deleteModel(c.var.db, c.env.BUCKET, await loadModel(c, c.req.valid("param").id), { force: c.req.valid("query").force });
     return c.body(null, 204);
   },
 );

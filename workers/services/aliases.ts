@@ -7,7 +7,8 @@
  */
 import { and, desc, eq, notExists, sql } from "drizzle-orm";
 import { ApiError } from "../../shared/errors";
-import { aliases, aliasHistory, models } from "../db/schema";
+import { findBuiltinBackbone } from "../../shared/catalog";
+import { aliases, aliasHistory, backbones, models } from "../db/schema";
 import type { Db } from "./db";
 import { afterCursor, newestFirst, pageOf, type PageQuery } from "./pagination";
 import { nowIso } from "./db";
@@ -41,6 +42,18 @@ export async function getAliasHistory(db: Db, projectId: string, name: string, l
  * switching are the same call; pointing an alias at the model it already names changes nothing and adds no history.
  * @returns the alias after the switch and whether it was created by this call.
  */
+/**
+ * An alias only points at a model that can serve images: its backbone must still exist (a builtin one, or a row of
+ * the project). Otherwise 409 backbone_deleted: the alias's predictions would fail.
+ */
+export async function assertServesImages(db: Db, model: { id: string; projectId: string; backbone: string }): Promise<void> {
+  if (findBuiltinBackbone(model.backbone)) return;
+  const row = await db.select({ id: backbones.id }).from(backbones).where(and(eq(backbones.id, model.backbone), eq(backbones.projectId, model.projectId))).get();
+  if (!row) {
+    throw new ApiError("backbone_deleted", `Model '${model.id}' was trained on backbone '${model.backbone}', which has been deleted, so it cannot predict from images; an alias may only point at a model that can. Train a new model and point the alias at it.`, { model_id: model.id, backbone: model.backbone });
+  }
+}
+
 export async function putAlias(db: Db, projectId: string, name: string, modelId: string): Promise<{ alias: AliasRow; created: boolean; changed: boolean }> {
   const now = nowIso();
   const named = and(eq(aliases.projectId, projectId), eq(aliases.name, name));

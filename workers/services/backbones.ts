@@ -2,13 +2,13 @@
  * Backbones: the builtin catalog (shared/catalog.ts) plus the project's own tfjs models stored in R2 under
  * `projects/{projectId}/backbones/{id}/` as `model.json` (one manifest group naming `weights.bin`) and `weights.bin`.
  */
-import { and, desc, eq, inArray } from "drizzle-orm";
+import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import { concatBytes } from "../../shared/bytes";
 import { BUILTIN_BACKBONES, findBuiltinBackbone, type CatalogEntry } from "../../shared/catalog";
 import { ApiError, withContext } from "../../shared/errors";
 import { newId } from "../../shared/ids";
 import type { BackboneSpec } from "../../shared/schemas";
-import { backbones, jobs } from "../db/schema";
+import { backbones, jobs, models } from "../db/schema";
 import type { Db } from "./db";
 import { afterCursor, decodeCursor, invalidCursor, newestFirst, pageOf, type PageQuery } from "./pagination";
 import { nowIso } from "./db";
@@ -175,9 +175,27 @@ export async function importBackbone(db: Db, bucket: R2Bucket, projectId: string
 }
 
 /** Deletes a user backbone's row and objects. Models trained on it keep only what their own artifacts hold. */
-export async function deleteBackbone(db: Db, bucket: R2Bucket, row: BackboneRow): Promise<void> {
+/** How many dependents a 409 `in_use` names (the count says how many there are in all). */
+export const DEPENDENTS_SHOWN = 20;
+
+/**
+ * Deletes a backbone. A queued or running job on it always blocks (409 backbone_in_use: it would fail mid-run);
+ * models trained on it block unless `force` (409 in_use naming them: after the delete they can only predict from
+ * embeddings).
+ */
+export async function deleteBackbone(db: Db, bucket: R2Bucket, row: BackboneRow, options: { force?: boolean } = {}): Promise<void> {
   const active = await db.select({ id: jobs.id }).from(jobs).where(and(eq(jobs.backbone, row.id), eq(jobs.projectId, row.projectId), inArray(jobs.status, ["queued", "running"]))).limit(1).get();
   if (active) throw new ApiError("backbone_in_use", `Job '${active.id}' is training on this backbone; cancel it (POST /v1/jobs/${active.id}/cancel) before deleting the backbone.`, { job_id: active.id });
+  if (!options.force) {
+    const [dependents, count] = await Promise.all([
+      db.select({ id: models.id }).from(models).where(and(eq(models.projectId, row.projectId), eq(models.backbone, row.id))).limit(DEPENDENTS_SHOWN).all(),
+      db.select({ n: sql<number>`count(*)` }).from(models).where(and(eq(models.projectId, row.projectId), eq(models.backbone, row.id))).get(),
+    ]);
+    if (dependents.length > 0) {
+      const n = Number(count?.n ?? dependents.length);
+      throw new ApiError("in_use", `${n} model(s) were trained on backbone '${row.id}' (${dependents.map((d) => d.id).join(", ")}${n > dependents.length ? ", ..." : ""}); without it they can predict only from embeddings. Delete them first, or repeat with ?force=true to delete the backbone anyway.`, { dependents: { models: dependents.map((d) => d.id), models_count: n } });
+    }
+  }
   await db.delete(backbones).where(eq(backbones.id, row.id));
   await bucket.delete([backboneFileKey(row.objectPrefix, "model.json"), backboneFileKey(row.objectPrefix, "weights.bin")]);
 }

@@ -261,7 +261,7 @@ export async function completeJob(db: Db, jobId: string, leaseToken: string, mod
   const results = await db.batch([
     db
       .update(jobs)
-      .set({ status: "succeeded", modelId, finishedAt: now, leaseToken: null, leaseExpiresAt: null, progressPhase: "done", skipped: model.skipped, metrics: { epochs: model.epochs, ...(model.extra ?? {}) }, error: null, updatedAt: now })
+      .set({ status: "succeeded", modelId, finishedAt: now, leaseToken: null, leaseExpiresAt: null, progressPhase: "done", progressDone: sql`${jobs.progressTotal}`, skipped: model.skipped, metrics: { epochs: model.epochs, ...(model.extra ?? {}) }, error: null, updatedAt: now })
       .where(holdsLease(jobId, leaseToken, nowMs))
       .returning({ id: jobs.id }),
     // Inserted only if the update above took effect (same transaction): a refused report registers nothing.

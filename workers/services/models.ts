@@ -1,4 +1,5 @@
 import { and, desc, eq } from "drizzle-orm";
+import { ApiError } from "../../shared/errors";
 import { aliases, models } from "../db/schema";
 import type { Db } from "./db";
 import { afterCursor, newestFirst, pageOf, type PageQuery } from "./pagination";
@@ -32,8 +33,18 @@ export function modelView(row: ModelRow) {
   };
 }
 
-/** Deletes the row and artifacts; aliases pointing at the model are removed too (their history keeps the id). */
-export async function deleteModel(db: Db, bucket: R2Bucket, row: ModelRow) {
+/**
+ * Deletes the model and its artifacts. Aliases pointing at it block (409 in_use naming them: their predictions would
+ * fail) unless `force`, which removes them too (their history keeps the id).
+ */
+export async function deleteModel(db: Db, bucket: R2Bucket, row: ModelRow, options: { force?: boolean } = {}) {
+  if (!options.force) {
+    const pointing = await db.select({ name: aliases.name }).from(aliases).where(and(eq(aliases.projectId, row.projectId), eq(aliases.modelId, row.id))).limit(21).all();
+    if (pointing.length > 0) {
+      const names = pointing.slice(0, 20).map((a) => a.name);
+      throw new ApiError("in_use", `Alias(es) ${names.map((n) => `'${n}'`).join(", ")}${pointing.length > 20 ? " and more" : ""} point at model '${row.id}'. Point them at another model (PUT /v1/aliases/:name) or delete them first, or repeat with ?force=true to delete the model and those aliases.`, { dependents: { aliases: names } });
+    }
+  }
   await db.batch([db.delete(models).where(eq(models.id, row.id)), db.delete(aliases).where(and(eq(aliases.projectId, row.projectId), eq(aliases.modelId, row.id)))]);
   const listed = await bucket.list({ prefix: modelArtifactKey(row.objectPrefix, "") });
   if (listed.objects.length > 0) await bucket.delete(listed.objects.map((o) => o.key));

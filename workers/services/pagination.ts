@@ -20,6 +20,11 @@ export const pageQuery = z.object({
 });
 export type PageQuery = z.infer<typeof pageQuery>;
 
+/** `?force=true` on a DELETE: go ahead although other resources use this one (otherwise 409 `in_use` names them). */
+export const forceQuery = z.object({
+  force: z.enum(["true", "false"]).default("false").transform((v) => v === "true").meta({ param: { name: "force", in: "query" }, description: "delete although other resources use it" }),
+});
+
 export interface Position {
   createdAt: string;
   id: string;
