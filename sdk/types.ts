@@ -33,6 +33,8 @@ export interface Webhook {
 export interface WebhookDelivery {
   id: string;
   webhook_id: string;
+  /** The event's id (also `id` in the delivered body): one delivery per webhook and event. */
+  event_id: string;
   event: string;
   status: "pending" | "delivered" | "failed";
   attempts: number;

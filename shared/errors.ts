@@ -47,6 +47,7 @@ export const ERROR_STATUS = {
   key_not_found: 404,
   model_not_found: 404,
   alias_not_found: 404,
+  webhook_not_found: 404,
   backbone_not_found: 404,
   backbone_file_not_found: 404,
   image_not_found: 404,

@@ -13,6 +13,8 @@ import { modelRoutes } from "./routes/models";
 import { aliasRoutes } from "./routes/aliases";
 import { predictRoutes } from "./routes/predict";
 import { runnerRoutes } from "./routes/runner";
+import { webhookRoutes } from "./routes/webhooks";
+import { attemptDelivery, type WebhookMessage } from "./services/webhooks";
 import { DOCS_HTML } from "./routes/docs";
 import { projectRoutes } from "./routes/projects";
 import { getConfig } from "./config";
@@ -43,6 +45,7 @@ app.route("/v1", modelRoutes);
 app.route("/v1", predictRoutes);
 app.route("/v1", aliasRoutes);
 app.route("/v1", runnerRoutes);
+app.route("/v1", webhookRoutes);
 
 // In `wrangler dev` and production, `/` is the dashboard (dashboard/dist/index.html, Workers static assets) and never
 // reaches the Worker; this answer is for callers of the Worker itself (the vitest pool).
@@ -65,6 +68,19 @@ export default {
   async queue(batch, rawEnv) {
     const { env } = withMeteredD1(rawEnv);
     for (const message of batch.messages) {
+      if ((message.body as unknown as WebhookMessage)?.kind === "webhook") {
+        // One delivery attempt per message; a failed attempt comes back after its backoff through the queue.
+        const delivery = message.body as unknown as WebhookMessage;
+        try {
+          const outcome = await attemptDelivery(env, delivery.delivery_id);
+          if (outcome === "done") message.ack();
+          else message.retry({ delaySeconds: outcome.retryInS });
+        } catch (err) {
+          console.error(`webhook delivery ${delivery.delivery_id} failed (attempt ${message.attempts}):`, err);
+          message.retry({ delaySeconds: Math.min(300, 2 ** message.attempts) });
+        }
+        continue;
+      }
       const body = message.body as QueueMessage;
       try {
         if (body?.kind === "ingest") {

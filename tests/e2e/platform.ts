@@ -16,7 +16,7 @@ export interface Platform {
 
 export { freePort };
 
-export async function startTestPlatform(options: { runner?: boolean | string[] } = {}): Promise<Platform> {
+export async function startTestPlatform(options: { runner?: boolean | string[]; vars?: Record<string, string> } = {}): Promise<Platform> {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-e2e-"));
   const logFile = path.join(stateDir, "platform.log");
   return startPlatform({
@@ -25,6 +25,7 @@ export async function startTestPlatform(options: { runner?: boolean | string[] }
     adminKey: "et_admin_e2e",
     runnerToken: "et_runner_e2e",
     runner: options.runner ?? false,
+    vars: options.vars,
     log: (line: string) => fs.appendFileSync(logFile, line),
   });
 }

@@ -4,6 +4,7 @@ import { streamSSE } from "hono/streaming";
 import { ApiError, notFound } from "../../shared/errors";
 import { createJobRequest, jobSchema } from "../../shared/schemas";
 import { pageQuery } from "../services/pagination";
+import { emitSafely } from "../services/webhooks";
 import { createRouter } from "../app";
 import { cancelJob, getJob, isTerminal, jobView, listEvents, listJobs, startJob } from "../services/jobs";
 import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
@@ -60,7 +61,9 @@ jobRoutes.openapi(
   async (c) => {
     const job = await getJob(c.var.db, c.var.caller.projectId, c.req.valid("param").id);
     if (!job) throw notFound("job", c.req.valid("param").id);
-    return c.json(jobView(await cancelJob(c.var.db, job)), 202);
+    const after = await cancelJob(c.var.db, job);
+    if (after.status === "canceled" && job.status !== "canceled") await emitSafely(c.env, job.projectId, "job.canceled", `${job.id}.canceled`, { job: { id: job.id, status: "canceled", dataset_id: job.datasetId, error: null } });
+    return c.json(jobView(after), 202);
   },
 );
 

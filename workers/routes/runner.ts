@@ -10,6 +10,7 @@ import {
   MODEL_ARTIFACTS, artifactResponseSchema, completeRequestSchema, completeResponseSchema, embeddingLookupRequestSchema, embeddingsStoredResponseSchema, epochsRequestSchema, failRequestSchema,
   failResponseSchema, heartbeatRequestSchema, heartbeatResponseSchema, imageBatchRequestSchema, leaseRequestSchema, leasedJobSchema, okResponseSchema,
 } from "../../shared/schemas";
+import { emitSafely } from "../services/webhooks";
 import { createRouter, type AppEnv } from "../app";
 import { getConfig } from "../config";
 import { bearerToken, timingSafeEqual } from "../services/auth";
@@ -122,6 +123,7 @@ runnerRoutes.openapi(
     const prefix = modelObjectPrefix(job.projectId, modelIdForJob(id));
     if (!(await isHeadStored(c.env.BUCKET, prefix))) throw new ApiError("artifacts_missing", "Upload head.json and head.bin before completing the job.");
     const modelId = await completeJob(c.var.db, id, body.lease_token, { labels: body.labels, metrics: body.metrics, headBytes: body.head_bytes, objectPrefix: prefix, epochs: body.epochs, skipped: body.skipped, extra: body.extra });
+    await emitSafely(c.env, job.projectId, "job.succeeded", `${id}.succeeded`, { job: { id, status: "succeeded", dataset_id: job.datasetId, model_id: modelId } });
     return c.json({ model_id: modelId }, 200);
   },
 );
@@ -134,8 +136,13 @@ runnerRoutes.openapi(
   }),
   async (c) => {
     const body = c.req.valid("json");
-    const status = await failJob(c.var.db, c.req.valid("param").id, body.lease_token, { error: body.error, retryable: body.retryable, canceled: body.canceled, release: body.release });
+    const { id } = c.req.valid("param");
+    const job = await requireLease(c, id, body.lease_token);
+    const status = await failJob(c.var.db, id, body.lease_token, { error: body.error, retryable: body.retryable, canceled: body.canceled, release: body.release });
     if (status === "queued") await wakeRunners(c.env.DISPATCHER); // released or retryable: another runner may take it
+    if (status === "failed" || status === "canceled") {
+      await emitSafely(c.env, job.projectId, status === "failed" ? "job.failed" : "job.canceled", `${id}.${status}`, { job: { id, status, dataset_id: job.datasetId, error: body.error } });
+    }
     return c.json({ status }, 200);
   },
 );

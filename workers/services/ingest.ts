@@ -16,6 +16,7 @@ import { commonRoot, placeEntry } from "./archive-layout";
 import { MAX_IMAGE_BYTES, inSnapshot, recordImages, recordRejections, writableVersion, type NewImage } from "./datasets";
 import { archiveEntriesObjectKey, archiveObjectKey, imageObjectKey } from "./object-keys";
 import { getDb, nowIso, type Db } from "./db";
+import { emitSafely } from "./webhooks";
 import { ZipFormatError, entrySpan, extractEntry, findOverlappingEntries, r2Source, readCentralDirectory, type ZipEntry } from "./zip-reader";
 
 export const MAX_ARCHIVE_ENTRIES = 100_000;
@@ -233,6 +234,7 @@ async function finishIngest(env: Env, db: Db, ingest: typeof ingests.$inferSelec
       : `None of the archive's ${total} files became an image of the dataset; the rejected list says why for each.`;
   }
   await db.update(datasets).set({ status, error: reason, updatedAt: nowIso() }).where(eq(datasets.id, ingest.datasetId));
+  await emitSafely(env, ingest.projectId, `dataset.${status}`, `${ingest.datasetId}.${ingest.id}.${status}`, { dataset: { id: ingest.datasetId, status, version: dataset.version, image_count: Number(images?.n ?? 0), error: reason } });
 }
 
 /** Marks an ingest failed after the queue gave up on it (every retry threw). */
