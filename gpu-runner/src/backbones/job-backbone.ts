@@ -5,12 +5,12 @@
  * (`MAX_CACHED_BUNDLES`, `MAX_CACHED_BUNDLE_BYTES`): a runner serving many jobs on the same backbone parses its
  * weights once, and one serving many users' backbones does not grow without bound.
  */
-import { getWeightSpecs } from "../../shared/backbone/model-json";
-import type { BackboneBundle, LayersModelJson } from "../../shared/backbone/types";
-import { findBuiltinBackbone } from "../../shared/catalog";
-import type { BackboneSpec } from "../../shared/schemas";
-import type { LeasedJob, RunnerClient } from "./api-client";
-import { loadNsfwjsBundle } from "./engine/builtin-nsfwjs";
+import { getWeightSpecs } from "../../../shared/backbone/model-json";
+import type { BackboneBundle, LayersModelJson } from "../../../shared/backbone/types";
+import { findBuiltinBackbone } from "../../../shared/catalog";
+import type { BackboneSpec } from "../../../shared/schemas";
+import type { LeasedJob, RunnerClient } from "../api-client";
+import { loadNsfwjsBundle } from "./builtin-nsfwjs";
 
 /** Loaders for the builtin catalog's entries, by catalog id. */
 const BUILTIN_LOADERS: Record<string, () => Promise<BackboneBundle>> = {
