@@ -107,9 +107,10 @@ describe("edgetune CLI", () => {
     assert.deepEqual(model.labels, ["blue", "red"]);
     assert.equal(model.metrics.per_class.length, 2);
     assert.equal(model.metrics.confusion_matrix.length, 2);
-    assert.match(run.stderr, /embedding: .*images/);
-    assert.match(run.stderr, /succeeded/);
     modelId = model.id;
+    // Progress lines depend on heartbeat timing (12 tiny images may embed between two heartbeats); the status lines do not.
+    assert.match(run.stderr, /running/);
+    assert.match(run.stderr, /succeeded/);
     const human = await cli(["models", "show", modelId]);
     assert.match(human.stdout, /Confusion matrix/);
     assert.match(human.stdout, /precision/);
