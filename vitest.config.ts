@@ -28,7 +28,7 @@ export default defineConfig(async () => {
               main: "./workers/index.ts",
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
-                bindings: { TEST_MIGRATIONS: migrations, EDGETUNE_ADMIN_KEY: "et_admin_test_key", RUNNER_TOKEN: "et_runner_test_token", D1_METER_HEADERS: "true" },
+                bindings: { TEST_MIGRATIONS: migrations, EDGETUNE_ADMIN_KEY: "et_admin_test_key_7Hq2Zp9Lw4Xr", D1_METER_HEADERS: "true" },
               },
             }),
           ],

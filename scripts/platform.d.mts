@@ -6,6 +6,7 @@ export const OFFLINE_ENV: Record<string, string>;
 export function freePort(): Promise<number>;
 export function isIdleLongPoll(line: string): boolean;
 export function persistentSecret(stateDir: string, name: string, prefix: string): string;
+export function writePrivateFile(file: string, text: string): void;
 export function applyMigrations(stateDir: string, log?: (text: string) => void): void;
 export interface StartedPlatform {
   url: string;
@@ -21,8 +22,9 @@ export function startPlatform(options?: {
   port?: number;
   stateDir?: string;
   adminKey?: string;
-  runnerToken?: string;
   runner?: boolean | string[];
+  /** Extra Worker variables (written to the 0600 env file, never on a command line). */
+  vars?: Record<string, string>;
   log?: (line: string) => void;
   quiet?: boolean;
   /** How often to call the scheduled handler (ms; default 60,000, 0 = never); wrangler dev runs no crons itself. */

@@ -40,14 +40,42 @@ export function isIdleLongPoll(line) {
   return /\bPOST \/v1\/runner\/lease 204\b/.test(line);
 }
 
-/** Reads a secret kept in the state folder, creating it on first use. */
+/** Writes a file only its owner can read (0600), in a folder only its owner can enter (0700): local secrets and state. */
+export function writePrivateFile(file, text) {
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(file, text, { mode: 0o600 });
+  fs.chmodSync(file, 0o600); // an existing file keeps its mode on write
+}
+
+/** Reads a secret kept in the state folder, creating it on first use (0600). */
 export function persistentSecret(stateDir, name, prefix) {
   const file = path.join(stateDir, name);
-  if (fs.existsSync(file)) return fs.readFileSync(file, "utf8").trim();
-  fs.mkdirSync(stateDir, { recursive: true });
-  const secret = `${prefix}${randomBytes(20).toString("base64url")}`;
-  fs.writeFileSync(file, secret + "\n", { mode: 0o600 });
+  if (fs.existsSync(file)) {
+    fs.chmodSync(file, 0o600); // state folders made by older versions were world-readable
+    return fs.readFileSync(file, "utf8").trim();
+  }
+  const secret = `${prefix}${randomBytes(24).toString("base64url")}`;
+  writePrivateFile(file, secret + "\n");
   return secret;
+}
+
+/**
+ * The local runner's token: registered once through the API (POST /v1/runners with the admin key, exactly as an
+ * operator registers a remote runner) and kept in the state folder (0600); registered again when it was revoked.
+ */
+async function localRunnerToken(url, adminKey, secretsDir) {
+  const file = path.join(secretsDir, "runner-token");
+  if (fs.existsSync(file)) {
+    fs.chmodSync(file, 0o600);
+    const token = fs.readFileSync(file, "utf8").trim();
+    const me = await fetch(`${url}/v1/runner/me`, { headers: { authorization: `Bearer ${token}` } });
+    if (me.ok) return token;
+  }
+  const res = await fetch(`${url}/v1/runners`, { method: "POST", headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" }, body: JSON.stringify({ name: "local runner (npm start)" }) });
+  if (res.status !== 201) throw new Error(`registering the local runner failed: ${res.status} ${await res.text()}`);
+  const { token } = await res.json();
+  writePrivateFile(file, token + "\n");
+  return token;
 }
 
 export function applyMigrations(stateDir, log = () => {}) {
@@ -72,19 +100,25 @@ async function waitForHttp(url, timeoutMs, child) {
 }
 
 /**
- * @param {{port?: number, stateDir?: string, adminKey?: string, runnerToken?: string, runner?: boolean | string[],
- *          log?: (line: string) => void, quiet?: boolean, sweepEveryMs?: number, vars?: Record<string, string>}} options
- *          (vars: extra `--var NAME:value` for wrangler dev)
+ * Secrets never go on a command line (any local user can read those with `ps`): wrangler gets the admin key from an
+ * env file (0600) in the state folder, the runner its token through its environment.
+ *
+ * @param {{port?: number, stateDir?: string, adminKey?: string, runner?: boolean | string[],
+ *          vars?: Record<string, string>, log?: (line: string) => void, quiet?: boolean, sweepEveryMs?: number}} options
+ *          (vars: extra Worker variables, written to the 0600 env file)
  */
 export async function startPlatform(options = {}) {
   const port = Number(options.port ?? process.env.PORT ?? 8787);
   const stateDir = path.resolve(options.stateDir ?? path.join(ROOT, ".wrangler", "state"));
   const secretsDir = path.join(stateDir, "edgetune");
   const adminKey = options.adminKey ?? process.env.EDGETUNE_ADMIN_KEY ?? persistentSecret(secretsDir, "admin-key", "et_admin_");
-  const runnerToken = options.runnerToken ?? process.env.EDGETUNE_RUNNER_TOKEN ?? persistentSecret(secretsDir, "runner-token", "et_runner_");
   const log = options.log ?? ((line) => process.stdout.write(line));
   const started = Date.now();
   applyMigrations(stateDir);
+  fs.chmodSync(stateDir, 0o700);
+  const envFile = path.join(secretsDir, "wrangler.env");
+  const vars = { EDGETUNE_ADMIN_KEY: adminKey, ...(options.vars ?? {}) };
+  writePrivateFile(envFile, Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(String(v))}`).join("\n") + "\n");
   const url = `http://127.0.0.1:${port}`;
   const children = [];
   // Children run in their own process groups (so a stop reaches workerd and the runner's workers too); a small
@@ -96,8 +130,7 @@ export async function startPlatform(options = {}) {
   const wrangler = spawn(
     process.execPath,
     [wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", stateDir, "--show-interactive-dev-session=false", "--test-scheduled",
-      "--var", `EDGETUNE_ADMIN_KEY:${adminKey}`, "--var", `RUNNER_TOKEN:${runnerToken}`,
-      ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`])],
+      "--env-file", envFile],
     { cwd: ROOT, env: { ...process.env, ...OFFLINE_ENV }, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
   children.push(wrangler);
@@ -114,6 +147,7 @@ export async function startPlatform(options = {}) {
   const sweepEveryMs = Number(options.sweepEveryMs ?? process.env.EDGETUNE_SWEEP_MS ?? 60_000);
   const sweepTimer = sweepEveryMs > 0 ? setInterval(() => { fetch(`${url}/__scheduled?cron=*+*+*+*+*`).then((r) => r.arrayBuffer()).catch(() => {}); }, sweepEveryMs) : null;
   sweepTimer?.unref();
+  const runnerToken = await localRunnerToken(url, adminKey, secretsDir);
   const runnerArgs = options.runner === false ? null : Array.isArray(options.runner) ? options.runner : [];
   if (runnerArgs && fs.existsSync(path.join(ROOT, "gpu-runner", "src", "main.ts"))) {
     // `node --import tsx` (one process), not the tsx CLI (which runs the script in a child process).

@@ -16,6 +16,12 @@ export interface CatalogEntry {
   spec: BackboneSpec;
   /** Bump when the weights or graph change: it keys cached embeddings. */
   weightsVersion: string;
+  /**
+   * The stored pair (model.json naming one weights.bin, and weights.bin) as runners publish it to R2, pinned by sha256:
+   * the API accepts exactly these bytes, once, so no runner can replace a builtin backbone every tenant is served from.
+   * tests/node/builtin-pins.test.ts checks them against what the runner publishes (bundleFiles in gpu-runner/src/backbone-source.ts).
+   */
+  files?: Record<"model.json" | "weights.bin", { sha256: string; bytes: number }>;
 }
 
 /**
@@ -39,6 +45,10 @@ export const BUILTIN_BACKBONES: readonly CatalogEntry[] = [
       resize: "squash",
     },
     weightsVersion: "nsfwjs-4.4.0",
+    files: {
+      "model.json": { sha256: "7fb4f4e845ba0997e936361cbcb48111f07d8ddf1ab9776bdd617e7403937aa9", bytes: 117_923 },
+      "weights.bin": { sha256: "8e7dddbb16acacc1bf1601b1b8a761e730ff934b7f2d7771312b2f000e5f5f13", bytes: 2_619_461 },
+    },
   },
 ];
 

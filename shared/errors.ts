@@ -39,6 +39,10 @@ export const ERROR_STATUS = {
   invalid_api_key: 401,
   invalid_runner_token: 401,
   admin_key_required: 403,
+  missing_runner_token: 401,
+  scope_required: 403,
+  quota_exceeded: 403,
+  not_leased: 403,
   // ---- what is asked for (404)
   route_not_found: 404,
   dataset_not_found: 404,
@@ -52,6 +56,8 @@ export const ERROR_STATUS = {
   backbone_file_not_found: 404,
   image_not_found: 404,
   artifact_not_found: 404,
+  runner_not_found: 404,
+  project_not_found: 404,
   // ---- the state of a resource (409)
   in_use: 409,
   dataset_in_use: 409,
@@ -68,6 +74,8 @@ export const ERROR_STATUS = {
   model_artifacts_missing: 409,
   artifacts_missing: 409,
   lease_lost: 409,
+  admin_key_not_deletable: 409,
+  builtin_file_mismatch: 409,
   // ---- sizes (411, 413)
   length_required: 411,
   payload_too_large: 413,
@@ -84,6 +92,7 @@ export const ERROR_STATUS = {
   truncated_image: 422,
   corrupt_image: 422,
   too_many_pixels: 422,
+  too_many_scans: 422,
   // ---- content that cannot be used (422): archives (ZipFormatError codes)
   not_a_zip: 422,
   corrupt_zip: 422,
@@ -107,6 +116,9 @@ export const ERROR_STATUS = {
   url_not_allowed: 422,
   url_fetch_failed: 422,
   embedding_dim_mismatch: 422,
+  job_too_costly: 422,
+  // ---- too many requests (429)
+  rate_limited: 429,
   // ---- our side (500, 503)
   internal_error: 500,
   model_head_invalid: 500,
@@ -115,6 +127,7 @@ export const ERROR_STATUS = {
   inference_unavailable: 503,
   backbone_unavailable: 503,
   runners_disabled: 503,
+  weak_admin_key: 503,
 } as const satisfies Record<string, ErrorStatus>;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

@@ -1,7 +1,7 @@
 /** Opaque ids with a type prefix (`ds_`, `job_`, ...): 16 random bytes in base32, sortable by nothing. */
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
 
-export type IdPrefix = "prj" | "key" | "ds" | "ing" | "up" | "bb" | "job" | "mdl" | "err" | "wh" | "whd";
+export type IdPrefix = "prj" | "key" | "ds" | "ing" | "up" | "bb" | "job" | "mdl" | "err" | "wh" | "whd" | "rnr";
 
 export function newId(prefix: IdPrefix, randomBytes = 16): string {
   return `${prefix}_${randomString(randomBytes)}`;

@@ -5,21 +5,34 @@
 import { z } from "zod";
 
 // ---------------------------------------------------------------- names
-/** A label: what the user will see in predictions. Also a folder name inside archives. */
-export const LABEL_PATTERN = /^[\p{L}\p{N}][\p{L}\p{N} _.\-+()&,']{0,99}$/u;
+/**
+ * A label: what the user will see in predictions. Also a folder name inside archives. Labels are stored in Unicode
+ * NFC, so "café" typed on a Mac (which writes the accent as a combining mark, NFD) and on Windows is one label, not
+ * two that look the same; combining marks (accents, Devanagari vowel signs, ...) are allowed after the first character.
+ */
+export const LABEL_PATTERN = /^[\p{L}\p{N}][\p{L}\p{M}\p{N} _.\-+()&,']{0,99}$/u;
+export const normalizeName = (text: string) => text.normalize("NFC");
 export const labelSchema = z
   .string()
+  .overwrite(normalizeName)
   .regex(LABEL_PATTERN, "a label is 1 to 100 letters, digits, spaces or _ . - + ( ) & , ' and starts with a letter or digit");
-/** A file name inside a label: no path separators, no leading dot, at most 200 characters. */
-export const FILENAME_PATTERN = /^[\p{L}\p{N}_\-(][\p{L}\p{N} _.\-+()&,'=@~]{0,199}$/u;
-export const filenameSchema = z.string().regex(FILENAME_PATTERN, "a file name is 1 to 200 characters without / or \\ and does not start with a dot");
+/** A file name inside a label: no path separators, no leading dot, at most 200 characters (NFC, like labels). */
+export const FILENAME_PATTERN = /^[\p{L}\p{N}_\-(][\p{L}\p{M}\p{N} _.\-+()&,'=@~]{0,199}$/u;
+export const filenameSchema = z.string().overwrite(normalizeName).regex(FILENAME_PATTERN, "a file name is 1 to 200 characters without / or \\ and does not start with a dot");
 const nameSchema = z.string().trim().min(1, "must not be empty").max(200, "at most 200 characters");
 
 // ---------------------------------------------------------------- projects and keys
 export const createProjectRequest = z.object({ name: nameSchema }).strict().meta({ id: "CreateProjectRequest" });
-export const createKeyRequest = z.object({ name: nameSchema.default("key") }).strict().meta({ id: "CreateKeyRequest" });
+export const keyScopeSchema = z.enum(["full", "predict"]).describe("full: the whole project API; predict: only predict and read models and aliases (for keys shipped inside apps)");
+export const createKeyRequest = z.object({ name: nameSchema.default("key"), scope: keyScopeSchema.default("full") }).strict().meta({ id: "CreateKeyRequest" });
 export const apiKeySchema = z
-  .object({ id: z.string(), name: z.string(), prefix: z.string(), created_at: z.string(), updated_at: z.string(), last_used_at: z.string().nullable(), secret: z.string().optional() })
+  .object({
+    id: z.string(), name: z.string(), prefix: z.string(), scope: keyScopeSchema,
+    admin: z.boolean().describe("an admin key of the deployment (EDGETUNE_ADMIN_KEY; rotate it there, not with DELETE)"),
+    created_at: z.string().nullable(), updated_at: z.string().nullable(),
+    last_used_at: z.string().nullable().describe("when the key last authenticated a request, to the minute; null for admin keys"),
+    secret: z.string().optional(),
+  })
   .meta({ id: "ApiKey" });
 
 // ---------------------------------------------------------------- datasets
@@ -244,7 +257,7 @@ export const MAX_LEASE_WAIT_S = 25;
 
 export const leaseRequestSchema = z
   .object({
-    runner_id: z.string().min(1).max(200),
+    runner_id: z.string().min(1).max(200).optional().describe("ignored: a runner is identified by its token (POST /v1/runners)"),
     wait_s: z.number().min(0).max(MAX_LEASE_WAIT_S).default(20),
     engines: z.array(z.string()).optional(),
   })

@@ -12,10 +12,12 @@ import { InferenceUnavailableError } from "./inference/errors";
 import { newId } from "../shared/ids";
 import type { Env } from "./env";
 import { getConfig } from "./config";
-import { authenticate, bearerToken, type Caller } from "./services/auth";
+import { authenticate, bearerToken, predictScopeAllows, recordKeyUse, type Caller } from "./services/auth";
 import { getDb, type Db } from "./services/db";
+import { checkIpLimit, checkKeyLimit, countFailedAuth } from "./services/rate-limits";
+import type { RunnerRow } from "./services/runners";
 
-export type AppEnv = { Bindings: Env; Variables: { caller: Caller; db: Db } };
+export type AppEnv = { Bindings: Env; Variables: { caller: Caller; db: Db; runner: RunnerRow } };
 
 /** Validation failures become 400 `invalid_request` naming each offending field. */
 export const validationHook: Hook<unknown, AppEnv, string, unknown> = (result) => {
@@ -38,8 +40,17 @@ export function requireApiKey() {
     const token = bearerToken(c.req.header("authorization"));
     if (!token) throw new ApiError("missing_api_key", "Send an API key as 'Authorization: Bearer <key>'. On a local install, use the key `npm start` printed (or the EDGETUNE_ADMIN_KEY you set); with the CLI, run `npx edgetune login --key <key>`. Once you have a key, POST /v1/keys makes more.");
     const caller = await authenticate(db, token, getConfig(c.env).adminKey ?? undefined);
-    if (!caller) throw new ApiError("invalid_api_key", "This API key is unknown or was revoked. Use a current key of your project.");
+    if (!caller) {
+      await countFailedAuth(c.env, c.req.raw);
+      throw new ApiError("invalid_api_key", "This API key is unknown or was revoked. Use a current key of your project.");
+    }
+    await checkKeyLimit(c.env, caller.keyId);
+    if (caller.scope === "predict" && !predictScopeAllows(c.req.method, c.req.path)) {
+      throw new ApiError("scope_required", `This is a predict key: it may only predict and read models and aliases. ${c.req.method} ${c.req.path} needs a key with scope 'full'.`, { scope: "full", key_scope: "predict" });
+    }
     c.set("caller", caller);
+    const write = recordKeyUse(db, caller);
+    if (write) waitUntil(c, write.catch((err) => console.error("last_used_at:", err)));
     await next();
   };
 }
@@ -78,9 +89,58 @@ const DOMAIN_ERRORS: { matches: (err: unknown) => boolean; toApiError: (err: any
   { matches: (err) => err instanceof HTTPException && err.status === 413, toApiError: (err: HTTPException) => new ApiError("payload_too_large", err.message || "The request body is too large.") },
 ];
 
+/**
+ * Headers every response gets: `X-Content-Type-Options: nosniff` (a tenant's uploaded bytes served back are never
+ * sniffed into HTML or script), and on the API `Cache-Control: no-store` unless a route chose otherwise, since API
+ * answers carry tenant data and some carry secrets (new keys, runner tokens, webhook secrets) that no cache may keep.
+ * HTML pages set their own Content-Security-Policy (routes/docs.ts; the dashboard's _headers); any other HTML gets
+ * the strictest one.
+ */
+/** Per-IP request limit on every route (services/rate-limits.ts). */
+export function ipRateLimit() {
+  return async (c: import("hono").Context<AppEnv>, next: () => Promise<void>) => {
+    await checkIpLimit(c.env, c.req.raw);
+    await next();
+  };
+}
+
+export function securityHeaders() {
+  return async (c: import("hono").Context<AppEnv>, next: () => Promise<void>) => {
+    await next();
+    const set = (headers: Headers) => {
+      headers.set("x-content-type-options", "nosniff");
+      if (c.req.path.startsWith("/v1/") && !headers.has("cache-control")) headers.set("cache-control", "no-store");
+      if ((headers.get("content-type") ?? "").startsWith("text/html") && !headers.has("content-security-policy")) {
+        headers.set("content-security-policy", "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+      }
+    };
+    try {
+      set(c.res.headers);
+    } catch {
+      // A response with immutable headers (one passed through from fetch or R2): copy it.
+      c.res = new Response(c.res.body, c.res);
+      set(c.res.headers);
+    }
+  };
+}
+
+/** Work that may finish after the response (ctx.waitUntil); awaited in place where there is no execution context. */
+export function waitUntil(c: import("hono").Context<AppEnv>, work: Promise<unknown>): void {
+  let ctx: ExecutionContext | undefined;
+  try {
+    ctx = c.executionCtx as ExecutionContext;
+  } catch {}
+  if (ctx) ctx.waitUntil(work);
+  else void work;
+}
+
 /** The response for any error: an `ApiError` as is, a domain error through `DOMAIN_ERRORS`, anything else a logged 500 with an id. */
 export function errorResponse(err: unknown, requestPath: string): Response {
-  if (err instanceof ApiError) return Response.json(err.toBody(), { status: err.status });
+  if (err instanceof ApiError) {
+    // 429 and 503 say when to come back: details.retry_after_s becomes the Retry-After header.
+    const retryAfter = err.details?.retry_after_s;
+    return Response.json(err.toBody(), { status: err.status, headers: typeof retryAfter === "number" ? { "retry-after": String(Math.ceil(retryAfter)) } : {} });
+  }
   const domain = DOMAIN_ERRORS.find((entry) => entry.matches(err));
   if (domain) {
     const apiError = domain.toApiError(err);

@@ -4,6 +4,7 @@
  * its default and what a bad value does (a setting that is not a positive integer falls back to its default).
  */
 import { urlPolicyFromEnv, type UrlPolicy } from "./services/url-policy";
+import { deploymentQuotas, type Quotas } from "./services/quotas";
 
 export interface Config {
   /** Pixels an uploaded image may declare before it is refused from its header (decompression bombs). */
@@ -16,10 +17,10 @@ export interface Config {
   tfjsInitTimeoutMs: number;
   /** Where backbone and webhook URLs may point. */
   urlPolicy: UrlPolicy;
-  /** The admin key of the default project, when set. */
+  /** The admin key(s) of the deployment, comma-separated while one is rotated (services/auth.ts), when set. */
   adminKey: string | null;
-  /** The token runners present, when set; unset, runner routes answer 503 runners_disabled. */
-  runnerToken: string | null;
+  /** Per-project quotas of this deployment (services/quotas.ts), before the operator's per-project overrides. */
+  quotas: Quotas;
   /** Responses carry the invocation's D1 counts (services/d1-meter.ts); tests turn it on. */
   d1MeterHeaders: boolean;
 }
@@ -36,7 +37,7 @@ export const DEFAULT_PREDICT_MAX_PIXELS = 12_000_000;
 export const DEFAULT_TFJS_INIT_TIMEOUT_MS = 10_000;
 
 /** The settings an environment may carry; all optional strings, as wrangler hands them over. */
-export type ConfigEnv = { [K in "MAX_IMAGE_PIXELS" | "PREDICT_MAX_PIXELS" | "HEAD_CACHE_MAX_ENTRIES" | "HEAD_CACHE_MAX_BYTES" | "TFJS_INIT_TIMEOUT_MS" | "URL_ALLOW_HTTP" | "URL_ALLOW_PRIVATE_HOSTS" | "URL_DNS_RESOLVER" | "EDGETUNE_ADMIN_KEY" | "RUNNER_TOKEN" | "D1_METER_HEADERS"]?: string };
+export type ConfigEnv = { [K in "MAX_IMAGE_PIXELS" | "PREDICT_MAX_PIXELS" | "HEAD_CACHE_MAX_ENTRIES" | "HEAD_CACHE_MAX_BYTES" | "TFJS_INIT_TIMEOUT_MS" | "URL_ALLOW_HTTP" | "URL_ALLOW_PRIVATE_HOSTS" | "URL_DNS_RESOLVER" | "EDGETUNE_ADMIN_KEY" | "D1_METER_HEADERS" | "PROJECT_QUOTAS"]?: string };
 
 const positiveInt = (value: string | undefined): number | undefined => {
   if (value === undefined || value.trim() === "") return undefined;
@@ -54,8 +55,8 @@ export function parseConfig(env: ConfigEnv): Config {
     tfjsInitTimeoutMs: positiveInt(env.TFJS_INIT_TIMEOUT_MS) ?? DEFAULT_TFJS_INIT_TIMEOUT_MS,
     urlPolicy: urlPolicyFromEnv(env),
     adminKey: nonEmpty(env.EDGETUNE_ADMIN_KEY),
-    runnerToken: nonEmpty(env.RUNNER_TOKEN),
     d1MeterHeaders: env.D1_METER_HEADERS === "true",
+    quotas: deploymentQuotas(env.PROJECT_QUOTAS),
   };
 }
 

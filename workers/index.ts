@@ -3,7 +3,7 @@
  * Routes are mounted from one file per resource in routes/; services/ hold the logic and know nothing of Hono.
  */
 import { ApiError } from "../shared/errors";
-import { createRouter, errorResponse, requireApiKey } from "./app";
+import { createRouter, errorResponse, ipRateLimit, requireApiKey, securityHeaders } from "./app";
 import type { Env } from "./env";
 import { backboneRoutes } from "./routes/backbones";
 import { datasetRoutes } from "./routes/datasets";
@@ -14,9 +14,10 @@ import { aliasRoutes } from "./routes/aliases";
 import { predictRoutes } from "./routes/predict";
 import { runnerRoutes } from "./routes/runner";
 import { webhookRoutes } from "./routes/webhooks";
-import { assignOperationIds } from "./routes/operation-ids";
 import { attemptDelivery, type WebhookMessage } from "./services/webhooks";
-import { DOCS_HTML } from "./routes/docs";
+import { runnerAdminRoutes } from "./routes/runners";
+import { docsContentSecurityPolicy, docsHtml } from "./routes/docs";
+import { randomString } from "../shared/ids";
 import { projectRoutes } from "./routes/projects";
 import { getConfig } from "./config";
 import { withMeteredD1, withUsageHeaders } from "./services/d1-meter";
@@ -31,8 +32,10 @@ export const app = createRouter();
 
 type QueueMessage = IngestMessage | PurgeMessage;
 
+app.use("*", securityHeaders());
+app.use("*", ipRateLimit());
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key of your project" });
-app.openAPIRegistry.registerComponent("securitySchemes", "runnerToken", { type: "http", scheme: "bearer", description: "The runner token (EDGETUNE_RUNNER_TOKEN); only for /v1/runner routes" });
+app.openAPIRegistry.registerComponent("securitySchemes", "runnerToken", { type: "http", scheme: "bearer", description: "A runner's own token (POST /v1/runners, given to the runner as EDGETUNE_RUNNER_TOKEN); only for /v1/runner routes" });
 app.use("/v1/*", async (c, next) => {
   if (c.req.path.startsWith("/v1/runner/")) return next();
   return requireApiKey()(c, next);
@@ -45,19 +48,22 @@ app.route("/v1", jobRoutes);
 app.route("/v1", modelRoutes);
 app.route("/v1", predictRoutes);
 app.route("/v1", aliasRoutes);
+app.route("/v1", runnerAdminRoutes);
 app.route("/v1", runnerRoutes);
 app.route("/v1", webhookRoutes);
 
 // In `wrangler dev` and production, `/` is the dashboard (dashboard/dist/index.html, Workers static assets) and never
 // reaches the Worker; this answer is for callers of the Worker itself (the vitest pool).
 app.get("/", (c) => c.json({ name: "edgetune", docs: "/docs", openapi: "/openapi.json" }));
-// Every operation gets an operationId (routes/operation-ids.ts) once all routes are mounted.
-assignOperationIds(app.openAPIRegistry.definitions as any);
 app.doc31("/openapi.json", {
   openapi: "3.1.0",
   info: { title: "edgetune API", version: "1.0.0", description: "Serverless transfer learning: upload images, fine-tune a head on a frozen backbone, predict at the edge." },
 });
-app.get("/docs", (c) => c.html(DOCS_HTML));
+app.get("/docs", (c) => {
+  const nonce = randomString(16);
+  c.header("content-security-policy", docsContentSecurityPolicy(nonce));
+  return c.html(docsHtml(nonce));
+});
 app.notFound((c) => c.json(new ApiError("route_not_found", `No route ${c.req.method} ${c.req.path}. See /docs for the API.`).toBody(), 404));
 app.onError((err, c) => errorResponse(err, `${c.req.method} ${c.req.path}`));
 

@@ -21,7 +21,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
-import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
+import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
 import { getWeightSpecs } from "../../shared/backbone/model-json";
 import { BUILTIN_BACKBONES, featureLayers, preprocessSpecOf } from "../../shared/catalog";
 import { serializeHead, type Head } from "../../shared/head";
@@ -41,8 +41,9 @@ const HEADS = flag("heads", 1000);
 const WARM = flag("warm", 60);
 const SECONDS = flag("seconds", 8);
 const SKIP_NODE = args.includes("--skip-node");
-const ADMIN = "et_admin_bench_predict";
-const RUNNER = "et_runner_bench_predict";
+const ADMIN = "et_admin_bench_predict_0123456789abcdef";
+/** Registered by startPlatform (POST /v1/runners). */
+let RUNNER = "";
 const BUILTIN = BUILTIN_BACKBONES[0]!;
 const DIM = 576;
 const FLOWERS = path.resolve(import.meta.dirname, "../../../shared/datasets/flowers5");
@@ -311,7 +312,8 @@ async function setUp(platform: Platform, count: number): Promise<string[]> {
 async function startBenchPlatform(sources: string, stateDir: string, port: number): Promise<Platform> {
   const { startPlatform } = (await import(path.join(sources, "scripts", "platform.mjs"))) as { startPlatform: typeof StartPlatform };
   const logFile = path.join(stateDir, "platform.log");
-  running = await startPlatform({ port, stateDir, adminKey: ADMIN, runnerToken: RUNNER, runner: false, log: (line: string) => fs.appendFileSync(logFile, line) });
+  running = await startPlatform({ port, stateDir, adminKey: ADMIN, runner: false, log: (line: string) => fs.appendFileSync(logFile, line) });
+  RUNNER = running.runnerToken;
   return running;
 }
 

@@ -368,18 +368,19 @@ export function buildProgram(): Command {
 
   program
     .command("runner")
-    .description("start a training runner against the configured API (token: --token or EDGETUNE_RUNNER_TOKEN)")
+    .description("start a training runner against the configured API (token: EDGETUNE_RUNNER_TOKEN or --token-file; an admin creates one with POST /v1/runners)")
     .option("--engine <engine>", "auto, onnx, tfjs-wasm, ... (default auto)")
-    .option("--token <token>", "the runner token")
+    .option("--token-file <file>", "a file holding the runner token (a token on the command line is visible to every local user in ps)")
     .option("--threads <n>", "threads for the engine")
-    .action(async (options: { engine?: string; token?: string; threads?: string }, command: Command) => {
+    .action(async (options: { engine?: string; tokenFile?: string; threads?: string }, command: Command) => {
       const { connection } = context(command);
-      const token = options.token ?? process.env.EDGETUNE_RUNNER_TOKEN;
-      if (!token) throw new UsageError("the runner needs a token: --token TOKEN or EDGETUNE_RUNNER_TOKEN (`npm start` keeps its own in .wrangler/state/edgetune/runner-token).");
-      const args = ["--import", "tsx", path.join(ROOT, "gpu-runner/src/main.ts"), "--api", connection.url, "--token", token];
+      const token = options.tokenFile ? fs.readFileSync(options.tokenFile, "utf8").trim() : process.env.EDGETUNE_RUNNER_TOKEN;
+      if (!token) throw new UsageError("the runner needs a token: EDGETUNE_RUNNER_TOKEN or --token-file FILE (`npm start` keeps its own in .wrangler/state/edgetune/runner-token).");
+      // The token goes to the runner in its environment, never on its command line.
+      const args = ["--import", "tsx", path.join(ROOT, "gpu-runner/src/main.ts"), "--api", connection.url];
       if (options.engine) args.push("--engine", options.engine);
       if (options.threads) args.push("--threads", options.threads);
-      const child = spawn(process.execPath, args, { stdio: "inherit", cwd: ROOT });
+      const child = spawn(process.execPath, args, { stdio: "inherit", cwd: ROOT, env: { ...process.env, EDGETUNE_RUNNER_TOKEN: token } });
       // The runner handles SIGINT/SIGTERM itself (it gives its job back); pass them on and wait.
       const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
       process.on("SIGINT", forward("SIGINT"));

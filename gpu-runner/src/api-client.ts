@@ -121,22 +121,25 @@ export class RunnerClient {
     return out;
   }
 
-  /** Cached embedding records (32-byte sha256 + dim float32) for those of `sha256s` found; the pack if it exists. */
-  async lookupEmbeddings(cacheKey: string, sha256s: string[], pack?: string): Promise<{ records: Uint8Array; fromPack: boolean }> {
-    const response = await this.call("POST", `/v1/runner/embeddings/${cacheKey}/lookup`, { json: { sha256: sha256s, pack } });
+  /**
+   * Cached embedding records (32-byte sha256 + dim float32) for those of `sha256s` found; the pack if it exists. The
+   * cache is the leased job's project's, reached through the job while this runner holds its lease.
+   */
+  async lookupEmbeddings(jobId: string, leaseToken: string, cacheKey: string, sha256s: string[], pack?: string): Promise<{ records: Uint8Array; fromPack: boolean }> {
+    const response = await this.call("POST", `/v1/runner/jobs/${jobId}/embeddings/${cacheKey}/lookup`, { json: { sha256: sha256s, pack }, headers: { "x-lease-token": leaseToken } });
     return { records: new Uint8Array(await response.arrayBuffer()), fromPack: response.headers.get("x-embedding-source") === "pack" };
   }
 
-  async storeEmbeddings(cacheKey: string, dim: number, records: Uint8Array, options: { pack?: string; items?: boolean } = {}): Promise<void> {
+  async storeEmbeddings(jobId: string, leaseToken: string, cacheKey: string, dim: number, records: Uint8Array, options: { pack?: string; items?: boolean } = {}): Promise<void> {
     const query = new URLSearchParams({ dim: String(dim), items: options.items === false ? "0" : "1" });
     if (options.pack) query.set("pack", options.pack);
-    await this.call("PUT", `/v1/runner/embeddings/${cacheKey}?${query}`, { body: records });
+    await this.call("PUT", `/v1/runner/jobs/${jobId}/embeddings/${cacheKey}?${query}`, { body: records, headers: { "x-lease-token": leaseToken } });
   }
 
-  /** A stored backbone file, or `null` when the API has none (a builtin backbone not yet published). */
-  async getBackboneFile(backboneId: string, file: "model.json" | "weights.bin"): Promise<Uint8Array | null> {
+  /** A file of the leased job's backbone, or `null` when the API has none (a builtin backbone not yet published). */
+  async getBackboneFile(jobId: string, leaseToken: string, file: "model.json" | "weights.bin"): Promise<Uint8Array | null> {
     try {
-      const response = await this.call("GET", `/v1/runner/backbones/${backboneId}/${file}`);
+      const response = await this.call("GET", `/v1/runner/jobs/${jobId}/backbone/${file}`, { headers: { "x-lease-token": leaseToken } });
       return new Uint8Array(await response.arrayBuffer());
     } catch (error) {
       if (error instanceof ApiCallError && error.status === 404) return null;

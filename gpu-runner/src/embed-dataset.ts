@@ -129,7 +129,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   for (let start = 0; start < unique.length; start += LOOKUP_CHUNK) {
     const chunk = unique.slice(start, start + LOOKUP_CHUNK).filter((sha) => !bySha.has(sha));
     if (chunk.length === 0) continue;
-    const found = await client.lookupEmbeddings(input.cacheKey, chunk, start === 0 ? pack : undefined);
+    const found = await client.lookupEmbeddings(input.jobId, input.leaseToken, input.cacheKey, chunk, start === 0 ? pack : undefined);
     parseRecords(found.records, dim, bySha);
     fromPack ||= found.fromPack;
   }
@@ -212,7 +212,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
     if (shas.length > 0) {
       const records = encodeRecords(shas, bySha, dim);
       // One store in flight at a time; the next batch's work goes on meanwhile.
-      storing = storing.then(() => client.storeEmbeddings(input.cacheKey, dim, records));
+      storing = storing.then(() => client.storeEmbeddings(input.jobId, input.leaseToken, input.cacheKey, dim, records));
       await (b % 4 === 3 ? storing : Promise.resolve());
     }
     input.onProgress(cached + computed + skipped.length, unique.length);
@@ -226,7 +226,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   // Keyed by all of the job's images, so images that fail to decode are simply absent from it.
   if ((!fromPack || computed > 0) && bySha.size > 0) {
     const present = unique.filter((sha) => bySha.has(sha));
-    await client.storeEmbeddings(input.cacheKey, dim, encodeRecords(present, bySha, dim), { pack, items: false });
+    await client.storeEmbeddings(input.jobId, input.leaseToken, input.cacheKey, dim, encodeRecords(present, bySha, dim), { pack, items: false });
   }
   skipped.sort((a, b) => a.path.localeCompare(b.path));
   for (const key of Object.keys(breakdownMs) as (keyof typeof breakdownMs)[]) breakdownMs[key] = Math.round(breakdownMs[key]);

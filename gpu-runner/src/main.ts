@@ -2,12 +2,15 @@
 /**
  * edgetune runner: leases fine-tune jobs from the API over HTTP and runs them. Needs no inbound connectivity.
  *
- *   npm run runner -- --api http://127.0.0.1:8787 --token <runner token> [--engine auto|onnx|tfjs-node-gpu|
- *                     tfjs-node|webgpu|tfjs-wasm|tfjs-cpu] [--threads N] [--id NAME] [--max-jobs N]
+ *   EDGETUNE_RUNNER_TOKEN=<runner token> npm run runner -- --api http://127.0.0.1:8787 [--engine auto|onnx|
+ *                     tfjs-node-gpu|tfjs-node|webgpu|tfjs-wasm|tfjs-cpu] [--threads N] [--id NAME] [--max-jobs N]
  *
- * Flags fall back to EDGETUNE_API_URL, EDGETUNE_RUNNER_TOKEN, EDGETUNE_ENGINE, EDGETUNE_THREADS, EDGETUNE_RUNNER_ID.
+ * The token (from POST /v1/runners) comes from EDGETUNE_RUNNER_TOKEN or a file named by --token-file, never from the
+ * command line: every local user can read a process's arguments with `ps`.
+ * Flags fall back to EDGETUNE_API_URL, EDGETUNE_ENGINE, EDGETUNE_THREADS, EDGETUNE_RUNNER_ID.
  * SIGTERM / SIGINT: the running job is given back to the queue, then the process exits.
  */
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { AUTO_ORDER } from "./engine/index";
 import type { EngineKind } from "./engine/types";
@@ -17,6 +20,7 @@ const { values } = parseArgs({
   options: {
     api: { type: "string" },
     token: { type: "string" },
+    "token-file": { type: "string" },
     engine: { type: "string" },
     threads: { type: "string" },
     id: { type: "string" },
@@ -25,16 +29,20 @@ const { values } = parseArgs({
   },
 });
 
-const usage = "usage: runner --api URL --token TOKEN [--engine auto|" + AUTO_ORDER.join("|") + "] [--threads N] [--id NAME] [--max-jobs N]";
+const usage = "usage: EDGETUNE_RUNNER_TOKEN=... runner --api URL [--token-file FILE] [--engine auto|" + AUTO_ORDER.join("|") + "] [--threads N] [--id NAME] [--max-jobs N]";
 if (values.help) {
   console.log(usage);
   process.exit(0);
 }
 const apiUrl = values.api ?? process.env.EDGETUNE_API_URL;
-const token = values.token ?? process.env.EDGETUNE_RUNNER_TOKEN;
+if (values.token !== undefined) {
+  console.error("--token puts the secret on the command line, where `ps` shows it to every local user; set EDGETUNE_RUNNER_TOKEN or use --token-file FILE");
+  process.exit(2);
+}
+const token = values["token-file"] ? readFileSync(values["token-file"], "utf8").trim() : process.env.EDGETUNE_RUNNER_TOKEN;
 const engine = (values.engine ?? process.env.EDGETUNE_ENGINE ?? "auto") as "auto" | EngineKind;
 if (!apiUrl || !token) {
-  console.error(`the API URL and the runner token are required (--api/--token or EDGETUNE_API_URL/EDGETUNE_RUNNER_TOKEN)\n${usage}`);
+  console.error(`the API URL and the runner token are required (--api or EDGETUNE_API_URL; EDGETUNE_RUNNER_TOKEN or --token-file)\n${usage}`);
   process.exit(2);
 }
 if (engine !== "auto" && !AUTO_ORDER.includes(engine)) {

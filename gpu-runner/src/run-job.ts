@@ -18,7 +18,7 @@ import { evaluate } from "../../shared/metrics";
 import { embeddingCacheKey, featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
 import { resolveSplit, type SplitTag } from "../../shared/split";
 import { LeaseLostError, type LeasedJob, type Progress, type Rejection, type RunnerClient } from "./api-client";
-import { loadJobBackbone } from "./backbones/job-backbone";
+import { loadJobBackbone } from "./backbone-source";
 import { embedDataset, type EmbedDatasetResult } from "./embed-dataset";
 import type { DecodePool } from "./decode/decode-pool";
 import type { EmbeddingEngine } from "./engine/types";
@@ -241,7 +241,7 @@ export async function runJob(ctx: RunJobContext): Promise<JobOutcome> {
   try {
     // 1. Backbone and engine.
     keeper.setProgress("loading_backbone", 0, 1);
-    const engine = await timed("backbone_ms", async () => ctx.engineFor(await loadJobBackbone(client, leased.backbone, log), featureSpecOf(leased.backbone.spec)));
+    const engine = await timed("backbone_ms", async () => ctx.engineFor(await loadJobBackbone(client, leased.backbone, log, { jobId: job.id, leaseToken: lease.token }), featureSpecOf(leased.backbone.spec)));
     keeper.signal.throwIfAborted();
 
     // 2. Embeddings, cache first.

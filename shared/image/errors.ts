@@ -11,7 +11,8 @@ export type ImageErrorCode =
   | "unsupported_format"
   | "truncated_image"
   | "corrupt_image"
-  | "too_many_pixels";
+  | "too_many_pixels"
+  | "too_many_scans";
 
 export class ImageError extends DomainError {
   declare readonly code: ImageErrorCode;

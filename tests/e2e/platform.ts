@@ -22,8 +22,7 @@ export async function startTestPlatform(options: { runner?: boolean | string[]; 
   return startPlatform({
     port: await freePort(),
     stateDir,
-    adminKey: "et_admin_e2e",
-    runnerToken: "et_runner_e2e",
+    adminKey: "et_admin_e2e_0123456789abcdefghijk",
     runner: options.runner ?? false,
     vars: options.vars,
     log: (line: string) => fs.appendFileSync(logFile, line),

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, test } from "vitest";
 import { zipSync } from "fflate";
 import { ROOT } from "../../scripts/platform.mjs";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
-import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
+import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { DEFAULT_BACKBONE, featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
 import { applyHead, parseHead } from "../../shared/head";
@@ -36,8 +36,9 @@ interface RunnerProcess {
 
 function startRunner(args: string[] = []): RunnerProcess {
   // `node --import tsx`, not the tsx CLI: the CLI runs the script in a child process, which a SIGKILL would orphan.
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "gpu-runner/src/main.ts"), "--api", platform.url, "--token", platform.runnerToken, ...args], {
-    cwd: ROOT, stdio: ["ignore", "pipe", "pipe"],
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "gpu-runner/src/main.ts"), "--api", platform.url, ...args], {
+    // The token travels in the environment, never on the command line (where `ps` shows it to every local user).
+    cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, EDGETUNE_RUNNER_TOKEN: platform.runnerToken },
   });
   runners.push(child);
   let text = "";

@@ -1,4 +1,11 @@
 import { applyD1Migrations, env } from "cloudflare:test";
+import { sha256Hex } from "../../shared/ids";
 
 // Setup file: runs before each test file, outside per-test storage isolation. Applying is idempotent.
 await applyD1Migrations(env.DB, env.TEST_MIGRATIONS);
+
+// The runner `runnerCall` (helpers.ts) speaks as: registered the way POST /v1/runners stores one (its token's hash).
+const TEST_RUNNER_TOKEN = "et_rnr_test0000000000000000000000000";
+await env.DB.prepare("insert or ignore into runners (id, name, token_hash, token_prefix) values ('rnr_test', 'test runner', ?, 'et_rnr_test')")
+  .bind(await sha256Hex(TEST_RUNNER_TOKEN))
+  .run();

@@ -5,16 +5,15 @@ import { DEFAULT_MAX_IMAGE_PIXELS, DEFAULT_PREDICT_MAX_PIXELS, DEFAULT_TFJS_INIT
 describe("config", () => {
   it("gives every setting its default when the environment is empty", () => {
     const config = parseConfig({});
-    expect(config).toMatchObject({ maxImagePixels: DEFAULT_MAX_IMAGE_PIXELS, predictMaxPixels: DEFAULT_PREDICT_MAX_PIXELS, tfjsInitTimeoutMs: DEFAULT_TFJS_INIT_TIMEOUT_MS, adminKey: null, runnerToken: null, headCache: {} });
+    expect(config).toMatchObject({ maxImagePixels: DEFAULT_MAX_IMAGE_PIXELS, predictMaxPixels: DEFAULT_PREDICT_MAX_PIXELS, tfjsInitTimeoutMs: DEFAULT_TFJS_INIT_TIMEOUT_MS, adminKey: null, headCache: {} });
     expect(config.urlPolicy).toMatchObject({ allowHttp: false, allowPrivateHosts: false });
   });
 
   it("falls back to the default for values that are not positive integers, and treats empty secrets as unset", () => {
-    const config = parseConfig({ MAX_IMAGE_PIXELS: "lots", TFJS_INIT_TIMEOUT_MS: "-5", HEAD_CACHE_MAX_ENTRIES: "2.5", RUNNER_TOKEN: "", EDGETUNE_ADMIN_KEY: "  " });
+    const config = parseConfig({ MAX_IMAGE_PIXELS: "lots", TFJS_INIT_TIMEOUT_MS: "-5", HEAD_CACHE_MAX_ENTRIES: "2.5", EDGETUNE_ADMIN_KEY: "  " });
     expect(config.maxImagePixels).toBe(DEFAULT_MAX_IMAGE_PIXELS);
     expect(config.tfjsInitTimeoutMs).toBe(DEFAULT_TFJS_INIT_TIMEOUT_MS);
     expect(config.headCache.maxEntries).toBeUndefined();
-    expect(config.runnerToken).toBeNull();
     expect(config.adminKey).toBeNull();
   });
 
@@ -23,7 +22,7 @@ describe("config", () => {
   });
 
   it("parses an environment object once", () => {
-    const env = { RUNNER_TOKEN: "t" };
+    const env = { EDGETUNE_ADMIN_KEY: "t" };
     expect(getConfig(env)).toBe(getConfig(env));
     expect(getConfig({ ...env })).not.toBe(getConfig(env));
   });

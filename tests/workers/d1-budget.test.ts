@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { D1LimitError, meterD1 } from "../../workers/services/d1-meter";
 import { getDb } from "../../workers/services/db";
 import { leaseJob } from "../../workers/services/jobs";
-import { callJson, callMetered, createTrainableDataset, RUNNER_TOKEN } from "./helpers";
+import { callJson, callMetered, createTrainableDataset, RUNNER_ID, RUNNER_TOKEN } from "./helpers";
 
 describe("the D1 meter", () => {
   it("refuses a statement with more than 100 bound parameters, as D1 does in production", async () => {
@@ -35,7 +35,7 @@ describe("requests within D1's limits whatever the data size", () => {
     const { key, datasetId } = await createTrainableDataset();
     const job = (await callJson("POST", "/v1/jobs", { key, json: { dataset_id: datasetId } })).body;
     await env.DB.prepare("update jobs set status = 'canceled' where id != ? and status in ('queued', 'running')").bind(job.id).run();
-    const lease = await leaseJob(getDb(env.DB), "runner-a");
+    const lease = await leaseJob(getDb(env.DB), RUNNER_ID);
     expect(lease?.job.id).toBe(job.id);
     const epochs = Array.from({ length: 1000 }, (_, i) => ({ epoch: i + 1, train_loss: 1 / (i + 1), val_loss: 2 / (i + 1), train_accuracy: i / 1000, val_accuracy: i / 1001 }));
     const first = await callMetered("POST", `/v1/runner/jobs/${job.id}/epochs`, { key: RUNNER_TOKEN, json: { lease_token: lease!.leaseToken, epochs: epochs.slice(0, 400) } });
@@ -59,7 +59,7 @@ describe("requests within D1's limits whatever the data size", () => {
     const { key, datasetId } = await createTrainableDataset();
     const job = (await callJson("POST", "/v1/jobs", { key, json: { dataset_id: datasetId } })).body;
     await env.DB.prepare("update jobs set status = 'canceled' where id != ? and status in ('queued', 'running')").bind(job.id).run();
-    const lease = await leaseJob(getDb(env.DB), "runner-a");
+    const lease = await leaseJob(getDb(env.DB), RUNNER_ID);
     await env.DB.prepare("update jobs set lease_expires_at = '2000-01-01T00:00:00.000Z' where id = ?").bind(job.id).run();
     const res = await callMetered("POST", `/v1/runner/jobs/${job.id}/epochs`, { key: RUNNER_TOKEN, json: { lease_token: lease!.leaseToken, epochs: [{ epoch: 1, train_loss: 1, val_loss: 1, train_accuracy: 0, val_accuracy: 0 }] } });
     expect(res.status).toBe(409);

@@ -4,7 +4,7 @@ import { exports } from "cloudflare:workers";
 import { zipSync, type Zippable } from "fflate";
 import { runIngestChunk, type IngestMessage } from "../../workers/services/ingest";
 
-export const ADMIN_KEY = "et_admin_test_key";
+export const ADMIN_KEY = "et_admin_test_key_7Hq2Zp9Lw4Xr";
 export const BASE = "http://edgetune.test";
 
 export interface CallOptions {
@@ -68,14 +68,16 @@ export async function drainIngests(datasetId: string, chunkDeadlineMs?: number):
   return chunks;
 }
 
-export const RUNNER_TOKEN = "et_runner_test_token";
+/** A runner registered by the setup file (tests/workers/apply-migrations.ts), as POST /v1/runners would. */
+export const RUNNER_TOKEN = "et_rnr_test0000000000000000000000000";
+export const RUNNER_ID = "rnr_test";
 
 /** A project with a trainable dataset (2 labels x `perLabel` PNGs), uploaded through the API. */
-export async function createTrainableDataset(perLabel = 5): Promise<{ key: string; projectId: string; datasetId: string }> {
+export async function createTrainableDataset(perLabel = 5, firstSeed = 1): Promise<{ key: string; projectId: string; datasetId: string }> {
   const { key, projectId } = await createProject();
   const datasetId = await createDataset(key);
   const { makePng } = await import("../fixtures/images");
-  let seed = 1;
+  let seed = firstSeed;
   for (const label of ["cat", "dog"]) {
     for (let i = 0; i < perLabel; i++) {
       const res = await call("PUT", `/v1/datasets/${datasetId}/images/${label}/${i}.png`, { key, body: makePng(8, 8, seed++), headers: { "content-type": "image/png" } });

@@ -8,6 +8,7 @@ import {
   MAX_MODEL_BODY_BYTES, backboneView, blobSource, deleteBackbone, getBackboneRow, importBackbone, listBackbones, openModelUrl, openModelZip, validateModel,
 } from "../services/backbones";
 import { getConfig } from "../config";
+import { enforceQuotas } from "../services/quotas";
 import { errors, idParam, jsonResponse, security } from "./openapi-helpers";
 
 export const backboneRoutes = createRouter();
@@ -115,6 +116,7 @@ backboneRoutes.openapi(
   async (c) => {
     const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
     const { db, caller } = c.var;
+    await enforceQuotas(db, caller.projectId, getConfig(c.env).quotas, { backbones: 1 });
     if (type === "application/json") {
       // Validated by the route's JSON validator (it runs for JSON bodies only; the body is optional for the multipart form).
       const { url, ...spec } = c.req.valid("json" as never) as z.infer<typeof importFromUrlRequest>;

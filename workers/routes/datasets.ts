@@ -5,8 +5,9 @@ import { pageQuery } from "../services/pagination";
 import { deleteDataset } from "../services/deletions";
 import { createRouter } from "../app";
 import { getConfig } from "../config";
+import { enforceQuotas } from "../services/quotas";
 import { readBodyLimited, requireContentLength } from "../services/bodies";
-import { MAX_IMAGE_BYTES, createDataset, datasetView, getDataset, listDatasets, storeImage } from "../services/datasets";
+import { MAX_IMAGE_BYTES, createDataset, datasetView, getDataset, listDatasets, sanitizeShownName, storeImage } from "../services/datasets";
 import { receiveArchive } from "../services/ingest";
 import { MAX_PARTS, abortUpload, completeUpload, getUpload, listUploadParts, startUpload, storeUploadPart, uploadView } from "../services/uploads";
 import { binaryBody, errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
@@ -29,6 +30,7 @@ datasetRoutes.openapi(
     responses: { 201: jsonResponse("The new, empty dataset", datasetSchema), 400: errors[400], 401: errors[401] },
   }),
   async (c) => {
+    await enforceQuotas(c.var.db, c.var.caller.projectId, getConfig(c.env).quotas, { datasets: 1 });
     const row = await createDataset(c.var.db, c.var.caller.projectId, c.req.valid("json").name);
     return c.json(await datasetView(c.var.db, row), 201);
   },
@@ -75,13 +77,17 @@ datasetRoutes.openapi(
     responses: { 201: jsonResponse("Stored", imageUploadResponse), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409], 413: errors[413], 422: errors[422] },
   }),
   async (c) => {
-    const { id, label, filename } = c.req.valid("param");
-    const labelCheck = labelSchema.safeParse(label);
-    if (!labelCheck.success) throw new ApiError("invalid_label", `Label '${label}': ${labelCheck.error.issues[0].message}.`, { field: "label" });
-    const fileCheck = filenameSchema.safeParse(filename);
-    if (!fileCheck.success) throw new ApiError("invalid_filename", `File name '${filename}': ${fileCheck.error.issues[0].message}.`, { field: "filename" });
+    const { id, label: rawLabel, filename: rawFilename } = c.req.valid("param");
+    const labelCheck = labelSchema.safeParse(rawLabel);
+    if (!labelCheck.success) throw new ApiError("invalid_label", `Label '${sanitizeShownName(rawLabel, 120)}': ${labelCheck.error.issues[0].message}.`, { field: "label" });
+    const fileCheck = filenameSchema.safeParse(rawFilename);
+    if (!fileCheck.success) throw new ApiError("invalid_filename", `File name '${sanitizeShownName(rawFilename, 220)}': ${fileCheck.error.issues[0].message}.`, { field: "filename" });
+    // Both NFC (shared/schemas.ts): the same label typed on macOS and Windows is one label.
+    const label = labelCheck.data;
+    const filename = fileCheck.data;
     const dataset = await loadDataset(c, id);
     const bytes = await readBodyLimited(c.req.raw, MAX_IMAGE_BYTES, "image");
+    await enforceQuotas(c.var.db, dataset.projectId, getConfig(c.env).quotas, { images: 1, bytes: bytes.length });
     return c.json(await storeImage(c.var.db, c.env.BUCKET, dataset, { label, filename, bytes }, getConfig(c.env).maxImagePixels), 201);
   },
 );
@@ -97,7 +103,9 @@ datasetRoutes.openapi(
     const dataset = await loadDataset(c, c.req.valid("param").id);
     const type = (c.req.header("content-type") ?? "").split(";")[0].trim().toLowerCase();
     if (!ZIP_TYPES.includes(type)) throw new ApiError("unsupported_media_type", `Send the archive with Content-Type: application/zip (got '${type || "none"}').`);
-    requireContentLength(c.req.raw, MAX_ARCHIVE_BODY_BYTES, "archive");
+    const archiveBytes = requireContentLength(c.req.raw, MAX_ARCHIVE_BODY_BYTES, "archive");
+    // An archive holds at least as many image bytes as it weighs (photos do not compress), and at least one image.
+    await enforceQuotas(c.var.db, dataset.projectId, getConfig(c.env).quotas, { images: 1, bytes: archiveBytes });
     // The user's file name (a `?filename=` query) goes with the archive so ingest errors can name it.
     const filename = (c.req.query("filename") ?? "").split(/[\\/]/).pop()!.slice(0, 200) || "the archive";
     await receiveArchive(c.env, c.var.db, dataset, c.req.raw.body!, filename);

@@ -5,6 +5,8 @@ import { ApiError, notFound } from "../../shared/errors";
 import { createJobRequest, jobSchema } from "../../shared/schemas";
 import { pageQuery } from "../services/pagination";
 import { emitSafely } from "../services/webhooks";
+import { getConfig } from "../config";
+import { enforceQuotas } from "../services/quotas";
 import { createRouter } from "../app";
 import { cancelJob, getJob, isTerminal, jobView, listEvents, listJobs, startJob } from "../services/jobs";
 import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
@@ -20,6 +22,7 @@ jobRoutes.openapi(
     responses: { 201: jsonResponse("The queued job", jobSchema), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
+    await enforceQuotas(c.var.db, c.var.caller.projectId, getConfig(c.env).quotas, { queued_jobs: 1 });
     const job = await startJob(c.var.db, c.var.caller.projectId, c.req.valid("json"));
     await wakeRunners(c.env.DISPATCHER); // a waiting runner leases it within milliseconds
     return c.json(jobView(job), 201);

@@ -15,11 +15,14 @@ const errorEntry = (description: string) => ({ description, content: { "applicat
 export const errors = {
   400: errorEntry("Invalid request: `invalid_request` with the field path"),
   401: errorEntry("Missing or invalid API key"),
+  403: errorEntry("The key may not do this: `scope_required`, `admin_key_required`, `quota_exceeded`"),
   404: errorEntry("Not found in this project"),
   409: errorEntry("Conflict with the resource's state"),
   413: errorEntry("Body too large"),
   415: errorEntry("Unsupported content type"),
   422: errorEntry("Content rejected (bad image, malformed model)"),
+  429: errorEntry("Too many requests: `rate_limited`, with a Retry-After header (seconds)"),
+  503: errorEntry("Unavailable for now: retry after the Retry-After header's seconds when there is one"),
 };
 
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "application/json": { schema } } });

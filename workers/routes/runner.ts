@@ -2,6 +2,13 @@
  * The runner protocol under /v1/runner: runners need no inbound connectivity; they lease jobs over HTTP with the
  * runner token (not a project key), renew the lease by heartbeat, stream metrics, upload artifacts and complete or
  * fail. Every report carries the lease token; a runner that lost its lease gets 409 `lease_lost` and changes nothing.
+ *
+ * Least privilege: each runner has its own token (POST /v1/runners, stored hashed, revocable). A runner token by itself
+ * opens only the lease long poll (and /runner/me). Everything else is reached through a job (`/runner/jobs/{id}/...`)
+ * and answers only while THIS runner holds that job's lease (the job's runner_id is the token's runner and the lease
+ * token matches), and only for what that job needs: the images of its dataset snapshot, its backbone's files, the
+ * embedding cache of its project. Another project's images, backbones or embeddings are unreachable. Builtin backbone
+ * files can be written once, and only with the bytes whose sha256 the catalog pins.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { findBuiltinBackbone } from "../../shared/catalog";
@@ -11,19 +18,21 @@ import {
   failResponseSchema, heartbeatRequestSchema, heartbeatResponseSchema, imageBatchRequestSchema, leaseRequestSchema, leasedJobSchema, okResponseSchema,
 } from "../../shared/schemas";
 import { emitSafely } from "../services/webhooks";
-import { createRouter, type AppEnv } from "../app";
+import { createRouter, waitUntil, type AppEnv } from "../app";
 import { getConfig } from "../config";
-import { bearerToken, timingSafeEqual } from "../services/auth";
-import { publishBuiltinBackboneFile, readBackboneFile } from "../services/backbones";
+import { bearerToken } from "../services/auth";
+import { publishBuiltinBackboneFile, readJobBackboneFile } from "../services/backbones";
 import { readBodyLimited } from "../services/bodies";
-import { readImage, readImageBatch } from "../services/datasets";
+import { readImage, readImageBatch, shasInSnapshot, snapshotPackId } from "../services/datasets";
+import { countFailedAuth } from "../services/rate-limits";
+import { authenticateRunner, recordRunnerSeen, tenantSafeError } from "../services/runners";
 import { getDb } from "../services/db";
 import { EMBEDDING_RECORD_HEADER_BYTES, readEmbeddingPack, readEmbeddings, writeEmbeddings } from "../services/embeddings";
 import { leaseWithWait, wakeRunners } from "../services/dispatch";
 import { completeJob, describeLease, failJob, getLeasedJob, heartbeat, modelIdForJob, recordEpochs } from "../services/jobs";
 import { isHeadStored, storeModelArtifact } from "../services/models";
-import { modelAttemptPrefix } from "../services/object-keys";
-import { encodeImageRecords } from "../../shared/wire";
+import { modelObjectPrefix } from "../services/object-keys";
+import { bytesToHex, encodeImageRecords } from "../../shared/wire";
 import { errors, jsonBody, jsonResponse } from "./openapi-helpers";
 import type { Context } from "hono";
 
@@ -31,13 +40,28 @@ export const runnerRoutes = createRouter();
 const runnerSecurity = [{ runnerToken: [] }];
 
 runnerRoutes.use("/runner/*", async (c, next) => {
-  c.set("db", getDb(c.env.DB));
+  const db = getDb(c.env.DB);
+  c.set("db", db);
   const token = bearerToken(c.req.header("authorization"));
-  const { runnerToken } = getConfig(c.env);
-  if (!runnerToken) throw new ApiError("runners_disabled", "No RUNNER_TOKEN is configured on the API; set it (wrangler secret put RUNNER_TOKEN) to let runners connect.");
-  if (!token || !timingSafeEqual(token, runnerToken)) throw new ApiError("invalid_runner_token", "Runner routes need 'Authorization: Bearer <runner token>' (EDGETUNE_RUNNER_TOKEN), not a project API key.");
+  if (!token) throw new ApiError("missing_runner_token", "Runner routes need 'Authorization: Bearer <runner token>'. An admin creates runner tokens with POST /v1/runners.");
+  const runner = await authenticateRunner(db, token);
+  if (!runner) {
+    await countFailedAuth(c.env, c.req.raw);
+    throw new ApiError("invalid_runner_token", "This runner token is unknown or was revoked (project API keys are not runner tokens). An admin creates runner tokens with POST /v1/runners.");
+  }
+  c.set("runner", runner);
+  const seen = recordRunnerSeen(db, runner);
+  if (seen) waitUntil(c, seen.catch((err) => console.error("last_seen_at:", err)));
   await next();
 });
+
+runnerRoutes.openapi(
+  createRoute({
+    method: "get", path: "/runner/me", tags: ["runner"], security: runnerSecurity, summary: "The runner this token belongs to (a harmless check that a token still works)",
+    responses: { 200: jsonResponse("The runner", z.object({ id: z.string(), name: z.string() })), 401: errors[401] },
+  }),
+  (c) => c.json({ id: c.var.runner.id, name: c.var.runner.name }, 200),
+);
 
 
 runnerRoutes.openapi(
@@ -48,10 +72,11 @@ runnerRoutes.openapi(
     responses: { 200: jsonResponse("A leased job with everything needed to run it", leasedJobSchema), 204: { description: "No job" }, 400: errors[400], 401: errors[401] },
   }),
   async (c) => {
-    const { runner_id, wait_s } = c.req.valid("json");
+    // A runner is identified by its token; the body's runner_id is ignored.
+    const { wait_s } = c.req.valid("json");
     const db = c.var.db;
     // Waits on the dispatcher Durable Object, not by polling D1 (services/dispatch.ts).
-    const lease = await leaseWithWait(db, c.env.DISPATCHER, runner_id, wait_s * 1000, c.req.raw.signal);
+    const lease = await leaseWithWait(db, c.env.DISPATCHER, c.var.runner.id, wait_s * 1000, c.req.raw.signal, getConfig(c.env).quotas.running_jobs);
     return lease ? c.json(await describeLease(db, lease), 200) : c.body(null, 204);
   },
 );
@@ -71,6 +96,7 @@ runnerRoutes.openapi(
   }),
   async (c) => {
     const { lease_token, progress } = c.req.valid("json");
+    await requireLease(c, c.req.valid("param").id, lease_token);
     const result = await heartbeat(c.var.db, c.req.valid("param").id, lease_token, progress);
     return c.json({ cancel_requested: result.cancelRequested, lease_expires_at: result.leaseExpiresAt }, 200);
   },
@@ -84,6 +110,7 @@ runnerRoutes.openapi(
   }),
   async (c) => {
     const { lease_token, epochs } = c.req.valid("json");
+    await requireLease(c, c.req.valid("param").id, lease_token);
     await recordEpochs(c.var.db, c.req.valid("param").id, lease_token, epochs);
     return c.json({ ok: true as const }, 200);
   },
@@ -92,7 +119,11 @@ runnerRoutes.openapi(
 const MAX_ARTIFACT_BYTES = 64 * 1024 * 1024;
 
 /** The job, while `token` (X-Lease-Token or the body's lease_token) holds its lease; otherwise 409 lease_lost. */
-const requireLease = (c: Context<AppEnv>, jobId: string, token = leaseHeader(c)) => getLeasedJob(c.var.db, jobId, token);
+/**
+ * The job, while the calling runner holds its lease with `token` (X-Lease-Token or the body's lease_token); otherwise
+ * 409 lease_lost. A lease token leaked to another runner is of no use to it: the job's runner_id must be the caller's.
+ */
+const requireLease = (c: Context<AppEnv>, jobId: string, token = leaseHeader(c)) => getLeasedJob(c.var.db, jobId, token, Date.now(), c.var.runner.id);
 
 runnerRoutes.openapi(
   createRoute({
@@ -104,7 +135,7 @@ runnerRoutes.openapi(
     const { id, name } = c.req.valid("param");
     const job = await requireLease(c, id);
     const bytes = await readBodyLimited(c.req.raw, MAX_ARTIFACT_BYTES, name);
-    await storeModelArtifact(c.env.BUCKET, modelAttemptPrefix(job.projectId, modelIdForJob(job.id), job.attempt), name, bytes);
+    await storeModelArtifact(c.env.BUCKET, job.projectId, modelIdForJob(job.id), name, bytes);
     return c.json({ name, bytes: bytes.length }, 200);
   },
 );
@@ -120,7 +151,7 @@ runnerRoutes.openapi(
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const job = await requireLease(c, id, body.lease_token);
-    const prefix = modelAttemptPrefix(job.projectId, modelIdForJob(id), job.attempt);
+    const prefix = modelObjectPrefix(job.projectId, modelIdForJob(id));
     if (!(await isHeadStored(c.env.BUCKET, prefix))) throw new ApiError("artifacts_missing", "Upload head.json and head.bin before completing the job.");
     const modelId = await completeJob(c.var.db, id, body.lease_token, { labels: body.labels, metrics: body.metrics, headBytes: body.head_bytes, objectPrefix: prefix, epochs: body.epochs, skipped: body.skipped, extra: body.extra });
     await emitSafely(c.env, job.projectId, "job.succeeded", `${id}.succeeded`, { job: { id, status: "succeeded", dataset_id: job.datasetId, model_id: modelId } });
@@ -138,7 +169,7 @@ runnerRoutes.openapi(
     const body = c.req.valid("json");
     const { id } = c.req.valid("param");
     const job = await requireLease(c, id, body.lease_token);
-    const status = await failJob(c.var.db, id, body.lease_token, { error: body.error, retryable: body.retryable, canceled: body.canceled, release: body.release });
+    const status = await failJob(c.var.db, id, body.lease_token, { error: tenantSafeError(body.error, c.var.runner), retryable: body.retryable, canceled: body.canceled, release: body.release });
     if (status === "queued") await wakeRunners(c.env.DISPATCHER); // released or retryable: another runner may take it
     if (status === "failed" || status === "canceled") {
       await emitSafely(c.env, job.projectId, status === "failed" ? "job.failed" : "job.canceled", `${id}.${status}`, { job: { id, status, dataset_id: job.datasetId, error: body.error } });
@@ -156,6 +187,9 @@ runnerRoutes.openapi(
   async (c) => {
     const { id, sha256 } = c.req.valid("param");
     const job = await requireLease(c, id);
+    if (!(await shasInSnapshot(c.var.db, job.datasetId, job.datasetVersion, [sha256])).has(sha256)) {
+      throw new ApiError("image_not_found", `Image ${sha256} is not in the leased job's dataset snapshot.`, { sha256 });
+    }
     const object = await readImage(c.env.BUCKET, job.projectId, sha256);
     if (!object) throw new ApiError("image_not_found", `Image ${sha256} is not in storage.`);
     return new Response(object.body, { headers: { "content-type": object.httpMetadata?.contentType ?? "application/octet-stream", "content-length": String(object.size) } });
@@ -184,42 +218,61 @@ runnerRoutes.openapi(
     const { id } = c.req.valid("param");
     const job = await requireLease(c, id);
     const { sha256 } = c.req.valid("json");
-    const found = await readImageBatch(c.env.BUCKET, job.projectId, sha256, { maxBytes: MAX_IMAGE_BATCH_BYTES, concurrency: IMAGE_READ_CONCURRENCY });
+    // Only the images of the job's snapshot: any other hash (another dataset, another project) answers "missing".
+    const allowed = await shasInSnapshot(c.var.db, job.datasetId, job.datasetVersion, sha256);
+    const found = await readImageBatch(c.env.BUCKET, job.projectId, sha256.filter((sha) => allowed.has(sha)), { maxBytes: MAX_IMAGE_BATCH_BYTES, concurrency: IMAGE_READ_CONCURRENCY });
+    for (const sha of new Set(sha256)) if (!allowed.has(sha)) found.push([sha, null]);
     return new Response(new Blob(encodeImageRecords(found) as Uint8Array<ArrayBuffer>[]), { headers: { "content-type": "application/octet-stream" } });
   },
 );
 
 // ---------------------------------------------------------------- embedding cache
-const cacheKeyParam = z.object({ key: z.string().min(8).max(64).regex(/^[0-9a-f]+$/) });
+/**
+ * The embedding cache is per project (services/embeddings.ts says why), and a runner reaches it only through a job it
+ * leases: lookups answer only hashes of the job's snapshot, stores accept only records of those hashes, and a pack is
+ * read and stored only under the job's own pack id. A runner can therefore spoil at most the embeddings of the images
+ * of the job it was given (as it could spoil that job's model), never another project's or another dataset's.
+ */
+const cacheKeyParam = z.object({ id: z.string(), key: z.string().min(8).max(64).regex(/^[0-9a-f]+$/) });
 
 runnerRoutes.openapi(
   createRoute({
-    method: "post", path: "/runner/embeddings/{key}/lookup", tags: ["runner"], security: runnerSecurity,
-    summary: "Cached embeddings for up to 1,000 image hashes: binary records (32-byte sha256 + float32 vector) for those found",
+    method: "post", path: "/runner/jobs/{id}/embeddings/{key}/lookup", tags: ["runner"], security: runnerSecurity,
+    summary: "Cached embeddings (the leased job's project's) for up to 1,000 of the job's image hashes: binary records (32-byte sha256 + float32 vector) for those found (X-Lease-Token)",
     request: { params: cacheKeyParam, body: jsonBody(embeddingLookupRequestSchema) },
-    responses: { 200: { description: "application/octet-stream records" } },
+    responses: { 200: { description: "application/octet-stream records" }, 409: errors[409] },
   }),
   async (c) => {
-    const { key } = c.req.valid("param");
+    const { id, key } = c.req.valid("param");
+    const job = await requireLease(c, id);
     const { sha256, pack } = c.req.valid("json");
-    const fromPack = pack ? await readEmbeddingPack(c.env.BUCKET, key, pack) : null;
-    const body = fromPack ?? (await readEmbeddings(c.env.BUCKET, key, sha256));
+    const fromPack = pack && pack === (await snapshotPackId(c.var.db, job.datasetId, job.datasetVersion)) ? await readEmbeddingPack(c.env.BUCKET, job.projectId, key, pack) : null;
+    const allowed = fromPack ? new Set<string>() : await shasInSnapshot(c.var.db, job.datasetId, job.datasetVersion, sha256);
+    const body = fromPack ?? (await readEmbeddings(c.env.BUCKET, job.projectId, key, sha256.filter((sha) => allowed.has(sha))));
     return new Response(body, { headers: { "content-type": "application/octet-stream", "x-record-header-bytes": String(EMBEDDING_RECORD_HEADER_BYTES), "x-embedding-source": fromPack ? "pack" : "items" } });
   },
 );
 
 runnerRoutes.openapi(
   createRoute({
-    method: "put", path: "/runner/embeddings/{key}", tags: ["runner"], security: runnerSecurity,
-    summary: "Store embeddings (binary records); with ?pack=<sha256 of the sorted image hashes> also store them as one pack",
+    method: "put", path: "/runner/jobs/{id}/embeddings/{key}", tags: ["runner"], security: runnerSecurity,
+    summary: "Store embeddings of the leased job's images (binary records); with ?pack=<the job's pack id> also store them as one pack (X-Lease-Token)",
     request: { params: cacheKeyParam, query: z.object({ pack: z.string().regex(/^[0-9a-f]{64}$/).optional(), dim: z.coerce.number().int().min(1).max(65536), items: z.enum(["0", "1"]).default("1") }) },
-    responses: { 200: jsonResponse("Stored", embeddingsStoredResponseSchema), 400: errors[400] },
+    responses: { 200: jsonResponse("Stored", embeddingsStoredResponseSchema), 400: errors[400], 403: errors[403], 409: errors[409] },
   }),
   async (c) => {
-    const { key } = c.req.valid("param");
+    const { id, key } = c.req.valid("param");
+    const job = await requireLease(c, id);
     const { pack, dim, items } = c.req.valid("query");
+    if (pack && pack !== (await snapshotPackId(c.var.db, job.datasetId, job.datasetVersion))) {
+      throw new ApiError("not_leased", "A pack can only be stored under the leased job's own pack id (the sha256 of its sorted image hashes).", { pack });
+    }
     const bytes = await readBodyLimited(c.req.raw, 256 * 1024 * 1024, "embeddings");
-    const count = await writeEmbeddings(c.env.BUCKET, key, dim, bytes, pack, items === "1");
+    const shas = recordShas(bytes, dim);
+    const allowed = await shasInSnapshot(c.var.db, job.datasetId, job.datasetVersion, shas);
+    const outside = shas.find((sha) => !allowed.has(sha));
+    if (outside) throw new ApiError("not_leased", `Image ${outside} is not in the leased job's dataset snapshot; only its images' embeddings can be stored.`, { sha256: outside });
+    const count = await writeEmbeddings(c.env.BUCKET, job.projectId, key, dim, bytes, pack, items === "1");
     return c.json({ stored: count }, 200);
   },
 );
@@ -227,14 +280,15 @@ runnerRoutes.openapi(
 // ---------------------------------------------------------------- backbone files
 runnerRoutes.openapi(
   createRoute({
-    method: "get", path: "/runner/backbones/{id}/{file}", tags: ["runner"], security: runnerSecurity, summary: "A stored backbone's model.json or weights.bin",
+    method: "get", path: "/runner/jobs/{id}/backbone/{file}", tags: ["runner"], security: runnerSecurity, summary: "The leased job's backbone's model.json or weights.bin (X-Lease-Token)",
     request: { params: z.object({ id: z.string(), file: z.enum(["model.json", "weights.bin"]) }) },
-    responses: { 200: { description: "The file" }, 404: errors[404] },
+    responses: { 200: { description: "The file" }, 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
     const { id, file } = c.req.valid("param");
-    const object = await readBackboneFile(c.var.db, c.env.BUCKET, id, file);
-    if (!object) throw new ApiError("backbone_file_not_found", `No ${file} stored for backbone '${id}'.`);
+    const job = await requireLease(c, id);
+    const object = await readJobBackboneFile(c.var.db, c.env.BUCKET, job, file);
+    if (!object) throw new ApiError("backbone_file_not_found", `No ${file} stored for the job's backbone '${job.backbone}'.`);
     return new Response(object.body, { headers: { "content-length": String(object.size) } });
   },
 );
@@ -242,16 +296,26 @@ runnerRoutes.openapi(
 runnerRoutes.openapi(
   createRoute({
     method: "put", path: "/runner/backbones/{id}/{file}", tags: ["runner"], security: runnerSecurity,
-    summary: "Publish a builtin backbone's files to R2 (runners hold them in their npm packages; the edge reads them from R2)",
+    summary: "Publish a builtin backbone's file to R2, once, and only the bytes whose sha256 the catalog pins (409 builtin_file_mismatch otherwise)",
     request: { params: z.object({ id: z.string(), file: z.enum(["model.json", "weights.bin"]) }) },
-    responses: { 200: { description: "Stored" }, 404: errors[404] },
+    responses: { 200: { description: "Stored, or already there (stored: 0)" }, 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
     const { id, file } = c.req.valid("param");
     const builtin = findBuiltinBackbone(id);
     if (!builtin) throw new ApiError("backbone_not_found", `'${id}' is not a builtin backbone; user backbones are uploaded with POST /v1/backbones.`);
-    const bytes = await readBodyLimited(c.req.raw, 100 * 1024 * 1024, file);
-    await publishBuiltinBackboneFile(c.env.BUCKET, builtin.id, file, bytes);
-    return c.json({ stored: bytes.length }, 200);
+    const bytes = await readBodyLimited(c.req.raw, builtin.files?.[file]?.bytes ?? 0, file);
+    return c.json({ stored: await publishBuiltinBackboneFile(c.env.BUCKET, builtin, file, bytes) }, 200);
   },
 );
+
+/** The image hashes of wire records (32-byte sha256 + dim float32); 400 when the body is not whole records. */
+function recordShas(body: Uint8Array, dim: number): string[] {
+  const recordBytes = EMBEDDING_RECORD_HEADER_BYTES + dim * 4;
+  if (body.length % recordBytes !== 0) {
+    throw new ApiError("invalid_embedding_records", `The body is ${body.length} bytes, not a whole number of ${recordBytes}-byte records (32-byte sha256 + ${dim} float32).`);
+  }
+  const out: string[] = [];
+  for (let offset = 0; offset < body.length; offset += recordBytes) out.push(bytesToHex(body.subarray(offset, offset + EMBEDDING_RECORD_HEADER_BYTES)));
+  return out;
+}

@@ -3,7 +3,7 @@
  * `train/label/file` and `val/label/file`. A single folder wrapping everything (`flowers/daisy/1.jpg`, what most zip
  * tools produce) is unwrapped. Every other entry is rejected with a reason; nothing is guessed.
  */
-import { FILENAME_PATTERN, LABEL_PATTERN } from "../../shared/schemas";
+import { FILENAME_PATTERN, LABEL_PATTERN, normalizeName } from "../../shared/schemas";
 import type { ZipEntry } from "./zip-reader";
 
 export type Placement =
@@ -49,7 +49,7 @@ export function placeEntry(entry: ZipEntry, root: string | null): Placement {
   }
   if (parts.length === 1) return reject("missing_label", "Files must sit in a folder named after their label: label/file, or train/label/file and val/label/file.");
   if (parts.length !== 2) return reject("unexpected_path", "Expected label/file or train/label/file or val/label/file; this entry is nested deeper.");
-  const [label, filename] = parts;
+  const [label, filename] = parts.map(normalizeName);
   if (!LABEL_PATTERN.test(label)) return reject("invalid_label", `'${label}' is not a valid label: use 1 to 100 letters, digits, spaces or _ . - + ( ) & , ' starting with a letter or digit.`);
   if (!FILENAME_PATTERN.test(filename)) return reject("invalid_filename", `'${filename}' is not a valid file name: at most 200 characters, no leading dot.`);
   return { ok: true, split, label, filename };

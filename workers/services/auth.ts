@@ -1,5 +1,6 @@
 /** API keys and the admin bootstrap key. Keys are `et_` + 32 random base32 chars; D1 stores only their SHA-256. */
-import { and, eq, isNull } from "drizzle-orm";
+import { and, eq, isNull, sql } from "drizzle-orm";
+import { ApiError } from "../../shared/errors";
 import { apiKeys, projects } from "../db/schema";
 import type { Db } from "./db";
 import { newId, randomString, sha256Hex } from "../../shared/ids";
@@ -11,6 +12,9 @@ export interface Caller {
   projectId: string;
   keyId: string;
   isAdmin: boolean;
+  scope: KeyScope;
+  /** As stored when the request began (for sampling the next write). */
+  lastUsedAt: string | null;
 }
 
 export function newSecret(): string {
@@ -34,16 +38,70 @@ export async function ensureDefaultProject(db: Db): Promise<void> {
   await db.insert(projects).values({ id: DEFAULT_PROJECT_ID, name: "default" }).onConflictDoNothing();
 }
 
-/** Resolves a bearer secret to its caller, or null when the key is unknown or revoked. */
-export async function authenticate(db: Db, secret: string, adminKey: string | undefined): Promise<Caller | null> {
-  if (adminKey && timingSafeEqual(secret, adminKey)) {
+/**
+ * Admin keys: EDGETUNE_ADMIN_KEY holds one key, or several separated by commas or white space, so one can be rotated
+ * without downtime (add the new one, move clients, remove the old). Each is listed (never its secret) by GET /v1/keys
+ * of the admin caller under a stable id `key_admin_<first 12 hex of its SHA-256>`.
+ */
+export interface AdminKey {
+  id: string;
+  secret: string;
+  prefix: string;
+  weak: boolean;
+}
+
+/** A weak admin key opens every tenant: shorter than this, or fewer distinct characters, and it is refused. */
+export const MIN_ADMIN_KEY_LENGTH = 24;
+export const MIN_ADMIN_KEY_DISTINCT_CHARS = 10;
+
+export function isWeakAdminKey(secret: string): boolean {
+  return secret.length < MIN_ADMIN_KEY_LENGTH || new Set(secret).size < MIN_ADMIN_KEY_DISTINCT_CHARS;
+}
+
+export async function parseAdminKeys(setting: string | undefined): Promise<AdminKey[]> {
+  const secrets = (setting ?? "").split(/[\s,]+/).filter(Boolean);
+  return Promise.all(secrets.map(async (secret) => ({ id: `key_admin_${(await sha256Hex(secret)).slice(0, 12)}`, secret, prefix: secret.slice(0, 7), weak: isWeakAdminKey(secret) })));
+}
+
+export const weakAdminKeyError = () =>
+  new ApiError("weak_admin_key", `The deployment's admin key is too weak: an admin key must be at least ${MIN_ADMIN_KEY_LENGTH} characters with at least ${MIN_ADMIN_KEY_DISTINCT_CHARS} different ones (use a random generator: 'openssl rand -base64 32'). Set a strong one with 'wrangler secret put EDGETUNE_ADMIN_KEY'.`);
+
+/** Resolves a bearer secret to its caller, or null when the key is unknown or revoked; a weak admin key throws. */
+export async function authenticate(db: Db, secret: string, adminKeySetting: string | undefined): Promise<Caller | null> {
+  for (const admin of await parseAdminKeys(adminKeySetting)) {
+    if (!timingSafeEqual(secret, admin.secret)) continue;
+    if (admin.weak) throw weakAdminKeyError();
     await ensureDefaultProject(db);
-    return { projectId: DEFAULT_PROJECT_ID, keyId: "key_admin", isAdmin: true };
+    return { projectId: DEFAULT_PROJECT_ID, keyId: admin.id, isAdmin: true, scope: "full", lastUsedAt: null };
   }
   const hash = await sha256Hex(secret);
   const row = await db.select().from(apiKeys).where(and(eq(apiKeys.secretHash, hash), isNull(apiKeys.revokedAt))).get();
   if (!row) return null;
-  return { projectId: row.projectId, keyId: row.id, isAdmin: false };
+  return { projectId: row.projectId, keyId: row.id, isAdmin: false, scope: row.scope, lastUsedAt: row.lastUsedAt };
+}
+
+/**
+ * `last_used_at` is written at most once per this interval per key: a key used 100 times a second costs one D1 write a
+ * minute, not 100 a second, and the time is still exact to the minute.
+ */
+export const LAST_USED_SAMPLE_MS = 60_000;
+
+/** The write that records a key's use, or null when the stored time is recent enough (run it with waitUntil). */
+export function recordKeyUse(db: Db, caller: Caller, nowMs = Date.now()): Promise<unknown> | null {
+  if (caller.isAdmin) return null;
+  if (caller.lastUsedAt && nowMs - Date.parse(caller.lastUsedAt) < LAST_USED_SAMPLE_MS) return null;
+  // updated_at is left alone: using a key does not change it.
+  return db.update(apiKeys).set({ lastUsedAt: new Date(nowMs).toISOString(), updatedAt: sql`${apiKeys.updatedAt}` }).where(eq(apiKeys.id, caller.keyId)).run();
+}
+
+/**
+ * What a `predict` key may do: predict, and read models and aliases. Everything else answers 403 scope_required.
+ * An allowlist, so a route added later is closed to predict keys until someone opens it here.
+ */
+export function predictScopeAllows(method: string, path: string): boolean {
+  const read = method === "GET" || method === "HEAD";
+  if (read && /^\/v1\/(models|aliases)(\/|$)/.test(path)) return true;
+  return method === "POST" && /^\/v1\/(models|aliases)\/[^/]+\/predict\/?$/.test(path);
 }
 
 export async function createKey(db: Db, projectId: string, name: string, scope: KeyScope = "full") {

@@ -6,7 +6,7 @@ import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import { concatBytes } from "../../shared/bytes";
 import { BUILTIN_BACKBONES, findBuiltinBackbone, type CatalogEntry } from "../../shared/catalog";
 import { ApiError, withContext } from "../../shared/errors";
-import { newId } from "../../shared/ids";
+import { newId, sha256Hex } from "../../shared/ids";
 import type { BackboneSpec } from "../../shared/schemas";
 import { backbones, jobs, models } from "../db/schema";
 import type { Db } from "./db";
@@ -432,7 +432,27 @@ export async function readBackboneFile(db: Db, bucket: R2Bucket, id: string, fil
   return prefix ? bucket.get(backboneFileKey(prefix, file)) : null;
 }
 
-/** Stores a builtin backbone's file, as a runner publishes it from its npm packages (the edge reads it from R2). */
-export async function publishBuiltinBackboneFile(bucket: R2Bucket, builtinId: string, file: BackboneFile, bytes: Uint8Array): Promise<void> {
-  await bucket.put(backboneFileKey(builtinObjectPrefix(builtinId), file), bytes);
+/** A file of the backbone a job trains on (the job's project's own, or a builtin one); null when not stored. */
+export async function readJobBackboneFile(db: Db, bucket: R2Bucket, job: { projectId: string; backbone: string }, file: BackboneFile): Promise<R2ObjectBody | null> {
+  const backbone = await resolveBackbone(db, job.projectId, job.backbone);
+  return bucket.get(backboneFileKey(backbone.objectPrefix, file));
+}
+
+/**
+ * Stores a builtin backbone's file, as a runner publishes it from its npm packages (the edge reads it from R2): only the
+ * bytes whose sha256 the catalog pins, and only once. Every tenant is served from these files, so no runner may
+ * replace them; the pinned bytes are identical anyway, so an object already there is left as it is. Answers the
+ * bytes written (0 when it was already there); 409 builtin_file_mismatch for any other bytes.
+ */
+export async function publishBuiltinBackboneFile(bucket: R2Bucket, builtin: CatalogEntry, file: BackboneFile, bytes: Uint8Array): Promise<number> {
+  const pinned = builtin.files?.[file];
+  if (!pinned) throw new ApiError("builtin_file_mismatch", `The catalog pins no sha256 for ${builtin.id}'s ${file}, so no runner may publish it.`, { file });
+  const digest = await sha256Hex(bytes);
+  if (bytes.length !== pinned.bytes || digest !== pinned.sha256) {
+    throw new ApiError("builtin_file_mismatch", `These bytes are not ${builtin.id}'s ${file} (sha256 ${digest}; the catalog pins ${pinned.sha256}): builtin backbone files cannot be replaced.`, { file, sha256: digest, pinned_sha256: pinned.sha256 });
+  }
+  const key = backboneFileKey(builtinObjectPrefix(builtin.id), file);
+  if (await bucket.head(key)) return 0;
+  await bucket.put(key, bytes, { sha256: digest });
+  return bytes.length;
 }

@@ -86,6 +86,27 @@ export async function readImage(bucket: R2Bucket, projectId: string, sha256: str
   return bucket.get(imageObjectKey(projectId, sha256));
 }
 
+/**
+ * Which of `shas` are images of snapshot `version` of the dataset (one statement per 90 hashes: D1 binds at most 100
+ * parameters). What a runner may read or write for its leased job is bounded by this.
+ */
+export async function shasInSnapshot(db: Db, datasetId: string, version: number, shas: string[]): Promise<Set<string>> {
+  const unique = [...new Set(shas)];
+  const found = new Set<string>();
+  for (let start = 0; start < unique.length; start += 90) {
+    const rows = await db.selectDistinct({ sha256: datasetImages.sha256 }).from(datasetImages)
+      .where(and(inSnapshot(datasetId, version), inArray(datasetImages.sha256, unique.slice(start, start + 90)))).all();
+    for (const row of rows) found.add(row.sha256);
+  }
+  return found;
+}
+
+/** The pack id of a snapshot: sha256 of its sorted, distinct image hashes joined by newlines (as runners compute it). */
+export async function snapshotPackId(db: Db, datasetId: string, version: number): Promise<string> {
+  const rows = await db.selectDistinct({ sha256: datasetImages.sha256 }).from(datasetImages).where(inSnapshot(datasetId, version)).all();
+  return sha256Hex(rows.map((r) => r.sha256).sort().join("\n"));
+}
+
 /** Snapshot condition for `version` (see the module comment). */
 export const inSnapshot = (datasetId: string, version: number) =>
   and(eq(datasetImages.datasetId, datasetId), lte(datasetImages.addedVersion, version), or(isNull(datasetImages.removedVersion), gt(datasetImages.removedVersion, version)));
@@ -187,10 +208,20 @@ export async function recordImages(db: Db, datasetId: string, version: number, i
   return outcomes;
 }
 
+/**
+ * A name from a tenant's archive as it may be stored and shown back: control characters and lone surrogates replaced
+ * by U+FFFD, NFC, and at most `max` characters (a zip entry name can be 65,535 bytes; the rejection list shows it).
+ */
+export function sanitizeShownName(name: string, max = 300): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = name.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, "\ufffd").replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, "\ufffd").normalize("NFC");
+  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
+}
+
 export async function recordRejections(db: Db, datasetId: string, ingestId: string | null, rejections: { path: string; code: string; message: string }[]) {
   // 6 columns per row and at most 100 bound parameters per statement.
   for (const group of chunk(rejections, 15)) {
-    await db.insert(datasetRejections).values(group.map((r) => ({ datasetId, ingestId, ...r }))).onConflictDoNothing();
+    await db.insert(datasetRejections).values(group.map((r) => ({ datasetId, ingestId, code: r.code, path: sanitizeShownName(r.path), message: sanitizeShownName(r.message, 1000) }))).onConflictDoNothing();
   }
 }
 

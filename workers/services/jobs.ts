@@ -12,6 +12,7 @@
  * after a failed attempt is exp(min(attempt, 10)) seconds, as graphile-worker does.
  */
 import { and, asc, desc, eq, gt, inArray, lt, sql } from "drizzle-orm";
+import { DEFAULT_QUOTAS, runningJobsOfProject, underRunningQuota } from "./quotas";
 import { DEFAULT_BACKBONE } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
 import { newId, randomString } from "../../shared/ids";
@@ -89,7 +90,8 @@ export async function sweepExpiredLeases(db: Db, nowMs = Date.now()): Promise<nu
   const expired = await db.select().from(jobs).where(and(eq(jobs.status, "running"), lt(jobs.leaseExpiresAt, now))).limit(SWEEP_BATCH).all();
   let swept = 0;
   for (const job of expired) {
-    const reason = `Attempt ${job.attempt} lost its runner (${job.runnerId ?? "unknown"}): no heartbeat for ${LEASE_MS / 1000} s.`;
+    // No runner id or host in it: tenants read this, and which machine ran their job is the operator's business.
+    const reason = `Attempt ${job.attempt} lost its runner: no heartbeat for ${LEASE_MS / 1000} s.`;
     const lastError = job.error ? `${reason} Last error: ${job.error}` : reason;
     const next = job.cancelRequested
       ? { status: "canceled" as const, finishedAt: now, error: null }
@@ -128,7 +130,7 @@ export interface Lease {
 }
 
 /** Claims the oldest runnable job for `runnerId`, or returns null. One UPDATE: two runners never get the same job. */
-export async function leaseJob(db: Db, runnerId: string, nowMs = Date.now()): Promise<Lease | null> {
+export async function leaseJob(db: Db, runnerId: string, nowMs = Date.now(), runningQuota = DEFAULT_QUOTAS.running_jobs): Promise<Lease | null> {
   await sweepExpiredLeases(db, nowMs);
   const now = iso(nowMs);
   const leaseToken = `lease_${randomString(16)}`;
@@ -136,9 +138,11 @@ export async function leaseJob(db: Db, runnerId: string, nowMs = Date.now()): Pr
   const candidate = db
     .select({ id: jobs.id })
     .from(jobs)
-    .where(and(eq(jobs.status, "queued"), sql`${jobs.runAfter} <= ${now}`, eq(jobs.cancelRequested, false)))
-    // Creation order: created_at never changes, and the rowid breaks ties within one millisecond (ids are random).
-    .orderBy(asc(jobs.createdAt), asc(sql`${jobs}.rowid`))
+    .where(and(eq(jobs.status, "queued"), sql`${jobs.runAfter} <= ${now}`, eq(jobs.cancelRequested, false), underRunningQuota(runningQuota)))
+    // Fair across projects: the project with the fewest running jobs first, so one tenant's 100 queued jobs never
+    // starve another's one; within that, creation order (created_at never changes; the rowid breaks ties within one
+    // millisecond, ids being random).
+    .orderBy(runningJobsOfProject, asc(jobs.createdAt), asc(sql`${jobs}.rowid`))
     .limit(1);
   const claimed = await db
     .update(jobs)
@@ -147,7 +151,7 @@ export async function leaseJob(db: Db, runnerId: string, nowMs = Date.now()): Pr
     .returning()
     .get();
   if (!claimed) return null;
-  await appendEvent(db, claimed.id, "status", { status: "running", attempt: claimed.attempt, runner_id: runnerId });
+  await appendEvent(db, claimed.id, "status", { status: "running", attempt: claimed.attempt });
   return { job: claimed, leaseToken, leaseExpiresAt };
 }
 
@@ -160,8 +164,12 @@ export function leaseLost(jobId: string) {
 }
 
 /** The job while `leaseToken` holds its lease; otherwise 409 `lease_lost`. */
-export async function getLeasedJob(db: Db, jobId: string, leaseToken: string, nowMs = Date.now()): Promise<JobRow> {
-  const job = await db.select().from(jobs).where(holdsLease(jobId, leaseToken, nowMs)).get();
+/**
+ * The job while `leaseToken` holds its lease, and (when given) while `runnerId` is the runner that leased it: a lease
+ * token leaked to another runner is of no use to it. Otherwise 409 lease_lost.
+ */
+export async function getLeasedJob(db: Db, jobId: string, leaseToken: string, nowMs = Date.now(), runnerId?: string): Promise<JobRow> {
+  const job = await db.select().from(jobs).where(runnerId ? and(holdsLease(jobId, leaseToken, nowMs), eq(jobs.runnerId, runnerId)) : holdsLease(jobId, leaseToken, nowMs)).get();
   if (!job) throw leaseLost(jobId);
   return job;
 }
@@ -187,6 +195,20 @@ export async function describeLease(db: Db, lease: Lease) {
  * leave this snapshot untouched. 404 for a dataset or backbone the project does not have, 409 `dataset_not_trainable`
  * with the reason (too few images per label, still ingesting, ...).
  */
+/**
+ * A job's training cost is epochs x images passes of the head over an embedding; 20 million (say 200 epochs of
+ * 100,000 images, a few minutes of head training on a runner) bounds what one request can make a shared runner do.
+ * The head's own size is bounded by its schema (at most 3 hidden layers of 4,096).
+ */
+export const MAX_EPOCH_IMAGES = 20_000_000;
+
+export function checkJobCost(images: number, epochs: number): void {
+  const requested = images * epochs;
+  if (requested > MAX_EPOCH_IMAGES) {
+    throw new ApiError("job_too_costly", `${epochs} epochs over ${images} images is ${requested} image-epochs; the limit is ${MAX_EPOCH_IMAGES}. Use fewer epochs (early stopping usually ends far sooner).`, { limit: MAX_EPOCH_IMAGES, requested, epochs, images });
+  }
+}
+
 export async function startJob(db: Db, projectId: string, request: CreateJobRequest): Promise<JobRow> {
   const dataset = await getDataset(db, projectId, request.dataset_id);
   if (!dataset) throw notFound("dataset", request.dataset_id);
@@ -194,8 +216,9 @@ export async function startJob(db: Db, projectId: string, request: CreateJobRequ
   const reason = dataset.status === "ready" ? notTrainableReason(dataset.status, labels) : `The dataset is ${dataset.status}${dataset.status === "ingesting" ? "; wait until it is ready" : ""}.`;
   if (reason) throw new ApiError("dataset_not_trainable", reason, { dataset_id: dataset.id, status: dataset.status });
   const backbone = await resolveBackbone(db, projectId, request.backbone ?? DEFAULT_BACKBONE.name);
-  const version = await freezeVersion(db, dataset.id);
   const config = { head: headSpecSchema.parse(request.head ?? { type: "linear" }), hyperparameters: hyperparametersSchema.parse(request.hyperparameters ?? {}) };
+  checkJobCost(labels.reduce((n, l) => n + l.count, 0), config.hyperparameters.epochs);
+  const version = await freezeVersion(db, dataset.id);
   return createJob(db, { projectId, datasetId: dataset.id, datasetVersion: version, backbone: backbone.id, config, maxAttempts: request.max_attempts });
 }
 

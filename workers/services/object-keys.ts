@@ -1,15 +1,15 @@
 /**
  * The bucket's layout: every R2 key the Worker reads or writes is built here, so one file shows where each object
- * lives and that every tenant's objects sit under `projects/{projectId}/` (builtin backbones and the runners'
- * embedding cache, keyed by content, are the only shared prefixes).
+ * lives and that every tenant's objects sit under `projects/{projectId}/` (builtin backbones are the only shared
+ * prefix; the embedding cache is per project too, see services/embeddings.ts).
  *
  *   projects/{projectId}/images/{sha256}                          image bytes, stored once per project
  *   projects/{projectId}/archives/{datasetId}/{ingestId}.zip      an uploaded archive until ingestion ends
  *   projects/{projectId}/archives/{ingestId}.entries.json         its central directory, read once
  *   projects/{projectId}/backbones/{backboneId}/{file}            an imported backbone: model.json, weights.bin
- *   backbones/builtin/{catalogId}/{file}                          a builtin backbone, published by runners
+ *   backbones/builtin/{catalogId}/{file}                          a builtin backbone: only the bytes the catalog pins
  *   projects/{projectId}/models/{modelId}/{artifact}              a trained model: head.json, head.bin, card.json, ...
- *   embeddings/{cacheKey}/{sha256} and .../packs/{pack}           the runners' embedding cache
+ *   projects/{projectId}/embeddings/{cacheKey}/{sha256}, .../packs/{pack}   the project's embedding cache
  */
 
 export type BackboneFile = "model.json" | "weights.bin";
@@ -27,13 +27,8 @@ export const builtinObjectPrefix = (catalogId: string) => `backbones/builtin/${c
 export const backboneFileKey = (prefix: string, file: BackboneFile) => `${prefix}/${file}`;
 
 export const modelObjectPrefix = (projectId: string, modelId: string) => `projects/${projectId}/models/${modelId}`;
-/**
- * Where one attempt of the model's job writes its artifacts: a runner whose lease lapsed mid-upload finishes writing
- * into its own attempt's folder, never over the next attempt's files; the model row names the winning attempt's.
- */
-export const modelAttemptPrefix = (projectId: string, modelId: string, attempt: number) => `${modelObjectPrefix(projectId, modelId)}/attempt-${attempt}`;
 /** A model artifact under the model's prefix (its row's `object_prefix`). */
 export const modelArtifactKey = (prefix: string, artifact: string) => `${prefix}/${artifact}`;
 
-export const embeddingItemKey = (cacheKey: string, sha256: string) => `embeddings/${cacheKey}/${sha256}`;
-export const embeddingPackKey = (cacheKey: string, pack: string) => `embeddings/${cacheKey}/packs/${pack}`;
+export const embeddingItemKey = (projectId: string, cacheKey: string, sha256: string) => `projects/${projectId}/embeddings/${cacheKey}/${sha256}`;
+export const embeddingPackKey = (projectId: string, cacheKey: string, pack: string) => `projects/${projectId}/embeddings/${cacheKey}/packs/${pack}`;

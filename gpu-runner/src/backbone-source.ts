@@ -5,12 +5,12 @@
  * (`MAX_CACHED_BUNDLES`, `MAX_CACHED_BUNDLE_BYTES`): a runner serving many jobs on the same backbone parses its
  * weights once, and one serving many users' backbones does not grow without bound.
  */
-import { getWeightSpecs } from "../../../shared/backbone/model-json";
-import type { BackboneBundle, LayersModelJson } from "../../../shared/backbone/types";
-import { findBuiltinBackbone } from "../../../shared/catalog";
-import type { BackboneSpec } from "../../../shared/schemas";
-import type { LeasedJob, RunnerClient } from "../api-client";
-import { loadNsfwjsBundle } from "./builtin-nsfwjs";
+import { getWeightSpecs } from "../../shared/backbone/model-json";
+import type { BackboneBundle, LayersModelJson } from "../../shared/backbone/types";
+import { findBuiltinBackbone } from "../../shared/catalog";
+import type { BackboneSpec } from "../../shared/schemas";
+import type { LeasedJob, RunnerClient } from "./api-client";
+import { loadNsfwjsBundle } from "./engine/builtin-nsfwjs";
 
 /** Loaders for the builtin catalog's entries, by catalog id. */
 const BUILTIN_LOADERS: Record<string, () => Promise<BackboneBundle>> = {
@@ -42,24 +42,14 @@ export const MAX_CACHED_BUNDLE_BYTES = 512 * 1024 * 1024;
 const bundles = new Map<string, { bundle: Promise<BackboneBundle>; bytes: number }>();
 const published = new Set<string>();
 
-/**
- * Drops least recently used entries (the Map's first keys) until at most `maxEntries` remain and their `bytes` sum
- * to at most `maxBytes`; the newest entry always stays, however big. Returns the dropped keys.
- */
-export function evictLeastRecentlyUsed<K>(entries: Map<K, { bytes: number }>, maxEntries: number, maxBytes: number): K[] {
-  let bytes = [...entries.values()].reduce((sum, entry) => sum + entry.bytes, 0);
-  const dropped: K[] = [];
-  for (const [key, entry] of entries) {
-    if (entries.size <= 1 || (entries.size <= maxEntries && bytes <= maxBytes)) break;
-    entries.delete(key);
-    bytes -= entry.bytes;
-    dropped.push(key);
-  }
-  return dropped;
-}
-
+/** Drops least recently used bundles until the cache is within both bounds (the newest entry always stays). */
 function evictBundles(): void {
-  evictLeastRecentlyUsed(bundles, MAX_CACHED_BUNDLES, MAX_CACHED_BUNDLE_BYTES);
+  let bytes = [...bundles.values()].reduce((sum, entry) => sum + entry.bytes, 0);
+  for (const [key, entry] of bundles) {
+    if (bundles.size <= 1 || (bundles.size <= MAX_CACHED_BUNDLES && bytes <= MAX_CACHED_BUNDLE_BYTES)) break;
+    bundles.delete(key);
+    bytes -= entry.bytes;
+  }
 }
 
 /** Keys of the cached bundles, least recently used first (for tests and logs). */
@@ -67,8 +57,14 @@ export function cachedBundleKeys(): string[] {
   return [...bundles.keys()];
 }
 
-async function loadFromApi(client: RunnerClient, backbone: LeasedJob["backbone"]): Promise<BackboneBundle> {
-  const [modelJsonBytes, weights] = await Promise.all([client.getBackboneFile(backbone.id, "model.json"), client.getBackboneFile(backbone.id, "weights.bin")]);
+/** The job whose lease gives access to its backbone's files. */
+export interface LeaseRef {
+  jobId: string;
+  leaseToken: string;
+}
+
+async function loadFromApi(client: RunnerClient, backbone: LeasedJob["backbone"], lease: LeaseRef): Promise<BackboneBundle> {
+  const [modelJsonBytes, weights] = await Promise.all([client.getBackboneFile(lease.jobId, lease.leaseToken, "model.json"), client.getBackboneFile(lease.jobId, lease.leaseToken, "weights.bin")]);
   if (!modelJsonBytes || !weights) throw new Error(`backbone ${backbone.id}: model.json or weights.bin is missing from storage; import the backbone again`);
   const modelJson = JSON.parse(new TextDecoder().decode(modelJsonBytes)) as LayersModelJson;
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer;
@@ -79,7 +75,7 @@ async function loadFromApi(client: RunnerClient, backbone: LeasedJob["backbone"]
  * The bundle of a leased job's backbone. For a builtin one, also makes sure the API holds its files (weights
  * first, model.json last, so a present model.json means a complete pair).
  */
-export async function loadJobBackbone(client: RunnerClient, backbone: LeasedJob["backbone"], log: (msg: string) => void): Promise<BackboneBundle> {
+export async function loadJobBackbone(client: RunnerClient, backbone: LeasedJob["backbone"], log: (msg: string) => void, lease: LeaseRef): Promise<BackboneBundle> {
   const key = `${backbone.id}@${backbone.weights_version}`;
   let entry = bundles.get(key);
   if (entry) {
@@ -87,7 +83,7 @@ export async function loadJobBackbone(client: RunnerClient, backbone: LeasedJob[
   } else {
     const loader = backbone.builtin ? BUILTIN_LOADERS[backbone.id] : undefined;
     if (backbone.builtin && (!loader || !findBuiltinBackbone(backbone.id))) throw new Error(`this runner does not know the builtin backbone ${backbone.id}; update the runner`);
-    const bundle = loader ? loader() : loadFromApi(client, backbone);
+    const bundle = loader ? loader() : loadFromApi(client, backbone, lease);
     entry = { bundle, bytes: 0 };
     const loading = entry;
     bundle.then((loaded) => {
@@ -101,7 +97,7 @@ export async function loadJobBackbone(client: RunnerClient, backbone: LeasedJob[
   evictBundles();
   const loaded = await entry.bundle;
   if (backbone.builtin && !published.has(key)) {
-    if (!(await client.getBackboneFile(backbone.id, "model.json"))) {
+    if (!(await client.getBackboneFile(lease.jobId, lease.leaseToken, "model.json"))) {
       const files = bundleFiles(loaded);
       await client.putBackboneFile(backbone.id, "weights.bin", files.weights);
       await client.putBackboneFile(backbone.id, "model.json", files.modelJson);

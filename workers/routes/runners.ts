@@ -1,0 +1,94 @@
+/**
+ * Runner administration (admin key): `POST /v1/runners` gives a runner its own token (shown once), `GET /v1/runners`
+ * lists them with when each was last seen and the job it holds, `DELETE /v1/runners/:id` revokes one. A runner is
+ * infrastructure of the deployment, not of a project, so project keys answer 403 here.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { ApiError } from "../../shared/errors";
+import { createRouter } from "../app";
+import { createRunner, listRunners, revokeRunner, type RunnerRow } from "../services/runners";
+import { sweepExpiredLeases } from "../services/jobs";
+import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
+
+export const runnerAdminRoutes = createRouter();
+
+const runnerSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    prefix: z.string().describe("the token's first characters, to tell runners apart"),
+    created_at: z.string(),
+    updated_at: z.string(),
+    last_seen_at: z.string().nullable().describe("the runner's last request, to within 30 s"),
+    jobs: z.array(z.object({ id: z.string(), project_id: z.string(), lease_expires_at: z.string().nullable() })).describe("jobs it holds a lease on"),
+    token: z.string().optional().describe("shown once, at creation"),
+  })
+  .meta({ id: "Runner" });
+
+const view = (row: RunnerRow, held: Array<{ id: string; projectId: string; runnerId: string | null; leaseExpiresAt: string | null }> = [], token?: string) => ({
+  id: row.id,
+  name: row.name,
+  prefix: row.tokenPrefix,
+  created_at: row.createdAt,
+  updated_at: row.updatedAt,
+  last_seen_at: row.lastSeenAt,
+  jobs: held.filter((j) => j.runnerId === row.id).map((j) => ({ id: j.id, project_id: j.projectId, lease_expires_at: j.leaseExpiresAt })),
+  ...(token ? { token } : {}),
+});
+
+const requireAdmin = (isAdmin: boolean) => {
+  if (!isAdmin) throw new ApiError("admin_key_required", "Only an admin key (EDGETUNE_ADMIN_KEY) can manage runners.");
+};
+
+const encodeCursor = (row: RunnerRow) => btoa(`${row.createdAt}~${row.id}`).replace(/=+$/, "");
+function decodeCursor(cursor: string): { createdAt: string; id: string } {
+  try {
+    const [createdAt, id] = atob(cursor).split("~");
+    if (createdAt && id?.startsWith("rnr_")) return { createdAt, id };
+  } catch {}
+  throw new ApiError("invalid_cursor", "The cursor is not one this list gave out; start again without it.", { cursor: cursor.slice(0, 100) });
+}
+
+runnerAdminRoutes.openapi(
+  createRoute({
+    method: "post", path: "/runners", tags: ["runners"], security, summary: "Register a runner and get its token (shown once); admin key only",
+    request: { body: jsonBody(z.object({ name: z.string().trim().min(1).max(200) }).strict()) },
+    responses: { 201: jsonResponse("The runner and its token", runnerSchema), 400: errors[400], 401: errors[401], 403: errors[403] },
+  }),
+  async (c) => {
+    requireAdmin(c.var.caller.isAdmin);
+    const { row, token } = await createRunner(c.var.db, c.req.valid("json").name);
+    c.header("cache-control", "no-store");
+    return c.json(view(row, [], token), 201);
+  },
+);
+
+runnerAdminRoutes.openapi(
+  createRoute({
+    method: "get", path: "/runners", tags: ["runners"], security, summary: "List active runners (newest first) with last_seen_at and the jobs they hold; admin key only",
+    request: { query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(50), cursor: z.string().max(300).optional() }) },
+    responses: { 200: jsonResponse("Runners", z.object({ runners: z.array(runnerSchema), next_cursor: z.string().nullable() })), 400: errors[400], 401: errors[401], 403: errors[403] },
+  }),
+  async (c) => {
+    requireAdmin(c.var.caller.isAdmin);
+    const { limit, cursor } = c.req.valid("query");
+    const { rows, held, more } = await listRunners(c.var.db, limit, cursor ? decodeCursor(cursor) : undefined);
+    return c.json({ runners: rows.map((r) => view(r, held)), next_cursor: more ? encodeCursor(rows[rows.length - 1]!) : null }, 200);
+  },
+);
+
+runnerAdminRoutes.openapi(
+  createRoute({
+    method: "delete", path: "/runners/{id}", tags: ["runners"], security, summary: "Revoke a runner's token; the jobs it held go back to the queue",
+    request: { params: z.object({ id: idParam("id", "rnr_...") }) },
+    responses: { 204: { description: "Revoked" }, 401: errors[401], 403: errors[403], 404: errors[404] },
+  }),
+  async (c) => {
+    requireAdmin(c.var.caller.isAdmin);
+    const { id } = c.req.valid("param");
+    if (!(await revokeRunner(c.var.db, id))) throw new ApiError("runner_not_found", `No active runner '${id}'. List them with GET /v1/runners.`, { id });
+    // Its leases were expired by the revocation: put those jobs back in the queue now.
+    await sweepExpiredLeases(c.var.db);
+    return c.body(null, 204);
+  },
+);
