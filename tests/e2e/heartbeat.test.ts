@@ -20,8 +20,9 @@ let runnerOutput = "";
 
 beforeAll(async () => {
   platform = await startTestPlatform({ runner: false });
-  runner = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "gpu-runner/src/main.ts"), "--api", platform.url, "--token", platform.runnerToken], {
-    cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, EDGETUNE_TEST_TRAIN_STALL_MS: String(STALL_MS) },
+  runner = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "gpu-runner/src/main.ts"), "--api", platform.url], {
+    // The token in the environment, never on the command line (`ps` shows arguments to every local user).
+    cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, EDGETUNE_RUNNER_TOKEN: platform.runnerToken, EDGETUNE_TEST_TRAIN_STALL_MS: String(STALL_MS) },
   });
   runner.stdout!.on("data", (chunk) => (runnerOutput += chunk));
   runner.stderr!.on("data", (chunk) => (runnerOutput += chunk));
