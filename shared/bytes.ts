@@ -11,6 +11,27 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/**
+ * Reads a stream to its end, keeping at most `maxBytes`: past that it cancels the stream and throws what
+ * `tooLarge(bytesSeen)` returns. The limit holds however the stream's length was declared (or lied about).
+ */
+export async function readStreamLimited(stream: ReadableStream<Uint8Array>, maxBytes: number, tooLarge: (bytesSeen: number) => Error): Promise<Uint8Array> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > maxBytes) {
+      await reader.cancel();
+      throw tooLarge(total);
+    }
+    chunks.push(value);
+  }
+  return concatBytes(chunks);
+}
+
 let crcTables: Int32Array | undefined;
 
 /** Slicing-by-8 tables: table k (at k * 256) advances the CRC over a byte followed by k zero bytes. */

@@ -1,27 +1,15 @@
 /** Reading request bodies with limits that hold even when Content-Length is missing or lies. */
 import { ApiError } from "../../shared/errors";
-import { concatBytes } from "../../shared/bytes";
+import { readStreamLimited } from "../../shared/bytes";
 
 /** Reads the whole body, refusing with 413 as soon as it passes `maxBytes`. */
 export async function readBodyLimited(request: Request, maxBytes: number, what: string): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(what, maxBytes, declared);
   if (!request.body) throw new ApiError("empty_body", `The request has no body; send the ${what} bytes.`);
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > maxBytes) {
-      await reader.cancel();
-      throw tooLarge(what, maxBytes, total);
-    }
-    chunks.push(value);
-  }
-  if (total === 0) throw new ApiError("empty_body", `The request body is empty; send the ${what} bytes.`);
-  return concatBytes(chunks);
+  const bytes = await readStreamLimited(request.body, maxBytes, (seen) => tooLarge(what, maxBytes, seen));
+  if (bytes.length === 0) throw new ApiError("empty_body", `The request body is empty; send the ${what} bytes.`);
+  return bytes;
 }
 
 /** Content-Length is required to stream a body into R2 (R2 needs a known length) and to enforce limits up front. */

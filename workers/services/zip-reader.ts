@@ -7,7 +7,7 @@
  * the declared size), overlapping entries (the "overlapping files" bomb) are refused, and names are vetted by the
  * caller. ZIP64 is supported for archives over 4 GB or 65,535 entries.
  */
-import { concatBytes, crc32 } from "../../shared/bytes";
+import { crc32, readStreamLimited } from "../../shared/bytes";
 import { DomainError } from "../../shared/errors";
 
 export interface ZipEntry {
@@ -194,24 +194,11 @@ function tooLarge(maxBytes: number) {
 
 async function inflateRaw(data: Uint8Array, maxBytes: number): Promise<Uint8Array> {
   const stream = new Blob([data]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
-  const reader = stream.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.length;
-      if (total > maxBytes) {
-        await reader.cancel();
-        throw tooLarge(maxBytes);
-      }
-      chunks.push(value);
-    }
+    return await readStreamLimited(stream, maxBytes, () => tooLarge(maxBytes));
   } catch (err) {
     if (err instanceof ZipFormatError) throw err;
     throw new ZipFormatError("corrupt_entry", "The entry's compressed data is damaged and could not be inflated.");
   }
-  return concatBytes(chunks);
 }
 
