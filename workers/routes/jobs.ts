@@ -4,6 +4,7 @@ import { streamSSE } from "hono/streaming";
 import { ApiError, notFound } from "../../shared/errors";
 import { createJobRequest, jobSchema } from "../../shared/schemas";
 import { pageQuery } from "../services/pagination";
+import { KEY_RECHECK_MS, MAX_STREAM_MS, POLL_MIN_MS, QUERY_BUDGET, closeStream, nextPollMs, openStream, renewStream } from "../services/event-streams";
 import { emitSafely } from "../services/webhooks";
 import { getConfig } from "../config";
 import { enforceQuotas } from "../services/quotas";
@@ -70,9 +71,6 @@ jobRoutes.openapi(
   },
 );
 
-/** How long one SSE response stays open before the client reconnects with Last-Event-ID (EventSource does this). */
-const SSE_MAX_MS = 5 * 60_000;
-const SSE_POLL_MS = 1_000;
 
 jobRoutes.openapi(
   createRoute({
@@ -87,22 +85,48 @@ jobRoutes.openapi(
     const job = await getJob(db, caller.projectId, id);
     if (!job) throw notFound("job", id);
     let after = Number(c.req.header("last-event-id") ?? c.req.query("after") ?? 0) || 0;
+    // Limits (services/event-streams.ts): streams per key, key re-check, polling back-off, a query budget.
+    let streamId: string;
+    try {
+      streamId = await openStream(db, caller.keyId, id);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === "rate_limited") return c.json(err.toBody(), 429, { "retry-after": String(KEY_RECHECK_MS / 1000) });
+      throw err;
+    }
     return streamSSE(c, async (stream) => {
       const started = Date.now();
-      while (!stream.aborted && Date.now() - started < SSE_MAX_MS) {
-        const events = await listEvents(db, id, after);
-        for (const event of events) {
-          await stream.writeSSE({ id: String(event.id), event: event.type, data: JSON.stringify(event.data) });
-          after = event.id;
-        }
-        if (events.length === 0) {
-          const current = await getJob(db, caller.projectId, id);
-          if (!current || isTerminal(current.status)) {
-            await stream.writeSSE({ event: "end", data: JSON.stringify(current ? jobView(current) : null) });
-            return;
+      let queries = 0;
+      let pollMs = POLL_MIN_MS;
+      let checkedAt = started;
+      try {
+        while (!stream.aborted && Date.now() - started < MAX_STREAM_MS && queries < QUERY_BUDGET) {
+          if (Date.now() - checkedAt >= KEY_RECHECK_MS) {
+            checkedAt = Date.now();
+            queries += 2;
+            if (!(await renewStream(db, streamId, caller.keyId))) {
+              await stream.writeSSE({ event: "error", data: JSON.stringify({ code: "invalid_api_key", message: "This API key was revoked; the stream ends." }) });
+              return;
+            }
           }
-          await stream.sleep(SSE_POLL_MS);
+          const events = await listEvents(db, id, after);
+          queries++;
+          for (const event of events) {
+            await stream.writeSSE({ id: String(event.id), event: event.type, data: JSON.stringify(event.data) });
+            after = event.id;
+          }
+          if (events.length === 0) {
+            const current = await getJob(db, caller.projectId, id);
+            queries++;
+            if (!current || isTerminal(current.status)) {
+              await stream.writeSSE({ event: "end", data: JSON.stringify(current ? jobView(current) : null) });
+              return;
+            }
+          }
+          pollMs = nextPollMs(pollMs, events.length > 0);
+          if (events.length === 0) await stream.sleep(pollMs);
         }
+      } finally {
+        await closeStream(db, streamId).catch(() => undefined);
       }
     });
   },
