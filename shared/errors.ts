@@ -83,8 +83,6 @@ export const ERROR_STATUS = {
   too_many_embeddings: 413,
   model_too_large: 413,
   model_json_too_large: 413,
-  // ---- too many requests (429)
-  rate_limited: 429,
   // ---- media types (415)
   unsupported_media_type: 415,
   // ---- content that cannot be used (422): images (ImageError codes)
