@@ -41,7 +41,8 @@ const EXPECTED_FAILURES: [number, RegExp][] = [
 
 if (!CHROMIUM) console.warn("dashboard browser tests skipped: no Chromium found. Install it with `apt-get install chromium` (or set CHROMIUM_PATH).");
 
-describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", () => {
+// Tests that train wait up to 180 s for a job on a loaded machine: each test may take 300 s.
+describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", { timeout: 300_000 }, () => {
   let platform: Platform;
   let browser: import("playwright-core").Browser;
   let page: import("playwright-core").Page;
