@@ -8,6 +8,7 @@ export function isIdleLongPoll(line: string): boolean;
 export function persistentSecret(stateDir: string, name: string, prefix: string): string;
 export function writePrivateFile(file: string, text: string): void;
 export function applyMigrations(stateDir: string, log?: (text: string) => void): void;
+export function publishBuiltinsLocally(stateDir: string, log?: (text: string) => void): void;
 export interface StartedPlatform {
   url: string;
   adminKey: string;
@@ -31,4 +32,5 @@ export function startPlatform(options?: {
   sweepEveryMs?: number;
   /** Extra `--var NAME:value` for wrangler dev (e.g. D1_METER_HEADERS: "true"). */
   vars?: Record<string, string>;
+  publishBuiltins?: boolean;
 }): Promise<StartedPlatform>;

@@ -100,12 +100,29 @@ async function waitForHttp(url, timeoutMs, child) {
 }
 
 /**
+ * Puts the vendored builtin backbones into local R2 (scripts/publish-builtins.ts; skipped when already there).
+ * A runner would also publish a missing builtin on its first job, but the edge should not depend on that.
+ */
+export function publishBuiltinsLocally(stateDir, log = () => {}) {
+  const result = spawnSync(process.execPath, ["--import", "tsx", path.join(ROOT, "scripts", "publish-builtins.ts"), "--local", "--persist-to", stateDir], {
+    cwd: ROOT, env: { ...process.env, ...OFFLINE_ENV }, encoding: "utf8",
+  });
+  log(result.stdout);
+  if (result.status !== 0) throw new Error(`publishing the builtin backbones failed:
+${result.stdout}
+${result.stderr}`);
+}
+
+/**
  * Secrets never go on a command line (any local user can read those with `ps`): wrangler gets the admin key from an
  * env file (0600) in the state folder, the runner its token through its environment.
  *
  * @param {{port?: number, stateDir?: string, adminKey?: string, runner?: boolean | string[],
- *          vars?: Record<string, string>, log?: (line: string) => void, quiet?: boolean, sweepEveryMs?: number}} options
+ *          vars?: Record<string, string>, log?: (line: string) => void, quiet?: boolean, sweepEveryMs?: number,
+ *          publishBuiltins?: boolean}} options
  *          (vars: extra Worker variables, written to the 0600 env file)
+ *   publishBuiltins: put the vendored builtin backbones into local R2 first (`npm start` does; about 2 x 4 s of
+ *   wrangler the first time, so tests leave it to the runner, which publishes a missing builtin on its first job).
  */
 export async function startPlatform(options = {}) {
   const port = Number(options.port ?? process.env.PORT ?? 8787);
@@ -115,10 +132,13 @@ export async function startPlatform(options = {}) {
   const log = options.log ?? ((line) => process.stdout.write(line));
   const started = Date.now();
   applyMigrations(stateDir);
+  if (options.publishBuiltins) publishBuiltinsLocally(stateDir, options.quiet ? () => {} : log);
   fs.chmodSync(stateDir, 0o700);
   const envFile = path.join(secretsDir, "wrangler.env");
   const vars = { EDGETUNE_ADMIN_KEY: adminKey, ...(options.vars ?? {}) };
-  writePrivateFile(envFile, Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(String(v))}`).join("\n") + "\n");
+  writePrivateFile(envFile, Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(String(v))}`).join("
+") + "
+");
   const url = `http://127.0.0.1:${port}`;
   const children = [];
   // Children run in their own process groups (so a stop reaches workerd and the runner's workers too); a small

@@ -6,7 +6,7 @@
 import fs from "node:fs";
 import { startPlatform } from "./platform.mjs";
 
-const platform = await startPlatform({ stateDir: process.env.EDGETUNE_STATE_DIR || undefined });
+const platform = await startPlatform({ stateDir: process.env.EDGETUNE_STATE_DIR || undefined, publishBuiltins: true });
 const keyIsDefault = !process.env.EDGETUNE_ADMIN_KEY;
 console.log(`
 edgetune is running (ready in ${platform.readyMs} ms)

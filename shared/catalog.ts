@@ -1,6 +1,7 @@
 /**
- * The backbone catalog: builtin backbones (shipped inside npm packages, so they work offline) and how any backbone,
- * builtin or the user's own, maps to preprocessing, feature layers and the embedding cache key.
+ * The backbone catalog: builtin backbones (vendored in this repository or shipped inside npm packages, so they work
+ * offline) and how any backbone, builtin or the user's own, maps to preprocessing, feature layers and the embedding
+ * cache key.
  */
 import { PREPROCESS_VERSION, type PreprocessSpec } from "./image/preprocess";
 import type { FeatureSpec } from "./backbone/types";
@@ -22,14 +23,53 @@ export interface CatalogEntry {
    * tests/node/builtin-pins.test.ts checks them against what the runner publishes (bundleFiles in gpu-runner/src/backbone-source.ts).
    */
   files?: Record<"model.json" | "weights.bin", { sha256: string; bytes: number }>;
+  /**
+   * For a backbone vendored in gpu-runner/vendor/: its folder there and the pinned sha256 of each file (the runner
+   * and scripts/publish-builtins.ts refuse files that differ).
+   */
+  vendored?: { dir: string; files: { "model.json": string; "weights.bin": string } };
 }
 
 /**
- * The default: nsfwjs's MobileNetV2 (224x224, inputs in [0, 1]). Its layers from block_11 on were fine-tuned by
- * nsfwjs for its own task, so the embedding comes from earlier, ImageNet-trained layers; the layers were picked by
- * a measured linear probe on flowers5 (see bench/embed/probe-layers.ts and the README).
+ * - mobilenet_v1_075 (the default): Google's ImageNet MobileNet v1, width 0.75, 224x224 (about 68% ImageNet top-1),
+ *   vendored with pinned sha256s (Apache-2.0, gpu-runner/vendor/mobilenet_v1_075_224/NOTICE). Its feature layers
+ *   and pooling were chosen by 5-fold cross-validation of a linear probe on flowers5's TRAINING images only
+ *   (`npx tsx bench/embed/probe-layers.ts --quick --cv-only --backbone mobilenet_v1_075`; numbers beside
+ *   `feature_layer` below), never on the held-out split.
+ * - mobilenet_v2: nsfwjs's MobileNetV2 (224x224, inputs in [0, 1]). Its layers from block_11 on were fine-tuned by
+ *   nsfwjs for its own task, so the embedding comes from earlier, ImageNet-trained layers (picked by the same probe).
+ *   The default until MobileNet v1 0.75 measured better (flowers5 fixed split, bench/train/run.ts).
  */
 export const BUILTIN_BACKBONES: readonly CatalogEntry[] = [
+  {
+    name: "mobilenet_v1_075",
+    id: "bb_builtin_mobilenet_v1_075",
+    description: "MobileNet v1 0.75, 224x224, ImageNet (Google's Keras weights as published for tfjs-models, float32)",
+    source: "vendored: gpu-runner/vendor/mobilenet_v1_075_224 (tfjs-models mobilenet_v1_0.75_224)",
+    license: "Apache-2.0 (Google)",
+    spec: {
+      name: "mobilenet_v1_075",
+      // 5-fold CV on flowers5's 300 training images: conv_pw_9 + conv_pw_13 avg 87.7%, conv_pw_13 avg 86.7%, the
+      // other 34 combinations of conv_pw_9..13 with avg or avg+max pooling 75.7% to 87.0%.
+      feature_layer: ["conv_pw_9_relu", "conv_pw_13_relu"],
+      input_size: [224, 224],
+      normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+      pooling: "avg",
+      resize: "squash",
+    },
+    weightsVersion: "tfjs-models-mobilenet_v1_0.75_224",
+    files: {
+      "model.json": { sha256: "4396d0c4202c410e1a3fb1808c647bd428536a0c01656738d3dc8b5553d8f946", bytes: 47_125 },
+      "weights.bin": { sha256: "0c27b9b79c52b63b42e78628f640cd7259e2bfab5d82151a2d30e902d8f376b2", bytes: 10_407_904 },
+    },
+    vendored: {
+      dir: "mobilenet_v1_075_224",
+      files: {
+        "model.json": "4396d0c4202c410e1a3fb1808c647bd428536a0c01656738d3dc8b5553d8f946",
+        "weights.bin": "0c27b9b79c52b63b42e78628f640cd7259e2bfab5d82151a2d30e902d8f376b2",
+      },
+    },
+  },
   {
     name: "mobilenet_v2",
     id: "bb_builtin_mobilenet_v2",
@@ -52,7 +92,11 @@ export const BUILTIN_BACKBONES: readonly CatalogEntry[] = [
   },
 ];
 
-export const DEFAULT_BACKBONE = BUILTIN_BACKBONES[0];
+/** What a job gets when it names no backbone. */
+export const DEFAULT_BACKBONE: CatalogEntry = BUILTIN_BACKBONES.find((entry) => entry.name === "mobilenet_v1_075")!;
+
+/** The nsfwjs MobileNetV2, the default before MobileNet v1 0.75 (kept as a named builtin). */
+export const NSFWJS_MOBILENET_V2: CatalogEntry = BUILTIN_BACKBONES.find((entry) => entry.name === "mobilenet_v2")!;
 
 export function findBuiltinBackbone(nameOrId: string): CatalogEntry | undefined {
   return BUILTIN_BACKBONES.find((b) => b.name === nameOrId || b.id === nameOrId);
@@ -66,6 +110,12 @@ export const featureLayers = (spec: BackboneSpec): string[] => (Array.isArray(sp
  */
 export function featureSpecOf(spec: BackboneSpec): FeatureSpec {
   return { feature_layers: featureLayers(spec), pooling: spec.pooling, input_size: [spec.input_size[0], spec.input_size[1]] };
+}
+
+/** The numeric range `(x - mean) / std` maps [0, 1] pixels to (the first channel's). */
+export function inputRangeOfNormalization(spec: BackboneSpec): [number, number] {
+  const { mean, std } = spec.normalization;
+  return [(0 - mean[0]) / std[0], (1 - mean[0]) / std[0]];
 }
 
 export function preprocessSpecOf(spec: BackboneSpec): PreprocessSpec {

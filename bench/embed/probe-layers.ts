@@ -1,13 +1,15 @@
 /**
  * Which feature layers (and pooling, flip averaging, input size) give the best linear probe on flowers5?
  *
- *   npx tsx bench/embed/probe-layers.ts [--quick] [--cv] [--engine onnx|tfjs-wasm] [--backbone mobilenet_v1_025|nsfwjs_v2]
+ *   npx tsx bench/embed/probe-layers.ts [--quick] [--cv] [--cv-only] [--engine onnx|tfjs-wasm] [--backbone mobilenet_v1_025|mobilenet_v1_075|nsfwjs_v2]
  *
  * For each backbone and each variant (input size, flip) we run the images once through an extractor whose outputs
  * are every candidate layer, avg- and max-pooled, cache those features under bench/out/, then fit a standardised
  * softmax linear probe (L2 1e-3, full-batch gradient descent to convergence) on the 300 training images of each combination and report accuracy on
  * the 100 held-out ones. The probe's L2 strength is fixed up front (1e-3); `--cv` also reports 5-fold CV accuracy on
  * the training images so a choice need not rest on the 100 held-out images alone (±5 points at n=100).
+ * `--cv-only` reports the CV accuracy alone and never scores the held-out images: how the builtin default's
+ * feature layers were chosen (shared/catalog.ts), so the held-out split stays untouched by that choice.
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -18,6 +20,7 @@ import type { BackboneBundle, LayersModelJson } from "../../shared/backbone/type
 import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
 import { loadBundleFromDir } from "../../gpu-runner/src/engine/load-bundle";
 import { createEngine, type EngineKind } from "../../gpu-runner/src/engine/index";
+import { VENDORED_MOBILENET_V1_075_DIR } from "../../gpu-runner/src/backbones/builtin-vendored";
 import { flowersAvailable, loadFlowers, MOBILENET_V1_DIR, type FlowerSet } from "./flowers";
 
 const OUT_DIR = path.resolve(import.meta.dirname, "../out/probe");
@@ -25,7 +28,7 @@ const OUT_DIR = path.resolve(import.meta.dirname, "../out/probe");
 const ENGINE = (process.argv.includes("--engine") ? process.argv[process.argv.indexOf("--engine") + 1] : "onnx") as EngineKind;
 
 interface Candidate {
-  backbone: "nsfwjs_v2" | "mobilenet_v1_025";
+  backbone: "nsfwjs_v2" | "mobilenet_v1_025" | "mobilenet_v1_075";
   layers: string[];
 }
 
@@ -230,11 +233,13 @@ async function main(): Promise<void> {
     return;
   }
   const quick = process.argv.includes("--quick");
-  const withCv = process.argv.includes("--cv");
+  const cvOnly = process.argv.includes("--cv-only");
+  const withCv = cvOnly || process.argv.includes("--cv");
   await tf.setBackend("wasm");
   const rows: string[] = ["| backbone | input | flip | layers | pooling | dim | val acc | cv acc (train, 5-fold) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"];
   const backbones: Array<{ id: Candidate["backbone"]; bundle: BackboneBundle; layers: string[]; sizes: number[] }> = [
     { id: "mobilenet_v1_025", bundle: await loadBundleFromDir(MOBILENET_V1_DIR, { inputRange: [-1, 1] }), layers: V1_LAYERS, sizes: quick ? [224] : [224, 288, 320] },
+    { id: "mobilenet_v1_075", bundle: await loadBundleFromDir(VENDORED_MOBILENET_V1_075_DIR, { inputRange: [-1, 1] }), layers: V1_LAYERS, sizes: [224] },
     { id: "nsfwjs_v2", bundle: await loadNsfwjsBundle(), layers: V2_LAYERS, sizes: [224] },
   ];
   const only = process.argv.includes("--backbone") ? process.argv[process.argv.indexOf("--backbone") + 1] : undefined;
@@ -248,7 +253,7 @@ async function main(): Promise<void> {
         for (const combo of combos(layers)) {
           for (const pooling of ["avg", "avg+max"] as const) {
             const { x, dim } = assemble(table, combo, pooling, flowers.labels.length);
-            const acc = probeAccuracy(x, dim, flowers.labels, trainIdx, testIdx, flowers.classes.length);
+            const acc = cvOnly ? NaN : probeAccuracy(x, dim, flowers.labels, trainIdx, testIdx, flowers.classes.length);
             const cv = !withCv ? NaN : crossValidated(x, dim, flowers.labels, trainIdx, flowers.classes.length);
             const row = `| ${id} | ${size} | ${flip ? "yes" : "no"} | ${combo.join(" + ")} | ${pooling} | ${dim} | ${(acc * 100).toFixed(0)}% | ${(cv * 100).toFixed(1)}% |`;
             console.log(row);

@@ -19,7 +19,7 @@ import { createOnnxEngine } from "../../gpu-runner/src/engine/onnx-engine";
 import { DEFAULT_HYPERPARAMETERS, DEFAULT_MLP_HEAD_SPEC } from "../../gpu-runner/src/train/defaults";
 import { trainHead } from "../../gpu-runner/src/train/train-head";
 import { buildFeatureExtractor } from "../../shared/backbone/feature-extractor";
-import { BUILTIN_BACKBONES, featureLayers, preprocessSpecOf } from "../../shared/catalog";
+import { NSFWJS_MOBILENET_V2, featureLayers, preprocessSpecOf } from "../../shared/catalog";
 import { applyHead } from "../../shared/head";
 import { imageToTensorInput } from "../../shared/image/preprocess";
 import { compileFusedBackbone } from "../../workers/inference/fused-backbone";
@@ -33,7 +33,7 @@ if (!fs.existsSync(FLOWERS)) {
   process.exit(0);
 }
 
-const builtin = BUILTIN_BACKBONES[0]!;
+const builtin = NSFWJS_MOBILENET_V2;
 const labels = fs.readdirSync(FLOWERS).sort();
 const files = labels.flatMap((label, classIndex) => fs.readdirSync(path.join(FLOWERS, label)).sort().slice(0, PER_CLASS).map((name, i) => ({ file: path.join(FLOWERS, label, name), classIndex, heldOut: i % 4 === 3 })));
 const codecs = await getNodeCodecs();

@@ -23,7 +23,7 @@ import path from "node:path";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
 import { getWeightSpecs } from "../../shared/backbone/model-json";
-import { BUILTIN_BACKBONES, featureLayers, preprocessSpecOf } from "../../shared/catalog";
+import { NSFWJS_MOBILENET_V2, featureLayers, preprocessSpecOf } from "../../shared/catalog";
 import { serializeHead, type Head } from "../../shared/head";
 import { decodeImage } from "../../shared/image/decode";
 import type { RgbaImage } from "../../shared/image/codecs";
@@ -44,7 +44,7 @@ const SKIP_NODE = args.includes("--skip-node");
 const ADMIN = "et_admin_bench_predict_0123456789abcdef";
 /** Registered by startPlatform (POST /v1/runners). */
 let RUNNER = "";
-const BUILTIN = BUILTIN_BACKBONES[0]!;
+const BUILTIN = NSFWJS_MOBILENET_V2;
 const DIM = 576;
 const FLOWERS = path.resolve(import.meta.dirname, "../../../shared/datasets/flowers5");
 

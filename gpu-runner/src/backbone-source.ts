@@ -1,26 +1,27 @@
 /**
- * Where a leased job's backbone comes from. Builtin backbones ship inside npm packages (offline) and are published
- * to R2 through the API the first time a runner sees them missing there, so the edge can load the very same bytes.
+ * Where a leased job's backbone comes from. Builtin backbones are vendored in gpu-runner/vendor or ship inside npm
+ * packages (offline); the runner publishes one to R2 through the API if it finds it missing there, so the edge can load the very same bytes.
  * User backbones are read from R2 through the API. Bundles are kept per process in a small LRU cache
  * (`MAX_CACHED_BUNDLES`, `MAX_CACHED_BUNDLE_BYTES`): a runner serving many jobs on the same backbone parses its
  * weights once, and one serving many users' backbones does not grow without bound.
  */
 import { getWeightSpecs } from "../../shared/backbone/model-json";
 import type { BackboneBundle, LayersModelJson } from "../../shared/backbone/types";
-import { findBuiltinBackbone } from "../../shared/catalog";
+import { findBuiltinBackbone, inputRangeOfNormalization } from "../../shared/catalog";
 import type { BackboneSpec } from "../../shared/schemas";
 import type { LeasedJob, RunnerClient } from "./api-client";
 import { loadNsfwjsBundle } from "./engine/builtin-nsfwjs";
+import { loadVendoredBundle } from "./engine/builtin-vendored";
 
-/** Loaders for the builtin catalog's entries, by catalog id. */
+/** Loaders for the builtin catalog's entries, by catalog id: vendored ones from gpu-runner/vendor (sha256-checked). */
 const BUILTIN_LOADERS: Record<string, () => Promise<BackboneBundle>> = {
   bb_builtin_mobilenet_v2: loadNsfwjsBundle,
+  bb_builtin_mobilenet_v1_075: () => loadVendoredBundle(findBuiltinBackbone("bb_builtin_mobilenet_v1_075")!),
 };
 
 /** The numeric range `(x - mean) / std` maps [0, 1] pixels to (the first channel's; used for logs and bundles). */
 export function inputRangeOf(spec: BackboneSpec): [number, number] {
-  const { mean, std } = spec.normalization;
-  return [(0 - mean[0]) / std[0], (1 - mean[0]) / std[0]];
+  return inputRangeOfNormalization(spec);
 }
 
 

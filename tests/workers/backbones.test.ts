@@ -320,9 +320,12 @@ describe("GET and DELETE /v1/backbones", () => {
     const { body: own } = await upload(key, buildTinyModel().files);
     const { status, body } = await callJson("GET", "/v1/backbones", { key });
     expect(status).toBe(200);
-    expect(body.backbones[0]).toMatchObject({ id: "bb_builtin_mobilenet_v2", name: "mobilenet_v2", builtin: true, spec: { input_size: [224, 224] } });
-    expect(body.backbones[0].license).toBeTruthy();
-    expect(body.backbones[0].source).toBeTruthy();
+    expect(body.backbones[0]).toMatchObject({ id: "bb_builtin_mobilenet_v1_075", name: "mobilenet_v1_075", builtin: true, spec: { input_size: [224, 224], normalization: { mean: [0.5, 0.5, 0.5] } } });
+    expect(body.backbones[1]).toMatchObject({ id: "bb_builtin_mobilenet_v2", name: "mobilenet_v2", builtin: true, spec: { input_size: [224, 224] } });
+    for (const builtin of body.backbones.slice(0, 2)) {
+      expect(builtin.license).toBeTruthy();
+      expect(builtin.source).toBeTruthy();
+    }
     expect(body.backbones.at(-1)).toMatchObject({ id: own.id, builtin: false });
     expect(body.backbones.filter((b: any) => !b.builtin)).toHaveLength(1);
   });

@@ -3,7 +3,7 @@
  * model rows inserted with drizzle, the tiny fixture uploaded as a user backbone, the real nsfwjs MobileNetV2.
  */
 import { env } from "cloudflare:test";
-import { BUILTIN_BACKBONES } from "../../shared/catalog";
+import { NSFWJS_MOBILENET_V2 } from "../../shared/catalog";
 import { headBytes, serializeHead, type DenseLayer, type Head, type Standardization } from "../../shared/head";
 import { randomString } from "../../shared/ids";
 import { models } from "../../workers/db/schema";
@@ -112,7 +112,7 @@ export async function loadNsfwjsFiles(): Promise<{ modelJson: any; weightData: A
 /** Publishes the builtin backbone's files to R2, as a runner does (PUT /v1/runner/backbones/:id/:file). */
 export async function publishBuiltinBackbone(): Promise<void> {
   const { modelJson, weightData } = await loadNsfwjsFiles();
-  const prefix = builtinObjectPrefix(BUILTIN_BACKBONES[0]!.id);
+  const prefix = builtinObjectPrefix(NSFWJS_MOBILENET_V2.id);
   await env.BUCKET.put(`${prefix}/weights.bin`, weightData);
   await env.BUCKET.put(`${prefix}/model.json`, JSON.stringify(modelJson));
 }

@@ -7,7 +7,7 @@
  * 10 s transforming the tfjs packages on the first import (a bundled Worker does not).
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { BUILTIN_BACKBONES } from "../../shared/catalog";
+import { NSFWJS_MOBILENET_V2 } from "../../shared/catalog";
 import { backboneSpecSchema } from "../../shared/schemas";
 import { applyHead, type Head } from "../../shared/head";
 import { decodeImage } from "../../shared/image/decode";
@@ -25,7 +25,7 @@ beforeAll(async () => {
   tf = await ensureTfjsWasm();
 }, 120_000);
 
-const builtin = BUILTIN_BACKBONES[0]!;
+const builtin = NSFWJS_MOBILENET_V2;
 
 /** 224x224 inputs: the fixture photos resized by the serving code, plus synthetic patterns with fine detail. */
 async function builtinInputs(): Promise<Float32Array[]> {
