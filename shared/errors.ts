@@ -58,6 +58,7 @@ export const ERROR_STATUS = {
   artifact_not_found: 404,
   runner_not_found: 404,
   project_not_found: 404,
+  diagnostics_not_found: 404,
   // ---- the state of a resource (409)
   in_use: 409,
   dataset_in_use: 409,
@@ -76,6 +77,9 @@ export const ERROR_STATUS = {
   lease_lost: 409,
   admin_key_not_deletable: 409,
   builtin_file_mismatch: 409,
+  models_not_comparable: 409,
+  evaluation_missing: 409,
+  evaluation_too_large: 409,
   // ---- sizes (411, 413)
   length_required: 411,
   payload_too_large: 413,

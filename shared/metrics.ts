@@ -23,10 +23,25 @@ export interface ClassificationMetrics {
   confusion_matrix: number[][];
   /** Expected calibration error over `CALIBRATION_BIN_COUNT` equal-width bins of top-1 confidence. */
   expected_calibration_error: number;
+  /** The same number under the name API.md gives it. */
+  ece: number;
+  /** Reliability diagram: the non-empty bins of top-1 confidence, lowest first. */
+  calibration: CalibrationBin[];
   /** Mean cross-entropy −log p(true class), with p clamped to ≥ `PROBABILITY_FLOOR`. */
   loss: number;
   /** Number of examples evaluated. */
   count: number;
+}
+
+/** One reliability bin: examples whose top-1 confidence lies in (lower, upper]. */
+export interface CalibrationBin {
+  lower: number;
+  upper: number;
+  count: number;
+  /** Share of the bin's examples predicted correctly. */
+  accuracy: number;
+  /** Mean top-1 confidence in the bin. */
+  confidence: number;
 }
 
 /** 15 bins, as in Guo et al., "On Calibration of Modern Neural Networks" (2017), so numbers compare with papers. */
@@ -89,10 +104,13 @@ export function evaluate(
   }
 
   let expectedCalibrationError = 0;
+  const calibration: CalibrationBin[] = [];
   for (let bin = 0; bin < CALIBRATION_BIN_COUNT; bin++) {
     if (binCount[bin] === 0) continue;
-    const gap = Math.abs(binCorrect[bin]! / binCount[bin]! - binConfidence[bin]! / binCount[bin]!);
-    expectedCalibrationError += (binCount[bin]! / n) * gap;
+    const accuracy = binCorrect[bin]! / binCount[bin]!;
+    const confidence = binConfidence[bin]! / binCount[bin]!;
+    expectedCalibrationError += (binCount[bin]! / n) * Math.abs(accuracy - confidence);
+    calibration.push({ lower: bin / CALIBRATION_BIN_COUNT, upper: (bin + 1) / CALIBRATION_BIN_COUNT, count: binCount[bin]!, accuracy, confidence });
   }
 
   const perClass = labelNames.map((label, c): PerClassMetrics => {
@@ -112,6 +130,8 @@ export function evaluate(
     per_class: perClass,
     confusion_matrix: confusion,
     expected_calibration_error: expectedCalibrationError,
+    ece: expectedCalibrationError,
+    calibration,
     loss: safeDivide(lossSum, n),
     count: n,
   };
@@ -119,4 +139,38 @@ export function evaluate(
 
 function safeDivide(numerator: number, denominator: number): number {
   return denominator === 0 ? 0 : numerator / denominator;
+}
+
+/** A validation image the model got wrong (API.md: `metrics.misclassified`). */
+export interface Misclassified {
+  sha256: string;
+  path: string;
+  /** The true label. */
+  label: string;
+  predicted: string;
+  /** The model's probability of `predicted`. */
+  probability: number;
+}
+
+/**
+ * Every example whose top-1 prediction (ties → lower index, as `evaluate`) is not its label, most confident mistakes
+ * first (ties by sha256, so the order is stable).
+ *
+ * @param probabilities shape [items.length, labelNames.length].
+ */
+export function listMisclassified(
+  probabilities: Float32Array | Float64Array,
+  items: ReadonlyArray<{ sha256: string; path: string; label: number }>,
+  labelNames: readonly string[],
+): Misclassified[] {
+  const classCount = labelNames.length;
+  const out: Misclassified[] = [];
+  items.forEach((item, row) => {
+    let predicted = 0;
+    for (let c = 1; c < classCount; c++) if (probabilities[row * classCount + c]! > probabilities[row * classCount + predicted]!) predicted = c;
+    if (predicted !== item.label) {
+      out.push({ sha256: item.sha256, path: item.path, label: labelNames[item.label]!, predicted: labelNames[predicted]!, probability: probabilities[row * classCount + predicted]! });
+    }
+  });
+  return out.sort((a, b) => b.probability - a.probability || (a.sha256 < b.sha256 ? -1 : a.sha256 > b.sha256 ? 1 : 0));
 }

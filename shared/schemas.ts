@@ -104,16 +104,30 @@ export const backboneSpecSchema = z
 export type BackboneSpec = z.infer<typeof backboneSpecSchema>;
 
 // ---------------------------------------------------------------- jobs
-export const headSpecSchema = z
-  .discriminatedUnion("type", [
-    z.object({ type: z.literal("linear") }).strict(),
-    z.object({
-      type: z.literal("mlp"),
-      hidden: z.array(z.number().int().min(4).max(4096)).min(1).max(3).default([256]),
-      dropout: z.number().min(0).max(0.9).default(0.2),
-    }).strict(),
-  ])
-  .meta({ id: "HeadSpec" });
+const linearHeadSchema = z.object({ type: z.literal("linear") }).strict();
+const mlpHeadSchema = z.object({
+  type: z.literal("mlp"),
+  hidden: z.array(z.number().int().min(4).max(4096)).min(1).max(3).default([256]),
+  dropout: z.number().min(0).max(0.9).default(0.2),
+}).strict();
+/** A head that can be trained as given. */
+export const headSpecSchema = z.discriminatedUnion("type", [linearHeadSchema, mlpHeadSchema]).meta({ id: "HeadSpec" });
+/**
+ * `{"type": "auto"}`: candidate heads and settings compared by stratified k-fold cross-validation on the training
+ * images only; the best (by mean CV accuracy, ties to the simpler head) is refit on all of them.
+ */
+export const autoHeadSchema = z
+  .object({
+    type: z.literal("auto"),
+    folds: z.number().int().min(2).max(10).default(5).describe("cross-validation folds (fewer when the smallest class has fewer training images)"),
+  })
+  .strict()
+  .meta({ id: "AutoHeadSpec" });
+export type AutoHeadSpec = z.infer<typeof autoHeadSchema>;
+/** A job's `head`: a trainable head, or "auto" (the default). */
+export const jobHeadSpecSchema = z.discriminatedUnion("type", [linearHeadSchema, mlpHeadSchema, autoHeadSchema]).meta({ id: "JobHeadSpec" });
+export type JobHeadSpec = z.infer<typeof jobHeadSpecSchema>;
+export const DEFAULT_JOB_HEAD: JobHeadSpec = { type: "auto", folds: 5 };
 export type HeadSpec = z.infer<typeof headSpecSchema>;
 
 export const hyperparametersSchema = z
@@ -138,7 +152,7 @@ export const createJobRequest = z
   .object({
     dataset_id: z.string().min(1),
     backbone: z.string().min(1).optional().describe("a backbone id or a builtin backbone's name; default: the builtin default"),
-    head: headSpecSchema.optional(),
+    head: jobHeadSpecSchema.optional().describe('default {"type": "auto"}: chosen by cross-validation on the training images'),
     hyperparameters: hyperparametersSchema.optional(),
     max_attempts: z.number().int().min(1).max(10).optional(),
   })
@@ -148,7 +162,12 @@ export type CreateJobRequest = z.infer<typeof createJobRequest>;
 
 /** What a runner receives with a lease: everything needed to train, re-validated on the runner. */
 export const jobConfigSchema = z
-  .object({ head: headSpecSchema, hyperparameters: hyperparametersSchema })
+  .object({
+    /** "train" makes a model; "diagnostics" (POST /v1/datasets/:id/diagnostics) makes a dataset report. */
+    kind: z.enum(["train", "diagnostics"]).default("train"),
+    head: jobHeadSpecSchema,
+    hyperparameters: hyperparametersSchema,
+  })
   .meta({ id: "JobConfig" });
 export type JobConfig = z.infer<typeof jobConfigSchema>;
 
@@ -199,9 +218,43 @@ export const modelMetricsSchema = z
     per_class: z.array(perClassMetricsSchema),
     confusion_matrix: z.array(z.array(z.number().int())),
     expected_calibration_error: z.number().optional(),
+    ece: z.number().optional().describe("expected calibration error over 15 equal-width bins of top-1 confidence"),
+    calibration: z
+      .array(z.object({ lower: z.number(), upper: z.number(), count: z.number().int(), accuracy: z.number(), confidence: z.number() }))
+      .optional()
+      .describe("reliability bins (non-empty ones): examples whose top-1 confidence is in (lower, upper]"),
+    misclassified: z
+      .array(z.object({ sha256: z.string(), path: z.string(), label: z.string(), predicted: z.string(), probability: z.number() }))
+      .optional()
+      .describe("validation images the model got wrong, most confident first (at most 1,000 here; all of them in files/evaluation.json)"),
+    misclassified_count: z.number().int().optional(),
+    selection: z
+      .object({
+        strategy: z.literal("cv"),
+        folds: z.number().int(),
+        candidates: z.array(z.object({ head: z.record(z.string(), z.unknown()), hyperparameters: z.record(z.string(), z.unknown()), cv_accuracy_mean: z.number(), cv_accuracy_std: z.number() })),
+        chosen: z.object({ head: z.record(z.string(), z.unknown()), hyperparameters: z.record(z.string(), z.unknown()), cv_accuracy_mean: z.number(), cv_accuracy_std: z.number() }),
+      })
+      .passthrough()
+      .optional()
+      .describe('how `head: {"type": "auto"}` chose: every candidate\'s cross-validation accuracy on the training images'),
     val_count: z.number().int().optional(),
   })
   .passthrough();
+export const modelComparisonSchema = z
+  .object({
+    a: z.string(),
+    b: z.string(),
+    n: z.number().int().describe("validation images both models were evaluated on (same image, same label)"),
+    accuracy_a: z.number(),
+    accuracy_b: z.number(),
+    only_a_right: z.number().int(),
+    only_b_right: z.number().int(),
+    both_right: z.number().int(),
+    both_wrong: z.number().int(),
+    p_value: z.number().describe("two-sided exact McNemar test: the chance of a split at least this lopsided if both models were equally good"),
+  })
+  .meta({ id: "ModelComparison" });
 export const modelSchema = z
   .object({
     id: z.string(),
@@ -298,7 +351,7 @@ export const epochsRequestSchema = z.object({ lease_token: z.string(), epochs: z
 export const okResponseSchema = z.object({ ok: z.literal(true) });
 
 /** Artifacts a model consists of; anything else is refused. */
-export const MODEL_ARTIFACTS = ["head.json", "head.bin", "model.json", "weights.bin", "card.json"] as const;
+export const MODEL_ARTIFACTS = ["head.json", "head.bin", "model.json", "weights.bin", "card.json", "evaluation.json"] as const;
 export const artifactResponseSchema = z.object({ name: z.enum(MODEL_ARTIFACTS), bytes: z.number().int() });
 
 export const completeRequestSchema = z

@@ -7,6 +7,7 @@ import { createRouter, errorResponse, ipRateLimit, requireApiKey, securityHeader
 import type { Env } from "./env";
 import { backboneRoutes } from "./routes/backbones";
 import { datasetRoutes } from "./routes/datasets";
+import { diagnosticsRoutes } from "./routes/diagnostics";
 import { datasetImageRoutes } from "./routes/dataset-images";
 import { jobRoutes } from "./routes/jobs";
 import { modelRoutes } from "./routes/models";
@@ -43,6 +44,7 @@ app.use("/v1/*", async (c, next) => {
 app.route("/v1", projectRoutes);
 app.route("/v1", datasetRoutes);
 app.route("/v1", datasetImageRoutes);
+app.route("/v1", diagnosticsRoutes);
 app.route("/v1", backboneRoutes);
 app.route("/v1", jobRoutes);
 app.route("/v1", modelRoutes);

@@ -20,7 +20,7 @@ import type { BackboneBundle, LayersModelJson } from "../../shared/backbone/type
 import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
 import { loadBundleFromDir } from "../../gpu-runner/src/engine/load-bundle";
 import { createEngine, type EngineKind } from "../../gpu-runner/src/engine/index";
-import { VENDORED_MOBILENET_V1_075_DIR } from "../../gpu-runner/src/backbones/builtin-vendored";
+import { VENDORED_MOBILENET_V1_075_DIR } from "../../gpu-runner/src/engine/builtin-vendored";
 import { flowersAvailable, loadFlowers, MOBILENET_V1_DIR, type FlowerSet } from "./flowers";
 
 const OUT_DIR = path.resolve(import.meta.dirname, "../out/probe");

@@ -1,10 +1,15 @@
 /**
  * The training benchmark, through the real local platform (wrangler dev + one runner), on ../shared/datasets/flowers5
- * with a fixed split (per class, sorted file names, every 4th file held out as val/ → 300 train / 100 val):
- * for the builtin backbone and for ../shared/backbones/mobilenet_v1_025_224 imported as a user backbone, a first job
- * (cold embedding cache) and a retrain (warm cache); then the PyTorch peer's embedding throughput, alone, same run.
+ * with a fixed split (per class, sorted file names, every 4th file held out as val/ → 300 train / 100 val). Side by
+ * side in one run:
+ *   1. the old default: builtin `mobilenet_v2` (nsfwjs) with a fixed linear head;
+ *   2. the new default backbone (`mobilenet_v1_075`) with a fixed linear head;
+ *   3. no backbone and no head given: the default backbone with `auto` (CV search), then its model's held-out
+ *      accuracy measured AT THE EDGE (every val/ image through POST /v1/models/:id/predict) against the reported one;
+ * each with its wall time, embeddings computed, held-out accuracy, ECE and, for `auto`, the CV search time. Then the
+ * PyTorch peer's embedding throughput, alone.
  *
- *   npx tsx bench/train/run.ts [--engine auto|onnx|tfjs-wasm|...] [--head linear|mlp] [--epochs N] [--no-pytorch]
+ *   npx tsx bench/train/run.ts [--engine auto|onnx|tfjs-wasm|...] [--epochs N] [--no-pytorch] [--no-edge]
  *
  * Prints numbers; it is not a test. Times are wall-clock from POST /v1/jobs to `succeeded`.
  */
@@ -13,15 +18,13 @@ import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { zipSync } from "fflate";
-import { startPlatform } from "../../scripts/platform.mjs";
+import { freePort, startPlatform } from "../../scripts/platform.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SHARED = process.env.EDGETUNE_SHARED_DIR ?? path.resolve(here, "../../../shared");
 const FLOWERS = path.join(SHARED, "datasets", "flowers5");
-const V1 = path.join(SHARED, "backbones", "mobilenet_v1_025_224");
 const arg = (name: string, fallback: string) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1]! : fallback);
 const engine = arg("engine", "auto");
-const headType = arg("head", "default");
 const epochs = arg("epochs", "");
 
 if (!existsSync(FLOWERS)) {
@@ -41,15 +44,10 @@ function flowersZip(): { zip: Uint8Array; count: number } {
   return { zip: zipSync(files), count };
 }
 
-function folderZip(dir: string): Uint8Array {
-  const files: Record<string, Uint8Array> = {};
-  for (const file of readdirSync(dir)) if (file === "model.json" || file.startsWith("group")) files[file] = readFileSync(path.join(dir, file));
-  return zipSync(files);
-}
 
 const stateDir = path.join(here, "../out/train-state");
 rmSync(stateDir, { recursive: true, force: true });
-const platform = await startPlatform({ port: Number(process.env.PORT ?? 8797), stateDir, runner: ["--engine", engine], quiet: !process.env.VERBOSE });
+const platform = await startPlatform({ port: Number(process.env.PORT ?? (await freePort())), stateDir, runner: ["--engine", engine], quiet: !process.env.VERBOSE });
 const call = async (method: string, route: string, init: { json?: unknown; body?: BodyInit; type?: string } = {}) => {
   const headers: Record<string, string> = { authorization: `Bearer ${platform.adminKey}` };
   if (init.json !== undefined) headers["content-type"] = "application/json";
@@ -70,6 +68,13 @@ const poll = async <T>(fn: () => Promise<T | null>, timeoutMs: number, what: str
 };
 
 const rows: string[] = [];
+let edgeLine = "edge: skipped (--no-edge)";
+const valFiles: Array<{ label: string; bytes: Uint8Array; path: string }> = [];
+for (const label of readdirSync(FLOWERS).sort()) {
+  readdirSync(path.join(FLOWERS, label)).filter((f) => /\.jpe?g$/i.test(f)).sort().forEach((file, index) => {
+    if (index % 4 === 3) valFiles.push({ label, path: `val/${label}/${file}`, bytes: readFileSync(path.join(FLOWERS, label, file)) });
+  });
+}
 try {
   const { zip, count } = flowersZip();
   const dataset = await call("POST", "/v1/datasets", { json: { name: "flowers5" } });
@@ -81,43 +86,66 @@ try {
   }, 300_000, "ingest");
   console.log(`dataset: ${ready.status}, ${ready.image_count}/${count} images, ${ready.labels.map((l: any) => `${l.name} ${l.train}+${l.val}`).join(", ")}, ingest ${Date.now() - t} ms`);
 
-  const backbones: Array<{ label: string; backbone?: string }> = [{ label: "builtin mobilenet_v2 (nsfwjs)" }];
-  if (existsSync(V1)) {
-    const form = new FormData();
-    form.set("spec", JSON.stringify({ name: "mobilenet_v1_025_imagenet", feature_layer: ["conv_pw_11_relu", "conv_pw_12_relu"], input_size: [224, 224], normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, pooling: "avg+max" }));
-    form.set("model", new Blob([folderZip(V1) as Uint8Array<ArrayBuffer>], { type: "application/zip" }), "mobilenet_v1.zip");
-    const imported = await call("POST", "/v1/backbones", { body: form });
-    backbones.push({ label: "ImageNet mobilenet_v1_025 (user, conv_pw_11+12 avg+max)", backbone: imported.id });
+  const hyperparameters = epochs ? { epochs: Number(epochs) } : undefined;
+  const runs: Array<{ label: string; backbone?: string; head?: unknown }> = [
+    { label: "old default: mobilenet_v2 (nsfwjs) + linear", backbone: "mobilenet_v2", head: { type: "linear" } },
+    { label: "new default backbone mobilenet_v1_075 + linear", head: { type: "linear" } },
+    { label: "no backbone, no head: mobilenet_v1_075 + auto", head: undefined },
+  ];
+  let autoModel: any = null;
+  for (const run of runs) {
+    t = Date.now();
+    const job = await call("POST", "/v1/jobs", { json: { dataset_id: dataset.id, backbone: run.backbone, head: run.head, hyperparameters } });
+    const done = await poll(async () => {
+      const j = await call("GET", `/v1/jobs/${job.id}`);
+      return ["succeeded", "failed", "canceled"].includes(j.status) ? j : null;
+    }, 900_000, `job ${job.id}`);
+    const wallMs = Date.now() - t;
+    if (done.status !== "succeeded") throw new Error(`job ${job.id} ${done.status}: ${done.error}`);
+    const model = await call("GET", `/v1/models/${done.model_id}`);
+    const e = done.metrics.embeddings;
+    const timings = done.metrics.timings_ms;
+    const selection = model.metrics.selection;
+    const chosen = selection ? `${selection.chosen.head.type} ${JSON.stringify(selection.chosen.hyperparameters)} (CV ${(selection.chosen.cv_accuracy_mean * 100).toFixed(1)}% ± ${(selection.chosen.cv_accuracy_std * 100).toFixed(1)})` : "-";
+    rows.push(`| ${run.label} | ${e.engine} | ${e.computed} | ${(wallMs / 1000).toFixed(2)} | ${(model.metrics.accuracy * 100).toFixed(1)}% | ${(model.metrics.ece ?? model.metrics.expected_calibration_error).toFixed(3)} | ${timings.training_ms} | ${timings.selection_ms ?? "-"} | ${chosen} |`);
+    console.log(`${run.label}: runner timings ${JSON.stringify(timings)}`);
+    if (selection) {
+      autoModel = model;
+      for (const candidate of selection.candidates) console.log(`  candidate ${candidate.head.type} ${JSON.stringify(candidate.hyperparameters)}: CV ${(candidate.cv_accuracy_mean * 100).toFixed(1)}% ± ${(candidate.cv_accuracy_std * 100).toFixed(1)}`);
+    }
   }
 
-  const head = headType === "default" ? undefined : headType === "mlp" ? { type: "mlp" } : { type: "linear" };
-  const hyperparameters = epochs ? { epochs: Number(epochs) } : undefined;
-  for (const { label, backbone } of backbones) {
-    const results: any[] = [];
-    for (const round of ["first", "retrain"]) {
-      t = Date.now();
-      const job = await call("POST", "/v1/jobs", { json: { dataset_id: dataset.id, backbone, head, hyperparameters } });
-      const done = await poll(async () => {
-        const j = await call("GET", `/v1/jobs/${job.id}`);
-        return ["succeeded", "failed", "canceled"].includes(j.status) ? j : null;
-      }, 900_000, `job ${job.id}`);
-      const wallMs = Date.now() - t;
-      if (done.status !== "succeeded") throw new Error(`job ${job.id} ${done.status}: ${done.error}`);
-      const model = await call("GET", `/v1/models/${done.model_id}`);
-      results.push({ round, wallMs, job: done, model });
+  if (autoModel && !process.argv.includes("--no-edge")) {
+    // The held-out images through the edge, one request each, against the runner's reported per-image predictions.
+    const evaluation = await (await fetch(`${platform.url}/v1/models/${autoModel.id}/files/evaluation.json`, { headers: { authorization: `Bearer ${platform.adminKey}` } })).json() as { images: Array<{ path: string; predicted: string; probability: number }> };
+    const reported = new Map(evaluation.images.map((image) => [image.path, image]));
+    let correct = 0;
+    let agree = 0;
+    let maxDiff = 0;
+    const latencies: number[] = [];
+    for (const file of valFiles) {
+      const started = performance.now();
+      const answer = await call("POST", `/v1/models/${autoModel.id}/predict?top_k=1`, { body: file.bytes as Uint8Array<ArrayBuffer>, type: "image/jpeg" });
+      latencies.push(performance.now() - started);
+      const top = answer.predictions[0][0];
+      if (top.label === file.label) correct++;
+      const runner = reported.get(file.path);
+      if (runner && runner.predicted === top.label) {
+        agree++;
+        maxDiff = Math.max(maxDiff, Math.abs(runner.probability - top.probability));
+      }
     }
-    const [first, retrain] = results;
-    const e = first.job.metrics.embeddings;
-    const embedMs = first.job.metrics.timings_ms.embedding_ms;
-    rows.push(`| ${label} | ${e.engine} | ${e.computed} | ${((e.computed * 1000) / embedMs).toFixed(1)} | ${(first.wallMs / 1000).toFixed(2)} | ${(retrain.wallMs / 1000).toFixed(2)} | ${(first.wallMs / retrain.wallMs).toFixed(1)}x | ${retrain.job.metrics.embeddings.computed} | ${(first.model.metrics.accuracy * 100).toFixed(1)}% | ${(first.model.metrics.expected_calibration_error ?? NaN).toFixed(3)} | ${first.job.metrics.epochs.length} |`);
-    console.log(`${label}: embedding breakdown ${JSON.stringify(e.breakdown_ms)}; runner timings first ${JSON.stringify(first.job.metrics.timings_ms)}, retrain ${JSON.stringify(retrain.job.metrics.timings_ms)}`);
+    latencies.sort((a, b) => a - b);
+    edgeLine = `edge (auto model ${autoModel.id}): held-out accuracy ${((correct / valFiles.length) * 100).toFixed(1)}% at the edge vs ${(autoModel.metrics.accuracy * 100).toFixed(1)}% reported; top-1 agrees with the runner on ${agree}/${valFiles.length}, max |probability difference| ${maxDiff.toExponential(2)}; client wall p50 ${latencies[Math.floor(latencies.length / 2)]!.toFixed(1)} ms`;
   }
 } finally {
   await platform.stop();
 }
-console.log("\n| backbone | engine | images embedded | runner img/s (fetch+decode+embed+store) | first job s | retrain s | speed-up | retrain embedded | held-out accuracy | ECE | epochs |");
-console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+console.log("\n| run | engine | images embedded | job wall s | held-out accuracy | ECE | head training ms | CV search ms | auto chose |");
+console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const row of rows) console.log(row);
+console.log("| auto + augmentation | not implemented | | | | | | | |");
+console.log(edgeLine);
 
 if (!process.argv.includes("--no-pytorch")) {
   // The peer, alone (the platform is stopped): Debian's PyTorch, MobileNetV2 224, 2 threads.

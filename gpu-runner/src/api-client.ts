@@ -94,6 +94,11 @@ export class RunnerClient {
     return completeResponseSchema.parse(await response.json()).model_id;
   }
 
+  /** Stores a diagnostics job's report and finishes the job. */
+  async completeDiagnostics(jobId: string, report: { lease_token: string; report: object; extra?: object }): Promise<void> {
+    await this.call("POST", `/v1/runner/jobs/${jobId}/diagnostics`, { json: report });
+  }
+
   async fail(jobId: string, report: z.input<typeof failRequestSchema>): Promise<string> {
     const response = await this.call("POST", `/v1/runner/jobs/${jobId}/fail`, { json: { ...report, error: report.error.slice(0, 4000) } });
     return failResponseSchema.parse(await response.json()).status;

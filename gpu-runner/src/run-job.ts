@@ -1,7 +1,8 @@
 /**
  * One leased job, start to finish, as named steps: `keepLease` (heartbeats), load the frozen backbone,
- * `embedDataset` (cache first), `buildTrainingSet` (labels, split), `trainStep` (in a worker thread),
- * `evaluateStep`, `uploadArtifactsStep`, then complete.
+ * `embedDataset` (cache first), `buildTrainingSet` (labels, split), then for a training job `selectStep` (only for
+ * `head: {"type": "auto"}`: cross-validation in worker threads), `trainStep` (in a worker thread), `evaluateStep`,
+ * `uploadArtifactsStep` and complete; for a diagnostics job `diagnosticsStep` and its report.
  *
  * While it runs, a heartbeat renews the lease every `heartbeat_ms` and reports progress. The job stops early, and
  * reports accordingly, when:
@@ -14,7 +15,7 @@ import type { ImageCodecs } from "../../shared/image/codecs";
 import { PREPROCESS_VERSION } from "../../shared/image/preprocess";
 import { applyHead, headToTfjsModel, serializeHead } from "../../shared/head";
 import { sha256Hex } from "../../shared/ids";
-import { evaluate } from "../../shared/metrics";
+import { evaluate, listMisclassified } from "../../shared/metrics";
 import { embeddingCacheKey, featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
 import { resolveSplit, type SplitTag } from "../../shared/split";
 import { LeaseLostError, type LeasedJob, type Progress, type Rejection, type RunnerClient } from "./api-client";
@@ -25,6 +26,10 @@ import type { EmbeddingEngine } from "./engine/types";
 import type { BackboneBundle, FeatureSpec } from "../../shared/backbone/types";
 import { trainHeadOffThread, type TrainingThread } from "./train/off-thread";
 import type { EpochMetrics, TrainHeadResult } from "./train/train-head";
+import { workerFoldRunner } from "./train/cv-pool";
+import { selectHead, type Selection } from "./train/select-head";
+import { computeDiagnostics } from "./diagnostics";
+import type { HeadSpec, Hyperparameters } from "../../shared/schemas";
 
 /** Builds (or reuses) the embedding engine for a backbone; owned by the runner, which keeps one per backbone. */
 export type EngineProvider = (bundle: BackboneBundle, feature: FeatureSpec) => Promise<EmbeddingEngine>;
@@ -52,6 +57,13 @@ export type JobOutcome = "succeeded" | "failed" | "requeued" | "canceled" | "rel
 export class PermanentJobError extends Error {
   override name = "PermanentJobError";
 }
+
+/**
+ * Misclassified validation images kept in the model's D1 row (most confident first): 1,000 entries are about
+ * 150 KB of JSON, well inside D1's 2 MB row limit with the rest of the metrics; the full list is in the model's
+ * `evaluation.json` artifact (GET /v1/models/:id/files/evaluation.json).
+ */
+const MAX_MISCLASSIFIED_IN_METRICS = 1000;
 
 /** Send at most this many epochs per report, and at least every this many ms, so 1,000 fast epochs cost few calls. */
 const EPOCH_REPORT_MS = 1000;
@@ -149,11 +161,36 @@ function buildTrainingSet(leased: LeasedJob, embedded: EmbedDatasetResult): Trai
   return { items, labelNames, labels, split, hasOwnSplit, embeddings, dim };
 }
 
+/** What to train: the job's head, or the one `auto` chose (with its settings and the search's record). */
+interface HeadChoice {
+  head: HeadSpec;
+  hyperparameters: Hyperparameters;
+  selection: Selection | null;
+}
+
+/**
+ * `auto`: the head chosen by stratified k-fold cross-validation on the training rows only, in worker threads
+ * (select-head.ts); any other head as the job gives it.
+ */
+async function selectStep(ctx: RunJobContext, keeper: LeaseKeeper, set: TrainingSet): Promise<HeadChoice> {
+  const { hyperparameters, head } = ctx.leased.job.config;
+  if (head.type !== "auto") return { head, hyperparameters, selection: null };
+  keeper.setProgress("selecting", 0, 1);
+  const runFolds = workerFoldRunner({ embeddings: set.embeddings, dim: set.dim, labels: set.labels, classCount: set.labelNames.length, hyperparameters }, { signal: keeper.signal });
+  const { selection, chosen } = await selectHead(
+    { labels: set.labels, trainIndex: set.split.train },
+    { folds: head.folds, seed: hyperparameters.seed, jobEpochs: hyperparameters.epochs, runFolds, onProgress: (done, total) => keeper.setProgress("selecting", done, total) },
+  );
+  const best = selection.chosen;
+  ctx.log(`job ${ctx.leased.job.id}: auto chose ${chosen.head.type} ${JSON.stringify(chosen.hyperparameters)} (CV ${(best.cv_accuracy_mean * 100).toFixed(1)}% ± ${(best.cv_accuracy_std * 100).toFixed(1)}, ${selection.folds} folds, ${selection.candidates.length} candidates, ${selection.search_ms} ms)`);
+  return { head: chosen.head, hyperparameters: { ...hyperparameters, ...chosen.hyperparameters }, selection };
+}
+
 /** Trains the head in a worker thread, streaming epochs to the API in batches (at most one report per second). */
-async function trainStep(ctx: RunJobContext, keeper: LeaseKeeper, set: TrainingSet): Promise<TrainHeadResult> {
+async function trainStep(ctx: RunJobContext, keeper: LeaseKeeper, set: TrainingSet, choice: HeadChoice): Promise<TrainHeadResult> {
   const { client, leased } = ctx;
   const { job, lease } = leased;
-  const { hyperparameters, head } = job.config;
+  const { hyperparameters, head } = choice;
   let pending: EpochMetrics[] = [];
   let lastReport = performance.now();
   const flushEpochs = async () => {
@@ -165,7 +202,8 @@ async function trainStep(ctx: RunJobContext, keeper: LeaseKeeper, set: TrainingS
   const train = ctx.trainingThread ? ctx.trainingThread.train.bind(ctx.trainingThread) : trainHeadOffThread;
   const trained = await train(
     { embeddings: set.embeddings, dim: set.dim, labels: set.labels, classCount: set.labelNames.length, trainIndex: set.split.train, valIndex: set.split.val, labelNames: set.labelNames },
-    { head, hyperparameters, threads: ctx.threads },
+    // `auto`'s refit keeps its final weights, as in the search: the validation rows only measure it.
+    { head, hyperparameters, threads: ctx.threads, keep: choice.selection ? "last" : "best_val" },
     {
       onEpoch: async (epoch) => {
         pending.push(epoch);
@@ -179,21 +217,39 @@ async function trainStep(ctx: RunJobContext, keeper: LeaseKeeper, set: TrainingS
   return trained;
 }
 
-/** Metrics on the validation rows, with the head exactly as it will be served (`applyHead`, as at the edge). */
+/**
+ * Metrics on the validation rows, with the head exactly as it will be served (`applyHead`, as at the edge), the
+ * misclassified images, and every validation image's prediction (what GET /v1/models/compare pairs two models on).
+ */
 function evaluateStep(trained: TrainHeadResult, set: TrainingSet) {
-  const { split, dim, embeddings, labels, labelNames } = set;
+  const { split, dim, embeddings, labels, labelNames, items } = set;
   const valEmbeddings = new Float32Array(split.val.length * dim);
   split.val.forEach((row, i) => valEmbeddings.set(embeddings.subarray(row * dim, (row + 1) * dim), i * dim));
   const probabilities = applyHead(trained.head, valEmbeddings, split.val.length);
   const valLabels = Int32Array.from(split.val, (row) => labels[row]!);
-  return evaluate(probabilities, split.val.length, labelNames.length, valLabels, labelNames);
+  const metrics = evaluate(probabilities, split.val.length, labelNames.length, valLabels, labelNames);
+  const valItems = split.val.map((row) => ({ sha256: items[row]!.sha256, path: items[row]!.path, label: labels[row]! }));
+  const misclassified = listMisclassified(probabilities, valItems, labelNames);
+  const evaluation = {
+    format: "edgetune-evaluation/1",
+    labels: labelNames,
+    images: valItems.map((item, i) => {
+      const row = probabilities.subarray(i * labelNames.length, (i + 1) * labelNames.length);
+      let predicted = 0;
+      for (let c = 1; c < row.length; c++) if (row[c]! > row[predicted]!) predicted = c;
+      return { sha256: item.sha256, path: item.path, label: labelNames[item.label]!, predicted: labelNames[predicted]!, probability: row[predicted]! };
+    }),
+  };
+  return { metrics, misclassified, evaluation };
 }
 
+type Evaluation = ReturnType<typeof evaluateStep>;
+
 /** Uploads head, tfjs export and model card; head.json goes last: its presence means the head is complete. */
-async function uploadArtifactsStep(ctx: RunJobContext, trained: TrainHeadResult, set: TrainingSet, metrics: ReturnType<typeof evaluate>, skipped: Rejection[], engineName: string): Promise<{ headBytes: number }> {
+async function uploadArtifactsStep(ctx: RunJobContext, trained: TrainHeadResult, set: TrainingSet, choice: HeadChoice, evaluated: Evaluation, skipped: Rejection[], engineName: string): Promise<{ headBytes: number }> {
   const { client, leased } = ctx;
   const { job, lease, backbone } = leased;
-  const { hyperparameters, head: headSpec } = job.config;
+  const { hyperparameters, head: headSpec, selection } = choice;
   const { manifest, weights } = serializeHead(trained.head);
   const tfjsHead = headToTfjsModel(trained.head);
   const contentHashes = set.items.map((item) => item.sha256);
@@ -206,8 +262,8 @@ async function uploadArtifactsStep(ctx: RunJobContext, trained: TrainHeadResult,
     backbone: { id: backbone.id, name: backbone.name, weights_version: backbone.weights_version, spec: backbone.spec },
     preprocessing: { version: PREPROCESS_VERSION, ...preprocessSpecOf(backbone.spec) },
     labels: set.labelNames,
-    metrics,
-    training: { head: headSpec, hyperparameters, solver: "lbfgs", best_epoch: trained.bestEpoch, stop_reason: trained.stopReason, epochs_run: trained.epochs.length, split: set.hasOwnSplit ? "dataset" : "stratified", train_count: set.split.train.length, val_count: set.split.val.length },
+    metrics: { ...evaluated.metrics, misclassified: evaluated.misclassified, selection },
+    training: { requested_head: job.config.head, head: headSpec, hyperparameters, solver: "lbfgs", best_epoch: trained.bestEpoch, stop_reason: trained.stopReason, epochs_run: trained.epochs.length, split: set.hasOwnSplit ? "dataset" : "stratified", train_count: set.split.train.length, val_count: set.split.val.length },
     content_hashes_sha256: await sha256Hex(contentHashes.join("\n")),
     images: contentHashes.length,
     skipped,
@@ -219,10 +275,25 @@ async function uploadArtifactsStep(ctx: RunJobContext, trained: TrainHeadResult,
     ["weights.bin", new Uint8Array(tfjsHead.weightData)],
     ["model.json", encoder.encode(JSON.stringify(tfjsHead.modelJson))],
     ["card.json", encoder.encode(JSON.stringify(card))],
+    ["evaluation.json", encoder.encode(JSON.stringify(evaluated.evaluation))],
     ["head.json", encoder.encode(JSON.stringify(manifest))],
   ];
   for (const [name, bytes] of artifacts) await client.uploadArtifact(job.id, lease.token, name, bytes);
   return { headBytes: weights.length };
+}
+
+/** A diagnostics job: near duplicates, suspected mislabels, outliers from the embeddings (diagnostics.ts). */
+async function diagnosticsStep(ctx: RunJobContext, keeper: LeaseKeeper, set: TrainingSet) {
+  const { hyperparameters } = ctx.leased.job.config;
+  const valRows = new Set(set.split.val);
+  return computeDiagnostics(
+    { embeddings: set.embeddings, dim: set.dim, images: set.items.map((item, row) => ({ sha256: item.sha256, path: item.path, label: item.label, split: valRows.has(row) ? "val" : "train" })) },
+    {
+      seed: hyperparameters.seed,
+      runFolds: workerFoldRunner({ embeddings: set.embeddings, dim: set.dim, labels: set.labels, classCount: set.labelNames.length, hyperparameters }, { signal: keeper.signal }),
+      onProgress: (phase, done, total) => keeper.setProgress(phase, done, total),
+    },
+  );
 }
 
 export async function runJob(ctx: RunJobContext): Promise<JobOutcome> {
@@ -256,22 +327,50 @@ export async function runJob(ctx: RunJobContext): Promise<JobOutcome> {
     for (const item of skipped) log(`job ${job.id}: skipped ${item.path}: ${item.code}`);
     keeper.signal.throwIfAborted();
 
-    // 3. Items, labels, split; 4. the head (embeddings only: the backbone stays frozen); 5. evaluation.
+    // 3. Items, labels, split.
     const set = buildTrainingSet(leased, embedded);
-    const trained = await timed("training_ms", () => trainStep(ctx, keeper, set));
+
+    // A diagnostics job stops here: its report needs only the embeddings, the labels and the split.
+    if (job.config.kind === "diagnostics") {
+      const findings = await timed("diagnostics_ms", () => diagnosticsStep(ctx, keeper, set));
+      keeper.signal.throwIfAborted();
+      timings.total_ms = Math.round(performance.now() - started);
+      await keeper.stop();
+      await client.completeDiagnostics(job.id, {
+        lease_token: lease.token,
+        report: { ...findings, images: set.items.length, skipped },
+        extra: { timings_ms: timings, embeddings: { cached: embedded.cached, computed: embedded.computed, engine: engine.name } },
+      });
+      log(`job ${job.id}: diagnostics → ${findings.near_duplicate_count} near-duplicate pairs, ${findings.suspected_mislabels.length} suspected mislabels, ${findings.outliers.length} outliers (${timings.total_ms} ms)`);
+      return "succeeded";
+    }
+
+    // 4. The head (embeddings only: the backbone stays frozen), chosen by CV first for `auto`; 5. evaluation.
+    const choice = await timed("selection_ms", () => selectStep(ctx, keeper, set));
+    keeper.signal.throwIfAborted();
+    const trained = await timed("training_ms", () => trainStep(ctx, keeper, set, choice));
     keeper.signal.throwIfAborted();
     keeper.setProgress("evaluating", 0, set.split.val.length);
-    const metrics = await timed("evaluation_ms", () => evaluateStep(trained, set));
+    const evaluated = await timed("evaluation_ms", () => evaluateStep(trained, set));
+    const metrics = evaluated.metrics;
 
     // 6. Artifacts, then completion (idempotent under the lease: a lost lease refuses it and changes nothing).
-    keeper.setProgress("uploading", 0, 5);
-    const { headBytes } = await timed("upload_ms", () => uploadArtifactsStep(ctx, trained, set, metrics, skipped, engine.name));
+    keeper.setProgress("uploading", 0, 6);
+    const { headBytes } = await timed("upload_ms", () => uploadArtifactsStep(ctx, trained, set, choice, evaluated, skipped, engine.name));
     timings.total_ms = Math.round(performance.now() - started);
     await keeper.stop();
     const modelId = await client.complete(job.id, {
       lease_token: lease.token,
       labels: set.labelNames,
-      metrics: { ...metrics, best_epoch: trained.bestEpoch, stop_reason: trained.stopReason },
+      metrics: {
+        ...metrics,
+        misclassified: evaluated.misclassified.slice(0, MAX_MISCLASSIFIED_IN_METRICS),
+        misclassified_count: evaluated.misclassified.length,
+        ...(choice.selection ? { selection: choice.selection } : {}),
+        head: choice.head,
+        best_epoch: trained.bestEpoch,
+        stop_reason: trained.stopReason,
+      },
       epochs: trained.epochs,
       skipped,
       head_bytes: headBytes,

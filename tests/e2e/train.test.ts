@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, test } from "vitest";
 import { zipSync } from "fflate";
 import { ROOT } from "../../scripts/platform.mjs";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
-import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
+import { loadVendoredBundle } from "../../gpu-runner/src/engine/builtin-vendored";
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { DEFAULT_BACKBONE, featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
 import { applyHead, parseHead } from "../../shared/head";
@@ -109,7 +109,7 @@ describe("a fine-tune job on the local platform", () => {
     await stopRunner(runner);
   });
 
-  test("trains a head on the frozen builtin backbone and registers an evaluated model", async () => {
+  test("with no backbone and no head given, trains an `auto` head on the default builtin backbone and registers an evaluated model", async () => {
     const created = await api(platform, "POST", "/v1/jobs", { json: { dataset_id: datasetId, hyperparameters: { epochs: 30, seed: 7 } } });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const job = await waitForJob(created.body.id, (j) => finished(j.status), "the job to finish");
@@ -130,10 +130,22 @@ describe("a fine-tune job on the local platform", () => {
     for (const row of model.metrics.per_class) assert.ok(row.support >= 1 && row.f1 === 1);
     assert.deepEqual(model.metrics.confusion_matrix.map((row: number[]) => row.length), [3, 3, 3]);
     assert.equal(typeof model.metrics.expected_calibration_error, "number");
+    assert.equal(model.metrics.ece, model.metrics.expected_calibration_error);
+    assert.ok(Array.isArray(model.metrics.calibration) && model.metrics.calibration.length >= 1);
+    assert.deepEqual(model.metrics.misclassified, []);
+    // `auto`: every candidate cross-validated on the training images, the chosen one named.
+    const selection = model.metrics.selection;
+    assert.equal(selection.strategy, "cv");
+    assert.ok(selection.folds >= 2);
+    assert.ok(selection.candidates.length >= 2);
+    for (const candidate of selection.candidates) assert.equal(typeof candidate.cv_accuracy_mean, "number");
+    assert.deepEqual(selection.chosen, selection.candidates[selection.chosen_index]);
+    const evaluation = (await api(platform, "GET", `/v1/models/${job.model_id}/files/evaluation.json`)).body;
+    assert.equal((typeof evaluation === "string" ? JSON.parse(evaluation) : evaluation).images.length, model.metrics.per_class.reduce((n: number, row: any) => n + row.support, 0));
 
     const card = (await api(platform, "GET", `/v1/models/${job.model_id}/files/card.json`)).body;
     const parsedCard = typeof card === "string" ? JSON.parse(card) : card;
-    assert.equal(parsedCard.backbone.id, "bb_builtin_mobilenet_v2");
+    assert.equal(parsedCard.backbone.id, DEFAULT_BACKBONE.id);
     assert.equal(parsedCard.images, 24);
     assert.match(parsedCard.content_hashes_sha256, /^[0-9a-f]{64}$/);
     assert.equal(parsedCard.preprocessing.input_size.join("x"), "224x224");
@@ -150,7 +162,7 @@ describe("a fine-tune job on the local platform", () => {
     ]);
     const head = parseHead(manifest, weights);
     // The runner's path: Node decoders, shared preprocessing, the runner's default engine, the stored head.
-    const bundle = await loadNsfwjsBundle();
+    const bundle = await loadVendoredBundle(DEFAULT_BACKBONE);
     const engine = await createEngine(bundle, featureSpecOf(DEFAULT_BACKBONE.spec), { engine: "auto" });
     let informative = 0; // probabilities away from 0 and 1, where a mismatch would show
     try {

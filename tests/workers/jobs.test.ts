@@ -22,8 +22,8 @@ describe("jobs API", () => {
     const { key, datasetId } = await createTrainableDataset();
     const { status, body } = await createJob(key, datasetId);
     expect(status).toBe(201);
-    expect(body).toMatchObject({ status: "queued", dataset_id: datasetId, dataset_version: 1, attempt: 0, backbone: "bb_builtin_mobilenet_v2", progress: { done: 0, total: 0 }, metrics: { epochs: [] }, model_id: null, error: null });
-    expect(body.config.head).toEqual({ type: "linear" });
+    expect(body).toMatchObject({ status: "queued", dataset_id: datasetId, dataset_version: 1, attempt: 0, backbone: "bb_builtin_mobilenet_v1_075", progress: { done: 0, total: 0 }, metrics: { epochs: [] }, model_id: null, error: null });
+    expect(body.config.head).toEqual({ type: "auto", folds: 5 });
     expect(body.config.hyperparameters.epochs).toBeGreaterThan(0);
     const ds = await env.DB.prepare("select version, frozen_version from datasets where id = ?").bind(datasetId).first();
     expect(ds).toEqual({ version: 1, frozen_version: 1 });

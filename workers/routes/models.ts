@@ -2,7 +2,8 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { findBuiltinBackbone } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
 import { PREPROCESS_VERSION } from "../../shared/image/preprocess";
-import { modelSchema } from "../../shared/schemas";
+import { compareEvaluations, type EvaluatedImage } from "../../shared/compare";
+import { modelComparisonSchema, modelSchema } from "../../shared/schemas";
 import { forceQuery, pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import { resolveBackbone } from "../services/backbones";
@@ -27,6 +28,42 @@ modelRoutes.openapi(
   async (c) => c.json(await listModels(c.var.db, c.var.caller.projectId, c.req.valid("query")), 200),
 );
 
+/**
+ * A model's per-image validation results (the runner's `evaluation.json`). 8 MB is about 40,000 images; two of them
+ * parsed stay far inside the isolate's 128 MB.
+ */
+const MAX_EVALUATION_BYTES = 8 * 1024 * 1024;
+
+async function loadEvaluation(bucket: R2Bucket, row: { id: string; objectPrefix: string }): Promise<EvaluatedImage[]> {
+  const object = await bucket.get(`${row.objectPrefix}/evaluation.json`);
+  if (!object) throw new ApiError("evaluation_missing", `Model '${row.id}' has no per-image validation results (it was trained before they were recorded). Train it again to compare it.`, { model_id: row.id });
+  if (object.size > MAX_EVALUATION_BYTES) {
+    await object.body.cancel();
+    throw new ApiError("evaluation_too_large", `Model '${row.id}' was validated on more images than a comparison handles here (${object.size} bytes of results, limit ${MAX_EVALUATION_BYTES}).`, { model_id: row.id, limit_bytes: MAX_EVALUATION_BYTES });
+  }
+  const parsed = (await object.json()) as { images?: EvaluatedImage[] };
+  return parsed.images ?? [];
+}
+
+// Registered before /models/{id}, which would otherwise take "compare" for an id.
+modelRoutes.openapi(
+  createRoute({
+    method: "get", path: "/models/compare", tags: ["models"], security,
+    summary: "Compare two models of the same dataset on the validation images both saw: paired counts and the exact McNemar test",
+    request: { query: z.object({ a: z.string().min(1).meta({ example: "mdl_..." }), b: z.string().min(1).meta({ example: "mdl_..." }) }) },
+    responses: { 200: jsonResponse("The comparison", modelComparisonSchema), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
+  }),
+  async (c) => {
+    const { a, b } = c.req.valid("query");
+    const [rowA, rowB] = await Promise.all([loadModel(c, a), loadModel(c, b)]);
+    if (rowA.datasetId !== rowB.datasetId) {
+      throw new ApiError("models_not_comparable", `Models '${a}' and '${b}' were trained on different datasets (${rowA.datasetId}, ${rowB.datasetId}); compare models of the same dataset.`, { a_dataset_id: rowA.datasetId, b_dataset_id: rowB.datasetId });
+    }
+    const [evaluationA, evaluationB] = await Promise.all([loadEvaluation(c.env.BUCKET, rowA), loadEvaluation(c.env.BUCKET, rowB)]);
+    return c.json({ a, b, ...compareEvaluations(evaluationA, evaluationB) }, 200);
+  },
+);
+
 modelRoutes.openapi(
   createRoute({
     method: "get", path: "/models/{id}", tags: ["models"], security, summary: "Read a model with its validation metrics",
@@ -48,12 +85,12 @@ modelRoutes.openapi(
   },
 );
 
-const FILES = ["model.json", "weights.bin", "head.json", "head.bin", "card.json"] as const;
+const FILES = ["model.json", "weights.bin", "head.json", "head.bin", "card.json", "evaluation.json"] as const;
 
 modelRoutes.openapi(
   createRoute({
     method: "get", path: "/models/{id}/files/{name}", tags: ["models"], security,
-    summary: "One artifact: the head as a tfjs layers model (model.json, weights.bin), edgetune's compact head (head.json, head.bin), or the model card",
+    summary: "One artifact: the head as a tfjs layers model (model.json, weights.bin), edgetune's compact head (head.json, head.bin), the model card, or every validation image's prediction (evaluation.json)",
     request: { params: modelParam.extend({ name: z.enum(FILES).meta({ param: { name: "name", in: "path" } }) }) },
     responses: { 200: { description: "The file" }, 401: errors[401], 404: errors[404] },
   }),

@@ -15,7 +15,7 @@ import { findBuiltinBackbone } from "../../shared/catalog";
 import { ApiError } from "../../shared/errors";
 import {
   MODEL_ARTIFACTS, artifactResponseSchema, completeRequestSchema, completeResponseSchema, embeddingLookupRequestSchema, embeddingsStoredResponseSchema, epochsRequestSchema, failRequestSchema,
-  failResponseSchema, heartbeatRequestSchema, heartbeatResponseSchema, imageBatchRequestSchema, leaseRequestSchema, leasedJobSchema, okResponseSchema,
+  failResponseSchema, heartbeatRequestSchema, heartbeatResponseSchema, imageBatchRequestSchema, jobConfigSchema, leaseRequestSchema, leasedJobSchema, okResponseSchema,
 } from "../../shared/schemas";
 import { emitSafely } from "../services/webhooks";
 import { createRouter, waitUntil, type AppEnv } from "../app";
@@ -29,9 +29,10 @@ import { authenticateRunner, recordRunnerSeen, tenantSafeError } from "../servic
 import { getDb } from "../services/db";
 import { EMBEDDING_RECORD_HEADER_BYTES, readEmbeddingPack, readEmbeddings, writeEmbeddings } from "../services/embeddings";
 import { leaseWithWait, wakeRunners } from "../services/dispatch";
-import { completeJob, describeLease, failJob, getLeasedJob, heartbeat, modelIdForJob, recordEpochs } from "../services/jobs";
+import { completeJob, completeJobWithoutModel, describeLease, failJob, getLeasedJob, heartbeat, modelIdForJob, recordEpochs } from "../services/jobs";
 import { isHeadStored, storeModelArtifact } from "../services/models";
 import { modelObjectPrefix } from "../services/object-keys";
+import { putDiagnostics, MAX_DIAGNOSTICS_BYTES } from "../services/diagnostics";
 import { bytesToHex, encodeImageRecords } from "../../shared/wire";
 import { errors, jsonBody, jsonResponse } from "./openapi-helpers";
 import type { Context } from "hono";
@@ -156,6 +157,29 @@ runnerRoutes.openapi(
     const modelId = await completeJob(c.var.db, id, body.lease_token, { labels: body.labels, metrics: body.metrics, headBytes: body.head_bytes, objectPrefix: prefix, epochs: body.epochs, skipped: body.skipped, extra: body.extra });
     await emitSafely(c.env, job.projectId, "job.succeeded", `${id}.succeeded`, { job: { id, status: "succeeded", dataset_id: job.datasetId, model_id: modelId } });
     return c.json({ model_id: modelId }, 200);
+  },
+);
+
+const diagnosticsRequest = z.object({ lease_token: z.string(), report: z.record(z.string(), z.unknown()), extra: z.record(z.string(), z.unknown()).optional() }).strict();
+
+runnerRoutes.openapi(
+  createRoute({
+    method: "post", path: "/runner/jobs/{id}/diagnostics", tags: ["runner"], security: runnerSecurity,
+    summary: "Store a diagnostics job's report for its dataset version and finish the job (idempotent under the lease)",
+    request: { params: jobIdParam, body: jsonBody(diagnosticsRequest) },
+    responses: { 200: jsonResponse("Done", z.object({ dataset_version: z.number().int() })), 409: errors[409], 413: errors[413] },
+  }),
+  async (c) => {
+    const { id } = c.req.valid("param");
+    const body = c.req.valid("json");
+    const job = await requireLease(c, id, body.lease_token);
+    if (jobConfigSchema.parse(job.config).kind !== "diagnostics") throw new ApiError("invalid_request", `Job '${id}' is a training job; report it with /complete.`, { job_id: id });
+    const report = { ...body.report, dataset_id: job.datasetId, dataset_version: job.datasetVersion, backbone: job.backbone, job_id: job.id, created_at: new Date().toISOString() };
+    const bytes = JSON.stringify(report).length;
+    if (bytes > MAX_DIAGNOSTICS_BYTES) throw new ApiError("payload_too_large", `The report is ${bytes} bytes; at most ${MAX_DIAGNOSTICS_BYTES}.`, { limit_bytes: MAX_DIAGNOSTICS_BYTES });
+    await putDiagnostics(c.env.BUCKET, job.projectId, job.datasetId, job.datasetVersion, report);
+    await completeJobWithoutModel(c.var.db, id, body.lease_token, body.extra ?? {});
+    return c.json({ dataset_version: job.datasetVersion }, 200);
   },
 );
 

@@ -16,7 +16,7 @@ import { DEFAULT_QUOTAS, runningJobsOfProject, underRunningQuota } from "./quota
 import { DEFAULT_BACKBONE } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
 import { newId, randomString } from "../../shared/ids";
-import { headSpecSchema, hyperparametersSchema, jobConfigSchema, type CreateJobRequest, type EpochMetrics, type JobConfig, type Progress } from "../../shared/schemas";
+import { DEFAULT_JOB_HEAD, hyperparametersSchema, jobConfigSchema, jobHeadSpecSchema, type CreateJobRequest, type EpochMetrics, type JobConfig, type Progress } from "../../shared/schemas";
 import { jobEvents, jobs, models } from "../db/schema";
 import { resolveBackbone } from "./backbones";
 import { freezeVersion, getDataset, labelStats, listSnapshotImages, notTrainableReason } from "./datasets";
@@ -216,7 +216,7 @@ export async function startJob(db: Db, projectId: string, request: CreateJobRequ
   const reason = dataset.status === "ready" ? notTrainableReason(dataset.status, labels) : `The dataset is ${dataset.status}${dataset.status === "ingesting" ? "; wait until it is ready" : ""}.`;
   if (reason) throw new ApiError("dataset_not_trainable", reason, { dataset_id: dataset.id, status: dataset.status });
   const backbone = await resolveBackbone(db, projectId, request.backbone ?? DEFAULT_BACKBONE.name);
-  const config = { head: headSpecSchema.parse(request.head ?? { type: "linear" }), hyperparameters: hyperparametersSchema.parse(request.hyperparameters ?? {}) };
+  const config = { kind: "train" as const, head: jobHeadSpecSchema.parse(request.head ?? DEFAULT_JOB_HEAD), hyperparameters: hyperparametersSchema.parse(request.hyperparameters ?? {}) };
   checkJobCost(labels.reduce((n, l) => n + l.count, 0), config.hyperparameters.epochs);
   const version = await freezeVersion(db, dataset.id);
   return createJob(db, { projectId, datasetId: dataset.id, datasetVersion: version, backbone: backbone.id, config, maxAttempts: request.max_attempts });
@@ -314,6 +314,24 @@ export async function completeJob(db: Db, jobId: string, leaseToken: string, mod
   ]);
   if ((results[0] as unknown[]).length === 0) throw leaseLost(jobId);
   return modelId;
+}
+
+/**
+ * Marks a job that makes no model (a diagnostics job) succeeded, only while the caller holds the lease; its result
+ * was stored by the caller first. A late or repeated report gets `lease_lost` and changes nothing.
+ */
+export async function completeJobWithoutModel(db: Db, jobId: string, leaseToken: string, extra: Record<string, unknown>, nowMs = Date.now()): Promise<void> {
+  const now = iso(nowMs);
+  if (!(await db.select({ id: jobs.id }).from(jobs).where(holdsLease(jobId, leaseToken, nowMs)).get())) throw leaseLost(jobId);
+  const results = await db.batch([
+    db
+      .update(jobs)
+      .set({ status: "succeeded", finishedAt: now, leaseToken: null, leaseExpiresAt: null, progressPhase: "done", metrics: { epochs: [], ...extra }, error: null, updatedAt: now })
+      .where(holdsLease(jobId, leaseToken, nowMs))
+      .returning({ id: jobs.id }),
+    eventStatement(db, jobId, "status", { status: "succeeded" }),
+  ]);
+  if ((results[0] as unknown[]).length === 0) throw leaseLost(jobId);
 }
 
 /**

@@ -120,8 +120,9 @@ export async function trainHeadLbfgs(input: HeadTrainingInput, config: HeadTrain
       }
     }
     // No best iterate only if val loss was NaN throughout; the last iterate is all there is.
-    const theta = best && Number.isFinite(best.valLoss) ? best.theta : solver.x;
+    const keepLast = config.keep === "last";
+    const theta = !keepLast && best && Number.isFinite(best.valLoss) ? best.theta : solver.x;
     const head: Head = { inputDim: dim, labels: [...labelNames], standardize, layers: toDenseLayers(theta, dim, hidden, classCount) };
-    return { head, epochs, bestEpoch: best?.epoch ?? epochs.length, stopReason };
+    return { head, epochs, bestEpoch: keepLast ? epochs.length : best?.epoch ?? epochs.length, stopReason };
   }
 }

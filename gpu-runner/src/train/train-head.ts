@@ -40,6 +40,12 @@ export interface HeadTrainingConfig {
    * before L-BFGS, kept for comparison in bench/train/head-speed.ts and for users who want dropout).
    */
   solver?: HeadSolver;
+  /**
+   * Which weights to return: "best_val" (default) the epoch with the lowest validation loss; "last" the final
+   * weights, so the validation rows only report and never choose (cross-validation folds, and the refit of `auto`,
+   * whose settings were already chosen on the training rows).
+   */
+  keep?: "best_val" | "last";
   /** Threads the L-BFGS solver's onnxruntime objective may use (default 1; the runner passes its --threads). */
   threads?: number;
 }
@@ -272,7 +278,7 @@ async function trainHeadMinibatch(
     }
 
     // No best epoch only if val_loss was NaN throughout (training diverged); the last weights are all there is.
-    const finalWeights = bestWeights.length ? bestWeights : variables;
+    const finalWeights = bestWeights.length && config.keep !== "last" ? bestWeights : variables;
     const layers: DenseLayer[] = initialLayers.map((layer, index) => ({
       ...layer,
       weights: Float32Array.from(finalWeights[2 * index]!.dataSync()),

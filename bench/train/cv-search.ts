@@ -1,0 +1,67 @@
+/**
+ * The `auto` head search on flowers5 alone (no platform): embeds the fixed split (every 4th file per class held out)
+ * with the default builtin backbone once (cached under bench/out/), then runs `selectHead` exactly as a runner does
+ * (stratified 5-fold CV on the 300 training images, worker threads) and prints every candidate's CV accuracy, the
+ * search time, and — for information only, never used to choose — each candidate's held-out accuracy when refit
+ * on all training images.
+ *
+ *   npx tsx bench/train/cv-search.ts [--workers N]
+ */
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { loadVendoredBundle } from "../../gpu-runner/src/engine/builtin-vendored";
+import { createEngine } from "../../gpu-runner/src/engine/index";
+import { workerFoldRunner } from "../../gpu-runner/src/train/cv-pool";
+import { fitFold } from "../../gpu-runner/src/train/fit-fold";
+import { candidateGrid, selectHead } from "../../gpu-runner/src/train/select-head";
+import { DEFAULT_BACKBONE, featureSpecOf } from "../../shared/catalog";
+import { hyperparametersSchema } from "../../shared/schemas";
+import { flowersAvailable, loadFlowers } from "../embed/flowers";
+
+if (!flowersAvailable()) {
+  console.log("skipped: ../shared/datasets/flowers5 not found (set EDGETUNE_SHARED_DIR)");
+  process.exit(0);
+}
+tf.env().set("PROD", true);
+const workers = process.argv.includes("--workers") ? Number(process.argv[process.argv.indexOf("--workers") + 1]) : undefined;
+const cacheDir = path.resolve(import.meta.dirname, "../out/cv-search");
+const key = `${DEFAULT_BACKBONE.id}-${DEFAULT_BACKBONE.weightsVersion}-${[DEFAULT_BACKBONE.spec.feature_layer].flat().join("+")}-${DEFAULT_BACKBONE.spec.pooling}`;
+const bundle = await loadVendoredBundle(DEFAULT_BACKBONE);
+const flowers = await loadFlowers(224, bundle.inputRange);
+const n = flowers.labels.length;
+let embeddings: Float32Array;
+try {
+  const bytes = await readFile(path.join(cacheDir, `${key}.bin`));
+  embeddings = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+} catch {
+  const engine = await createEngine(bundle, featureSpecOf(DEFAULT_BACKBONE.spec), { engine: "onnx" });
+  embeddings = await engine.embed((await flowers.images.data()) as Float32Array, n);
+  await engine.close();
+  await mkdir(cacheDir, { recursive: true });
+  await writeFile(path.join(cacheDir, `${key}.bin`), new Uint8Array(embeddings.buffer));
+}
+flowers.images.dispose();
+const dim = embeddings.length / n;
+const trainIndex = flowers.isTrain.flatMap((t, i) => (t ? [i] : []));
+const valIndex = flowers.isTrain.flatMap((t, i) => (t ? [] : [i]));
+const hyperparameters = hyperparametersSchema.parse({});
+const data = { embeddings, dim, labels: flowers.labels, classCount: flowers.classes.length, hyperparameters };
+
+const runs: number[] = [];
+let result!: Awaited<ReturnType<typeof selectHead>>;
+for (let run = 0; run < 3; run++) {
+  const started = performance.now();
+  result = await selectHead({ labels: flowers.labels, trainIndex }, { folds: 5, seed: hyperparameters.seed, runFolds: workerFoldRunner(data, { maxWorkers: workers }) });
+  runs.push(performance.now() - started);
+}
+runs.sort((a, b) => a - b);
+console.log(`flowers5, ${DEFAULT_BACKBONE.name} (${dim}-d), ${trainIndex.length} train / ${valIndex.length} held out; ${result.selection.candidates.length} candidates x ${result.selection.folds} folds`);
+console.log(`CV search wall time: median ${(runs[1]! / 1000).toFixed(2)} s (runs: ${runs.map((r) => (r / 1000).toFixed(2)).join(", ")} s), worker threads: ${workers ?? "default"}`);
+console.log("\n| candidate | CV accuracy (mean ± std) | held-out accuracy (refit; not used to choose) | chosen |");
+console.log("| --- | --- | --- | --- |");
+for (const [index, candidate] of candidateGrid(hyperparameters).entries()) {
+  const listed = result.selection.candidates[index]!;
+  const heldOut = await fitFold(data, { candidate, trainRows: trainIndex, heldRows: valIndex }); // refit as run-job does: keep last
+  console.log(`| ${candidate.head.type} ${JSON.stringify(candidate.hyperparameters)} | ${(listed.cv_accuracy_mean * 100).toFixed(1)}% ± ${(listed.cv_accuracy_std * 100).toFixed(1)} | ${(heldOut.accuracy * 100).toFixed(1)}% | ${index === result.selection.chosen_index ? "yes" : ""} |`);
+}

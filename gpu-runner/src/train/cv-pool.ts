@@ -1,0 +1,66 @@
+/**
+ * Runs the cross-validation fits of `auto` in worker threads: one per core (at most `maxWorkers`), each holding a
+ * copy of the embeddings (300 × 768 floats for flowers5: 0.9 MB; 20,000 × 1280: 100 MB per worker, hence the cap),
+ * taking the next task when it finishes one. The main thread only waits, so lease heartbeats keep flowing (a head
+ * trained on the main thread once starved them and the lease lapsed: ../shared/notes/FACTS.md).
+ */
+import { availableParallelism } from "node:os";
+import { Worker } from "node:worker_threads";
+import type { FoldTask } from "./select-head";
+import type { FoldData, FoldResult } from "./fit-fold";
+
+const WORKER_URL = new URL(`./cv-worker${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
+
+/** Same bootstrap as the WASM engine's pool: Node 20 does not apply the parent's `--import tsx` inside workers. */
+function startWorker(workerData: unknown): Worker {
+  if (!WORKER_URL.pathname.endsWith(".ts")) return new Worker(WORKER_URL, { workerData });
+  const api = import.meta.resolve("tsx/esm/api");
+  const bootstrap = `import(${JSON.stringify(api)}).then((tsx) => tsx.tsImport(${JSON.stringify(WORKER_URL.href)}, ${JSON.stringify(import.meta.url)}))`;
+  return new Worker(bootstrap, { eval: true, workerData });
+}
+
+export interface FoldPoolOptions {
+  /** Default: the machine's cores, at most 4. */
+  maxWorkers?: number;
+  /** Aborting terminates the workers and rejects. */
+  signal?: AbortSignal;
+}
+
+/** A `FoldRunner` over worker threads; workers start per call and are terminated when it settles. */
+export function workerFoldRunner(data: FoldData, options: FoldPoolOptions = {}) {
+  return async (tasks: FoldTask[], onDone?: (done: number) => void): Promise<FoldResult[]> => {
+    const count = Math.max(1, Math.min(options.maxWorkers ?? Math.min(availableParallelism(), 4), tasks.length));
+    const workers = Array.from({ length: count }, () => startWorker(data));
+    const results = new Array<FoldResult>(tasks.length);
+    let next = 0;
+    let done = 0;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => reject(options.signal!.reason ?? new Error("aborted"));
+        options.signal?.addEventListener("abort", onAbort, { once: true });
+        if (options.signal?.aborted) return onAbort();
+        const feed = (worker: Worker) => {
+          if (next >= tasks.length) return;
+          const id = next++;
+          worker.postMessage({ id, task: tasks[id] });
+        };
+        for (const worker of workers) {
+          worker.on("message", (message: { ready?: boolean; id?: number; result?: FoldResult; error?: string }) => {
+            if (message.ready) return feed(worker);
+            if (message.error !== undefined) return reject(new Error(`cross-validation worker: ${message.error}`));
+            results[message.id!] = message.result!;
+            done++;
+            onDone?.(done);
+            if (done === tasks.length) resolve();
+            else feed(worker);
+          });
+          worker.once("error", reject);
+          worker.once("exit", (code) => { if (done < tasks.length) reject(new Error(`cross-validation worker exited with code ${code}`)); });
+        }
+      });
+    } finally {
+      await Promise.all(workers.map((worker) => worker.terminate()));
+    }
+    return results;
+  };
+}
