@@ -108,9 +108,7 @@ export function publishBuiltinsLocally(stateDir, log = () => {}) {
     cwd: ROOT, env: { ...process.env, ...OFFLINE_ENV }, encoding: "utf8",
   });
   log(result.stdout);
-  if (result.status !== 0) throw new Error(`publishing the builtin backbones failed:
-${result.stdout}
-${result.stderr}`);
+  if (result.status !== 0) throw new Error(`publishing the builtin backbones failed:\n${result.stdout}\n${result.stderr}`);
 }
 
 /**
@@ -136,9 +134,7 @@ export async function startPlatform(options = {}) {
   fs.chmodSync(stateDir, 0o700);
   const envFile = path.join(secretsDir, "wrangler.env");
   const vars = { EDGETUNE_ADMIN_KEY: adminKey, ...(options.vars ?? {}) };
-  writePrivateFile(envFile, Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(String(v))}`).join("
-") + "
-");
+  writePrivateFile(envFile, Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(String(v))}`).join("\n") + "\n");
   const url = `http://127.0.0.1:${port}`;
   const children = [];
   // Children run in their own process groups (so a stop reaches workerd and the runner's workers too); a small
