@@ -43,14 +43,24 @@ export const MAX_CACHED_BUNDLE_BYTES = 512 * 1024 * 1024;
 const bundles = new Map<string, { bundle: Promise<BackboneBundle>; bytes: number }>();
 const published = new Set<string>();
 
-/** Drops least recently used bundles until the cache is within both bounds (the newest entry always stays). */
-function evictBundles(): void {
-  let bytes = [...bundles.values()].reduce((sum, entry) => sum + entry.bytes, 0);
-  for (const [key, entry] of bundles) {
-    if (bundles.size <= 1 || (bundles.size <= MAX_CACHED_BUNDLES && bytes <= MAX_CACHED_BUNDLE_BYTES)) break;
-    bundles.delete(key);
+/**
+ * Drops least recently used entries (the Map's first keys) until at most `maxEntries` remain and their `bytes` sum
+ * to at most `maxBytes`; the newest entry always stays, however big. Returns the dropped keys.
+ */
+export function evictLeastRecentlyUsed<K>(entries: Map<K, { bytes: number }>, maxEntries: number, maxBytes: number): K[] {
+  let bytes = [...entries.values()].reduce((sum, entry) => sum + entry.bytes, 0);
+  const dropped: K[] = [];
+  for (const [key, entry] of entries) {
+    if (entries.size <= 1 || (entries.size <= maxEntries && bytes <= maxBytes)) break;
+    entries.delete(key);
     bytes -= entry.bytes;
+    dropped.push(key);
   }
+  return dropped;
+}
+
+function evictBundles(): void {
+  evictLeastRecentlyUsed(bundles, MAX_CACHED_BUNDLES, MAX_CACHED_BUNDLE_BYTES);
 }
 
 /** Keys of the cached bundles, least recently used first (for tests and logs). */
