@@ -31,7 +31,7 @@ import { EMBEDDING_RECORD_HEADER_BYTES, readEmbeddingPack, readEmbeddings, write
 import { leaseWithWait, wakeRunners } from "../services/dispatch";
 import { completeJob, completeJobWithoutModel, describeLease, failJob, getLeasedJob, heartbeat, modelIdForJob, recordEpochs } from "../services/jobs";
 import { isHeadStored, storeModelArtifact } from "../services/models";
-import { modelObjectPrefix } from "../services/object-keys";
+import { modelAttemptPrefix } from "../services/object-keys";
 import { putDiagnostics, MAX_DIAGNOSTICS_BYTES } from "../services/diagnostics";
 import { bytesToHex, encodeImageRecords } from "../../shared/wire";
 import { errors, jsonBody, jsonResponse } from "./openapi-helpers";
@@ -136,7 +136,7 @@ runnerRoutes.openapi(
     const { id, name } = c.req.valid("param");
     const job = await requireLease(c, id);
     const bytes = await readBodyLimited(c.req.raw, MAX_ARTIFACT_BYTES, name);
-    await storeModelArtifact(c.env.BUCKET, job.projectId, modelIdForJob(job.id), name, bytes);
+    await storeModelArtifact(c.env.BUCKET, modelAttemptPrefix(job.projectId, modelIdForJob(job.id), job.attempt), name, bytes);
     return c.json({ name, bytes: bytes.length }, 200);
   },
 );
@@ -152,7 +152,7 @@ runnerRoutes.openapi(
     const { id } = c.req.valid("param");
     const body = c.req.valid("json");
     const job = await requireLease(c, id, body.lease_token);
-    const prefix = modelObjectPrefix(job.projectId, modelIdForJob(id));
+    const prefix = modelAttemptPrefix(job.projectId, modelIdForJob(id), job.attempt);
     if (!(await isHeadStored(c.env.BUCKET, prefix))) throw new ApiError("artifacts_missing", "Upload head.json and head.bin before completing the job.");
     const modelId = await completeJob(c.var.db, id, body.lease_token, { labels: body.labels, metrics: body.metrics, headBytes: body.head_bytes, objectPrefix: prefix, epochs: body.epochs, skipped: body.skipped, extra: body.extra });
     await emitSafely(c.env, job.projectId, "job.succeeded", `${id}.succeeded`, { job: { id, status: "succeeded", dataset_id: job.datasetId, model_id: modelId } });

@@ -46,8 +46,14 @@ export async function deleteModel(db: Db, bucket: R2Bucket, row: ModelRow, optio
     }
   }
   await db.batch([db.delete(models).where(eq(models.id, row.id)), db.delete(aliases).where(and(eq(aliases.projectId, row.projectId), eq(aliases.modelId, row.id)))]);
-  const listed = await bucket.list({ prefix: modelArtifactKey(row.objectPrefix, "") });
-  if (listed.objects.length > 0) await bucket.delete(listed.objects.map((o) => o.key));
+  // Every attempt's artifacts (services/object-keys.ts modelAttemptPrefix), not only the winning one's.
+  const prefix = `${modelObjectPrefix(row.projectId, row.id)}/`;
+  for (let page = 0, cursor: string | undefined; page < 10; page++) {
+    const listed = await bucket.list({ prefix, cursor });
+    if (listed.objects.length > 0) await bucket.delete(listed.objects.map((o) => o.key));
+    if (!listed.truncated) break;
+    cursor = listed.cursor;
+  }
 }
 
 /** One stored artifact of the model (head.json, model.json, card.json, ...), or null when it is not in storage. */
@@ -56,8 +62,8 @@ export async function readModelArtifact(bucket: R2Bucket, row: Pick<ModelRow, "o
 }
 
 /** Stores one artifact a runner uploads for the model its job registers. */
-export async function storeModelArtifact(bucket: R2Bucket, projectId: string, modelId: string, artifact: string, bytes: Uint8Array): Promise<void> {
-  await bucket.put(modelArtifactKey(modelObjectPrefix(projectId, modelId), artifact), bytes);
+export async function storeModelArtifact(bucket: R2Bucket, prefix: string, artifact: string, bytes: Uint8Array): Promise<void> {
+  await bucket.put(modelArtifactKey(prefix, artifact), bytes);
 }
 
 /** True when the model's compact head (head.json) is in storage: a job may only complete once it is. */

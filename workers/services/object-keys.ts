@@ -27,6 +27,11 @@ export const builtinObjectPrefix = (catalogId: string) => `backbones/builtin/${c
 export const backboneFileKey = (prefix: string, file: BackboneFile) => `${prefix}/${file}`;
 
 export const modelObjectPrefix = (projectId: string, modelId: string) => `projects/${projectId}/models/${modelId}`;
+/**
+ * Where one attempt of the model's job writes its artifacts: a runner whose lease lapsed mid-upload finishes writing
+ * into its own attempt's folder, never over the next attempt's files; the model row names the winning attempt's.
+ */
+export const modelAttemptPrefix = (projectId: string, modelId: string, attempt: number) => `${modelObjectPrefix(projectId, modelId)}/attempt-${attempt}`;
 /** A model artifact under the model's prefix (its row's `object_prefix`). */
 export const modelArtifactKey = (prefix: string, artifact: string) => `${prefix}/${artifact}`;
 
