@@ -13,7 +13,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { readPinnedFile, VENDOR_DIR } from "../gpu-runner/src/engine/builtin-vendored";
+import { readPinnedFile, VENDOR_DIR } from "../gpu-runner/src/backbones/builtin-vendored";
 import { BUILTIN_BACKBONES } from "../shared/catalog";
 import { builtinObjectPrefix } from "../workers/services/backbones";
 

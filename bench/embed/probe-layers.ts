@@ -17,10 +17,10 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { buildFeatureExtractor } from "../../shared/backbone/feature-extractor";
 import type { BackboneBundle, LayersModelJson } from "../../shared/backbone/types";
-import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
-import { loadBundleFromDir } from "../../gpu-runner/src/engine/load-bundle";
+import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
+import { loadBundleFromDir } from "../../gpu-runner/src/backbones/load-bundle";
 import { createEngine, type EngineKind } from "../../gpu-runner/src/engine/index";
-import { VENDORED_MOBILENET_V1_075_DIR } from "../../gpu-runner/src/engine/builtin-vendored";
+import { VENDORED_MOBILENET_V1_075_DIR } from "../../gpu-runner/src/backbones/builtin-vendored";
 import { flowersAvailable, loadFlowers, MOBILENET_V1_DIR, type FlowerSet } from "./flowers";
 
 const OUT_DIR = path.resolve(import.meta.dirname, "../out/probe");

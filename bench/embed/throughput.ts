@@ -13,9 +13,9 @@ import { availableParallelism } from "node:os";
 import { BUILTIN_FEATURE_SPEC, MOBILENET_V1_FEATURE_SPEC } from "../../shared/backbone/builtin";
 import { getInputShape } from "../../shared/backbone/model-json";
 import type { BackboneBundle, FeatureSpec } from "../../shared/backbone/types";
-import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
+import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
 import { createEngine, EngineUnavailableError, type EngineKind } from "../../gpu-runner/src/engine/index";
-import { loadBundleFromDir } from "../../gpu-runner/src/engine/load-bundle";
+import { loadBundleFromDir } from "../../gpu-runner/src/backbones/load-bundle";
 import { MOBILENET_V1_DIR } from "./flowers";
 
 function arg(name: string, fallback: string): string {

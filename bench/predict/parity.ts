@@ -14,7 +14,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
-import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
+import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
 import { createOnnxEngine } from "../../gpu-runner/src/engine/onnx-engine";
 import { DEFAULT_HYPERPARAMETERS, DEFAULT_MLP_HEAD_SPEC } from "../../gpu-runner/src/train/defaults";
 import { trainHead } from "../../gpu-runner/src/train/train-head";

@@ -21,7 +21,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
-import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
+import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
 import { getWeightSpecs } from "../../shared/backbone/model-json";
 import { NSFWJS_MOBILENET_V2, featureLayers, preprocessSpecOf } from "../../shared/catalog";
 import { serializeHead, type Head } from "../../shared/head";

@@ -19,7 +19,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { zipSync } from "fflate";
 import { DEFAULT_BACKBONE, featureSpecOf } from "../../shared/catalog";
-import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
+import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { startPlatform } from "../../scripts/platform.mjs";
 import { generateSet } from "./generate";

@@ -10,7 +10,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { loadVendoredBundle } from "../../gpu-runner/src/engine/builtin-vendored";
+import { loadVendoredBundle } from "../../gpu-runner/src/backbones/builtin-vendored";
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { workerFoldRunner } from "../../gpu-runner/src/train/cv-pool";
 import { fitFold } from "../../gpu-runner/src/train/fit-fold";

@@ -29,7 +29,7 @@ import { createRandom } from "../../shared/random";
 import type { HeadSpec } from "../../shared/schemas";
 import { splitStratified } from "../../shared/split";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
-import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
+import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { DEFAULT_HYPERPARAMETERS } from "../../gpu-runner/src/train/defaults";
 import { trainHead, type HeadSolver, type HeadTrainingInput } from "../../gpu-runner/src/train/train-head";

@@ -4,8 +4,8 @@
  *
  *   npx tsx gpu-runner/scripts/export-builtin-backbone.ts <dir>
  */
-import { loadNsfwjsBundle } from "../src/engine/builtin-nsfwjs";
-import { saveBundleToDir } from "../src/engine/load-bundle";
+import { loadNsfwjsBundle } from "../src/backbones/builtin-nsfwjs";
+import { saveBundleToDir } from "../src/backbones/load-bundle";
 
 const dir = process.argv[2];
 if (!dir) {

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadBundleFromDir, saveBundleToDir } from "../src/engine/load-bundle";
+import { loadBundleFromDir, saveBundleToDir } from "../src/backbones/load-bundle";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const shared = process.env.EDGETUNE_SHARED_DIR ?? path.resolve(here, "../../../shared");

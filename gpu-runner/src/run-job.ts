@@ -19,7 +19,7 @@ import { evaluate, listMisclassified } from "../../shared/metrics";
 import { embeddingCacheKey, featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
 import { resolveSplit, type SplitTag } from "../../shared/split";
 import { LeaseLostError, type LeasedJob, type Progress, type Rejection, type RunnerClient } from "./api-client";
-import { loadJobBackbone } from "./backbone-source";
+import { loadJobBackbone } from "./backbones/job-backbone";
 import { embedDataset, type EmbedDatasetResult } from "./embed-dataset";
 import type { DecodePool } from "./decode/decode-pool";
 import type { EmbeddingEngine } from "./engine/types";

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, test } from "vitest";
 import { zipSync } from "fflate";
 import { ROOT } from "../../scripts/platform.mjs";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
-import { loadVendoredBundle } from "../../gpu-runner/src/engine/builtin-vendored";
+import { loadVendoredBundle } from "../../gpu-runner/src/backbones/builtin-vendored";
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { DEFAULT_BACKBONE, featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
 import { applyHead, parseHead } from "../../shared/head";

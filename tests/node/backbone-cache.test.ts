@@ -1,10 +1,10 @@
 /**
  * The runner's per-process backbone cache is bounded (issue 7: "the per-process backbone cache is unbounded"):
- * least recently used bundles go first, by count and by bytes (gpu-runner/src/backbone-source.ts).
+ * least recently used bundles go first, by count and by bytes (gpu-runner/src/backbones/job-backbone.ts).
  */
 import assert from "node:assert/strict";
 import { describe, it } from "vitest";
-import { evictLeastRecentlyUsed, MAX_CACHED_BUNDLE_BYTES, MAX_CACHED_BUNDLES } from "../../gpu-runner/src/backbone-source";
+import { evictLeastRecentlyUsed, MAX_CACHED_BUNDLE_BYTES, MAX_CACHED_BUNDLES } from "../../gpu-runner/src/backbones/job-backbone";
 
 const MB = 1024 * 1024;
 

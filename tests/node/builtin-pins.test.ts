@@ -5,8 +5,8 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { BUILTIN_BACKBONES } from "../../shared/catalog";
-import { bundleFiles } from "../../gpu-runner/src/backbone-source";
-import { loadNsfwjsBundle } from "../../gpu-runner/src/engine/builtin-nsfwjs";
+import { bundleFiles } from "../../gpu-runner/src/backbones/job-backbone";
+import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
 
 const LOADERS: Record<string, () => ReturnType<typeof loadNsfwjsBundle>> = { bb_builtin_mobilenet_v2: loadNsfwjsBundle };
 

@@ -23,7 +23,7 @@ import type { BackboneBundle, FeatureSpec, LayersModelJson } from "../../shared/
 import { backboneSpecSchema } from "../../shared/schemas";
 import { featureSpecOf } from "../../shared/catalog";
 import { createEngine, EngineUnavailableError } from "../../gpu-runner/src/engine/index";
-import { loadBundleFromDir } from "../../gpu-runner/src/engine/load-bundle";
+import { loadBundleFromDir } from "../../gpu-runner/src/backbones/load-bundle";
 import { createOnnxEngine } from "../../gpu-runner/src/engine/onnx-engine";
 import { buildTinyGraphModel, buildTinyModel, tinySpec, type TinyModel, type TinyModelOptions } from "../fixtures/tiny-model";
 import { makeImages } from "./engine-fixtures";

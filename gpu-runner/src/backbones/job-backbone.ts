@@ -5,13 +5,13 @@
  * (`MAX_CACHED_BUNDLES`, `MAX_CACHED_BUNDLE_BYTES`): a runner serving many jobs on the same backbone parses its
  * weights once, and one serving many users' backbones does not grow without bound.
  */
-import { getWeightSpecs } from "../../shared/backbone/model-json";
-import type { BackboneBundle, LayersModelJson } from "../../shared/backbone/types";
-import { findBuiltinBackbone, inputRangeOfNormalization } from "../../shared/catalog";
-import type { BackboneSpec } from "../../shared/schemas";
-import type { LeasedJob, RunnerClient } from "./api-client";
-import { loadNsfwjsBundle } from "./engine/builtin-nsfwjs";
-import { loadVendoredBundle } from "./engine/builtin-vendored";
+import { getWeightSpecs } from "../../../shared/backbone/model-json";
+import type { BackboneBundle, LayersModelJson } from "../../../shared/backbone/types";
+import { findBuiltinBackbone, inputRangeOfNormalization } from "../../../shared/catalog";
+import type { BackboneSpec } from "../../../shared/schemas";
+import type { LeasedJob, RunnerClient } from "../api-client";
+import { loadNsfwjsBundle } from "./builtin-nsfwjs";
+import { loadVendoredBundle } from "./builtin-vendored";
 
 /** Loaders for the builtin catalog's entries, by catalog id: vendored ones from gpu-runner/vendor (sha256-checked). */
 const BUILTIN_LOADERS: Record<string, () => Promise<BackboneBundle>> = {
