@@ -15,6 +15,7 @@ import { aliasRoutes } from "./routes/aliases";
 import { predictRoutes } from "./routes/predict";
 import { runnerRoutes } from "./routes/runner";
 import { webhookRoutes } from "./routes/webhooks";
+import { assignOperationIds } from "./routes/operation-ids";
 import { attemptDelivery, type WebhookMessage } from "./services/webhooks";
 import { runnerAdminRoutes } from "./routes/runners";
 import { docsContentSecurityPolicy, docsHtml } from "./routes/docs";
@@ -57,6 +58,8 @@ app.route("/v1", webhookRoutes);
 // In `wrangler dev` and production, `/` is the dashboard (dashboard/dist/index.html, Workers static assets) and never
 // reaches the Worker; this answer is for callers of the Worker itself (the vitest pool).
 app.get("/", (c) => c.json({ name: "edgetune", docs: "/docs", openapi: "/openapi.json" }));
+// Every operation gets an operationId (routes/operation-ids.ts) once all routes are mounted.
+assignOperationIds(app.openAPIRegistry.definitions as any);
 app.doc31("/openapi.json", {
   openapi: "3.1.0",
   info: { title: "edgetune API", version: "1.0.0", description: "Serverless transfer learning: upload images, fine-tune a head on a frozen backbone, predict at the edge." },
