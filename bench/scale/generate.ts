@@ -19,7 +19,25 @@ export interface GeneratedSet {
   generatedS: number;
 }
 
-export async function generateSet(flowersDir: string, outDir: string, count: number, log: (msg: string) => void): Promise<GeneratedSet> {
+/**
+ * "pixels": new photos (crop, flip, resize, re-encode; generate-worker.ts). "comment": each original's bytes with a
+ * JPEG comment segment naming the index: distinct files (their own sha256, so the runner embeds each one) with the
+ * original's pixels, generated at disk speed; throughput figures hold, accuracy figures do not (val copies train).
+ */
+export type Variation = "pixels" | "comment";
+
+/** The JPEG with a COM segment (FF FE, length, text) right after its SOI marker. */
+function withComment(jpeg: Uint8Array, text: string): Uint8Array {
+  const body = new TextEncoder().encode(text);
+  const out = new Uint8Array(jpeg.length + 4 + body.length);
+  out.set(jpeg.subarray(0, 2), 0);
+  out.set([0xff, 0xfe, (body.length + 2) >> 8, (body.length + 2) & 0xff], 2);
+  out.set(body, 6);
+  out.set(jpeg.subarray(2), 6 + body.length);
+  return out;
+}
+
+export async function generateSet(flowersDir: string, outDir: string, count: number, log: (msg: string) => void, variation: Variation = "pixels"): Promise<GeneratedSet> {
   const labels = readdirSync(flowersDir).filter((name) => statSync(path.join(flowersDir, name)).isDirectory()).sort();
   // Interleave labels so photo i and i+1 come from different classes.
   const byLabel = labels.map((label) => readdirSync(path.join(flowersDir, label)).filter((f) => /\.jpe?g$/i.test(f)).sort().map((f) => path.join(flowersDir, label, f)));
@@ -31,7 +49,7 @@ export async function generateSet(flowersDir: string, outDir: string, count: num
     });
   }
   mkdirSync(outDir, { recursive: true });
-  const zipPath = path.join(outDir, `flowers5-${count}.zip`);
+  const zipPath = path.join(outDir, `flowers5-${count}${variation === "comment" ? "-comment" : ""}.zip`);
   if (existsSync(zipPath)) return { zipPath, count, bytes: statSync(zipPath).size, labels, generatedS: 0 };
 
   const started = performance.now();
@@ -48,16 +66,19 @@ export async function generateSet(flowersDir: string, outDir: string, count: num
     out.write(chunk);
     if (final) out.end();
   });
-  const pool = new ThreadPool<{ index: number }, Uint8Array>(siblingModule(import.meta.url, "generate-worker"), { name: "generate", size: availableParallelism(), workerData: { originals } });
-  await pool.ready;
+  const { readFileSync } = await import("node:fs");
+  const pool = variation === "pixels" ? new ThreadPool<{ index: number }, Uint8Array>(siblingModule(import.meta.url, "generate-worker"), { name: "generate", size: availableParallelism(), workerData: { originals } }) : null;
+  await pool?.ready;
+  const make = (index: number): Promise<Uint8Array> =>
+    pool ? pool.run({ index }) : Promise.resolve(withComment(new Uint8Array(readFileSync(originals[index % originals.length]!)), `edgetune bench/scale photo ${index}`));
   // Bounded window of tasks in flight; entries are added in index order so the archive is the same on every run.
   const WINDOW = 64;
   const inFlight = new Map<number, Promise<Uint8Array>>();
-  for (let next = 0; next < Math.min(WINDOW, count); next++) inFlight.set(next, pool.run({ index: next }));
+  for (let next = 0; next < Math.min(WINDOW, count); next++) inFlight.set(next, make(next));
   for (let index = 0; index < count; index++) {
     const jpeg = await inFlight.get(index)!;
     inFlight.delete(index);
-    if (index + WINDOW < count) inFlight.set(index + WINDOW, pool.run({ index: index + WINDOW }));
+    if (index + WINDOW < count) inFlight.set(index + WINDOW, make(index + WINDOW));
     const entry = new ZipPassThrough(`${originalLabels[index % originals.length]}/gen_${String(index).padStart(6, "0")}.jpg`);
     zip.add(entry);
     entry.push(jpeg, true);
@@ -65,7 +86,7 @@ export async function generateSet(flowersDir: string, outDir: string, count: num
   }
   zip.end();
   await finished;
-  await pool.close();
+  await pool?.close();
   renameSync(partial, zipPath);
   return { zipPath, count, bytes: statSync(zipPath).size, labels, generatedS: (performance.now() - started) / 1000 };
 }

@@ -1,7 +1,7 @@
 /**
  * bench/scale: one data set through the whole platform, first job and retrain in the same run.
  *
- *   npx tsx bench/scale/run.ts [--count 20000] [--flowers5] [--engine auto] [--head linear]
+ *   npx tsx bench/scale/run.ts [--count 20000] [--variation pixels|comment] [--flowers5] [--engine auto] [--head linear]
  *
  * - data: `--count` distinct photos generated from ../shared/datasets/flowers5 (random crops, flips, resizing,
  *   re-encoding; cached in bench/out/scale/), or with `--flowers5` the 400 originals as they are;
@@ -33,6 +33,8 @@ const useFlowers = process.argv.includes("--flowers5");
 const count = Number(arg("count", "20000"));
 const engine = arg("engine", "auto");
 const headType = arg("head", "linear");
+/** --variation comment: distinct files with the originals' pixels, generated instantly (see generate.ts). */
+const variation = arg("variation", "pixels") as "pixels" | "comment";
 const log = (msg: string) => console.log(`[scale ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
 if (!existsSync(FLOWERS)) {
@@ -54,7 +56,7 @@ if (useFlowers) {
   imageCount = Object.keys(files).length;
   sampleJpeg = Object.values(files)[7]![0];
 } else {
-  const set = await generateSet(FLOWERS, path.join(OUT, "scale"), count, log);
+  const set = await generateSet(FLOWERS, path.join(OUT, "scale"), count, log, variation);
   log(set.generatedS ? `generated ${set.count} photos in ${set.generatedS.toFixed(0)} s` : `reusing ${set.zipPath}`);
   archivePath = set.zipPath;
   imageCount = set.count;
