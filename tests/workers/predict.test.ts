@@ -203,7 +203,7 @@ describe("which models can be predicted", () => {
     const { key, projectId } = await createProject();
     const backboneId = await uploadTinyBackbone(key);
     const { modelId } = await createTinyModel(projectId, backboneId);
-    expect((await call("DELETE", `/v1/backbones/${backboneId}`, { key })).status).toBe(204);
+    expect((await call("DELETE", `/v1/backbones/${backboneId}?force=true`, { key })).status).toBe(204);
     const images = await callJson("POST", `/v1/models/${modelId}/predict`, { key, ...image(makePng()) });
     expect(images.status).toBe(409);
     expect(images.body.error).toMatchObject({ code: "backbone_deleted", details: { backbone: backboneId } });
