@@ -7,7 +7,12 @@ import type { FeatureSpec, GraphNodeRecord, LayerRecord, LayersModelJson, Weight
 import { concatBytes } from "../bytes";
 
 /** Bytes per element of each stored weight dtype (after quantization, if any). */
-const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
+/**
+ * Bytes per stored element of each weight dtype a backbone may use (the stored dtype: a quantized weight's
+ * `quantization.dtype`). The one table for the Worker's upload checks and the weight decoders of the runner and the
+ * edge: a dtype missing here cannot be decoded, so it is refused at upload.
+ */
+export const BYTES_PER_ELEMENT: Readonly<Record<string, number>> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
 
 function modelConfig(modelJson: LayersModelJson) {
   const topology = modelJson.modelTopology;

@@ -5,6 +5,7 @@
  * Accepted: tfjs *layers* models (`format: "layers-model"`, or no format and a Keras topology) and tfjs *graph*
  * models (`format: "graph-model"` with `modelTopology.node`). Every error names the file, layer or weight to fix.
  */
+import { BYTES_PER_ELEMENT } from "../../shared/backbone/model-json";
 import { ApiError } from "../../shared/errors";
 import type { LayerRecord, WeightSpec, WeightsManifestGroup } from "../../shared/backbone/types";
 import { featureLayers } from "../../shared/catalog";
@@ -31,7 +32,6 @@ export interface ModelSummary {
 }
 
 /** Bytes per stored element; a quantized weight is stored as its quantization dtype. `string` weights have no fixed size. */
-const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2 };
 /** How many layer names an error suggests. */
 const CANDIDATES_SHOWN = 8;
 
@@ -90,7 +90,7 @@ export function detectModelFormat(modelJson: ModelJson, file = "model.json"): Mo
 /** Bytes a weight occupies in the weight files. */
 export function storedWeightBytes(weight: WeightSpec): number {
   const dtype = weight.quantization?.dtype ?? weight.dtype;
-  const perElement = BYTES_PER_ELEMENT[dtype];
+  const perElement = Object.hasOwn(BYTES_PER_ELEMENT, dtype) ? BYTES_PER_ELEMENT[dtype] : undefined; // "constructor" is no dtype
   if (perElement === undefined) {
     throw new ApiError("unsupported_model_format", `Weight '${weight.name}' has dtype '${dtype}', which has no fixed size; backbones support float32, int32, bool and uint8/uint16/float16 quantization.`, { weight: weight.name, dtype });
   }
