@@ -7,15 +7,20 @@ import { describe, expect, it } from "vitest";
 import { BUILTIN_BACKBONES } from "../../shared/catalog";
 import { bundleFiles } from "../../gpu-runner/src/backbones/job-backbone";
 import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
+import { loadVendoredBundle } from "../../gpu-runner/src/backbones/builtin-vendored";
 
-const LOADERS: Record<string, () => ReturnType<typeof loadNsfwjsBundle>> = { bb_builtin_mobilenet_v2: loadNsfwjsBundle };
+/** How a runner loads each builtin (the same loaders as gpu-runner/src/backbones/job-backbone.ts). */
+const LOADERS: Record<string, () => ReturnType<typeof loadNsfwjsBundle>> = {
+  bb_builtin_mobilenet_v2: loadNsfwjsBundle,
+  bb_builtin_mobilenet_v1_075: () => loadVendoredBundle(BUILTIN_BACKBONES.find((b) => b.id === "bb_builtin_mobilenet_v1_075")!),
+};
 
 describe("builtin backbone pins", () => {
   for (const builtin of BUILTIN_BACKBONES) {
     it(`${builtin.id}: the files a runner publishes match the catalog's sha256`, async () => {
       const loader = LOADERS[builtin.id];
-      if (!loader) return void console.log(`no loader in this test for ${builtin.id}: add one`);
-      const files = bundleFiles(await loader());
+      expect(loader, `add a loader for ${builtin.id} to this test`).toBeDefined();
+      const files = bundleFiles(await loader!());
       const pins = builtin.files!;
       expect({ sha256: createHash("sha256").update(files.modelJson).digest("hex"), bytes: files.modelJson.length }).toEqual(pins["model.json"]);
       expect({ sha256: createHash("sha256").update(files.weights).digest("hex"), bytes: files.weights.length }).toEqual(pins["weights.bin"]);
