@@ -15,7 +15,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { readPinnedFile, VENDOR_DIR } from "../gpu-runner/src/backbones/builtin-vendored";
 import { BUILTIN_BACKBONES } from "../shared/catalog";
-import { builtinObjectPrefix } from "../workers/services/backbones";
+import { builtinObjectPrefix } from "../workers/services/object-keys";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const OFFLINE_ENV = { WRANGLER_SEND_METRICS: "false", WRANGLER_HIDE_BANNER: "true", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true", NO_UPDATE_NOTIFIER: "1" };

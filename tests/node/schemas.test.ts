@@ -85,7 +85,7 @@ describe("job schemas fill documented defaults", () => {
 
   it("job config: the config a runner leases is re-validated with the same defaults", () => {
     const parsed = jobConfigSchema.parse({ head: { type: "linear" }, hyperparameters: {} });
-    assert.deepEqual(parsed, { head: { type: "linear" }, hyperparameters: DOCUMENTED_HYPERPARAMETERS });
+    assert.deepEqual(parsed, { kind: "train", head: { type: "linear" }, hyperparameters: DOCUMENTED_HYPERPARAMETERS });
   });
 });
 

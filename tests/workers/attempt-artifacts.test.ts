@@ -9,9 +9,7 @@ import { modelIdForJob } from "../../workers/services/jobs";
 import { storeModelArtifact } from "../../workers/services/models";
 import { modelAttemptPrefix } from "../../workers/services/object-keys";
 import { runScheduledSweeps } from "../../workers/services/sweeps";
-import { call, callJson, createTrainableDataset, runnerCall } from "./helpers";
-
-const RUNNER = "et_runner_test_token";
+import { RUNNER_TOKEN, call, callJson, createTrainableDataset, runnerCall } from "./helpers";
 
 async function leaseOnly(jobId: string, runner: string) {
   await env.DB.prepare("update jobs set status = 'canceled' where id != ? and status in ('queued', 'running')").bind(jobId).run();
@@ -22,7 +20,7 @@ async function leaseOnly(jobId: string, runner: string) {
 }
 
 const putArtifact = (jobId: string, token: string, name: string, text: string) =>
-  call("PUT", `/v1/runner/jobs/${jobId}/artifacts/${name}`, { key: RUNNER, body: new TextEncoder().encode(text), headers: { "x-lease-token": token } });
+  call("PUT", `/v1/runner/jobs/${jobId}/artifacts/${name}`, { key: RUNNER_TOKEN, body: new TextEncoder().encode(text), headers: { "x-lease-token": token } });
 
 describe("artifacts per attempt", () => {
   it("a late upload of a lapsed attempt does not replace what the next attempt registered", async () => {

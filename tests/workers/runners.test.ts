@@ -5,7 +5,7 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { BUILTIN_BACKBONES } from "../../shared/catalog";
+import { NSFWJS_MOBILENET_V2 } from "../../shared/catalog";
 import { sha256Hex } from "../../shared/ids";
 import { builtinObjectPrefix } from "../../workers/services/object-keys";
 import { buildTinyModel, tinySpec } from "../fixtures/tiny-model";
@@ -151,7 +151,8 @@ describe("a runner token reaches only its leased job's data", () => {
 });
 
 describe("builtin backbone files", () => {
-  const builtin = BUILTIN_BACKBONES[0]!;
+  // The NSFWJS MobileNetV2: its files come from the nsfwjs package, which this pool can import.
+  const builtin = NSFWJS_MOBILENET_V2;
 
   it("no runner can replace them: only the pinned bytes are accepted, and only once", async () => {
     const runner = await newRunner();
