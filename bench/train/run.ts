@@ -144,7 +144,6 @@ try {
 console.log("\n| run | engine | images embedded | job wall s | held-out accuracy | ECE | head training ms | CV search ms | auto chose |");
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const row of rows) console.log(row);
-console.log("| auto + augmentation | not implemented | | | | | | | |");
 console.log(edgeLine);
 
 if (!process.argv.includes("--no-pytorch")) {

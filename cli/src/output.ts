@@ -140,17 +140,7 @@ export class Progress {
   }
 }
 
-export const formatBytes = (bytes: number) => {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ["KB", "MB", "GB", "TB"];
-  let value = bytes / 1000;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
-};
+export { formatBytes } from "../../shared/format-bytes";
 
 export const formatDuration = (seconds: number | null) => {
   if (seconds === null || !Number.isFinite(seconds)) return "--";

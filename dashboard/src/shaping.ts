@@ -119,13 +119,8 @@ export function calibrationError(metrics: Record<string, unknown> | null | undef
   return n > 0 ? bins.reduce((s, b) => s + (b.count / n) * Math.abs(b.accuracy - b.confidence), 0) : null;
 }
 
-export interface Misclassified {
-  sha256: string;
-  path: string;
-  label: string;
-  predicted: string;
-  probability: number;
-}
+import type { Misclassified } from "../../shared/metrics";
+export type { Misclassified };
 
 /** The misclassified validation images behind one confusion-matrix cell (true label `row`, predicted `col`). */
 export function imagesForCell(misclassified: Misclassified[] | undefined, labels: string[], row: number, col: number): Misclassified[] {
@@ -138,19 +133,7 @@ export function labelBars(labels: { name: string; count: number; train: number; 
   return { x: labels.map((_, i) => i), names: labels.map((l) => l.name), train: labels.map((l) => l.train), val: labels.map((l) => l.val), max: Math.max(0, ...labels.map((l) => l.count)) };
 }
 
-/** Bytes in the units people read: 1 KB = 1,000 bytes (as disks and networks count). */
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 0) return "?";
-  if (bytes < 1000) return `${bytes} B`;
-  const units = ["KB", "MB", "GB", "TB"];
-  let value = bytes / 1000;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${value < 10 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
-}
+export { formatBytes } from "../../shared/format-bytes";
 
 export const percent = (v: number | null | undefined, digits = 1) => (typeof v === "number" && Number.isFinite(v) ? `${(v * 100).toFixed(digits)}%` : "–");
 
