@@ -8,7 +8,8 @@ import worker from "../../workers/index";
 import { getDb } from "../../workers/services/db";
 import { runIngestChunk } from "../../workers/services/ingest";
 import { leaseJob, sweepExpiredLeases } from "../../workers/services/jobs";
-import { resumeStalledIngests, runScheduledSweeps } from "../../workers/services/sweeps";
+import { DELIVERY_STALL_MS, resumeStalledIngests, runScheduledSweeps } from "../../workers/services/sweeps";
+import { resumeStalledDeliveries } from "../../workers/services/webhooks";
 import { makePng } from "../fixtures/images";
 import { buildZip, call, callJson, createDataset, createProject, createTrainableDataset, drainIngests } from "./helpers";
 
@@ -89,5 +90,26 @@ describe("scheduled sweeps", () => {
     expect(Object.fromEntries(statuses.results.map((r) => [r.id, r.status]))).toEqual({ [upload.upload_id]: "aborted", [fresh.upload_id]: "open" });
     expect((await env.DB.prepare("select count(*) as n from job_events where job_id = 'job_old_done'").first())!.n).toBe(0);
     expect((await env.DB.prepare("select count(*) as n from job_events where job_id = ? and created_at = ?").bind(job.id, LONG_AGO).first())!.n).toBe(1);
+  });
+
+  it("re-enqueues a webhook delivery whose message died, once, and leaves due, delivered and failed ones alone", async () => {
+    const { projectId } = await createProject();
+    await env.DB.prepare("insert into webhooks (id, project_id, url, events, secret) values ('wh_sweep', ?, 'https://example.com/hook', '[\"job.succeeded\"]', 's')").bind(projectId).run();
+    const recent = new Date(Date.now() - 10_000).toISOString();
+    const insert = env.DB.prepare("insert into webhook_deliveries (id, webhook_id, project_id, event_id, event, payload, status, next_attempt_at) values (?, 'wh_sweep', ?, ?, 'job.succeeded', '{}', ?, ?)");
+    await env.DB.batch([
+      insert.bind("whd_lost", projectId, "e1", "pending", LONG_AGO),
+      insert.bind("whd_due", projectId, "e2", "pending", recent),
+      insert.bind("whd_done", projectId, "e3", "delivered", LONG_AGO),
+      insert.bind("whd_failed", projectId, "e4", "failed", LONG_AGO),
+    ]);
+    const db = getDb(env.DB);
+    const resumed = await Promise.all([resumeStalledDeliveries(env as any, db, DELIVERY_STALL_MS), resumeStalledDeliveries(env as any, db, DELIVERY_STALL_MS)]);
+    expect(resumed.reduce((a, b) => a + b, 0)).toBe(1);
+    const rows = await env.DB.prepare("select id, next_attempt_at from webhook_deliveries where webhook_id = 'wh_sweep' order by id").all<{ id: string; next_attempt_at: string }>();
+    const next = Object.fromEntries(rows.results.map((r) => [r.id, r.next_attempt_at]));
+    expect(next.whd_lost > recent).toBe(true); // claimed: not sent again for another DELIVERY_STALL_MS
+    expect(next.whd_due).toBe(recent);
+    expect(await resumeStalledDeliveries(env as any, db, DELIVERY_STALL_MS)).toBe(0);
   });
 });

@@ -356,8 +356,13 @@ export const webhookDeliveries = sqliteTable(
     lastStatusCode: integer("last_status_code"),
     lastError: text("last_error"),
     deliveredAt: text("delivered_at"),
+    /**
+     * When the queue should next run this delivery (now at insert, now + backoff after a failed attempt). The sweep
+     * re-enqueues pending deliveries whose time passed long ago: their queue message died with its process.
+     */
+    nextAttemptAt: text("next_attempt_at"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
-  (t) => [uniqueIndex("webhook_deliveries_event").on(t.webhookId, t.eventId), index("webhook_deliveries_webhook").on(t.webhookId, t.createdAt, t.id)],
+  (t) => [uniqueIndex("webhook_deliveries_event").on(t.webhookId, t.eventId), index("webhook_deliveries_webhook").on(t.webhookId, t.createdAt, t.id), index("webhook_deliveries_pending").on(t.status, t.nextAttemptAt)],
 );

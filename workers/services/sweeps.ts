@@ -6,10 +6,12 @@
  *   its process); a chunk commits only if the cursor is still the one it started from, so a duplicate message is
  *   dropped and no image is counted twice;
  * - deletions that made no progress for DELETION_STALL_MS are re-enqueued (services/deletions.ts);
+ * - webhook deliveries whose next attempt is DELIVERY_STALL_MS overdue are re-enqueued (services/webhooks.ts);
  * - multipart uploads left open for UPLOAD_ABANDON_MS are aborted (R2 keeps their parts, billed, until then);
  * - job events of finished jobs older than EVENT_RETENTION_MS are pruned, EVENT_PRUNE_BATCH per run.
  * Each part is bounded per run, so one run stays far inside D1's 1,000 queries: at most 50 x 2 (leases) + 20 x 2
- * (ingests) + 20 x 2 (deletions) + 10 x 3 (uploads) + 1 (events) + 4 (selects) = 215 statements.
+ * (ingests) + 20 x 2 (deletions) + 20 x 2 (deliveries) + 10 x 3 (uploads) + 1 (events) + 5 (selects) = 256
+ * statements.
  */
 import { and, eq, inArray, lt, sql } from "drizzle-orm";
 import { ingests, jobEvents, jobs, uploadParts, uploads } from "../db/schema";
@@ -18,10 +20,13 @@ import { getDb, nowIso, type Db } from "./db";
 import { resumeStalledDeletions } from "./deletions";
 import type { IngestMessage } from "./ingest";
 import { sweepExpiredLeases } from "./jobs";
+import { resumeStalledDeliveries } from "./webhooks";
 
 /** A chunk runs at most 15 s and the queue retries a failed one within ~1 min: 3 min of silence means it is lost. */
 export const INGEST_STALL_MS = 3 * 60_000;
 export const DELETION_STALL_MS = 3 * 60_000;
+/** A due delivery runs within seconds (the queue's batch timeout is 1 s): 3 min overdue means its message is lost. */
+export const DELIVERY_STALL_MS = 3 * 60_000;
 export const UPLOAD_ABANDON_MS = 24 * 3_600_000;
 export const EVENT_RETENTION_MS = 30 * 24 * 3_600_000;
 const EVENT_PRUNE_BATCH = 5_000;
@@ -32,18 +37,20 @@ export interface SweepReport {
   leases: number;
   ingests: number;
   deletions: number;
+  deliveries: number;
   uploads: number;
   events: number;
 }
 
 export async function runScheduledSweeps(env: Env, nowMs = Date.now()): Promise<SweepReport> {
   const db = getDb(env.DB);
-  const report: SweepReport = { leases: 0, ingests: 0, deletions: 0, uploads: 0, events: 0 };
+  const report: SweepReport = { leases: 0, ingests: 0, deletions: 0, deliveries: 0, uploads: 0, events: 0 };
   // Each part on its own: one failing (say R2 briefly unavailable) must not starve the others.
   const parts: [keyof SweepReport, () => Promise<number>][] = [
     ["leases", () => sweepExpiredLeases(db, nowMs)],
     ["ingests", () => resumeStalledIngests(env, db, nowMs)],
     ["deletions", () => resumeStalledDeletions(env, db, DELETION_STALL_MS, nowMs)],
+    ["deliveries", () => resumeStalledDeliveries(env, db, DELIVERY_STALL_MS, nowMs)],
     ["uploads", () => abortAbandonedUploads(env, db, nowMs)],
     ["events", () => pruneJobEvents(db, nowMs)],
   ];

@@ -9,7 +9,7 @@
  * At least once, never twice after a 2xx: a delivery already `delivered` is never sent again, and the unique
  * (webhook_id, event_id) index makes an event emitted twice one delivery.
  */
-import { and, eq } from "drizzle-orm";
+import { and, eq, lt } from "drizzle-orm";
 import { signWebhook, SIGNATURE_HEADER } from "../../sdk/webhook-signature";
 import { newId, randomString } from "../../shared/ids";
 import { getConfig } from "../config";
@@ -75,7 +75,7 @@ export async function emitWebhookEvent(env: Env, projectId: string, type: Webhoo
   let queued = 0;
   for (const hook of hooks) {
     const payload = JSON.stringify({ id: eventId, type, created_at: nowIso(), data });
-    const inserted = await db.insert(webhookDeliveries).values({ id: newId("whd"), webhookId: hook.id, projectId, eventId, event: type, payload }).onConflictDoNothing().returning({ id: webhookDeliveries.id });
+    const inserted = await db.insert(webhookDeliveries).values({ id: newId("whd"), webhookId: hook.id, projectId, eventId, event: type, payload, nextAttemptAt: nowIso() }).onConflictDoNothing().returning({ id: webhookDeliveries.id });
     for (const row of inserted) {
       await env.INGEST_QUEUE.send({ kind: "webhook", delivery_id: row.id } satisfies WebhookMessage);
       queued++;
@@ -135,10 +135,44 @@ export async function attemptDelivery(env: Env, deliveryId: string, nowMs = Date
   }
   const delivered = error === null;
   const givenUp = !delivered && (!retryable || attempts >= MAX_ATTEMPTS);
+  const retryInS = retryDelaySeconds(attempts, Number(env.WEBHOOK_RETRY_BASE_S ?? 10) || 10);
   await db
     .update(webhookDeliveries)
-    .set({ attempts, lastStatusCode: statusCode, lastError: error, status: delivered ? "delivered" : givenUp ? "failed" : "pending", deliveredAt: delivered ? nowIso() : null })
+    .set({
+      attempts, lastStatusCode: statusCode, lastError: error, status: delivered ? "delivered" : givenUp ? "failed" : "pending", deliveredAt: delivered ? nowIso() : null,
+      nextAttemptAt: delivered || givenUp ? null : new Date(Date.now() + retryInS * 1000).toISOString(),
+    })
     .where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.status, "pending")));
   if (delivered || givenUp) return "done";
-  return { retryInS: retryDelaySeconds(attempts, Number(env.WEBHOOK_RETRY_BASE_S ?? 10) || 10) };
+  return { retryInS };
+}
+
+/**
+ * Re-enqueues pending deliveries whose next attempt is more than `stallMs` overdue: their queue message died with
+ * its process (a queue that is only slow runs them within seconds of `next_attempt_at`). Each is claimed by moving
+ * `next_attempt_at` to now with a conditional update, so concurrent sweeps send one message; the delivery itself
+ * stays at least once (a late duplicate message finds it delivered and does nothing). At most `batch` per run,
+ * 1 + 2 x batch statements.
+ */
+export async function resumeStalledDeliveries(env: Env, db: Db, stallMs: number, nowMs = Date.now(), batch = 20): Promise<number> {
+  const cutoff = new Date(nowMs - stallMs).toISOString();
+  const stalled = await db
+    .select({ id: webhookDeliveries.id, nextAttemptAt: webhookDeliveries.nextAttemptAt })
+    .from(webhookDeliveries)
+    .where(and(eq(webhookDeliveries.status, "pending"), lt(webhookDeliveries.nextAttemptAt, cutoff)))
+    .orderBy(webhookDeliveries.nextAttemptAt)
+    .limit(batch)
+    .all();
+  let resumed = 0;
+  for (const delivery of stalled) {
+    const claimed = await db
+      .update(webhookDeliveries)
+      .set({ nextAttemptAt: new Date(nowMs).toISOString() })
+      .where(and(eq(webhookDeliveries.id, delivery.id), eq(webhookDeliveries.status, "pending"), eq(webhookDeliveries.nextAttemptAt, delivery.nextAttemptAt!)))
+      .returning({ id: webhookDeliveries.id });
+    if (claimed.length === 0) continue;
+    await env.INGEST_QUEUE.send({ kind: "webhook", delivery_id: delivery.id } satisfies WebhookMessage);
+    resumed++;
+  }
+  return resumed;
 }
