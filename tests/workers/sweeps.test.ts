@@ -16,12 +16,12 @@ import { buildZip, call, callJson, createDataset, createProject, createTrainable
 const LONG_AGO = "2000-01-01T00:00:00.000Z";
 
 async function runningJob() {
-  const { key, datasetId } = await createTrainableDataset();
+  const { key, projectId, datasetId } = await createTrainableDataset();
   const job = (await callJson("POST", "/v1/jobs", { key, json: { dataset_id: datasetId } })).body;
   await env.DB.prepare("update jobs set status = 'canceled' where id != ? and status in ('queued', 'running')").bind(job.id).run();
   const lease = await leaseJob(getDb(env.DB), "runner-a");
   expect(lease?.job.id).toBe(job.id);
-  return { key, job };
+  return { key, projectId, job };
 }
 
 describe("scheduled sweeps", () => {
@@ -36,6 +36,37 @@ describe("scheduled sweeps", () => {
     const after = (await callJson("GET", `/v1/jobs/${job.id}`, { key })).body;
     expect(after.status).toBe("queued");
     expect(after.error).toContain("lost its runner");
+  });
+
+  it("a job the sweep fails (lease lapsed on its last attempt) queues one job.failed webhook delivery, like a runner's /fail", async () => {
+    const { projectId, job } = await runningJob();
+    await env.DB.prepare("insert into webhooks (id, project_id, url, events, secret) values (?, ?, ?, ?, ?)")
+      .bind("wh_sweeptest", projectId, "https://hooks.example.com/edgetune", JSON.stringify(["job.failed", "job.succeeded"]), "whsec_test")
+      .run();
+    await env.DB.prepare("update jobs set lease_expires_at = ?, attempt = max_attempts where id = ?").bind(LONG_AGO, job.id).run();
+    const sent: unknown[] = [];
+    const queue = { send: async (message: unknown) => void sent.push(message) };
+    const sweepEnv = { ...env, INGEST_QUEUE: queue } as any;
+    expect((await runScheduledSweeps(sweepEnv)).leases).toBe(1);
+    expect((await runScheduledSweeps(sweepEnv)).leases).toBe(0); // swept once: no second event
+    const deliveries = await env.DB.prepare("select id, event, event_id, payload from webhook_deliveries where project_id = ?").bind(projectId).all<{ id: string; event: string; event_id: string; payload: string }>();
+    expect(deliveries.results.map((d) => [d.event, d.event_id])).toEqual([["job.failed", `${job.id}.failed`]]);
+    const payload = JSON.parse(deliveries.results[0]!.payload);
+    expect(payload.data.job).toMatchObject({ id: job.id, status: "failed", dataset_id: job.dataset_id });
+    expect(payload.data.job.error).toMatch(/^Failed after \d+ attempts\. Attempt \d+ lost its runner/);
+    expect(sent).toEqual([{ kind: "webhook", delivery_id: deliveries.results[0]!.id }]);
+  });
+
+  it("a job whose lease lapses with attempts left goes back to the queue and sends no webhook", async () => {
+    const { projectId, job } = await runningJob();
+    await env.DB.prepare("insert into webhooks (id, project_id, url, events, secret) values (?, ?, ?, ?, ?)")
+      .bind("wh_sweeptest2", projectId, "https://hooks.example.com/edgetune", JSON.stringify(["job.failed", "job.canceled"]), "whsec_test")
+      .run();
+    await env.DB.prepare("update jobs set lease_expires_at = ? where id = ?").bind(LONG_AGO, job.id).run();
+    const sent: unknown[] = [];
+    expect((await runScheduledSweeps({ ...env, INGEST_QUEUE: { send: async (m: unknown) => void sent.push(m) } } as any)).leases).toBe(1);
+    expect(sent).toEqual([]);
+    expect((await env.DB.prepare("select count(*) as n from webhook_deliveries where project_id = ?").bind(projectId).first<{ n: number }>())!.n).toBe(0);
   });
 
   it("concurrent sweeps of one lapsed lease append one status event", async () => {

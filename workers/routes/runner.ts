@@ -17,7 +17,7 @@ import {
   MODEL_ARTIFACTS, artifactResponseSchema, completeRequestSchema, completeResponseSchema, embeddingLookupRequestSchema, embeddingsStoredResponseSchema, epochsRequestSchema, failRequestSchema,
   failResponseSchema, heartbeatRequestSchema, heartbeatResponseSchema, imageBatchRequestSchema, jobConfigSchema, leaseRequestSchema, leasedJobSchema, okResponseSchema,
 } from "../../shared/schemas";
-import { emitSafely } from "../services/webhooks";
+import { emitSafely, jobEndedNotifier } from "../services/webhooks";
 import { createRouter, waitUntil, type AppEnv } from "../app";
 import { getConfig } from "../config";
 import { bearerToken } from "../services/auth";
@@ -77,7 +77,7 @@ runnerRoutes.openapi(
     const { wait_s } = c.req.valid("json");
     const db = c.var.db;
     // Waits on the dispatcher Durable Object, not by polling D1 (services/dispatch.ts).
-    const lease = await leaseWithWait(db, c.env.DISPATCHER, c.var.runner.id, wait_s * 1000, c.req.raw.signal, getConfig(c.env).quotas.running_jobs);
+    const lease = await leaseWithWait(db, c.env.DISPATCHER, c.var.runner.id, wait_s * 1000, c.req.raw.signal, getConfig(c.env).quotas.running_jobs, jobEndedNotifier(c.env));
     return lease ? c.json(await describeLease(db, lease), 200) : c.body(null, 204);
   },
 );

@@ -8,6 +8,7 @@ import { ApiError } from "../../shared/errors";
 import { createRouter } from "../app";
 import { createRunner, listRunners, revokeRunner, type RunnerRow } from "../services/runners";
 import { sweepExpiredLeases } from "../services/jobs";
+import { jobEndedNotifier } from "../services/webhooks";
 import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
 
 export const runnerAdminRoutes = createRouter();
@@ -88,7 +89,7 @@ runnerAdminRoutes.openapi(
     const { id } = c.req.valid("param");
     if (!(await revokeRunner(c.var.db, id))) throw new ApiError("runner_not_found", `No active runner '${id}'. List them with GET /v1/runners.`, { id });
     // Its leases were expired by the revocation: put those jobs back in the queue now.
-    await sweepExpiredLeases(c.var.db);
+    await sweepExpiredLeases(c.var.db, Date.now(), jobEndedNotifier(c.env));
     return c.body(null, 204);
   },
 );

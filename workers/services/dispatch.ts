@@ -7,7 +7,7 @@ import { jobs } from "../db/schema";
 import type { JobDispatcher } from "../durable/job-dispatcher";
 import { DISPATCHER_NAME } from "../durable/job-dispatcher";
 import type { Db } from "./db";
-import { leaseJob, type Lease } from "./jobs";
+import { leaseJob, type Lease, type OnSweptJobEnd } from "./jobs";
 
 /** The binding as the lease route needs it (the generated Env types it loosely). */
 export type DispatcherNamespace = DurableObjectNamespace<JobDispatcher>;
@@ -55,12 +55,12 @@ const MIN_RECHECK_MS = 1000;
  * The lease long poll: claim a job now, or wait on the dispatcher until woken, until the next due time, or until
  * `waitMs` has passed, and claim again. Returns null when the wait ends without a job.
  */
-export async function leaseWithWait(db: Db, namespace: DispatcherNamespace | undefined, runnerId: string, waitMs: number, signal?: AbortSignal, runningQuota?: number): Promise<Lease | null> {
+export async function leaseWithWait(db: Db, namespace: DispatcherNamespace | undefined, runnerId: string, waitMs: number, signal?: AbortSignal, runningQuota?: number, onEnded?: OnSweptJobEnd): Promise<Lease | null> {
   const deadline = Date.now() + waitMs;
   const stub = namespace ? dispatcher(namespace) : null;
   for (;;) {
     const seen = stub ? await stub.generation() : 0;
-    const lease = await leaseJob(db, runnerId, Date.now(), runningQuota);
+    const lease = await leaseJob(db, runnerId, Date.now(), runningQuota, onEnded);
     if (lease) return lease;
     const now = Date.now();
     if (now >= deadline || signal?.aborted) return null;

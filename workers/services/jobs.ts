@@ -80,12 +80,24 @@ export function jobView(row: JobRow) {
   };
 }
 
+/** A job that a sweep ended (failed: attempts used up; canceled: a cancel was pending), for its webhook. */
+export interface SweptJobEnd {
+  job: Pick<JobRow, "id" | "projectId" | "datasetId">;
+  status: "failed" | "canceled";
+  error: string | null;
+}
+
+/** Called once per job a sweep ended (after its row changed): services/webhooks.ts jobEndedNotifier sends the webhook. */
+export type OnSweptJobEnd = (ended: SweptJobEnd) => Promise<void>;
+
 /**
  * Puts jobs whose lease lapsed back in the queue (after backoff), or fails them when attempts are used up, or
  * cancels them when a cancel was pending. Runs before every lease and from the scheduled sweep (never on a read).
  * At most SWEEP_BATCH jobs per call (2 statements each), so a call stays bounded whatever piles up.
+ * `onEnded` hears of each job this call failed or canceled (only the sweep that changed the row calls it), so a
+ * sweep-failed job sends `job.failed` like a runner-reported failure.
  */
-export async function sweepExpiredLeases(db: Db, nowMs = Date.now()): Promise<number> {
+export async function sweepExpiredLeases(db: Db, nowMs = Date.now(), onEnded?: OnSweptJobEnd): Promise<number> {
   const now = iso(nowMs);
   const expired = await db.select().from(jobs).where(and(eq(jobs.status, "running"), lt(jobs.leaseExpiresAt, now))).limit(SWEEP_BATCH).all();
   let swept = 0;
@@ -103,7 +115,9 @@ export async function sweepExpiredLeases(db: Db, nowMs = Date.now()): Promise<nu
       // Only when the update above changed the row: two sweeps racing for one job append one event, not two.
       eventIfChanged(db, job.id, "status", { status: next.status, reason }, now),
     ]);
-    if ((updated as unknown[]).length > 0) swept++;
+    if ((updated as unknown[]).length === 0) continue;
+    swept++;
+    if (onEnded && next.status !== "queued") await onEnded({ job, status: next.status, error: next.error });
   }
   return swept;
 }
@@ -130,8 +144,8 @@ export interface Lease {
 }
 
 /** Claims the oldest runnable job for `runnerId`, or returns null. One UPDATE: two runners never get the same job. */
-export async function leaseJob(db: Db, runnerId: string, nowMs = Date.now(), runningQuota = DEFAULT_QUOTAS.running_jobs): Promise<Lease | null> {
-  await sweepExpiredLeases(db, nowMs);
+export async function leaseJob(db: Db, runnerId: string, nowMs = Date.now(), runningQuota = DEFAULT_QUOTAS.running_jobs, onEnded?: OnSweptJobEnd): Promise<Lease | null> {
+  await sweepExpiredLeases(db, nowMs, onEnded);
   const now = iso(nowMs);
   const leaseToken = `lease_${randomString(16)}`;
   const leaseExpiresAt = iso(nowMs + LEASE_MS);

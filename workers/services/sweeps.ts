@@ -1,7 +1,8 @@
 /**
  * The scheduled sweep (Cron Trigger, every minute: wrangler.toml `[triggers]`; locally scripts/platform.mjs calls the
  * scheduled handler on the same period). Cleanup and recovery run here, never on a user's read:
- * - jobs whose lease lapsed go back to the queue, fail or cancel (services/jobs.ts sweepExpiredLeases);
+ * - jobs whose lease lapsed go back to the queue, fail or cancel (services/jobs.ts sweepExpiredLeases), sending the
+ *   `job.failed` / `job.canceled` webhook as a runner's report would;
  * - ingests that made no progress for INGEST_STALL_MS are re-enqueued at their stored cursor (their message died with
  *   its process); a chunk commits only if the cursor is still the one it started from, so a duplicate message is
  *   dropped and no image is counted twice;
@@ -20,7 +21,7 @@ import { getDb, nowIso, type Db } from "./db";
 import { resumeStalledDeletions } from "./deletions";
 import type { IngestMessage } from "./ingest";
 import { sweepExpiredLeases } from "./jobs";
-import { resumeStalledDeliveries } from "./webhooks";
+import { jobEndedNotifier, resumeStalledDeliveries } from "./webhooks";
 
 /** A chunk runs at most 15 s and the queue retries a failed one within ~1 min: 3 min of silence means it is lost. */
 export const INGEST_STALL_MS = 3 * 60_000;
@@ -47,7 +48,7 @@ export async function runScheduledSweeps(env: Env, nowMs = Date.now()): Promise<
   const report: SweepReport = { leases: 0, ingests: 0, deletions: 0, deliveries: 0, uploads: 0, events: 0 };
   // Each part on its own: one failing (say R2 briefly unavailable) must not starve the others.
   const parts: [keyof SweepReport, () => Promise<number>][] = [
-    ["leases", () => sweepExpiredLeases(db, nowMs)],
+    ["leases", () => sweepExpiredLeases(db, nowMs, jobEndedNotifier(env))],
     ["ingests", () => resumeStalledIngests(env, db, nowMs)],
     ["deletions", () => resumeStalledDeletions(env, db, DELETION_STALL_MS, nowMs)],
     ["deliveries", () => resumeStalledDeliveries(env, db, DELIVERY_STALL_MS, nowMs)],

@@ -16,6 +16,7 @@ import { getConfig } from "../config";
 import { webhookDeliveries, webhooks } from "../db/schema";
 import type { Env } from "../env";
 import { getDb, nowIso, type Db } from "./db";
+import type { OnSweptJobEnd } from "./jobs";
 import { checkUrl, policedFetch, UrlFetchError, UrlRefusedError } from "./url-policy";
 
 export const WEBHOOK_EVENTS = ["job.succeeded", "job.failed", "job.canceled", "dataset.ready", "dataset.failed", "dataset.empty"] as const;
@@ -91,6 +92,14 @@ export async function emitSafely(env: Env, projectId: string, type: WebhookEvent
   } catch (err) {
     console.error(`webhook event ${type} ${eventId} not recorded:`, err);
   }
+}
+
+/**
+ * What a lease sweep calls for each job it failed or canceled: the same `job.failed` / `job.canceled` event (same id,
+ * same payload shape) a runner's /fail report sends, so a job that lost its runner for good is not silent.
+ */
+export function jobEndedNotifier(env: Env): OnSweptJobEnd {
+  return ({ job, status, error }) => emitSafely(env, job.projectId, `job.${status}`, `${job.id}.${status}`, { job: { id: job.id, status, dataset_id: job.datasetId, error } });
 }
 
 /**
