@@ -105,6 +105,7 @@ export const ERROR_STATUS = {
   encrypted_entry: 422,
   unsupported_compression: 422,
   entry_too_large: 422,
+  zip_bomb: 422,
   // ---- content that cannot be used (422): models and embeddings
   model_json_missing: 422,
   model_json_invalid: 422,

@@ -7,6 +7,9 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { buildTinyGraphModel, buildTinyModel, tinySpec, type TinyModelOptions } from "../fixtures/tiny-model";
 import { getDb } from "../../workers/services/db";
 import { loadBackboneFiles, resolveBackbone } from "../../workers/services/backbones";
+import { inflateCounters } from "../../workers/services/zip-reader";
+import { concatBytes } from "../../shared/bytes";
+import { Zip, ZipDeflate } from "fflate";
 import { buildZip, call, callJson, createProject, dohAnswer } from "./helpers";
 
 const encode = (value: unknown) => new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value));
@@ -192,6 +195,94 @@ describe("POST /v1/backbones rejects malformed models with 422", () => {
     await upload(key, files);
     expect((await env.BUCKET.list({ prefix: `projects/${projectId}/backbones/` })).objects).toEqual([]);
     expect((await callJson("GET", "/v1/backbones", { key })).body.backbones.filter((b: any) => !b.builtin)).toEqual([]);
+  });
+});
+
+/**
+ * A zip holding `files` plus `bombPath`, whose data deflates `inflatedBytes` zero bytes (deflate gives about 1000:1
+ * on zeros). Built chunk by chunk from one reused 1 MiB buffer, so the test never holds the inflated bytes either.
+ */
+function zipWithBomb(files: Record<string, Uint8Array>, bombPath: string, inflatedBytes: number): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const zip = new Zip((err, data) => {
+    if (err) throw err;
+    parts.push(data);
+  });
+  for (const [path, bytes] of Object.entries(files)) {
+    const file = new ZipDeflate(path, { level: 6 });
+    zip.add(file);
+    file.push(bytes, true);
+  }
+  const bomb = new ZipDeflate(bombPath, { level: 9 });
+  zip.add(bomb);
+  const zeros = new Uint8Array(1 << 20);
+  for (let left = inflatedBytes; left > 0; left -= zeros.length) bomb.push(zeros.subarray(0, Math.min(zeros.length, left)), left <= zeros.length);
+  zip.end();
+  return concatBytes(parts);
+}
+
+/** Rewrites the uncompressed size the central directory declares for `name` (a zip that lies about an entry). */
+function declareSize(zip: Uint8Array, name: string, size: number): Uint8Array {
+  const out = zip.slice();
+  const view = new DataView(out.buffer);
+  for (let p = 0; p + 46 <= out.length; p++) {
+    if (view.getUint32(p, true) !== 0x02014b50) continue;
+    const nameLength = view.getUint16(p + 28, true);
+    if (new TextDecoder().decode(out.subarray(p + 46, p + 46 + nameLength)) === name) {
+      view.setUint32(p + 24, size, true);
+      return out;
+    }
+  }
+  throw new Error(`no central directory entry '${name}'`);
+}
+
+describe("POST /v1/backbones refuses zip bombs without inflating them", () => {
+  it("422 zip_bomb for a 100 KB entry declaring 100 MB, refused from the central directory before a byte of it is inflated", async () => {
+    const { key, projectId } = await createProject();
+    const model = buildTinyModel();
+    const zip = zipWithBomb({ "model.json": model.files["model.json"] }, "group1-shard1of1.bin", 100_000_000);
+    expect(zip.length).toBeLessThan(150_000);
+    const before = { ...inflateCounters };
+    const { status, body } = await callJson("POST", "/v1/backbones", { key, body: modelForm(tinySpec(), zip) });
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "zip_bomb", details: { file: "group1-shard1of1.bin", declared_bytes: 100_000_000, max_ratio: 20 } });
+    expect(body.error.message).toContain("compression ratio");
+    // Only model.json was inflated: the bomb entry never reached the inflater.
+    expect(inflateCounters.entries - before.entries).toBe(1);
+    expect(inflateCounters.bytes - before.bytes).toBe(model.files["model.json"].length);
+    expect((await env.BUCKET.list({ prefix: `projects/${projectId}/backbones/` })).objects).toEqual([]);
+  });
+
+  it("422 zip_bomb for a model.json declaring a ratio no JSON reaches", async () => {
+    const { key } = await createProject();
+    const zip = zipWithBomb({}, "model.json", 10_000_000);
+    const before = { ...inflateCounters };
+    const { status, body } = await callJson("POST", "/v1/backbones", { key, body: modelForm(tinySpec(), zip) });
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "zip_bomb", details: { file: "model.json", max_ratio: 100 } });
+    expect(inflateCounters.bytes).toBe(before.bytes);
+  });
+
+  it("422 corrupt_entry for an entry that inflates past the size it declares, cut off there (streamed, never whole)", async () => {
+    const { key, projectId } = await createProject();
+    const model = buildTinyModel();
+    // The central directory says 1,168 bytes (what the manifest needs, a plausible ratio); the data inflates to 8 MB.
+    const zip = declareSize(zipWithBomb({ "model.json": model.files["model.json"] }, "group1-shard1of1.bin", 8_000_000), "group1-shard1of1.bin", model.weightBytes);
+    const before = { ...inflateCounters };
+    const { status, body } = await callJson("POST", "/v1/backbones", { key, body: modelForm(tinySpec(), zip) });
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "corrupt_entry", details: { file: "group1-shard1of1.bin", declared_bytes: model.weightBytes } });
+    // Inflating stopped at the first chunk past 1,168 bytes, far short of the 8 MB the data holds.
+    expect(inflateCounters.bytes - before.bytes).toBeLessThan(1024 * 1024);
+    expect((await env.BUCKET.list({ prefix: `projects/${projectId}/backbones/` })).objects).toEqual([]);
+  });
+
+  it("imports a model whose weights are stored (method 0) as well as deflated, streaming them into R2", async () => {
+    const { key } = await createProject();
+    const model = buildTinyModel({ shards: 2 });
+    const { status, body } = await callJson("POST", "/v1/backbones", { key, body: modelForm(tinySpec(), buildZip(model.files, 0)) });
+    expect(status).toBe(201);
+    expect(body.weight_bytes).toBe(model.weightBytes);
   });
 });
 

@@ -15,7 +15,7 @@ import { nowIso } from "./db";
 import { backboneFileKey, backboneObjectPrefix, builtinObjectPrefix, type BackboneFile } from "./object-keys";
 import { checkGroupBytes, checkSpecAgainstModel, parseModelJson, summarizeModel, withSingleWeightsFile, type ModelFormat, type ModelJson, type ModelSummary } from "./model-validation";
 import { FETCH_FAILED_MESSAGE, UrlFetchError, UrlRefusedError, policedFetch, sameOriginRelative, type UrlPolicy } from "./url-policy";
-import { ZipFormatError, entrySpan, extractEntry, findOverlappingEntries, readCentralDirectory, type ByteSource, type ZipEntry } from "./zip-reader";
+import { ZipFormatError, findOverlappingEntries, readCentralDirectory, streamEntry, vetEntrySize, type ByteSource, type ZipEntry } from "./zip-reader";
 
 export interface ResolvedBackbone {
   id: string;
@@ -47,8 +47,8 @@ export type BackboneRow = typeof backbones.$inferSelect;
 
 /**
  * Upload limits. A Worker isolate has 128 MB of memory. The zip form holds its request body once (the multipart
- * parser buffers it) and inflates one weight file at a time straight into R2, so it peaks near body + largest shard
- * (the tfjs converter writes 4 MB shards); the URL form streams each fetched file into R2 as it arrives. 100 MB caps
+ * parser buffers it) and inflates weight files as streams straight into R2, so it peaks near body + one inflater
+ * chunk (64 KB); the URL form streams each fetched file into R2 as it arrives. 100 MB caps
  * on the body and on the weights keep the zip form under the isolate limit with room for the runtime; a larger model
  * would need to go to R2 first (as dataset archives do) and be read from there in ranges.
  */
@@ -218,7 +218,11 @@ export async function loadBackboneFiles(bucket: R2Bucket, resolved: ResolvedBack
 
 /** Random access to an uploaded file (a multipart `File`) without copying it whole. */
 export function blobSource(blob: Blob): ByteSource {
-  return { size: blob.size, read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()) };
+  return {
+    size: blob.size,
+    read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
+    stream: (offset, length) => blob.slice(offset, offset + length).stream(),
+  };
 }
 
 /** `a/./b/../c` → `a/c`; null when the path climbs out of the archive. */
@@ -238,14 +242,27 @@ function normalizePath(path: string): string | null {
 const zipError = (err: unknown, file: string): unknown => {
   if (!(err instanceof ZipFormatError)) return err;
   if (err.code === "not_a_zip") return new ZipFormatError("not_a_zip", `The 'model' file is not a ZIP archive. Zip model.json together with its weight files (e.g. 'zip -r model.zip model.json *.bin') and upload that.`, { file });
-  // extractEntry's entry_too_large speaks of images; here it means the entry inflates past its declared size.
-  if (err.code === "entry_too_large") return new ZipFormatError("corrupt_entry", `${file}: The entry inflates past the size the archive declares: the archive is damaged.`, { file });
   return withContext(err, file, { file });
 };
 
 /**
+ * Declared inflate ratios above which a model zip's entry is refused unread (entries over 1 MiB; see vetEntrySize).
+ * float32 weights deflate to about 0.9 of their size (ratio 1.1), uint8-quantized ones to 1.3 to 2, a pruned model
+ * with many zero weights to a few: 20 leaves room for all of them while a 100 KB entry declaring 100 MB (1000:1, what
+ * deflate gives for zeros) is refused. JSON topologies compress 10 to 30 times; model.json is capped at 20 MB anyway.
+ */
+export const MAX_WEIGHT_COMPRESSION_RATIO = 20;
+export const MAX_MODEL_JSON_COMPRESSION_RATIO = 100;
+
+/** An entry that inflates past its declared size is cut off at that size: the archive lies about it. */
+const inflatesPastDeclared = (entry: ZipEntry) => () =>
+  new ZipFormatError("corrupt_entry", `The entry inflates past the ${entry.uncompressedSize} bytes the archive declares: the archive is damaged (or a zip bomb).`, { declared_bytes: entry.uncompressedSize });
+
+/**
  * Opens an uploaded model zip: finds `model.json` (at the root or in a sub-folder: the shallowest one wins) and
- * resolves the manifest's weight paths beside it.
+ * resolves the manifest's weight paths beside it. Entries are vetted from the central directory before a byte of
+ * them is inflated (size and compression ratio, like dataset archives), then inflated as streams: a weight file goes
+ * to R2 chunk by chunk, never whole, and stops at its declared size.
  */
 export async function openModelZip(source: ByteSource): Promise<{ modelJsonPath: string; modelJson: ModelJson; files: WeightFiles }> {
   let entries: ZipEntry[];
@@ -270,21 +287,34 @@ export async function openModelZip(source: ByteSource): Promise<{ modelJsonPath:
   const folder = modelJsonPath.slice(0, -"model.json".length);
   const modelEntry = byPath.get(modelJsonPath)!;
   if (modelEntry.uncompressedSize > MAX_MODEL_JSON_BYTES) throw new ApiError("model_json_too_large", `${modelJsonPath} is ${modelEntry.uncompressedSize} bytes; the limit is ${MAX_MODEL_JSON_BYTES}.`, { file: modelJsonPath, limit_bytes: MAX_MODEL_JSON_BYTES });
-  const extract = async (entry: ZipEntry, file: string) => {
-    try {
-      const span = entrySpan(entry);
-      const bytes = await extractEntry(entry, await source.read(span.start, Math.min(span.maxLength, source.size - span.start)), entry.uncompressedSize);
-      if (bytes.length !== entry.uncompressedSize) throw new ZipFormatError("corrupt_entry", `The entry holds ${bytes.length} bytes but the archive declares ${entry.uncompressedSize}: the archive is damaged.`);
-      return bytes;
-    } catch (err) {
-      throw zipError(err, file);
-    }
+  const vet = (entry: ZipEntry, file: string, maxBytes: number, maxRatio: number) => {
+    const refused = vetEntrySize(entry, { maxBytes, maxRatio, what: file === modelJsonPath ? "model.json" : "weight" });
+    if (refused) throw zipError(refused, file);
   };
-  const modelJson = parseModelJson(await extract(modelEntry, modelJsonPath), modelJsonPath);
+  vet(modelEntry, modelJsonPath, MAX_MODEL_JSON_BYTES, MAX_MODEL_JSON_COMPRESSION_RATIO);
+  const stream = (entry: ZipEntry, file: string): AsyncIterable<Uint8Array> => ({
+    async *[Symbol.asyncIterator]() {
+      try {
+        yield* streamEntry(source, entry, entry.uncompressedSize, { exactSize: true, tooLarge: inflatesPastDeclared(entry) });
+      } catch (err) {
+        throw zipError(err, file);
+      }
+    },
+  });
+  const jsonParts: Uint8Array[] = [];
+  for await (const chunk of stream(modelEntry, modelJsonPath)) jsonParts.push(chunk);
+  const modelJson = parseModelJson(concatBytes(jsonParts), modelJsonPath);
   const resolve = (path: string) => {
     const full = normalizePath(folder + path);
     return full === null ? undefined : byPath.get(full);
   };
+  // Every weight file the manifest names is vetted now, before the model is validated or a byte of it inflated.
+  for (const group of modelJson.weightsManifest) {
+    for (const path of group.paths) {
+      const entry = resolve(path);
+      if (entry) vet(entry, folder + path, MAX_WEIGHT_BYTES, MAX_WEIGHT_COMPRESSION_RATIO);
+    }
+  }
   const files: WeightFiles = {
     precheck(json, summary) {
       json.weightsManifest.forEach((group, index) => {
@@ -299,9 +329,7 @@ export async function openModelZip(source: ByteSource): Promise<{ modelJsonPath:
         checkGroupBytes(json, summary, index, declared);
       });
     },
-    async *chunks(path) {
-      yield await extract(resolve(path)!, folder + path);
-    },
+    chunks: (path) => stream(resolve(path)!, folder + path),
   };
   return { modelJsonPath, modelJson, files };
 }

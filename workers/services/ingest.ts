@@ -17,7 +17,7 @@ import { MAX_IMAGE_BYTES, inSnapshot, recordImages, recordRejections, writableVe
 import { archiveEntriesObjectKey, archiveObjectKey, imageObjectKey } from "./object-keys";
 import { getDb, nowIso, type Db } from "./db";
 import { emitSafely } from "./webhooks";
-import { ZipFormatError, entrySpan, extractEntry, findOverlappingEntries, r2Source, readCentralDirectory, type ZipEntry } from "./zip-reader";
+import { ZipFormatError, entrySpan, extractEntry, findOverlappingEntries, r2Source, readCentralDirectory, vetEntrySize, type ZipEntry } from "./zip-reader";
 
 export const MAX_ARCHIVE_ENTRIES = 100_000;
 /** Sum of inflated bytes accepted from one archive. */
@@ -185,9 +185,8 @@ function decideUnread(entry: StoredEntries["entries"][number], root: string | nu
   if (placement.ok === "skip") return "skip";
   if (placement.ok === false) return { code: placement.code, message: placement.message };
   if (entry.overlap) return { code: "zip_bomb", message: "This entry shares its bytes with another entry (an overlapping-entries zip bomb); the archive was refused entry by entry." };
-  if (entry.uncompressedSize > MAX_IMAGE_BYTES || entry.compressedSize > MAX_IMAGE_BYTES) return { code: "entry_too_large", message: `The file is larger than ${MAX_IMAGE_BYTES} bytes, the per-image limit.` };
-  if (entry.uncompressedSize > 1024 * 1024 && entry.uncompressedSize > MAX_COMPRESSION_RATIO * Math.max(1, entry.compressedSize)) return { code: "zip_bomb", message: `The entry declares a ${Math.round(entry.uncompressedSize / Math.max(1, entry.compressedSize))}:1 compression ratio; images never compress like that (zip bomb guard).` };
-  return null;
+  const refused = vetEntrySize(entry, { maxBytes: MAX_IMAGE_BYTES, maxRatio: MAX_COMPRESSION_RATIO, what: "image" });
+  return refused && { code: refused.code, message: refused.message };
 }
 
 async function loadEntries(env: Env, db: Db, ingest: typeof ingests.$inferSelect): Promise<StoredEntries> {

@@ -7,7 +7,7 @@
  * the declared size), overlapping entries (the "overlapping files" bomb) are refused, and names are vetted by the
  * caller. ZIP64 is supported for archives over 4 GB or 65,535 entries.
  */
-import { crc32, readStreamLimited } from "../../shared/bytes";
+import { concatBytes, crc32 } from "../../shared/bytes";
 import { DomainError } from "../../shared/errors";
 
 export interface ZipEntry {
@@ -24,7 +24,7 @@ export interface ZipEntry {
   isDirectory: boolean;
 }
 
-export type ZipErrorCode = "not_a_zip" | "corrupt_zip" | "corrupt_entry" | "too_many_entries" | "encrypted_entry" | "unsupported_compression" | "entry_too_large" | "archive_missing";
+export type ZipErrorCode = "not_a_zip" | "corrupt_zip" | "corrupt_entry" | "too_many_entries" | "encrypted_entry" | "unsupported_compression" | "entry_too_large" | "zip_bomb" | "archive_missing";
 
 /** An archive that cannot be read; the code is a catalogue code (shared/errors.ts), so the API answers it with its status. */
 export class ZipFormatError extends DomainError {
@@ -39,6 +39,8 @@ export class ZipFormatError extends DomainError {
 export interface ByteSource {
   size: number;
   read(offset: number, length: number): Promise<Uint8Array>;
+  /** The same bytes as a stream, when the source can give them without reading them whole first. */
+  stream?(offset: number, length: number): ReadableStream<Uint8Array>;
 }
 
 export function r2Source(bucket: R2Bucket, key: string, size: number): ByteSource {
@@ -166,39 +168,95 @@ export function entrySpan(entry: ZipEntry): { start: number; maxLength: number }
 }
 
 /**
- * Extracts one entry from bytes that start at its local header. Inflation stops with `entry_too_large` as soon as
- * the output passes `maxBytes`, whatever the archive declared, and the CRC-32 is verified.
+ * What the central directory alone says against an entry, before a byte of it is read: larger than `maxBytes`
+ * (declared or compressed), or declaring a compression ratio above `maxRatio` (entries over 1 MiB only: small files
+ * of zeros or repeated text legitimately compress far). A 100 KB entry declaring 100 MB is refused here, unread.
+ */
+export function vetEntrySize(entry: ZipEntry, limits: { maxBytes: number; maxRatio: number; what: string }): ZipFormatError | null {
+  if (entry.uncompressedSize > limits.maxBytes || entry.compressedSize > limits.maxBytes) {
+    return new ZipFormatError("entry_too_large", `The file is larger than ${limits.maxBytes} bytes, the per-${limits.what} limit.`, { limit_bytes: limits.maxBytes });
+  }
+  const ratio = entry.uncompressedSize / Math.max(1, entry.compressedSize);
+  if (entry.uncompressedSize > 1024 * 1024 && ratio > limits.maxRatio) {
+    return new ZipFormatError("zip_bomb", `The entry declares a ${Math.round(ratio)}:1 compression ratio (${entry.compressedSize} bytes inflating to ${entry.uncompressedSize}); ${limits.what} files never compress past ${limits.maxRatio}:1 (zip bomb guard).`, { declared_bytes: entry.uncompressedSize, compressed_bytes: entry.compressedSize, max_ratio: limits.maxRatio });
+  }
+  return null;
+}
+
+/**
+ * Bytes inflated by this isolate since it started, for tests and diagnostics: a refused zip bomb must leave it where
+ * it was (the refusal comes from the central directory, before any inflating).
+ */
+export const inflateCounters = { entries: 0, bytes: 0 };
+
+/** Where an entry's compressed data starts, from its local header (whose name and extra lengths may differ from the central directory's). */
+function entryDataStart(entry: ZipEntry, header: Uint8Array): number {
+  if (header.length < 30 || u32(header, 0) !== LOCAL_SIGNATURE) throw new ZipFormatError("corrupt_entry", "The entry's local header is missing or damaged.");
+  if (entry.flags & 0x1) throw new ZipFormatError("encrypted_entry", "Encrypted ZIP entries are not supported; zip the files without a password.");
+  if (entry.method !== 0 && entry.method !== 8) throw new ZipFormatError("unsupported_compression", `ZIP compression method ${entry.method} is not supported; use deflate or store.`);
+  return 30 + u16(header, 26) + u16(header, 28);
+}
+
+/**
+ * Inflates an entry's compressed data as a stream: yields chunks as they come out of the inflater, never holding the
+ * whole entry. Stops with `entry_too_large` as soon as the output passes `maxBytes`, whatever the archive declared,
+ * and checks the CRC-32 (chunk by chunk) and, with `exactSize`, that the entry inflated to its declared size.
+ */
+export async function* inflateEntryChunks(entry: ZipEntry, compressed: ReadableStream<Uint8Array>, maxBytes: number, options: { exactSize?: boolean; tooLarge?: () => Error } = {}): AsyncGenerator<Uint8Array> {
+  const tooLarge = options.tooLarge ?? (() => tooLargeError(maxBytes));
+  const stream = entry.method === 8 ? compressed.pipeThrough(new DecompressionStream("deflate-raw")) : compressed;
+  const reader = stream.getReader();
+  let total = 0;
+  let crc = 0;
+  inflateCounters.entries++;
+  try {
+    for (;;) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await reader.read();
+      } catch {
+        throw new ZipFormatError("corrupt_entry", "The entry's compressed data is damaged and could not be inflated.");
+      }
+      if (result.done) break;
+      total += result.value.length;
+      inflateCounters.bytes += result.value.length;
+      if (total > maxBytes) throw tooLarge();
+      crc = crc32(result.value, 0, result.value.length, crc);
+      yield result.value;
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  if (options.exactSize && total !== entry.uncompressedSize) throw new ZipFormatError("corrupt_entry", `The entry holds ${total} bytes but the archive declares ${entry.uncompressedSize}: the archive is damaged.`);
+  if (crc !== entry.crc32) throw new ZipFormatError("corrupt_entry", "The entry's CRC-32 does not match its contents: the archive is damaged.");
+}
+
+/**
+ * Streams one entry out of `source`: reads its local header, then inflates its data as it is read (a source with
+ * `stream` is never read whole). The same limits as inflateEntryChunks.
+ */
+export async function* streamEntry(source: ByteSource, entry: ZipEntry, maxBytes: number, options: { exactSize?: boolean; tooLarge?: () => Error } = {}): AsyncGenerator<Uint8Array> {
+  const header = await source.read(entry.localHeaderOffset, Math.max(0, Math.min(30, source.size - entry.localHeaderOffset)));
+  const dataStart = entry.localHeaderOffset + entryDataStart(entry, header);
+  if (dataStart + entry.compressedSize > source.size) throw new ZipFormatError("corrupt_entry", "The entry's data runs past the end of the archive: the archive is truncated.");
+  const compressed = source.stream ? source.stream(dataStart, entry.compressedSize) : new Blob([await source.read(dataStart, entry.compressedSize)]).stream();
+  yield* inflateEntryChunks(entry, compressed, maxBytes, options);
+}
+
+/**
+ * Extracts one entry from bytes that start at its local header, into one array (an image: at most a few MB).
+ * Inflation stops with `entry_too_large` as soon as the output passes `maxBytes`, whatever the archive declared, and
+ * the CRC-32 is verified.
  */
 export async function extractEntry(entry: ZipEntry, bytes: Uint8Array, maxBytes: number): Promise<Uint8Array> {
-  if (bytes.length < 30 || u32(bytes, 0) !== LOCAL_SIGNATURE) throw new ZipFormatError("corrupt_entry", "The entry's local header is missing or damaged.");
-  if (entry.flags & 0x1) throw new ZipFormatError("encrypted_entry", "Encrypted ZIP entries are not supported; zip the images without a password.");
-  const dataStart = 30 + u16(bytes, 26) + u16(bytes, 28);
+  const dataStart = entryDataStart(entry, bytes);
   if (dataStart + entry.compressedSize > bytes.length) throw new ZipFormatError("corrupt_entry", "The entry's data runs past the end of the archive: the archive is truncated.");
   const data = bytes.subarray(dataStart, dataStart + entry.compressedSize);
-  let out: Uint8Array;
-  if (entry.method === 0) {
-    if (data.length > maxBytes) throw tooLarge(maxBytes);
-    out = data;
-  } else if (entry.method === 8) {
-    out = await inflateRaw(data, maxBytes);
-  } else {
-    throw new ZipFormatError("unsupported_compression", `ZIP compression method ${entry.method} is not supported; use deflate or store.`);
-  }
-  if (crc32(out) !== entry.crc32) throw new ZipFormatError("corrupt_entry", "The entry's CRC-32 does not match its contents: the archive is damaged.");
-  return out;
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of inflateEntryChunks(entry, new Blob([data]).stream(), maxBytes)) chunks.push(chunk);
+  return chunks.length === 1 ? chunks[0] : concatBytes(chunks);
 }
 
-function tooLarge(maxBytes: number) {
+function tooLargeError(maxBytes: number) {
   return new ZipFormatError("entry_too_large", `The entry inflates to more than ${maxBytes} bytes, the per-image limit (zip bomb guard).`);
 }
-
-async function inflateRaw(data: Uint8Array, maxBytes: number): Promise<Uint8Array> {
-  const stream = new Blob([data]).stream().pipeThrough(new DecompressionStream("deflate-raw"));
-  try {
-    return await readStreamLimited(stream, maxBytes, () => tooLarge(maxBytes));
-  } catch (err) {
-    if (err instanceof ZipFormatError) throw err;
-    throw new ZipFormatError("corrupt_entry", "The entry's compressed data is damaged and could not be inflated.");
-  }
-}
-
