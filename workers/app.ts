@@ -5,6 +5,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Hook } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
+import { bodyLimit } from "hono/body-limit";
 import { ApiError, DomainError } from "../shared/errors";
 import { HeadFormatError } from "../shared/head";
 import { isImageError } from "../shared/image/errors";
@@ -96,6 +97,39 @@ const DOMAIN_ERRORS: { matches: (err: unknown) => boolean; toApiError: (err: any
  * HTML pages set their own Content-Security-Policy (routes/docs.ts; the dashboard's _headers); any other HTML gets
  * the strictest one.
  */
+/** A JSON request body over this is refused 413 `payload_too_large` from its Content-Length, before it is read. */
+export const JSON_BODY_MAX_BYTES = 1024 * 1024;
+/**
+ * The JSON routes that take more. A runner's `complete` carries the model's metrics (a 1,000-label confusion matrix
+ * is about 3 MB of JSON; services/models.ts stores large ones in R2); a diagnostics report is capped at 8 MB
+ * (services/diagnostics.ts); a prediction's JSON holds base64 images, and services/predict-input.ts reads it with its
+ * own 32 MB limit.
+ */
+const LARGER_JSON_BODIES: [RegExp, number][] = [
+  [/^\/v1\/runner\/jobs\/[^/]+\/complete$/, 16 * 1024 * 1024],
+  [/^\/v1\/runner\/jobs\/[^/]+\/diagnostics$/, 9 * 1024 * 1024],
+  [/^\/v1\/(models|aliases)\/[^/]+\/predict$/, 32 * 1024 * 1024],
+];
+
+/**
+ * hono/body-limit on every JSON body: a declared Content-Length over the route's limit answers 413 at once (nothing
+ * read); a body without one is counted as it streams and refused as soon as it passes the limit. Binary uploads
+ * have their own limits where they are streamed (services/bodies.ts).
+ */
+export function jsonBodyLimit() {
+  return async (c: import("hono").Context<AppEnv>, next: () => Promise<void>) => {
+    if (!/json/i.test(c.req.header("content-type") ?? "")) return next();
+    const maxSize = LARGER_JSON_BODIES.find(([path]) => path.test(c.req.path))?.[1] ?? JSON_BODY_MAX_BYTES;
+    const limit = bodyLimit({
+      maxSize,
+      onError: () => {
+        throw new ApiError("payload_too_large", `The JSON body is larger than this route's limit of ${maxSize} bytes.`, { limit_bytes: maxSize });
+      },
+    });
+    return limit(c, next) as Promise<void>;
+  };
+}
+
 /** Per-IP request limit on every route (services/rate-limits.ts). */
 export function ipRateLimit() {
   return async (c: import("hono").Context<AppEnv>, next: () => Promise<void>) => {

@@ -3,7 +3,7 @@
  * Routes are mounted from one file per resource in routes/; services/ hold the logic and know nothing of Hono.
  */
 import { ApiError } from "../shared/errors";
-import { createRouter, errorResponse, ipRateLimit, requireApiKey, securityHeaders } from "./app";
+import { createRouter, errorResponse, ipRateLimit, jsonBodyLimit, requireApiKey, securityHeaders } from "./app";
 import type { Env } from "./env";
 import { backboneRoutes } from "./routes/backbones";
 import { datasetRoutes } from "./routes/datasets";
@@ -36,6 +36,7 @@ type QueueMessage = IngestMessage | PurgeMessage;
 
 app.use("*", securityHeaders());
 app.use("*", ipRateLimit());
+app.use("/v1/*", jsonBodyLimit());
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", description: "An API key of your project" });
 app.openAPIRegistry.registerComponent("securitySchemes", "runnerToken", { type: "http", scheme: "bearer", description: "A runner's own token (POST /v1/runners, given to the runner as EDGETUNE_RUNNER_TOKEN); only for /v1/runner routes" });
 app.use("/v1/*", async (c, next) => {

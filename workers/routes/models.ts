@@ -7,7 +7,7 @@ import { modelComparisonSchema, modelSchema } from "../../shared/schemas";
 import { forceQuery, pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import { resolveBackbone } from "../services/backbones";
-import { deleteModel, getModel, listModels, modelView, readModelArtifact } from "../services/models";
+import { deleteModel, getModel, listModels, modelView, modelViewFull, readModelArtifact } from "../services/models";
 import { errors, idParam, jsonResponse, security } from "./openapi-helpers";
 
 export const modelRoutes = createRouter();
@@ -70,7 +70,7 @@ modelRoutes.openapi(
     request: { params: modelParam },
     responses: { 200: jsonResponse("The model", modelSchema), 401: errors[401], 404: errors[404] },
   }),
-  async (c) => c.json(modelView(await loadModel(c, c.req.valid("param").id)), 200),
+  async (c) => c.json(await modelViewFull(c.env.BUCKET, await loadModel(c, c.req.valid("param").id)), 200),
 );
 
 modelRoutes.openapi(

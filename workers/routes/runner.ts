@@ -30,7 +30,7 @@ import { getDb } from "../services/db";
 import { EMBEDDING_RECORD_HEADER_BYTES, readEmbeddingPack, readEmbeddings, writeEmbeddings } from "../services/embeddings";
 import { leaseWithWait, wakeRunners } from "../services/dispatch";
 import { completeJob, completeJobWithoutModel, describeLease, failJob, getLeasedJob, heartbeat, modelIdForJob, recordEpochs } from "../services/jobs";
-import { isHeadStored, storeModelArtifact } from "../services/models";
+import { isHeadStored, storeModelArtifact, storeModelMetrics } from "../services/models";
 import { modelAttemptPrefix } from "../services/object-keys";
 import { putDiagnostics, MAX_DIAGNOSTICS_BYTES } from "../services/diagnostics";
 import { bytesToHex, encodeImageRecords } from "../../shared/wire";
@@ -154,7 +154,8 @@ runnerRoutes.openapi(
     const job = await requireLease(c, id, body.lease_token);
     const prefix = modelAttemptPrefix(job.projectId, modelIdForJob(id), job.attempt);
     if (!(await isHeadStored(c.env.BUCKET, prefix))) throw new ApiError("artifacts_missing", "Upload head.json and head.bin before completing the job.");
-    const modelId = await completeJob(c.var.db, id, body.lease_token, { labels: body.labels, metrics: body.metrics, headBytes: body.head_bytes, objectPrefix: prefix, epochs: body.epochs, skipped: body.skipped, extra: body.extra });
+    const metrics = await storeModelMetrics(c.env.BUCKET, prefix, body.metrics);
+    const modelId = await completeJob(c.var.db, id, body.lease_token, { labels: body.labels, metrics, headBytes: body.head_bytes, objectPrefix: prefix, epochs: body.epochs, skipped: body.skipped, extra: body.extra });
     await emitSafely(c.env, job.projectId, "job.succeeded", `${id}.succeeded`, { job: { id, status: "succeeded", dataset_id: job.datasetId, model_id: modelId } });
     return c.json({ model_id: modelId }, 200);
   },

@@ -18,6 +18,49 @@ export async function listModels(db: Db, projectId: string, page: PageQuery) {
   return { models: items.map(modelView), next_cursor: nextCursor };
 }
 
+type ModelMetrics = { accuracy: number; per_class: { label: string; precision: number; recall: number; f1: number; support: number }[]; confusion_matrix: number[][] } & Record<string, unknown>;
+
+/**
+ * Metrics up to this size (JSON) live whole on the model row; larger ones go to R2 (`metrics.json` beside the head)
+ * with a summary on the row. D1 refuses a row over 2 MB, and the confusion matrix grows with labels squared: 1,000
+ * labels make 2 to 4 MB of it (tests/workers/model-metrics.test.ts sends 2 MB). 256 KB keeps a page of 100 models
+ * listed at most about 25 MB.
+ */
+export const METRICS_INLINE_MAX_BYTES = 256 * 1024;
+/** A summary's fields larger than this (JSON) are left out of it: they are in the full metrics. */
+const SUMMARY_FIELD_MAX_BYTES = 16 * 1024;
+export const METRICS_ARTIFACT = "metrics.json";
+
+/**
+ * What the model row stores for `metrics`: the metrics themselves when they fit METRICS_INLINE_MAX_BYTES, else (after
+ * writing them whole to `{prefix}/metrics.json`) a summary with `summary_only: true`: accuracy and every other small
+ * field, `per_class` while it fits, `confusion_matrix: []`. GET /v1/models/:id reads the full metrics back
+ * (`modelViewFull`); lists show the summary. Peak memory: the metrics' JSON once (at most the complete request's
+ * 16 MB body limit, routes/runner.ts) plus the summary.
+ */
+export async function storeModelMetrics(bucket: R2Bucket, prefix: string, metrics: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const json = JSON.stringify(metrics);
+  if (json.length <= METRICS_INLINE_MAX_BYTES) return metrics;
+  await bucket.put(modelArtifactKey(prefix, METRICS_ARTIFACT), json, { httpMetadata: { contentType: "application/json" } });
+  const summary: Record<string, unknown> = { confusion_matrix: [], per_class: [] };
+  for (const [field, value] of Object.entries(metrics)) {
+    if (field === "confusion_matrix") continue;
+    const size = JSON.stringify(value)?.length ?? 0;
+    if (size <= SUMMARY_FIELD_MAX_BYTES || (field === "per_class" && size <= METRICS_INLINE_MAX_BYTES / 2)) summary[field] = value;
+  }
+  summary.summary_only = true;
+  return summary;
+}
+
+/** The model with its full metrics: from R2 when the row holds only their summary (storeModelMetrics). */
+export async function modelViewFull(bucket: R2Bucket, row: ModelRow) {
+  const view = modelView(row);
+  if (!(view.metrics as Record<string, unknown>).summary_only) return view;
+  const object = await bucket.get(modelArtifactKey(row.objectPrefix, METRICS_ARTIFACT));
+  if (!object) throw new ApiError("artifact_not_found", `Model '${row.id}' has lost its full metrics (${METRICS_ARTIFACT}); its summary is in GET /v1/models.`, { model_id: row.id });
+  return { ...view, metrics: (await object.json()) as ModelMetrics };
+}
+
 export function modelView(row: ModelRow) {
   return {
     id: row.id,
@@ -26,7 +69,7 @@ export function modelView(row: ModelRow) {
     dataset_version: row.datasetVersion,
     backbone: row.backbone,
     labels: row.labels as string[],
-    metrics: row.metrics as { accuracy: number; per_class: { label: string; precision: number; recall: number; f1: number; support: number }[]; confusion_matrix: number[][] } & Record<string, unknown>,
+    metrics: row.metrics as ModelMetrics,
     head_bytes: row.headBytes,
     created_at: row.createdAt,
     updated_at: row.updatedAt,
