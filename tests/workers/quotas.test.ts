@@ -8,7 +8,7 @@ import { getDb } from "../../workers/services/db";
 import { MAX_EPOCH_IMAGES, checkJobCost, leaseJob } from "../../workers/services/jobs";
 import { makePng } from "../fixtures/images";
 import { buildTinyModel, tinySpec } from "../fixtures/tiny-model";
-import { ADMIN_KEY, buildZip, call, callJson, createDataset, createProject, createTrainableDataset } from "./helpers";
+import { ADMIN_KEY, buildZip, call, callJson, createDataset, createProject, createTrainableDataset, drainIngests } from "./helpers";
 
 const setQuotas = (projectId: string, quotas: Record<string, number | null>) => callJson("PUT", `/v1/projects/${projectId}/quotas`, { key: ADMIN_KEY, json: quotas });
 
@@ -41,6 +41,44 @@ describe("quotas", () => {
     await setQuotas(projectId, { images: 100, bytes: 10 });
     const used = (await callJson("GET", "/v1/quotas", { key })).body.quotas.find((q: any) => q.quota === "bytes").used;
     expectQuota(await callJson("PUT", `/v1/datasets/${id}/images/cat/3.png`, { key, body: makePng(8, 8, 503), headers: { "content-type": "image/png" } }), "bytes", 10, used);
+  });
+
+  it("images and bytes are checked entry by entry while an archive is ingested, not only at its upload", async () => {
+    const { key, projectId } = await createProject();
+    await setQuotas(projectId, { images: 3 });
+    const id = await createDataset(key);
+    const files: Record<string, Uint8Array> = {};
+    for (let i = 0; i < 5; i++) files[`cat/${i}.png`] = makePng(8, 8, 700 + i);
+    // The upload passes (0 images used, the archive counts as one); its five images do not all fit.
+    expect((await call("POST", `/v1/datasets/${id}/archive`, { key, body: buildZip(files), headers: { "content-type": "application/zip" } })).status).toBe(202);
+    await drainIngests(id);
+    const ds = (await callJson("GET", `/v1/datasets/${id}`, { key })).body;
+    expect(ds.image_count).toBe(3);
+    expect(ds.rejected.map((r: any) => [r.path, r.code])).toEqual([["cat/3.png", "quota_exceeded"]]);
+    expect(ds.rejected[0].message).toContain("images quota (3)");
+    expect(ds.rejected[0].message).toContain("the 1 after it");
+    expect((await callJson("GET", "/v1/quotas", { key })).body.quotas.find((q: any) => q.quota === "images")).toEqual({ quota: "images", limit: 3, used: 3 });
+
+    // bytes: two archives uploaded back to back each pass the upload check (nothing is used yet); ingesting both
+    // would pass the quota, so the second stops at the entry that does not fit.
+    const other = await createProject();
+    const first = buildZip(files, 0);
+    const secondFiles: Record<string, Uint8Array> = {};
+    for (let i = 0; i < 5; i++) secondFiles[`dog/${i}.png`] = makePng(8, 8, 800 + i);
+    const archives = [first, buildZip(secondFiles, 0)];
+    const limit = Math.max(...archives.map((a) => a.length));
+    await setQuotas(other.projectId, { bytes: limit });
+    const second = await createDataset(other.key);
+    for (const zip of archives) {
+      expect((await call("POST", `/v1/datasets/${second}/archive`, { key: other.key, body: zip, headers: { "content-type": "application/zip" } })).status).toBe(202);
+    }
+    await drainIngests(second);
+    const ds2 = (await callJson("GET", `/v1/datasets/${second}`, { key: other.key })).body;
+    expect(ds2.image_count).toBeLessThan(10);
+    expect(ds2.rejected.map((r: any) => r.code)).toEqual(["quota_exceeded"]);
+    expect(ds2.rejected[0].message).toContain(`bytes quota (${limit})`);
+    const bytes = (await callJson("GET", "/v1/quotas", { key: other.key })).body.quotas.find((q: any) => q.quota === "bytes");
+    expect(bytes.used).toBeLessThanOrEqual(limit);
   });
 
   it("backbones and queued jobs", async () => {

@@ -16,6 +16,7 @@ import { commonRoot, placeEntry } from "./archive-layout";
 import { MAX_IMAGE_BYTES, inSnapshot, recordImages, recordRejections, writableVersion, type NewImage } from "./datasets";
 import { archiveEntriesObjectKey, archiveObjectKey, imageObjectKey } from "./object-keys";
 import { getDb, nowIso, type Db } from "./db";
+import { imageQuotas } from "./quotas";
 import { emitSafely } from "./webhooks";
 import { ZipFormatError, entrySpan, extractEntry, findOverlappingEntries, r2Source, readCentralDirectory, vetEntrySize, type ZipEntry } from "./zip-reader";
 
@@ -72,10 +73,15 @@ export async function runIngestChunk(env: Env, message: IngestMessage, deadlineM
   const ingest = await db.select().from(ingests).where(eq(ingests.id, message.ingest_id)).get();
   if (!ingest || ingest.status === "done" || ingest.status === "failed" || ingest.cursor !== message.cursor) return null;
   const started = Date.now();
-  const { maxImagePixels: maxPixels } = getConfig(env);
+  const { maxImagePixels: maxPixels, quotas } = getConfig(env);
   try {
     const stored = await loadEntries(env, db, ingest);
     const version = await writableVersion(db, ingest.datasetId);
+    // The images and bytes quotas, checked entry by entry: the upload only saw the archive's compressed size. Two
+    // ingests of one project running at once can each pass the quota by at most one chunk (CHUNK_MAX_ENTRIES).
+    const quota = await imageQuotas(db, ingest.projectId, quotas);
+    const admitted = { images: 0, bytes: 0 };
+    let quotaHit = false;
     const { entries, root } = stored;
     const accepted: (NewImage & { path: string })[] = [];
     const rejections: { path: string; code: string; message: string }[] = [];
@@ -92,7 +98,7 @@ export async function runIngestChunk(env: Env, message: IngestMessage, deadlineM
       });
       cursor = entries.length;
     }
-    while (cursor < entries.length && cursor - ingest.cursor < CHUNK_MAX_ENTRIES && Date.now() - started < deadlineMs) {
+    while (!quotaHit && cursor < entries.length && cursor - ingest.cursor < CHUNK_MAX_ENTRIES && Date.now() - started < deadlineMs) {
       // Read a run of consecutive entries with one ranged GET.
       let last = cursor;
       const start = entries[cursor].localHeaderOffset;
@@ -117,6 +123,16 @@ export async function runIngestChunk(env: Env, message: IngestMessage, deadlineM
           rejections.push({ path: entry.name, code: "archive_too_large", message: `The archive inflates to more than ${MAX_ARCHIVE_UNCOMPRESSED_BYTES} bytes; split it into several archives.` });
           continue;
         }
+        const over = quotaOver(quota, admitted, entry.uncompressedSize);
+        if (over) {
+          // Stop here: this entry and every one after it stay out, said once (not one identical row per entry).
+          const left = entries.length - i;
+          rejections.push({ path: entry.name, code: "quota_exceeded", message: `The project's ${over.quota} quota (${over.limit}) is reached: this entry and the ${left - 1} after it were not ingested. Delete images or ask the operator to raise the quota, then upload the rest again.` });
+          quotaHit = true;
+          break;
+        }
+        admitted.images += 1;
+        admitted.bytes += entry.uncompressedSize;
         uncompressed += entry.uncompressedSize;
         toRead.push({ entry, placement });
       }
@@ -143,7 +159,7 @@ export async function runIngestChunk(env: Env, message: IngestMessage, deadlineM
         if (result.ok) accepted.push(result.image);
         else rejections.push(result.rejection);
       }
-      cursor = last + 1;
+      cursor = quotaHit ? entries.length : last + 1;
     }
     const outcomes = await recordImages(db, ingest.datasetId, version, accepted.map(({ path: _path, ...image }) => image));
     outcomes.forEach((outcome, i) => {
@@ -177,6 +193,16 @@ export async function runIngestChunk(env: Env, message: IngestMessage, deadlineM
     }
     throw err;
   }
+}
+
+/**
+ * Which quota an entry of `bytes` would take the project past, counting what this chunk already admitted (an entry
+ * that turns out a duplicate is counted too: the check errs on the side of the quota), or null when it fits.
+ */
+function quotaOver(quota: Awaited<ReturnType<typeof imageQuotas>>, admitted: { images: number; bytes: number }, bytes: number): { quota: "images" | "bytes"; limit: number } | null {
+  if (quota.used.images + admitted.images + 1 > quota.limits.images) return { quota: "images", limit: quota.limits.images };
+  if (quota.used.bytes + admitted.bytes + bytes > quota.limits.bytes) return { quota: "bytes", limit: quota.limits.bytes };
+  return null;
 }
 
 /** A rejection decided from the central directory alone (nothing read), "skip" for directories, or null to read it. */

@@ -4,7 +4,8 @@
  * project; the operator overrides them per project with `PUT /v1/projects/{id}/quotas` (admin key), stored in
  * projects.quotas. Over a quota: 403 `quota_exceeded` with `details: {quota, limit, used}`, before anything is written.
  *
- * - bytes, images: live dataset images (checked on each upload, and on an archive's size before it is accepted);
+ * - bytes, images: live dataset images (checked on each upload, on an archive's size before it is accepted, and on
+ *   each of its entries as the ingest reaches it);
  * - datasets, backbones: how many the project holds;
  * - queued_jobs: jobs waiting (checked at creation);
  * - running_jobs: jobs running at once (leaseJob hands a project no more; its other jobs wait their turn).
@@ -52,19 +53,25 @@ export async function projectQuotas(db: Db, projectId: string, defaults: Quotas)
   return { ...defaults, ...parseQuotas(row?.quotas ?? null) };
 }
 
+/** The project's live dataset images and their bytes (one aggregate statement). */
+async function imageUsage(db: Db, projectId: string): Promise<{ images: number; bytes: number }> {
+  const row = await db.select({ images: count(), bytes: sql<number>`coalesce(sum(${datasetImages.bytes}), 0)` }).from(datasetImages)
+    .innerJoin(datasets, eq(datasets.id, datasetImages.datasetId))
+    .where(and(eq(datasets.projectId, projectId), isNull(datasetImages.removedVersion))).get();
+  return { images: row?.images ?? 0, bytes: Number(row?.bytes ?? 0) };
+}
+
 /** How much of each quota the project uses now (5 small aggregate statements). */
 export async function quotaUsage(db: Db, projectId: string): Promise<Quotas> {
   const [imageRow, datasetRow, backboneRow, queuedRow, runningRow] = await Promise.all([
-    db.select({ images: count(), bytes: sql<number>`coalesce(sum(${datasetImages.bytes}), 0)` }).from(datasetImages)
-      .innerJoin(datasets, eq(datasets.id, datasetImages.datasetId))
-      .where(and(eq(datasets.projectId, projectId), isNull(datasetImages.removedVersion))).get(),
+    imageUsage(db, projectId),
     db.select({ n: count() }).from(datasets).where(eq(datasets.projectId, projectId)).get(),
     db.select({ n: count() }).from(backbones).where(eq(backbones.projectId, projectId)).get(),
     db.select({ n: count() }).from(jobs).where(and(eq(jobs.projectId, projectId), eq(jobs.status, "queued"))).get(),
     db.select({ n: count() }).from(jobs).where(and(eq(jobs.projectId, projectId), eq(jobs.status, "running"))).get(),
   ]);
   return {
-    bytes: Number(imageRow?.bytes ?? 0), images: imageRow?.images ?? 0, datasets: datasetRow?.n ?? 0, backbones: backboneRow?.n ?? 0,
+    bytes: imageRow.bytes, images: imageRow.images, datasets: datasetRow?.n ?? 0, backbones: backboneRow?.n ?? 0,
     queued_jobs: queuedRow?.n ?? 0, running_jobs: runningRow?.n ?? 0,
   };
 }
@@ -82,6 +89,15 @@ export async function enforceQuotas(db: Db, projectId: string, defaults: Quotas,
   for (const [name, amount] of Object.entries(adding) as [QuotaName, number][]) {
     if (used[name] + amount > limits[name]) throw quotaExceeded(name, limits[name], used[name]);
   }
+}
+
+/**
+ * The images and bytes quotas with what the project uses of them (2 statements): an archive ingest checks each entry
+ * against them as it goes, since an archive's upload-time check saw only its compressed size and one image.
+ */
+export async function imageQuotas(db: Db, projectId: string, defaults: Quotas): Promise<{ limits: Pick<Quotas, "images" | "bytes">; used: { images: number; bytes: number } }> {
+  const [limits, used] = await Promise.all([projectQuotas(db, projectId, defaults), imageUsage(db, projectId)]);
+  return { limits: { images: limits.images, bytes: limits.bytes }, used };
 }
 
 export async function setProjectQuotas(db: Db, projectId: string, quotas: Partial<Quotas>): Promise<boolean> {
