@@ -1,24 +1,28 @@
 /**
  * Head training: time and validation accuracy of each trainer, side by side in the same run.
  *
- * Contenders (gpu-runner/src/train/train-head.ts `solver`):
- * - "minibatch" on tfjs-wasm: the trainer before L-BFGS (Adam, batch 32, dropout for MLPs), the job defaults
- *   (up to 100 epochs, early stopping after 15 without a better val loss);
- * - "lbfgs": full-batch L-BFGS in plain TypeScript, same defaults (iterations capped by `epochs`).
+ * Contenders (`--solvers`), all with the job defaults (up to 100 epochs or iterations, early stopping after 15
+ * without a better val loss, best epoch kept):
+ * - "lbfgs-js", "lbfgs-onnx1", "lbfgs-onnx2": full-batch L-BFGS (lbfgs-head.ts) with its objective in plain
+ *   TypeScript or in onnxruntime on 1 or 2 threads (sessions built beforehand, as the runner's training thread does);
+ *   each fits twice, the second fit has a warm JIT (as every job after a runner's first);
+ * - "minibatch" on tfjs-wasm: the trainer before L-BFGS (Adam, batch 32, dropout for MLPs), one fit.
  *
  * Data sets:
  * - flowers5 (../shared/datasets/flowers5, 400 photos, fixed split: every 4th file per class → val) embedded with
- *   the builtin backbone on the onnx engine exactly as the runner does (decode, preprocess, embed); the embeddings
+ *   the default backbone on the onnx engine exactly as the runner does (decode, preprocess, embed); the embeddings
  *   are cached in bench/out/ so later runs skip that. Skipped with a message when ../shared is not there.
  * - synthetic 20,000 x 1024, 5 classes (Gaussian clusters with overlapping noise; 80/20 stratified split).
  *
- *   npx tsx bench/train/head-speed.ts [--sets flowers5,synthetic20k] [--heads linear,mlp] [--solvers lbfgs,minibatch]
+ *   npx tsx bench/train/head-speed.ts [--sets flowers5,synthetic20k] [--heads linear,mlp]
+ *                                     [--solvers lbfgs-js,lbfgs-onnx1,lbfgs-onnx2,minibatch]
  *                                     [--minibatch-max-epochs N]   (caps the tfjs trainer on the 20k set; default 100)
  *
  * Prints a markdown table. Numbers, not a test: the 2-core box is shared, so compare rows of the same run; CPU ms
  * (this process, all threads) is steadier than wall ms when other work competes for the cores.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs";
@@ -29,9 +33,11 @@ import { createRandom } from "../../shared/random";
 import type { HeadSpec } from "../../shared/schemas";
 import { splitStratified } from "../../shared/split";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
-import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
+import { loadBuiltinBundle } from "../../gpu-runner/src/backbones/job-backbone";
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { DEFAULT_HYPERPARAMETERS } from "../../gpu-runner/src/train/defaults";
+import { trainHeadLbfgs, type ObjectiveBackend } from "../../gpu-runner/src/train/lbfgs-head";
+import { warmUpHeadSessions } from "../../gpu-runner/src/train/onnx-objective";
 import { trainHead, type HeadSolver, type HeadTrainingInput } from "../../gpu-runner/src/train/train-head";
 
 tf.env().set("PROD", true);
@@ -42,7 +48,7 @@ const OUT = path.resolve(here, "../out");
 const arg = (name: string, fallback: string) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1]! : fallback);
 const sets = arg("sets", "flowers5,synthetic20k").split(",");
 const headNames = arg("heads", "linear,mlp").split(",");
-const solvers = arg("solvers", "lbfgs,minibatch").split(",") as HeadSolver[];
+const solvers = arg("solvers", "lbfgs-js,lbfgs-onnx1,lbfgs-onnx2,minibatch").split(",");
 const minibatchMaxEpochs = Number(arg("minibatch-max-epochs", "100"));
 
 /** flowers5 through the builtin backbone (onnx engine), cached as bench/out/head-speed-flowers5.{f32,json}. */
@@ -51,12 +57,12 @@ async function flowers5(): Promise<HeadTrainingInput | null> {
     console.log(`flowers5 skipped: ${FLOWERS} not found (set EDGETUNE_SHARED_DIR)`);
     return null;
   }
-  const cacheBin = path.join(OUT, "head-speed-flowers5.f32");
-  const cacheMeta = path.join(OUT, "head-speed-flowers5.json");
+  const cacheBin = path.join(OUT, `head-speed-flowers5-${DEFAULT_BACKBONE.name}.f32`);
+  const cacheMeta = path.join(OUT, `head-speed-flowers5-${DEFAULT_BACKBONE.name}.json`);
   if (!existsSync(cacheBin)) {
     const codecs = await getNodeCodecs();
     const spec = DEFAULT_BACKBONE!.spec;
-    const engine = await createEngine(await loadNsfwjsBundle(), featureSpecOf(spec), { engine: "onnx" });
+    const engine = await createEngine(await loadBuiltinBundle(DEFAULT_BACKBONE.id), featureSpecOf(spec), { engine: "onnx" });
     const labels: number[] = [];
     const isVal: boolean[] = [];
     const chunks: Float32Array[] = [];
@@ -117,23 +123,52 @@ function synthetic20k(): HeadTrainingInput {
 
 const HEADS: Record<string, HeadSpec> = { linear: { type: "linear" }, mlp: { type: "mlp", hidden: [256], dropout: 0.2 } };
 
+/**
+ * The contenders: the L-BFGS solver with its objective in plain JS or in onnxruntime (1 or 2 intra-op threads; the
+ * runner passes its --threads, one per core), and the old tfjs mini-batch trainer.
+ */
+const CONTENDERS: Record<string, { solver: HeadSolver; backend?: ObjectiveBackend; threads?: number; label: string }> = {
+  "lbfgs-js": { solver: "lbfgs", backend: "js", label: "L-BFGS, objective in plain JS" },
+  "lbfgs-onnx1": { solver: "lbfgs", backend: "onnx", threads: 1, label: "L-BFGS, objective in onnxruntime, 1 thread" },
+  "lbfgs-onnx2": { solver: "lbfgs", backend: "onnx", threads: 2, label: "L-BFGS, objective in onnxruntime, 2 threads" },
+  minibatch: { solver: "minibatch", label: "mini-batch Adam (tfjs-wasm)" },
+};
+
 await tf.setBackend("wasm");
-console.log("| data | head | solver | wall ms | CPU ms | epochs/iterations | stop | best-epoch val acc |");
+// As the runner's training thread does at start: onnxruntime sessions exist before the first fit.
+await warmUpHeadSessions(1);
+await warmUpHeadSessions(2);
+console.log(`load average ${os.loadavg().map((value) => value.toFixed(2)).join(" ")} (2 cores, shared)`);
+console.log("| data | head | solver | wall ms (1st fit / 2nd) | CPU ms (2nd) | epochs/iterations | stop | best-epoch val acc |");
 console.log("| --- | --- | --- | ---: | ---: | ---: | --- | ---: |");
 for (const setName of sets) {
   const input = setName === "flowers5" ? await flowers5() : setName === "synthetic20k" ? synthetic20k() : null;
   if (!input) continue;
   const label = `${setName} (${input.trainIndex.length} train / ${input.valIndex.length} val, ${input.dim}-d)`;
   for (const headName of headNames) {
-    for (const solver of solvers) {
-      const epochs = solver === "minibatch" && input.trainIndex.length > 5000 ? Math.min(minibatchMaxEpochs, DEFAULT_HYPERPARAMETERS.epochs) : DEFAULT_HYPERPARAMETERS.epochs;
-      const started = performance.now();
-      const cpuBefore = process.cpuUsage();
-      const result = await trainHead(input, { head: HEADS[headName]!, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs }, solver }, {}, tf);
-      const ms = performance.now() - started;
-      const cpu = process.cpuUsage(cpuBefore);
-      const best = result.epochs[result.bestEpoch - 1]!;
-      console.log(`| ${label} | ${headName} | ${solver}${solver === "minibatch" ? " (tfjs-wasm)" : ""} | ${ms.toFixed(0)} | ${((cpu.user + cpu.system) / 1000).toFixed(0)} | ${result.epochs.length}${epochs < DEFAULT_HYPERPARAMETERS.epochs ? ` (cap ${epochs})` : ""} | ${result.stopReason} | ${(best.val_accuracy * 100).toFixed(1)}% |`);
+    for (const name of solvers) {
+      const contender = CONTENDERS[name];
+      if (!contender) throw new Error(`unknown solver ${name}; one of ${Object.keys(CONTENDERS).join(", ")}`);
+      const minibatch = contender.solver === "minibatch";
+      // The tfjs trainer on 16,000 rows takes minutes: one fit, capped.
+      const epochs = minibatch && input.trainIndex.length > 5000 ? Math.min(minibatchMaxEpochs, DEFAULT_HYPERPARAMETERS.epochs) : DEFAULT_HYPERPARAMETERS.epochs;
+      const config = { head: HEADS[headName]!, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs } };
+      const walls: number[] = [];
+      let cpuMs = 0;
+      let result;
+      for (let fit = 0; fit < (minibatch ? 1 : 2); fit++) {
+        const started = performance.now();
+        const cpuBefore = process.cpuUsage();
+        result = minibatch
+          ? await trainHead(input, { ...config, solver: "minibatch" }, {}, tf)
+          : await trainHeadLbfgs(input, config, {}, { backend: contender.backend, threads: contender.threads });
+        walls.push(performance.now() - started);
+        const cpu = process.cpuUsage(cpuBefore);
+        cpuMs = (cpu.user + cpu.system) / 1000;
+      }
+      const best = result!.epochs[result!.bestEpoch - 1]!;
+      console.log(`| ${label} | ${headName} | ${contender.label} | ${walls.map((ms) => ms.toFixed(0)).join(" / ")} | ${cpuMs.toFixed(0)} | ${result!.epochs.length}${epochs < DEFAULT_HYPERPARAMETERS.epochs ? ` (cap ${epochs})` : ""} | ${result!.stopReason} | ${(best.val_accuracy * 100).toFixed(1)}% |`);
     }
   }
 }
+console.log(`load average ${os.loadavg().map((value) => value.toFixed(2)).join(" ")}`);

@@ -16,6 +16,7 @@ import { Lbfgs, type Objective } from "../../gpu-runner/src/train/lbfgs";
 import { trainHeadLbfgs } from "../../gpu-runner/src/train/lbfgs-head";
 import { loadOrt, OnnxObjective } from "../../gpu-runner/src/train/onnx-objective";
 import type { HeadTrainingInput } from "../../gpu-runner/src/train/train-head";
+import { computeStandardization, gatherStandardizedRows } from "../../gpu-runner/src/train/train-head-common";
 
 const ortAvailable = (await loadOrt()) !== null;
 
@@ -128,25 +129,53 @@ describe("DenseObjective", () => {
   });
 });
 
+describe("gatherStandardizedRows", () => {
+  it("writes the standardised rows and, when asked, their exact transpose in the same pass", () => {
+    const random = createRandom(8);
+    const dim = 7;
+    const embeddings = Float32Array.from({ length: 150 * dim }, () => 3 + 2 * random.nextNormal());
+    const rows = Array.from({ length: 130 }, (_, k) => (k * 37) % 150); // more than one 64-row block, out of order
+    const standardize = computeStandardization(embeddings, dim, rows);
+    const transposed = new Float32Array(rows.length * dim);
+    const x = gatherStandardizedRows(embeddings, dim, rows, standardize, transposed);
+    assert.deepEqual(x, gatherStandardizedRows(embeddings, dim, rows, standardize));
+    rows.forEach((row, position) => {
+      for (let i = 0; i < dim; i++) {
+        assert.equal(x[position * dim + i], Math.fround((embeddings[row * dim + i]! - standardize.mean[i]!) / standardize.std[i]!));
+        assert.equal(transposed[i * rows.length + position], x[position * dim + i]);
+      }
+    });
+  });
+});
+
 describe.skipIf(!ortAvailable)("OnnxObjective (onnxruntime)", () => {
+  it("serves objectives of any size from one session per layer count (sizes are symbolic in the graph)", async () => {
+    for (const [rows, dim, classCount] of [[40, 9, 3], [31, 13, 5], [12, 4, 2]] as const) {
+      const input = makeObjectiveInput(rows, dim, classCount, []);
+      const js = new DenseObjective(input);
+      const onnx = (await OnnxObjective.create(input, 1))!;
+      const theta = Float64Array.from({ length: js.dimension }, (_, i) => Math.sin(i) * 0.3);
+      const gJs = new Float64Array(js.dimension);
+      const gOnnx = new Float64Array(js.dimension);
+      assert.ok(Math.abs(js.evaluate(theta, gJs) - (await onnx.evaluate(theta, gOnnx))) < 1e-5);
+      assert.ok(maxAbsDiff(gJs, gOnnx) < 1e-5, `${rows} × ${dim} → ${classCount}: gradient differs by ${maxAbsDiff(gJs, gOnnx)}`);
+    }
+  });
+
   for (const hidden of [[], [6], [5, 4]]) {
     it(`matches the plain-JS objective's value and gradient, hidden ${JSON.stringify(hidden)}`, async () => {
       const input = makeObjectiveInput(53, 9, 3, hidden);
       const js = new DenseObjective(input);
       const onnx = (await OnnxObjective.create(input, 1))!;
-      try {
-        const random = createRandom(4);
-        const theta = Float64Array.from({ length: js.dimension }, () => 0.4 * random.nextNormal());
-        const gJs = new Float64Array(js.dimension);
-        const gOnnx = new Float64Array(js.dimension);
-        const fJs = js.evaluate(theta, gJs);
-        const fOnnx = await onnx.evaluate(theta, gOnnx);
-        assert.ok(Math.abs(fJs - fOnnx) < 1e-5, `value ${fJs} vs ${fOnnx}`);
-        assert.ok(maxAbsDiff(gJs, gOnnx) < 1e-5, `gradient differs by ${maxAbsDiff(gJs, gOnnx)}`);
-        assert.equal(onnx.lastCorrect, js.lastCorrect);
-      } finally {
-        await onnx.release();
-      }
+      const random = createRandom(4);
+      const theta = Float64Array.from({ length: js.dimension }, () => 0.4 * random.nextNormal());
+      const gJs = new Float64Array(js.dimension);
+      const gOnnx = new Float64Array(js.dimension);
+      const fJs = js.evaluate(theta, gJs);
+      const fOnnx = await onnx.evaluate(theta, gOnnx);
+      assert.ok(Math.abs(fJs - fOnnx) < 1e-5, `value ${fJs} vs ${fOnnx}`);
+      assert.ok(maxAbsDiff(gJs, gOnnx) < 1e-5, `gradient differs by ${maxAbsDiff(gJs, gOnnx)}`);
+      assert.equal(onnx.lastCorrect, js.lastCorrect);
     });
   }
 });
@@ -169,11 +198,12 @@ describe("trainHeadLbfgs", () => {
   });
 
   it("is deterministic: the same input gives bit-identical heads and metrics, on each backend", async () => {
-    for (const backend of ortAvailable ? (["js", "onnx"] as const) : (["js"] as const)) {
-      const first = await trainHeadLbfgs(makeClusters(), { head: { type: "mlp", hidden: [8], dropout: 0 }, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: 20 } }, {}, { backend });
-      const second = await trainHeadLbfgs(makeClusters(), { head: { type: "mlp", hidden: [8], dropout: 0 }, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: 20 } }, {}, { backend });
-      assert.deepEqual(second.epochs, first.epochs, backend);
-      assert.deepEqual(second.head.layers, first.head.layers, backend);
+    const variants = ortAvailable ? ([["js", 1], ["onnx", 1], ["onnx", 2]] as const) : ([["js", 1]] as const);
+    for (const [backend, threads] of variants) {
+      const first = await trainHeadLbfgs(makeClusters(), { head: { type: "mlp", hidden: [8], dropout: 0 }, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: 20 } }, {}, { backend, threads });
+      const second = await trainHeadLbfgs(makeClusters(), { head: { type: "mlp", hidden: [8], dropout: 0 }, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: 20 } }, {}, { backend, threads });
+      assert.deepEqual(second.epochs, first.epochs, `${backend}, ${threads} thread(s)`);
+      assert.deepEqual(second.head.layers, first.head.layers, `${backend}, ${threads} thread(s)`);
     }
   });
 

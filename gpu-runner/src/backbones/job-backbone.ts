@@ -19,6 +19,13 @@ const BUILTIN_LOADERS: Record<string, () => Promise<BackboneBundle>> = {
   bb_builtin_mobilenet_v1_075: () => loadVendoredBundle(findBuiltinBackbone("bb_builtin_mobilenet_v1_075")!),
 };
 
+/** The bundle of a builtin catalog entry by id, straight from this runner's files (benchmarks use it too). */
+export function loadBuiltinBundle(id: string): Promise<BackboneBundle> {
+  const loader = BUILTIN_LOADERS[id];
+  if (!loader) throw new Error(`this runner does not know the builtin backbone ${id}; update the runner`);
+  return loader();
+}
+
 /** The numeric range `(x - mean) / std` maps [0, 1] pixels to (the first channel's; used for logs and bundles). */
 export function inputRangeOf(spec: BackboneSpec): [number, number] {
   return inputRangeOfNormalization(spec);

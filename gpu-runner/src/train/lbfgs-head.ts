@@ -17,7 +17,7 @@ import type { Head } from "../../../shared/head";
 import { createRandom } from "../../../shared/random";
 import { denseLogits, DenseObjective, fromDenseLayers, toDenseLayers, type DenseObjectiveInput } from "./dense-objective";
 import { Lbfgs, type Objective } from "./lbfgs";
-import { crossEntropySum, OnnxLogits, OnnxObjective } from "./onnx-objective";
+import { crossEntropySum, loadOrt, OnnxLogits, OnnxObjective } from "./onnx-objective";
 import type { EpochMetrics, HeadTrainingConfig, HeadTrainingInput, TrainHeadHooks, TrainHeadResult, TrainingStopReason } from "./train-head";
 import { buildTargets, computeClassWeights, computeStandardization, gatherStandardizedRows, initializeLayers } from "./train-head-common";
 
@@ -34,10 +34,12 @@ export interface LbfgsHeadOptions {
 }
 
 /**
- * `auto` uses onnxruntime when one pass over the data is at least this many multiply-adds (rows × parameters):
- * below it, opening two sessions (~10-20 ms) costs more than the whole plain-JS fit (flowers5, linear: 300 × 2,885).
+ * `auto` uses onnxruntime when one pass over the data is at least this many multiply-adds (rows × parameters). Its
+ * sessions are built once per thread (onnx-objective.ts `headSession`), so what remains is ~0.1 ms of overhead per
+ * run: below this size (a few hundred rows of 16-d features) plain JS is faster; above it MLAS's GEMMs win (flowers5
+ * linear, 300 × 5,765: ~1.2 ms per evaluation against ~3 ms in plain JS, bench/train/head-speed.ts).
  */
-const ONNX_MIN_WORK = 5_000_000;
+const ONNX_MIN_WORK = 200_000;
 
 export async function trainHeadLbfgs(input: HeadTrainingInput, config: HeadTrainingConfig, hooks: TrainHeadHooks = {}, options: LbfgsHeadOptions = {}): Promise<TrainHeadResult> {
   const params = config.hyperparameters;
@@ -52,8 +54,16 @@ export async function trainHeadLbfgs(input: HeadTrainingInput, config: HeadTrain
   const valCount = input.valIndex.length;
   const smoothing = params.label_smoothing;
 
+  const start = fromDenseLayers(initializeLayers(dim, hidden, classCount, createRandom(params.seed)));
+  const backend = options.backend ?? "auto";
+  const wantOnnx = backend === "onnx" || (backend === "auto" && trainCount * start.length >= ONNX_MIN_WORK);
+  if (backend === "onnx" && !(await loadOrt())) throw new Error("the onnx objective backend was requested but onnxruntime-node cannot load");
+  const useOnnx = wantOnnx && (await loadOrt()) !== null;
+  const threads = options.threads ?? 1;
+  // onnxruntime also takes xᵀ: written in the same pass as x.
+  const xTransposed = useOnnx ? new Float32Array(trainCount * dim) : undefined;
   const objectiveInput: DenseObjectiveInput = {
-    x: gatherStandardizedRows(input.embeddings, dim, input.trainIndex, standardize),
+    x: gatherStandardizedRows(input.embeddings, dim, input.trainIndex, standardize, xTransposed),
     rows: trainCount,
     dim,
     targets: buildTargets(trainLabels, classCount, smoothing, classWeights),
@@ -64,22 +74,12 @@ export async function trainHeadLbfgs(input: HeadTrainingInput, config: HeadTrain
   };
   const valX = gatherStandardizedRows(input.embeddings, dim, input.valIndex, standardize);
   const valTargets = buildTargets(valLabels, classCount, smoothing, null);
-  const start = fromDenseLayers(initializeLayers(dim, hidden, classCount, createRandom(params.seed)));
-  const backend = options.backend ?? "auto";
-  const wantOnnx = backend === "onnx" || (backend === "auto" && trainCount * start.length >= ONNX_MIN_WORK);
-  const threads = options.threads ?? 1;
-  const onnxObjective = wantOnnx ? await OnnxObjective.create(objectiveInput, threads) : null;
-  if (backend === "onnx" && !onnxObjective) throw new Error("the onnx objective backend was requested but onnxruntime-node cannot load");
+  const onnxObjective = useOnnx ? await OnnxObjective.create(objectiveInput, threads, xTransposed) : null;
   const onnxLogits = onnxObjective ? await OnnxLogits.create(dim, hidden, classCount, threads) : null;
   const objective: Objective & { lastDataLoss: number; lastCorrect: number } = onnxObjective ?? new DenseObjective(objectiveInput);
   const valLogits = async (theta: Float64Array) =>
     onnxLogits ? onnxLogits.logits(theta, valX, valCount, dim) : denseLogits(theta, valX, valCount, dim, hidden, classCount);
-  try {
-    return await iterate();
-  } finally {
-    await onnxObjective?.release();
-    await onnxLogits?.release();
-  }
+  return iterate();
 
   async function iterate(): Promise<TrainHeadResult> {
     const solver = await Lbfgs.start(objective, start, { memory: LBFGS_MEMORY });

@@ -33,22 +33,25 @@ export function loadOrt(): Promise<Ort | null> {
 }
 
 /**
- * ONNX graph of the objective (`withGradients`) or of the logits alone. Inputs: `x` [n, dim], and for gradients
- * `xt` = xᵀ [dim, n], `targets_scaled` [n, k] = T / n and `weights_scaled` [n, 1] = rowSum(T) / n; per layer `w{l}` [units, inputDim]
- * (the θ layout) and `b{l}` [units]. Outputs: `logits` [n, k], and `gw{l}`, `gb{l}` shaped like `w{l}`, `b{l}`.
+ * ONNX graph of the objective (`withGradients`) or of the logits alone, for a network of `layerCount` dense layers.
+ * Every size is symbolic (rows `n`, layer widths `d0` = dim, `d1`, ..., classes `d{layerCount}`), so one session
+ * serves every dimension, hidden width and class count: sessions are built once per thread and kept
+ * (`headSession`). Inputs: `x` [n, d0], and for gradients `xt` = xᵀ [d0, n], `targets_scaled` [n, k] = T / n and
+ * `weights_scaled` [n, 1] = rowSum(T) / n; per layer `w{l}` [d{l+1}, d{l}] (the θ layout) and `b{l}` [d{l+1}].
+ * Outputs: `logits` [n, k], and `gw{l}`, `gb{l}` shaped like `w{l}`, `b{l}`.
  */
-export function buildObjectiveGraph(dim: number, hidden: readonly number[], classCount: number, withGradients: boolean): Uint8Array {
-  const shapes = layerShapes(dim, hidden, classCount);
-  const last = shapes.length - 1;
+export function buildObjectiveGraph(layerCount: number, withGradients: boolean): Uint8Array {
+  const last = layerCount - 1;
+  const width = (layer: number) => `d${layer}`;
   const nodes: NodeInit[] = [];
   const initializers: TensorInit[] = [{ name: "axis0", dims: [1], dataType: TensorDataType.INT64, raw: int64Raw([0]) }];
   const float = (name: string, dims: Array<number | string>) => ({ name, elemType: TensorDataType.FLOAT, dims });
-  const inputs = [float("x", ["n", dim])];
-  const outputs = [float("logits", ["n", classCount])];
+  const inputs = [float("x", ["n", width(0)])];
+  const outputs = [float("logits", ["n", width(layerCount)])];
   let activation = "x";
   const activations = ["x"];
-  shapes.forEach(({ inputDim, units }, layer) => {
-    inputs.push(float(`w${layer}`, [units, inputDim]), float(`b${layer}`, [units]));
+  for (let layer = 0; layer < layerCount; layer++) {
+    inputs.push(float(`w${layer}`, [width(layer + 1), width(layer)]), float(`b${layer}`, [width(layer + 1)]));
     const z = layer === last ? "logits" : `z${layer}`;
     nodes.push({ opType: "Gemm", inputs: [activation, `w${layer}`, `b${layer}`], outputs: [z], attributes: { transB: 1 } });
     if (layer < last) {
@@ -56,15 +59,14 @@ export function buildObjectiveGraph(dim: number, hidden: readonly number[], clas
       activation = `a${layer + 1}`;
       activations.push(activation);
     }
-  });
+  }
   if (withGradients) {
-    inputs.push(float("xt", [dim, "n"]), float("targets_scaled", ["n", classCount]), float("weights_scaled", ["n", 1]));
+    inputs.push(float("xt", [width(0), "n"]), float("targets_scaled", ["n", width(layerCount)]), float("weights_scaled", ["n", 1]));
     // d(mean weighted CE)/d logits = (rowSum(T)·softmax − T) / n.
     nodes.push({ opType: "Softmax", inputs: ["logits"], outputs: ["p"], attributes: { axis: 1 } });
     nodes.push({ opType: "Mul", inputs: ["p", "weights_scaled"], outputs: ["pw"] });
     nodes.push({ opType: "Sub", inputs: ["pw", "targets_scaled"], outputs: [`dz${last}`] });
     for (let layer = last; layer >= 0; layer--) {
-      const { inputDim, units } = shapes[layer]!;
       if (layer === 0) {
         // dzᵀ·x as (xᵀ·dz)ᵀ with xᵀ fed in: MLAS runs a GEMM with only `units` rows (5 classes) and K = n several times
         // slower than one with `dim` rows (measured 16,000 × 1024 → 5: ~70 ms vs ~20 ms on a loaded core).
@@ -74,7 +76,7 @@ export function buildObjectiveGraph(dim: number, hidden: readonly number[], clas
         nodes.push({ opType: "Gemm", inputs: [`dz${layer}`, activations[layer]!], outputs: [`gw${layer}`], attributes: { transA: 1 } });
       }
       nodes.push({ opType: "ReduceSum", inputs: [`dz${layer}`, "axis0"], outputs: [`gb${layer}`], attributes: { keepdims: 0 } });
-      outputs.push(float(`gw${layer}`, [units, inputDim]), float(`gb${layer}`, [units]));
+      outputs.push(float(`gw${layer}`, [width(layer + 1), width(layer)]), float(`gb${layer}`, [width(layer + 1)]));
       if (layer > 0) {
         // Through the ReLU: its output a is ≥ 0, so sign(a) is exactly its derivative (0 where it was clipped).
         nodes.push({ opType: "MatMul", inputs: [`dz${layer}`, `w${layer}`], outputs: [`da${layer}`] });
@@ -96,6 +98,36 @@ async function createSession(ort: Ort, bytes: Uint8Array, threads: number): Prom
     logSeverityLevel: 3,
     extra: { session: { intra_op: { allow_spinning: "0" } } },
   });
+}
+
+/**
+ * Sessions of this thread, by (layers, gradients or logits, threads); never released (a handful, ~1 MB each).
+ * Creating one took 160-270 ms on this loaded box, more than a whole linear fit on flowers5 once it exists, so the
+ * training thread builds the common ones when it starts (`warmUpHeadSessions`) and every fit reuses them.
+ * `session.run` is safe to call concurrently on one session.
+ */
+const sessions = new Map<string, Promise<Ort>>();
+
+function headSession(ort: Ort, layerCount: number, withGradients: boolean, threads: number): Promise<Ort> {
+  const key = `${layerCount}/${withGradients ? "objective" : "logits"}/${threads}`;
+  let session = sessions.get(key);
+  if (!session) {
+    session = createSession(ort, buildObjectiveGraph(layerCount, withGradients), threads);
+    session.catch(() => sessions.delete(key));
+    sessions.set(key, session);
+  }
+  return session;
+}
+
+/**
+ * Builds this thread's sessions for linear heads and one-hidden-layer MLPs (objective and logits) ahead of the
+ * first fit. Resolves false when onnxruntime cannot load here.
+ */
+export async function warmUpHeadSessions(threads: number): Promise<boolean> {
+  const ort = await loadOrt();
+  if (!ort) return false;
+  await Promise.all([1, 2].flatMap((layers) => [headSession(ort, layers, true, threads), headSession(ort, layers, false, threads)]));
+  return true;
 }
 
 /** Float32 copies of θ's per-layer kernels and biases, rewritten in place before every run. */
@@ -138,12 +170,14 @@ export class OnnxObjective implements Objective {
     private readonly ort: Ort,
     private readonly session: Ort,
     private readonly input: DenseObjectiveInput,
+    xTransposed?: Float32Array,
   ) {
     const { rows, dim, hidden, classCount, targets } = input;
     this.dimension = parameterCount(dim, hidden, classCount);
     this.layers = new LayerTensors(layerShapes(dim, hidden, classCount));
     this.targetsScaled = Float32Array.from(targets, (t) => t / rows);
-    this.xTransposed = transpose(input.x, rows, dim);
+    if (xTransposed && xTransposed.length !== rows * dim) throw new RangeError(`xTransposed has ${xTransposed.length} values, expected ${dim} × ${rows}`);
+    this.xTransposed = xTransposed ?? transpose(input.x, rows, dim);
     this.weightsScaled = new Float32Array(rows);
     for (let r = 0; r < rows; r++) {
       let sum = 0;
@@ -152,12 +186,15 @@ export class OnnxObjective implements Objective {
     }
   }
 
-  /** Null when onnxruntime is not available (the caller falls back to the plain-JS objective). */
-  static async create(input: DenseObjectiveInput, threads: number): Promise<OnnxObjective | null> {
+  /**
+   * Null when onnxruntime is not available (the caller falls back to the plain-JS objective). `xTransposed`: xᵀ
+   * [dim, rows] when the caller already has it (gatherStandardizedRows writes it in the same pass as x).
+   */
+  static async create(input: DenseObjectiveInput, threads: number, xTransposed?: Float32Array): Promise<OnnxObjective | null> {
     const ort = await loadOrt();
     if (!ort) return null;
-    const session = await createSession(ort, buildObjectiveGraph(input.dim, input.hidden, input.classCount, true), threads);
-    return new OnnxObjective(ort, session, input);
+    const session = await headSession(ort, input.hidden.length + 1, true, threads);
+    return new OnnxObjective(ort, session, input, xTransposed);
   }
 
   async evaluate(theta: Float64Array, gradient: Float64Array): Promise<number> {
@@ -188,10 +225,6 @@ export class OnnxObjective implements Objective {
     });
     return this.lastDataLoss + 0.5 * l2 * penalty;
   }
-
-  async release(): Promise<void> {
-    await this.session.release();
-  }
 }
 
 /** Logits through onnxruntime, for the validation rows. */
@@ -208,17 +241,13 @@ export class OnnxLogits {
   static async create(dim: number, hidden: readonly number[], classCount: number, threads: number): Promise<OnnxLogits | null> {
     const ort = await loadOrt();
     if (!ort) return null;
-    return new OnnxLogits(ort, await createSession(ort, buildObjectiveGraph(dim, hidden, classCount, false), threads), layerShapes(dim, hidden, classCount));
+    return new OnnxLogits(ort, await headSession(ort, hidden.length + 1, false, threads), layerShapes(dim, hidden, classCount));
   }
 
   async logits(theta: Float64Array, x: Float32Array, rows: number, dim: number): Promise<Float32Array> {
     this.layers.load(theta);
     const outputs = await this.session.run({ x: new this.ort.Tensor("float32", x, [rows, dim]), ...this.layers.feeds(this.ort) });
     return outputs.logits.data as Float32Array;
-  }
-
-  async release(): Promise<void> {
-    await this.session.release();
   }
 }
 

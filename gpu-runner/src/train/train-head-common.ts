@@ -21,13 +21,19 @@ const STD_FLOOR_RELATIVE_TO_RMS_STD = 0.01;
  * @returns mean and std, shape [dim] each.
  */
 export function computeStandardization(embeddings: Float32Array, dim: number, rows: readonly number[]): Standardization {
+  // Row by row over contiguous memory, the same additions in the same order as a per-feature loop would make.
   const sum = new Float64Array(dim);
-  for (const row of rows) for (let i = 0; i < dim; i++) sum[i] += embeddings[row * dim + i]!;
-  const mean = sum.map((total) => total / rows.length);
+  for (let k = 0; k < rows.length; k++) {
+    const base = rows[k]! * dim;
+    for (let i = 0; i < dim; i++) sum[i] += embeddings[base + i]!;
+  }
+  const mean = new Float64Array(dim);
+  for (let i = 0; i < dim; i++) mean[i] = sum[i]! / rows.length;
   const squaredDeviation = new Float64Array(dim);
-  for (const row of rows) {
+  for (let k = 0; k < rows.length; k++) {
+    const base = rows[k]! * dim;
     for (let i = 0; i < dim; i++) {
-      const deviation = embeddings[row * dim + i]! - mean[i]!;
+      const deviation = embeddings[base + i]! - mean[i]!;
       squaredDeviation[i] += deviation * deviation;
     }
   }
@@ -83,12 +89,32 @@ export function buildTargets(labels: Int32Array, classCount: number, smoothing: 
   return targets;
 }
 
-/** Standardised copies of the given rows, shape [rows.length, dim]. */
-export function gatherStandardizedRows(embeddings: Float32Array, dim: number, rows: readonly number[], { mean, std }: Standardization): Float32Array {
-  const out = new Float32Array(rows.length * dim);
-  rows.forEach((row, position) => {
-    for (let i = 0; i < dim; i++) out[position * dim + i] = (embeddings[row * dim + i]! - mean[i]!) / std[i]!;
-  });
+/** Rows per block when `gatherStandardizedRows` also writes the transpose: a block (≤ 64 × 1792 floats) stays in L2. */
+const TRANSPOSE_BLOCK_ROWS = 64;
+
+/**
+ * Standardised copies of the given rows, shape [rows.length, dim]. With `transposed` (length rows.length × dim) it
+ * also writes their transpose [dim, rows.length] (the onnxruntime objective's xᵀ), block by block while each block
+ * is still in cache: one pass instead of a gather and a separate transpose (~120 ms each for 16,000 × 1024 here).
+ */
+export function gatherStandardizedRows(embeddings: Float32Array, dim: number, rows: readonly number[], { mean, std }: Standardization, transposed?: Float32Array): Float32Array {
+  const count = rows.length;
+  const out = new Float32Array(count * dim);
+  if (transposed && transposed.length !== count * dim) throw new RangeError(`transposed has ${transposed.length} values, expected ${count} × ${dim}`);
+  for (let start = 0; start < count; start += TRANSPOSE_BLOCK_ROWS) {
+    const end = Math.min(count, start + TRANSPOSE_BLOCK_ROWS);
+    for (let position = start; position < end; position++) {
+      const from = rows[position]! * dim;
+      const to = position * dim;
+      for (let i = 0; i < dim; i++) out[to + i] = (embeddings[from + i]! - mean[i]!) / std[i]!;
+    }
+    if (transposed) {
+      for (let i = 0; i < dim; i++) {
+        const to = i * count;
+        for (let position = start; position < end; position++) transposed[to + position] = out[position * dim + i]!;
+      }
+    }
+  }
   return out;
 }
 

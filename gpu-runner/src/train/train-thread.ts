@@ -7,8 +7,10 @@
  *   `{id, type: "error", name, message, stack}`;
  * - reads `stopFlag[0]` (Int32Array on a SharedArrayBuffer) after every epoch: 1 means stop (returns the best so far).
  */
+import { availableParallelism } from "node:os";
 import { parentPort } from "node:worker_threads";
 import { trainHeadLbfgs } from "./lbfgs-head";
+import { warmUpHeadSessions } from "./onnx-objective";
 import { validateInput } from "./train-head-common";
 import type { HeadTrainingConfig, HeadTrainingInput, TrainHeadResult } from "./train-head";
 
@@ -57,3 +59,6 @@ port.on("message", (message: TrainMessage) => {
   if (message.type === "train") queue = queue.then(() => train(message));
 });
 port.postMessage({ type: "ready" });
+// The solver's onnxruntime sessions, built while the runner waits for its first job (the runner trains with
+// `--threads`, by default one per core); a fit that comes first simply waits for the same sessions.
+void warmUpHeadSessions(availableParallelism()).catch(() => false);
