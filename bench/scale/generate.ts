@@ -9,6 +9,7 @@ import path from "node:path";
 import { Zip, ZipPassThrough } from "fflate";
 import { ThreadPool } from "../../gpu-runner/src/threads/pool";
 import { siblingModule } from "../../gpu-runner/src/threads/start-worker";
+import { loadSharp, makeSharpPhoto } from "./generate-sharp";
 
 export interface GeneratedSet {
   zipPath: string;
@@ -20,11 +21,13 @@ export interface GeneratedSet {
 }
 
 /**
- * "pixels": new photos (crop, flip, resize, re-encode; generate-worker.ts). "comment": each original's bytes with a
- * JPEG comment segment naming the index: distinct files (their own sha256, so the runner embeds each one) with the
- * original's pixels, generated at disk speed; throughput figures hold, accuracy figures do not (val copies train).
+ * "pixels": new photos (crop, flip, resize, re-encode; generate-worker.ts, mozjpeg in WASM, ~0.7 s per photo here).
+ * "sharp": the same recipe by libvips (generate-sharp.ts, ~50 ms per photo; longer side 320-640 px), when `sharp`
+ * is installed, else "pixels". "comment": each original's bytes with a JPEG comment segment naming the index:
+ * distinct files (their own sha256, so the runner embeds each one) with the original's pixels, generated at disk
+ * speed; throughput figures hold, accuracy figures do not (val copies train).
  */
-export type Variation = "pixels" | "comment";
+export type Variation = "pixels" | "sharp" | "comment";
 
 /** The JPEG with a COM segment (FF FE, length, text) right after its SOI marker. */
 function withComment(jpeg: Uint8Array, text: string): Uint8Array {
@@ -49,7 +52,12 @@ export async function generateSet(flowersDir: string, outDir: string, count: num
     });
   }
   mkdirSync(outDir, { recursive: true });
-  const zipPath = path.join(outDir, `flowers5-${count}${variation === "comment" ? "-comment" : ""}.zip`);
+  const sharp = variation === "sharp" ? await loadSharp() : null;
+  if (variation === "sharp" && !sharp) {
+    log("sharp is not installed: generating with mozjpeg in WASM (variation pixels, much slower)");
+    variation = "pixels";
+  }
+  const zipPath = path.join(outDir, `flowers5-${count}${variation === "pixels" ? "" : `-${variation}`}.zip`);
   if (existsSync(zipPath)) return { zipPath, count, bytes: statSync(zipPath).size, labels, generatedS: 0 };
 
   const started = performance.now();
@@ -69,10 +77,13 @@ export async function generateSet(flowersDir: string, outDir: string, count: num
   const { readFileSync } = await import("node:fs");
   const pool = variation === "pixels" ? new ThreadPool<{ index: number }, Uint8Array>(siblingModule(import.meta.url, "generate-worker"), { name: "generate", size: availableParallelism(), workerData: { originals } }) : null;
   await pool?.ready;
+  // libvips runs each photo on its own thread pool; one thread per photo, a window of photos in flight.
+  sharp?.concurrency(1);
+  const sharpPhoto = sharp ? makeSharpPhoto(sharp, originals, new Map(), new Map()) : null;
   const make = (index: number): Promise<Uint8Array> =>
-    pool ? pool.run({ index }) : Promise.resolve(withComment(new Uint8Array(readFileSync(originals[index % originals.length]!)), `edgetune bench/scale photo ${index}`));
+    pool ? pool.run({ index }) : sharpPhoto ? sharpPhoto(index) : Promise.resolve(withComment(new Uint8Array(readFileSync(originals[index % originals.length]!)), `edgetune bench/scale photo ${index}`));
   // Bounded window of tasks in flight; entries are added in index order so the archive is the same on every run.
-  const WINDOW = 64;
+  const WINDOW = sharp ? availableParallelism() : 64;
   const inFlight = new Map<number, Promise<Uint8Array>>();
   for (let next = 0; next < Math.min(WINDOW, count); next++) inFlight.set(next, make(next));
   for (let index = 0; index < count; index++) {

@@ -1,7 +1,9 @@
 /**
  * bench/scale: one data set through the whole platform, first job and retrain in the same run.
  *
- *   npx tsx bench/scale/run.ts [--count 20000] [--variation pixels|comment] [--flowers5] [--engine auto] [--head linear]
+ *   npx tsx bench/scale/run.ts [--count 20000] [--variation sharp|pixels|comment] [--flowers5] [--engine auto] [--head linear]
+ *                              [--out DIR]   (generated archives and the platform's state; default bench/out)
+ *                              [--generate-only]   (make the archive and stop)
  *
  * - data: `--count` distinct photos generated from ../shared/datasets/flowers5 (random crops, flips, resizing,
  *   re-encoding; cached in bench/out/scale/), or with `--flowers5` the 400 originals as they are;
@@ -19,10 +21,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { zipSync } from "fflate";
 import { DEFAULT_BACKBONE, featureSpecOf } from "../../shared/catalog";
-import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
+import { loadBuiltinBundle } from "../../gpu-runner/src/backbones/job-backbone";
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { startPlatform } from "../../scripts/platform.mjs";
-import { generateSet } from "./generate";
+import { generateSet, type Variation } from "./generate";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SHARED = process.env.EDGETUNE_SHARED_DIR ?? path.resolve(here, "../../../shared");
@@ -33,8 +35,10 @@ const useFlowers = process.argv.includes("--flowers5");
 const count = Number(arg("count", "20000"));
 const engine = arg("engine", "auto");
 const headType = arg("head", "linear");
-/** --variation comment: distinct files with the originals' pixels, generated instantly (see generate.ts). */
-const variation = arg("variation", "pixels") as "pixels" | "comment";
+/** --variation sharp (default; libvips), pixels (mozjpeg in WASM, slow) or comment (the originals' pixels): see generate.ts. */
+const variation = arg("variation", "sharp") as Variation;
+/** Where generated archives are cached and the platform keeps its state: outside the repository for big runs (/tmp/...). */
+const OUT_DIR = path.resolve(arg("out", OUT));
 const log = (msg: string) => console.log(`[scale ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
 if (!existsSync(FLOWERS)) {
@@ -56,7 +60,7 @@ if (useFlowers) {
   imageCount = Object.keys(files).length;
   sampleJpeg = Object.values(files)[7]![0];
 } else {
-  const set = await generateSet(FLOWERS, path.join(OUT, "scale"), count, log, variation);
+  const set = await generateSet(FLOWERS, path.join(OUT_DIR, "scale"), count, log, variation);
   log(set.generatedS ? `generated ${set.count} photos in ${set.generatedS.toFixed(0)} s` : `reusing ${set.zipPath}`);
   archivePath = set.zipPath;
   imageCount = set.count;
@@ -65,6 +69,7 @@ if (useFlowers) {
 }
 const totalBytes = archiveBytes ? archiveBytes.length : statSync(archivePath!).size;
 log(`archive: ${imageCount} images, ${(totalBytes / 1e6).toFixed(0)} MB`);
+if (process.argv.includes("--generate-only")) process.exit(0);
 
 /** CPU seconds (user + system) of every process in a process group, from /proc. */
 function groupCpuSeconds(pgid: number): number {
@@ -83,7 +88,7 @@ function groupCpuSeconds(pgid: number): number {
   return total;
 }
 
-const stateDir = path.join(OUT, `scale-state-${useFlowers ? "flowers5" : count}`);
+const stateDir = path.join(OUT_DIR, `scale-state-${useFlowers ? "flowers5" : count}`);
 const { rmSync } = await import("node:fs");
 rmSync(stateDir, { recursive: true, force: true });
 const { freePort } = await import("../../scripts/platform.mjs");
@@ -196,8 +201,8 @@ try {
 
 // ---- engine alone, same backbone, same machine, after the platform stopped -----------------------------------
 {
-  const bundle = await loadNsfwjsBundle();
-  const spec = DEFAULT_BACKBONE!.spec;
+  const bundle = await loadBuiltinBundle(DEFAULT_BACKBONE.id);
+  const spec = DEFAULT_BACKBONE.spec;
   const alone = await createEngine(bundle, featureSpecOf(spec), { engine: engine === "auto" ? "onnx" : (engine as "onnx") });
   const [h, w] = spec.input_size;
   const batch = new Float32Array(32 * h * w * 3).map((_, i) => ((i * 2654435761) % 1000) / 1000);
