@@ -22,7 +22,7 @@ import os from "node:os";
 import path from "node:path";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
-import { getWeightSpecs } from "../../shared/backbone/model-json";
+import { withSingleWeightsFile } from "../../shared/backbone/model-json";
 import { NSFWJS_MOBILENET_V2, featureLayers, preprocessSpecOf } from "../../shared/catalog";
 import { serializeHead, type Head } from "../../shared/head";
 import { decodeImage } from "../../shared/image/decode";
@@ -279,7 +279,7 @@ function seededHead(classes: number, seed: number): Head {
 /** Publishes the builtin backbone (as a runner does) and registers `count` models through the runner protocol. */
 async function setUp(platform: Platform, count: number): Promise<string[]> {
   const bundle = await loadNsfwjsBundle();
-  const modelJson = { ...bundle.modelJson, weightsManifest: [{ paths: ["weights.bin"], weights: getWeightSpecs(bundle.modelJson) }] };
+  const modelJson = withSingleWeightsFile(bundle.modelJson);
   await ok(request(platform, "PUT", `/v1/runner/backbones/${BUILTIN.id}/weights.bin`, { key: RUNNER, body: new Uint8Array(bundle.weightData) }), "publishing weights.bin");
   await ok(request(platform, "PUT", `/v1/runner/backbones/${BUILTIN.id}/model.json`, { key: RUNNER, body: JSON.stringify(modelJson) }), "publishing model.json");
 

@@ -1,12 +1,14 @@
 /**
- * Plain-data helpers over a tfjs `model.json`: tell layers from graph models, list layers (or graph nodes), read the
- * image input's shape, check a feature spec against them, cut a layers graph down to what the feature layers need,
- * and join weight files. No tfjs import: the Worker can validate a spec or an upload without loading a backend.
+ * The one reader of a tfjs `model.json`, for the Worker's upload checks, the edge's fused executor, the runner's
+ * engines and ONNX converter alike: `readModelJson` gives the format, the Keras layers (class, config, inbound names)
+ * or graph nodes (op), the declared input shape and every weight with its stored dtype, bytes and offset. Around it,
+ * plain-data helpers: the image input's `[H, W, C]`, a feature spec checked against the model, a layers graph cut down
+ * to what the feature layers need, weight files joined and decoded. No tfjs import: the Worker can validate a spec
+ * or an upload without loading a backend.
  */
-import type { FeatureSpec, GraphNodeRecord, LayerRecord, LayersModelJson, WeightSpec } from "./types";
+import type { FeatureSpec, GraphNodeRecord, LayerRecord, LayersModelJson, WeightSpec, WeightsManifestGroup } from "./types";
 import { concatBytes } from "../bytes";
 
-/** Bytes per element of each stored weight dtype (after quantization, if any). */
 /**
  * Bytes per stored element of each weight dtype a backbone may use (the stored dtype: a quantized weight's
  * `quantization.dtype`). The one table for the Worker's upload checks and the weight decoders of the runner and the
@@ -14,38 +16,211 @@ import { concatBytes } from "../bytes";
  */
 export const BYTES_PER_ELEMENT: Readonly<Record<string, number>> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
 
-function modelConfig(modelJson: LayersModelJson) {
-  const topology = modelJson.modelTopology;
-  const config = topology.model_config?.config ?? topology.config;
-  if (!config || !Array.isArray(config.layers)) {
-    throw new Error("model.json has no modelTopology.model_config.config.layers (is this a tfjs *layers* model?)");
-  }
-  return config;
+/** Bytes per stored element of `dtype`, or undefined when it has no fixed size (`string`) or is unknown. Own keys only. */
+export function bytesPerElement(dtype: string): number | undefined {
+  return Object.hasOwn(BYTES_PER_ELEMENT, dtype) ? BYTES_PER_ELEMENT[dtype] : undefined; // "constructor" is no dtype
 }
 
-/** The Keras layer records of a functional model, in file order. */
-export function getLayerRecords(modelJson: LayersModelJson): LayerRecord[] {
-  return modelConfig(modelJson).layers;
+// ---------------------------------------------------------------- the reader
+
+export type ModelFormat = "layers-model" | "graph-model";
+
+/**
+ * Any tfjs `model.json` as plain data (an upload after `parseModelJson`, a stored backbone, a builtin): the reader
+ * below accepts both formats and never assumes more than these fields.
+ */
+export interface ModelJsonLike {
+  format?: unknown;
+  modelTopology: Record<string, any>;
+  weightsManifest: WeightsManifestGroup[];
+}
+
+/** One Keras layer of a layers model, as read from its record. */
+export interface KerasLayer {
+  name: string;
+  /** Keras class, e.g. `Conv2D`. */
+  className: string;
+  config: Record<string, any>;
+  /**
+   * Names of the layers whose outputs its first call reads (`[]` for an input; the previous layer in a Sequential
+   * model), or null when the record's `inbound_nodes` is not the Keras 2 `[[[name, node, tensor, kwargs], ...]]`.
+   */
+  inbound: string[] | null;
+  /** How many times the model calls the layer (`inbound_nodes.length`); more than one is a shared layer. */
+  calls: number;
+  /** The `[batch, ...]` input shape the record declares (an InputLayer's, or a Sequential first layer's), else null. */
+  batchInputShape: (number | null)[] | null;
+  /** The record as written in model.json. */
+  record: LayerRecord;
+}
+
+/** One weight of the manifest with where its bytes lie. */
+export interface ManifestWeight {
+  name: string;
+  /** The dtype tfjs decodes to (`float32` for a quantized float weight). */
+  dtype: string;
+  /** The dtype as stored in the weight files: `quantization.dtype` when quantized. */
+  storedDtype: string;
+  shape: number[];
+  /** Elements: the product of `shape`. */
+  elements: number;
+  /** Bytes in the weight files, or null when `storedDtype` has no fixed size (see `BYTES_PER_ELEMENT`). */
+  bytes: number | null;
+  /** Byte offset in `weightData` (the groups' files joined in manifest order); null after a weight of unknown size. */
+  offset: number | null;
+  /** Index of its manifest group. */
+  group: number;
+  quantization?: WeightSpec["quantization"];
+  spec: WeightSpec;
+}
+
+/** What a `model.json` says, read once: its format, its graph, its weights and its declared input. */
+export interface ModelTopology {
+  format: ModelFormat;
+  /** A layers model's layers in file order (empty for a graph model). */
+  layers: KerasLayer[];
+  /** A Keras Sequential model (layers read the previous layer; no inbound_nodes). */
+  sequential: boolean;
+  /** A graph model's GraphDef nodes in file order (empty for a layers model). */
+  nodes: GraphNodeRecord[];
+  /**
+   * The image input as declared, `[batch, height, width, channels]` with null for a free axis (any rank as
+   * written), or null when the model does not say: no InputLayer shape, or not exactly one Placeholder.
+   */
+  inputShape: (number | null)[] | null;
+  /** Name of the layer or Placeholder that `inputShape` comes from, or null. */
+  inputName: string | null;
+  /** Every weight of the manifest in `weightData` order. */
+  weights: ManifestWeight[];
+}
+
+const isObject = (v: unknown): v is Record<string, any> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** The Keras model config of a layers topology, or null when there is none. */
+function kerasConfig(topology: Record<string, any>): { layers: LayerRecord[]; inputLayers?: unknown[]; sequential: boolean; config: Record<string, any> | null } | null {
+  const root = isObject(topology.model_config) ? topology.model_config : topology;
+  const config = root.config;
+  // Old Keras wrote a Sequential model's config as the bare list of layers.
+  if (Array.isArray(config)) return { layers: config, sequential: true, config: null };
+  if (isObject(config) && Array.isArray(config.layers)) return { layers: config.layers, inputLayers: config.input_layers, sequential: root.class_name === "Sequential", config };
+  return null;
 }
 
 /**
- * Whether `modelJson` is a tfjs graph model: `format: "graph-model"`, or no layers format and a `modelTopology.node`
- * list (TF-Hub conversions by older converters carry no `format` at all). Same rule as the Worker's upload check.
+ * The model's format, or null when it is neither: `layers-model` when `format` says so (or is absent) and the
+ * topology has Keras layers; `graph-model` when `format` says so (or is absent) and the topology has a `node` list.
+ * TF-Hub conversions by older converters carry no `format` at all.
  */
-export function isGraphModel(modelJson: LayersModelJson): boolean {
-  if (modelJson.format === "graph-model") return true;
-  return modelJson.format !== "layers-model" && Array.isArray(modelJson.modelTopology?.node);
+export function detectModelFormat(modelJson: ModelJsonLike): ModelFormat | null {
+  const format = modelJson.format;
+  if ((format === "layers-model" || format === undefined) && kerasConfig(modelJson.modelTopology) !== null) return "layers-model";
+  if ((format === "graph-model" || format === undefined) && Array.isArray(modelJson.modelTopology?.node)) return "graph-model";
+  return null;
+}
+
+/** Whether `modelJson` is a tfjs graph model (see `detectModelFormat`). */
+export function isGraphModel(modelJson: ModelJsonLike): boolean {
+  return detectModelFormat(modelJson) === "graph-model";
+}
+
+const layerName = (record: LayerRecord): string => (record.name ?? record.config?.name ?? "") as string;
+
+/** The Keras 2 first-call inbound names of a record, or null when `inbound_nodes` is not in that form. */
+function firstCallInbound(record: LayerRecord): string[] | null {
+  const first = record.inbound_nodes?.[0];
+  if (first === undefined && Array.isArray(record.inbound_nodes)) return [];
+  if (!Array.isArray(first)) return null;
+  const names = first.map((entry) => (Array.isArray(entry) && typeof entry[0] === "string" ? entry[0] : null));
+  return names.every((n): n is string => n !== null) ? names : null;
+}
+
+/** A layer record's declared batch input shape (`batch_input_shape`, tfjs' `batchInputShape`, Keras 3's `batch_shape`). */
+function batchInputShape(record: LayerRecord | undefined): (number | null)[] | null {
+  const config = (record?.config ?? {}) as Record<string, unknown>;
+  const shape = config.batch_input_shape ?? config.batchInputShape ?? config.batch_shape;
+  return Array.isArray(shape) ? (shape as (number | null)[]) : null;
+}
+
+/** Every weight of the manifest with its stored dtype, size and offset in `weightData`. */
+export function readWeightsManifest(modelJson: Pick<ModelJsonLike, "weightsManifest">): ManifestWeight[] {
+  const out: ManifestWeight[] = [];
+  let offset: number | null = 0;
+  modelJson.weightsManifest.forEach((group, index) => {
+    for (const spec of group.weights) {
+      const storedDtype = spec.quantization?.dtype ?? spec.dtype;
+      const elements = spec.shape.reduce((a, b) => a * b, 1);
+      const perElement = bytesPerElement(storedDtype);
+      const bytes = perElement === undefined ? null : elements * perElement;
+      out.push({ name: spec.name, dtype: spec.dtype, storedDtype, shape: spec.shape, elements, bytes, offset, group: index, quantization: spec.quantization, spec });
+      offset = offset === null || bytes === null ? null : offset + bytes;
+    }
+  });
+  return out;
+}
+
+/**
+ * Reads `modelJson` once: format, layers (with inbound names) or graph nodes, declared input shape, weights.
+ * @throws Error when the format is neither a tfjs layers nor graph model (the Worker's upload check refuses those).
+ */
+export function readModelJson(modelJson: ModelJsonLike): ModelTopology {
+  const format = detectModelFormat(modelJson);
+  if (format === null) throw new Error(`model.json is neither a tfjs layers model nor a tfjs graph model (format ${JSON.stringify(modelJson.format ?? null)})`);
+  const weights = readWeightsManifest(modelJson);
+  if (format === "graph-model") {
+    const nodes = modelJson.modelTopology.node as GraphNodeRecord[];
+    const placeholders = nodes.filter((n) => n?.op === "Placeholder");
+    const input = placeholders.length === 1 ? placeholders[0]! : null;
+    return { format, layers: [], sequential: false, nodes, inputShape: input && placeholderShape(input), inputName: input?.name ?? null, weights };
+  }
+  const keras = kerasConfig(modelJson.modelTopology)!;
+  const layers = keras.layers.map((record, i): KerasLayer => ({
+    name: layerName(record),
+    className: record.class_name,
+    config: (record.config ?? {}) as Record<string, any>,
+    inbound: keras.sequential ? (i === 0 ? [] : [layerName(keras.layers[i - 1]!)]) : firstCallInbound(record),
+    calls: Array.isArray(record.inbound_nodes) ? record.inbound_nodes.length : keras.sequential ? 1 : 0,
+    batchInputShape: batchInputShape(record),
+    record,
+  }));
+  // The image input: the InputLayer that input_layers names first (else the first InputLayer; a Sequential model's
+  // first layer may carry the shape itself).
+  const inputName = Array.isArray(keras.inputLayers?.[0]) ? (keras.inputLayers![0] as unknown[])[0] : undefined;
+  const input = keras.layers.find((l) => l.class_name === "InputLayer" && (inputName === undefined || layerName(l) === inputName)) ?? (keras.sequential ? keras.layers[0] : undefined);
+  return { format, layers, sequential: keras.sequential, nodes: [], inputShape: batchInputShape(input), inputName: input ? layerName(input) : null, weights };
+}
+
+/** A Placeholder's `shape` attribute, free dims (-1) as null; `[null, null, null, null]` for an unknown rank. */
+function placeholderShape(node: GraphNodeRecord): (number | null)[] | null {
+  const shapeAttr = (node.attr?.shape as { shape?: { dim?: Array<{ size?: string | number }>; unknownRank?: boolean } } | undefined)?.shape;
+  if (shapeAttr?.dim !== undefined && !Array.isArray(shapeAttr.dim)) return null;
+  return shapeAttr?.dim?.map((dim) => {
+    const size = Number(dim?.size ?? -1);
+    return Number.isInteger(size) && size > 0 ? size : null;
+  }) ?? [null, null, null, null];
+}
+
+function modelConfig(modelJson: ModelJsonLike) {
+  const config = kerasConfig(modelJson.modelTopology)?.config;
+  if (!config) {
+    throw new Error("model.json has no modelTopology.model_config.config.layers (is this a tfjs *layers* model?)");
+  }
+  return config as { name?: string; layers: LayerRecord[]; input_layers?: unknown[]; output_layers?: unknown[] };
+}
+
+/** The Keras layer records of a functional model, in file order. */
+export function getLayerRecords(modelJson: ModelJsonLike): LayerRecord[] {
+  return modelConfig(modelJson).layers;
 }
 
 /** The GraphDef nodes of a graph model, in file order. */
-export function getGraphNodes(modelJson: LayersModelJson): GraphNodeRecord[] {
+export function getGraphNodes(modelJson: ModelJsonLike): GraphNodeRecord[] {
   const nodes = modelJson.modelTopology?.node;
   if (!Array.isArray(nodes)) throw new Error("model.json has no modelTopology.node list (is this a tfjs *graph* model?)");
   return nodes as GraphNodeRecord[];
 }
 
 /** The graph's image input: its one Placeholder node (a backbone takes exactly one input). */
-export function getGraphInputNode(modelJson: LayersModelJson): GraphNodeRecord {
+export function getGraphInputNode(modelJson: ModelJsonLike): GraphNodeRecord {
   const placeholders = getGraphNodes(modelJson).filter((node) => node.op === "Placeholder");
   if (placeholders.length !== 1) {
     const names = placeholders.map((node) => JSON.stringify(node.name)).join(", ");
@@ -59,23 +234,16 @@ export function getGraphInputNode(modelJson: LayersModelJson): GraphNodeRecord {
  * graph model's Placeholder `shape` attribute. A free height or width (null, or -1 in a graph) is taken from
  * `inputSize` (the backbone spec's `input_size`); a free channel count means RGB, 3.
  */
-export function getInputShape(modelJson: LayersModelJson, inputSize?: [number, number]): [number, number, number] {
+export function getInputShape(modelJson: ModelJsonLike, inputSize?: [number, number]): [number, number, number] {
   if (isGraphModel(modelJson)) {
     const input = getGraphInputNode(modelJson);
-    const shapeAttr = (input.attr?.shape as { shape?: { dim?: Array<{ size?: string | number }>; unknownRank?: boolean } } | undefined)?.shape;
-    // No dims at all (unknown rank) leaves every axis free; otherwise each dim is a number or "-1" (free).
-    const declared = shapeAttr?.dim?.map((dim) => {
-      const size = Number(dim?.size ?? -1);
-      return Number.isInteger(size) && size > 0 ? size : null;
-    }) ?? [null, null, null, null];
-    return resolveImageShape(declared, inputSize, `graph input ${JSON.stringify(input.name)}`);
+    return resolveImageShape(placeholderShape(input) ?? [], inputSize, `graph input ${JSON.stringify(input.name)}`);
   }
-  const input = getLayerRecords(modelJson).find((layer) => layer.class_name === "InputLayer");
-  const shape = (input?.config.batch_input_shape ?? input?.config.batchInputShape) as (number | null)[] | undefined;
-  if (!shape || shape.length !== 4) {
+  const { inputShape, inputName } = readModelJson(modelJson);
+  if (!inputShape || inputShape.length !== 4) {
     throw new Error("model.json needs one InputLayer with batch_input_shape [null, height, width, channels]");
   }
-  return resolveImageShape(shape, inputSize, `InputLayer ${JSON.stringify(input!.name)}`);
+  return resolveImageShape(inputShape, inputSize, `InputLayer ${JSON.stringify(inputName)}`);
 }
 
 /** `[H, W, C]` from a declared `[batch, H, W, C]` with free axes as null. */
@@ -92,20 +260,23 @@ function resolveImageShape(declared: (number | null)[], inputSize: [number, numb
 }
 
 /** All weight specs of the manifest, flattened in the order their bytes appear in `weightData`. */
-export function getWeightSpecs(modelJson: LayersModelJson): WeightSpec[] {
+export function getWeightSpecs(modelJson: Pick<ModelJsonLike, "weightsManifest">): WeightSpec[] {
   return modelJson.weightsManifest.flatMap((group) => group.weights);
 }
 
-/** Number of bytes `weightData` must have for this manifest. */
-export function expectedWeightBytes(modelJson: LayersModelJson): number {
+/** Number of bytes `weightData` must have for this manifest. @throws Error naming a weight whose dtype has no size. */
+export function expectedWeightBytes(modelJson: Pick<ModelJsonLike, "weightsManifest">): number {
   let total = 0;
-  for (const spec of getWeightSpecs(modelJson)) {
-    const dtype = spec.quantization?.dtype ?? spec.dtype;
-    const perElement = BYTES_PER_ELEMENT[dtype];
-    if (perElement === undefined) throw new Error(`weight ${spec.name}: unsupported dtype ${dtype}`);
-    total += spec.shape.reduce((a, b) => a * b, 1) * perElement;
+  for (const weight of readWeightsManifest(modelJson)) {
+    if (weight.bytes === null) throw new Error(`weight ${weight.name}: unsupported dtype ${weight.storedDtype}`);
+    total += weight.bytes;
   }
   return total;
+}
+
+/** The stored form of a `model.json`: one manifest group whose single file is `weights.bin`, weights in the original order. */
+export function withSingleWeightsFile<T extends Pick<ModelJsonLike, "weightsManifest">>(modelJson: T): T {
+  return { ...modelJson, weightsManifest: [{ paths: ["weights.bin"], weights: getWeightSpecs(modelJson) }] };
 }
 
 /** Joins weight files (in manifest path order) into one buffer, the `weightData` of a bundle. */
@@ -117,7 +288,7 @@ export function concatWeightBuffers(buffers: ArrayBuffer[]): ArrayBuffer {
  * Throws an Error that names the problem when `spec` cannot be built on this model: unknown layer (or, in a graph
  * model, unknown node), duplicate, empty list, unknown pooling.
  */
-export function validateFeatureSpec(modelJson: LayersModelJson, spec: FeatureSpec): void {
+export function validateFeatureSpec(modelJson: ModelJsonLike, spec: FeatureSpec): void {
   if (!Array.isArray(spec.feature_layers) || spec.feature_layers.length === 0) {
     throw new Error("feature spec: feature_layers must name at least one layer");
   }
@@ -127,7 +298,8 @@ export function validateFeatureSpec(modelJson: LayersModelJson, spec: FeatureSpe
   // A graph model's feature "layers" are node names (the Worker checks the same at import).
   const graph = isGraphModel(modelJson);
   const kind = graph ? "node" : "layer";
-  const names = new Set(graph ? getGraphNodes(modelJson).map((node) => node.name) : getLayerRecords(modelJson).map((layer) => layer.name));
+  const topology = readModelJson(modelJson);
+  const names = new Set(graph ? topology.nodes.map((node) => node.name) : topology.layers.map((layer) => layer.name));
   const seen = new Set<string>();
   for (const name of spec.feature_layers) {
     if (!names.has(name)) throw new Error(`feature spec: model has no ${kind} named ${JSON.stringify(name)}`);
@@ -186,27 +358,33 @@ export interface FloatWeight {
  * Decodes every float32 weight of `weightData` without tfjs (uint8/uint16 quantization supported, float16 not).
  * Used by converters that need raw values; tfjs-based code should use `tf.io.decodeWeights`.
  */
-export function decodeFloatWeights(modelJson: LayersModelJson, weightData: ArrayBuffer): Map<string, FloatWeight> {
+export function decodeFloatWeights(modelJson: Pick<ModelJsonLike, "weightsManifest">, weightData: ArrayBuffer): Map<string, FloatWeight> {
   const out = new Map<string, FloatWeight>();
-  let offset = 0;
-  for (const spec of getWeightSpecs(modelJson)) {
-    const size = spec.shape.reduce((a, b) => a * b, 1);
-    const stored = spec.quantization?.dtype ?? spec.dtype;
-    const bytes = size * (BYTES_PER_ELEMENT[stored] ?? NaN);
-    if (!Number.isFinite(bytes)) throw new Error(`weight ${spec.name}: unsupported dtype ${stored}`);
-    if (offset + bytes > weightData.byteLength) throw new Error(`weight ${spec.name} runs past the end of weightData`);
-    const slice = weightData.slice(offset, offset + bytes);
-    offset += bytes;
-    if (spec.dtype !== "float32") continue;
-    let values: Float32Array;
-    if (stored === "float32") values = new Float32Array(slice);
-    else if (stored === "uint8" || stored === "uint16") {
-      const raw = stored === "uint8" ? new Uint8Array(slice) : new Uint16Array(slice);
-      const { min = 0, scale = 1 } = spec.quantization!;
-      values = new Float32Array(raw.length);
-      for (let i = 0; i < raw.length; i++) values[i] = raw[i]! * scale + min;
-    } else throw new Error(`weight ${spec.name}: ${stored} quantization is not supported here`);
-    out.set(spec.name, { shape: spec.shape, values });
+  for (const weight of readWeightsManifest(modelJson)) {
+    if (weight.bytes === null || weight.offset === null) throw new Error(`weight ${weight.name}: unsupported dtype ${weight.storedDtype}`);
+    if (weight.offset + weight.bytes > weightData.byteLength) throw new Error(`weight ${weight.name} runs past the end of weightData`);
+    if (weight.dtype !== "float32") continue;
+    out.set(weight.name, { shape: weight.shape, values: decodeFloatWeight(weight, weightData) });
   }
   return out;
+}
+
+/**
+ * The float32 values of one float weight of `weightData`, dequantizing as tfjs' `io.decodeWeights` does
+ * (`q * scale + min`, rounded to float32). uint8/uint16 quantization and plain float32 only.
+ * @throws Error for another stored dtype (float16), a weight of unknown size or one past the end of `weightData`.
+ */
+export function decodeFloatWeight(weight: ManifestWeight, weightData: ArrayBuffer): Float32Array {
+  const { offset, bytes, elements } = weight;
+  if (offset === null || bytes === null) throw new Error(`weight ${weight.name}: unsupported dtype ${weight.storedDtype}`);
+  if (offset + bytes > weightData.byteLength) throw new Error(`weight ${weight.name} runs past the end of weightData`);
+  if (weight.storedDtype === "float32") return new Float32Array(weightData.slice(offset, offset + bytes));
+  if (weight.storedDtype === "uint8" || weight.storedDtype === "uint16") {
+    const raw = weight.storedDtype === "uint8" ? new Uint8Array(weightData, offset, elements) : new Uint16Array(weightData.slice(offset, offset + bytes));
+    const { min = 0, scale = 1 } = weight.quantization ?? {};
+    const values = new Float32Array(elements);
+    for (let i = 0; i < elements; i++) values[i] = raw[i]! * scale + min;
+    return values;
+  }
+  throw new Error(`weight ${weight.name}: ${weight.storedDtype} quantization is not supported here`);
 }

@@ -30,7 +30,7 @@
  * back to `buildFeatureExtractor`, which runs anything tfjs-layers can.
  */
 import type { Tensor, Tensor1D, Tensor4D } from "@tensorflow/tfjs-core";
-import { getInputShape, getLayerRecords, getWeightSpecs, inboundLayerNames, isGraphModel, pruneToFeatureLayers, validateFeatureSpec } from "../../shared/backbone/model-json";
+import { decodeFloatWeight, getInputShape, getLayerRecords, inboundLayerNames, isGraphModel, pruneToFeatureLayers, readWeightsManifest, validateFeatureSpec, type ManifestWeight } from "../../shared/backbone/model-json";
 import type { FeatureSpec, LayerRecord, LayersModelJson } from "../../shared/backbone/types";
 
 type TfjsCore = typeof import("@tensorflow/tfjs-core");
@@ -445,40 +445,26 @@ interface FloatValues {
  * weight up front, 14 MB of floats for the whole MobileNetV2 where the cut trunk needs 2.4 MB, on the cold path.
  */
 class WeightReader {
-  private readonly located = new Map<string, { offset: number; shape: number[]; stored: string; quantization?: { min?: number; scale?: number } }>();
+  private readonly located = new Map<string, ManifestWeight>();
 
   constructor(modelJson: LayersModelJson, private readonly data: ArrayBuffer, records: LayerRecord[]) {
-    const bytesPer: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2 };
-    let offset = 0;
     const kept = new Set(records.map((r) => r.name));
-    for (const spec of getWeightSpecs(modelJson)) {
-      const stored = spec.quantization?.dtype ?? spec.dtype;
-      const size = spec.shape.reduce((a, b) => a * b, 1);
-      const perElement = bytesPer[stored];
-      if (perElement === undefined) throw new UnsupportedGraphError(`weight ${spec.name}: dtype ${stored}`);
-      if (kept.has(spec.name.slice(0, spec.name.lastIndexOf("/")))) this.located.set(spec.name, { offset, shape: spec.shape, stored, quantization: spec.quantization });
-      offset += size * perElement;
+    const manifest = readWeightsManifest(modelJson);
+    for (const weight of manifest) {
+      if (weight.bytes === null) throw new UnsupportedGraphError(`weight ${weight.name}: dtype ${weight.storedDtype}`);
+      if (kept.has(weight.name.slice(0, weight.name.lastIndexOf("/")))) this.located.set(weight.name, weight);
     }
-    if (offset > data.byteLength) throw new Error(`the weights hold ${data.byteLength} bytes; the manifest needs ${offset}`);
+    const needed = manifest.reduce((sum, weight) => sum + weight.bytes!, 0);
+    if (needed > data.byteLength) throw new Error(`the weights hold ${data.byteLength} bytes; the manifest needs ${needed}`);
   }
 
   take(name: string): FloatValues {
-    const spec = this.located.get(name);
-    if (!spec) throw new UnsupportedGraphError(`no weight named ${name} (weights are matched as '<layer>/<weight>')`);
-    const size = spec.shape.reduce((a, b) => a * b, 1);
-    let values: Float32Array;
-    if (spec.stored === "float32") {
-      values = new Float32Array(this.data.slice(spec.offset, spec.offset + size * 4));
-    } else if (spec.stored === "uint8" || spec.stored === "uint16") {
-      const raw = spec.stored === "uint8" ? new Uint8Array(this.data, spec.offset, size) : new Uint16Array(this.data.slice(spec.offset, spec.offset + size * 2));
-      const min = spec.quantization?.min ?? 0;
-      const scale = spec.quantization?.scale ?? 1;
-      values = new Float32Array(size);
-      for (let i = 0; i < size; i++) values[i] = raw[i]! * scale + min;
-    } else {
-      throw new UnsupportedGraphError(`weight ${name}: ${spec.stored} weights are not compiled`);
+    const weight = this.located.get(name);
+    if (!weight) throw new UnsupportedGraphError(`no weight named ${name} (weights are matched as '<layer>/<weight>')`);
+    if (weight.storedDtype !== "float32" && weight.storedDtype !== "uint8" && weight.storedDtype !== "uint16") {
+      throw new UnsupportedGraphError(`weight ${name}: ${weight.storedDtype} weights are not compiled`);
     }
-    return { shape: spec.shape, values };
+    return { shape: weight.shape, values: decodeFloatWeight(weight, this.data) };
   }
 }
 

@@ -5,13 +5,14 @@
  * Accepted: tfjs *layers* models (`format: "layers-model"`, or no format and a Keras topology) and tfjs *graph*
  * models (`format: "graph-model"` with `modelTopology.node`). Every error names the file, layer or weight to fix.
  */
-import { BYTES_PER_ELEMENT } from "../../shared/backbone/model-json";
+import { detectModelFormat as readModelFormat, readModelJson, type KerasLayer, type ModelFormat } from "../../shared/backbone/model-json";
 import { ApiError } from "../../shared/errors";
-import type { LayerRecord, WeightSpec, WeightsManifestGroup } from "../../shared/backbone/types";
+import type { WeightsManifestGroup } from "../../shared/backbone/types";
 import { featureLayers } from "../../shared/catalog";
 import type { BackboneSpec } from "../../shared/schemas";
 
-export type ModelFormat = "layers-model" | "graph-model";
+export type { ModelFormat };
+export { withSingleWeightsFile } from "../../shared/backbone/model-json";
 
 /** A `model.json` of either format, as read from the upload (shapes checked by `parseModelJson`). */
 export interface ModelJson {
@@ -31,7 +32,6 @@ export interface ModelSummary {
   groupBytes: number[];
 }
 
-/** Bytes per stored element; a quantized weight is stored as its quantization dtype. `string` weights have no fixed size. */
 /** How many layer names an error suggests. */
 const CANDIDATES_SHOWN = 8;
 
@@ -65,52 +65,27 @@ export function parseModelJson(bytes: Uint8Array, file: string): ModelJson {
   return parsed as ModelJson;
 }
 
-/** The Keras model config (`{layers, input_layers?}`) of a layers topology, or null when there is none. */
-function kerasConfig(topology: Record<string, any>): { layers: LayerRecord[]; input_layers?: unknown[]; sequential: boolean } | null {
-  const root = isObject(topology.model_config) ? topology.model_config : topology;
-  const className = root.class_name;
-  const config = root.config;
-  // Old Keras wrote a Sequential model's config as the bare list of layers.
-  if (Array.isArray(config)) return { layers: config, sequential: true };
-  if (isObject(config) && Array.isArray(config.layers)) return { layers: config.layers, input_layers: config.input_layers, sequential: className === "Sequential" };
-  return null;
-}
-
 /** Which tfjs format this is; 422 `unsupported_model_format` for anything else (saved models, ONNX, Keras .h5 as JSON...). */
 export function detectModelFormat(modelJson: ModelJson, file = "model.json"): ModelFormat {
+  const detected = readModelFormat(modelJson);
+  if (detected) return detected;
   const format = modelJson.format;
-  const hasKerasLayers = kerasConfig(modelJson.modelTopology) !== null;
-  const hasNodes = Array.isArray(modelJson.modelTopology.node);
-  if ((format === "layers-model" || format === undefined) && hasKerasLayers) return "layers-model";
-  if ((format === "graph-model" || format === undefined) && hasNodes) return "graph-model";
   const what = format === undefined ? "no 'format' and a topology with neither Keras layers nor graph nodes" : format === "layers-model" ? "format 'layers-model' but no Keras layers in modelTopology" : format === "graph-model" ? "format 'graph-model' but no modelTopology.node list" : `format '${String(format)}'`;
   throw new ApiError("unsupported_model_format", `${file} has ${what}. Convert the model with tensorflowjs_converter to a tfjs layers model (--output_format tfjs_layers_model) or graph model (tfjs_graph_model).`, { file, format: format ?? null });
 }
-
-/** Bytes a weight occupies in the weight files. */
-export function storedWeightBytes(weight: WeightSpec): number {
-  const dtype = weight.quantization?.dtype ?? weight.dtype;
-  const perElement = Object.hasOwn(BYTES_PER_ELEMENT, dtype) ? BYTES_PER_ELEMENT[dtype] : undefined; // "constructor" is no dtype
-  if (perElement === undefined) {
-    throw new ApiError("unsupported_model_format", `Weight '${weight.name}' has dtype '${dtype}', which has no fixed size; backbones support float32, int32, bool and uint8/uint16/float16 quantization.`, { weight: weight.name, dtype });
-  }
-  return elementCount(weight.shape) * perElement;
-}
-
-const elementCount = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Format, parameter count and expected bytes per manifest group. */
 export function summarizeModel(modelJson: ModelJson, file = "model.json"): ModelSummary {
   const format = detectModelFormat(modelJson, file);
   let paramCount = 0;
-  const groupBytes = modelJson.weightsManifest.map((group) => {
-    let bytes = 0;
-    for (const weight of group.weights) {
-      bytes += storedWeightBytes(weight);
-      paramCount += elementCount(weight.shape);
+  const groupBytes = modelJson.weightsManifest.map(() => 0);
+  for (const weight of readModelJson(modelJson).weights) {
+    if (weight.bytes === null) {
+      throw new ApiError("unsupported_model_format", `Weight '${weight.name}' has dtype '${weight.storedDtype}', which has no fixed size; backbones support float32, int32, bool and uint8/uint16/float16 quantization.`, { weight: weight.name, dtype: weight.storedDtype });
     }
-    return bytes;
-  });
+    groupBytes[weight.group] += weight.bytes;
+    paramCount += weight.elements;
+  }
   return { format, paramCount, weightBytes: groupBytes.reduce((a, b) => a + b, 0), groupBytes };
 }
 
@@ -144,38 +119,17 @@ const SPATIAL_OUTPUT = new Set([
   "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "MaxPooling2D", "AveragePooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D",
 ]);
 
-function layerName(layer: LayerRecord): string {
-  return (layer.name ?? layer.config?.name ?? "") as string;
-}
-
-/** Names of the layers a Keras 2 layer record reads (`inbound_nodes: [[[name, node, tensor, kwargs], ...]]`). */
-function inboundNames(layer: LayerRecord): string[] | null {
-  const first = layer.inbound_nodes?.[0];
-  if (!Array.isArray(first)) return null;
-  const names = first.map((entry) => (Array.isArray(entry) && typeof entry[0] === "string" ? entry[0] : null));
-  return names.every((n): n is string => n !== null) ? names : null;
-}
-
-function batchInputShape(layer: LayerRecord | undefined): (number | null)[] | null {
-  const config = layer?.config ?? {};
-  const shape = config.batch_input_shape ?? config.batchInputShape ?? config.batch_shape;
-  return Array.isArray(shape) ? (shape as (number | null)[]) : null;
-}
-
 /** Each top-level layer with its output rank, inferred best-effort from class names (unknown layers give null). */
-function layerInfos(layers: LayerRecord[], sequential: boolean): LayerInfo[] {
+function layerInfos(layers: KerasLayer[], sequential: boolean): LayerInfo[] {
   const rankOf = new Map<string, number | null>();
   return layers.map((layer, i) => {
-    const name = layerName(layer);
-    const cls = layer.class_name;
-    const inputs = sequential ? (i === 0 ? [] : [layerName(layers[i - 1])]) : inboundNames(layer);
+    const { name, className: cls, config, inbound: inputs } = layer;
     const inputRanks = inputs?.map((n) => rankOf.get(n) ?? null) ?? [];
-    const shape = batchInputShape(layer);
+    const shape = layer.batchInputShape;
     // A Sequential model's first layer may carry the input shape itself.
     const firstShape = sequential && i === 0 && cls !== "InputLayer" && shape ? shape.length : null;
     const inputRank = firstShape ?? (inputs && inputs.length > 0 && inputRanks.every((r) => r !== null) ? (inputRanks[0] as number) : null);
     let rank: number | null = null;
-    const config = layer.config ?? {};
     if (cls === "InputLayer") rank = shape ? shape.length : null;
     else if (SPATIAL_OUTPUT.has(cls)) rank = 4;
     else if (cls === "GlobalAveragePooling2D" || cls === "GlobalMaxPooling2D") rank = config.keepdims === true ? 4 : 2;
@@ -184,25 +138,6 @@ function layerInfos(layers: LayerRecord[], sequential: boolean): LayerInfo[] {
     else if (cls === "Dense" || RANK_PRESERVING.has(cls)) rank = inputRank;
     rankOf.set(name, rank);
     return { name, className: cls, rank };
-  });
-}
-
-/** The model's image input shape `[batch, H, W, C]` as declared (null entries are free), or null when unknown. */
-function layersInputShape(config: NonNullable<ReturnType<typeof kerasConfig>>): (number | null)[] | null {
-  const layers = config.layers;
-  const inputName = Array.isArray(config.input_layers?.[0]) ? (config.input_layers![0] as unknown[])[0] : undefined;
-  const input = layers.find((l) => l.class_name === "InputLayer" && (inputName === undefined || layerName(l) === inputName)) ?? (config.sequential ? layers[0] : undefined);
-  return batchInputShape(input);
-}
-
-function graphInputShape(nodes: Array<Record<string, any>>): (number | null)[] | null {
-  const placeholders = nodes.filter((n) => n?.op === "Placeholder");
-  if (placeholders.length !== 1) return null;
-  const dims = placeholders[0].attr?.shape?.shape?.dim;
-  if (!Array.isArray(dims)) return null;
-  return dims.map((d: { size?: string | number }) => {
-    const n = Number(d?.size ?? -1);
-    return Number.isInteger(n) && n > 0 ? n : null;
   });
 }
 
@@ -240,19 +175,19 @@ function notFoundError(missing: string[], candidates: string[], kind: "layer" | 
  */
 export function checkSpecAgainstModel(modelJson: ModelJson, format: ModelFormat, spec: BackboneSpec, file = "model.json"): void {
   const wanted = featureLayers(spec);
+  const topology = readModelJson(modelJson);
   if (format === "graph-model") {
-    const nodes = modelJson.modelTopology.node as Array<Record<string, any>>;
+    const nodes = topology.nodes;
     const names = new Set(nodes.map((n) => n?.name));
     const missing = wanted.filter((w) => !names.has(w));
     if (missing.length > 0) {
       const candidates = nodes.filter((n) => n?.op !== "Const" && n?.op !== "Placeholder").map((n) => String(n.name)).slice(-CANDIDATES_SHOWN);
       throw notFoundError(missing, candidates, "node");
     }
-    checkInputShape(graphInputShape(nodes), spec, file);
+    checkInputShape(topology.inputShape, spec, file);
     return;
   }
-  const config = kerasConfig(modelJson.modelTopology)!;
-  const infos = layerInfos(config.layers, config.sequential);
+  const infos = layerInfos(topology.layers, topology.sequential);
   const byName = new Map(infos.map((info) => [info.name, info]));
   const spatialNearEnd = () => {
     const spatial = infos.filter((info) => info.rank === 4 && info.className !== "InputLayer");
@@ -270,10 +205,5 @@ export function checkSpecAgainstModel(modelJson: ModelJson, format: ModelFormat,
       );
     }
   }
-  checkInputShape(layersInputShape(config), spec, file);
-}
-
-/** The stored form of `model.json`: one manifest group whose single file is `weights.bin`, weights in the original order. */
-export function withSingleWeightsFile(modelJson: ModelJson): ModelJson {
-  return { ...modelJson, weightsManifest: [{ paths: ["weights.bin"], weights: modelJson.weightsManifest.flatMap((group) => group.weights) }] };
+  checkInputShape(topology.inputShape, spec, file);
 }

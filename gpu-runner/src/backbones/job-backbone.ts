@@ -5,7 +5,7 @@
  * (`MAX_CACHED_BUNDLES`, `MAX_CACHED_BUNDLE_BYTES`): a runner serving many jobs on the same backbone parses its
  * weights once, and one serving many users' backbones does not grow without bound.
  */
-import { getWeightSpecs } from "../../../shared/backbone/model-json";
+import { withSingleWeightsFile } from "../../../shared/backbone/model-json";
 import type { BackboneBundle, LayersModelJson } from "../../../shared/backbone/types";
 import { findBuiltinBackbone, inputRangeOfNormalization } from "../../../shared/catalog";
 import type { BackboneSpec } from "../../../shared/schemas";
@@ -34,7 +34,7 @@ export function inputRangeOf(spec: BackboneSpec): [number, number] {
 
 /** `bundle` as the two objects the API stores: model.json naming one `weights.bin`, and the weight bytes. */
 export function bundleFiles(bundle: BackboneBundle): { modelJson: Uint8Array; weights: Uint8Array } {
-  const modelJson = { ...bundle.modelJson, weightsManifest: [{ paths: ["weights.bin"], weights: getWeightSpecs(bundle.modelJson) }] };
+  const modelJson = withSingleWeightsFile(bundle.modelJson);
   return { modelJson: new TextEncoder().encode(JSON.stringify(modelJson)), weights: new Uint8Array(bundle.weightData) };
 }
 

@@ -5,7 +5,7 @@
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { concatWeightBuffers, expectedWeightBytes, getWeightSpecs } from "../../../shared/backbone/model-json";
+import { concatWeightBuffers, expectedWeightBytes, withSingleWeightsFile } from "../../../shared/backbone/model-json";
 import type { BackboneBundle, LayersModelJson } from "../../../shared/backbone/types";
 
 interface EdgetuneMetadata {
@@ -50,8 +50,7 @@ export async function loadBundleFromDir(
 export async function saveBundleToDir(bundle: BackboneBundle, dir: string): Promise<{ modelPath: string; weightsPath: string }> {
   await mkdir(dir, { recursive: true });
   const modelJson = {
-    ...bundle.modelJson,
-    weightsManifest: [{ paths: ["weights.bin"], weights: getWeightSpecs(bundle.modelJson) }],
+    ...withSingleWeightsFile(bundle.modelJson),
     userDefinedMetadata: {
       ...((bundle.modelJson as { userDefinedMetadata?: object }).userDefinedMetadata ?? {}),
       edgetune: { name: bundle.name, inputRange: bundle.inputRange },
