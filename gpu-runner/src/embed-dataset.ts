@@ -3,9 +3,17 @@
  * then per image), the rest fetched, decoded and preprocessed with shared/ (the code the Worker uses at inference),
  * run through the frozen backbone and stored back batch by batch, so a runner killed halfway loses at most one batch.
  *
- * Three stages overlap: downloads run two batches ahead, batch k+1 is decoded on the decode pool's threads (one per
- * core) while the backbone runs batch k (onnxruntime and the WASM pool run off the main thread too). Decoding a photo
- * costs about as much as embedding it on the fast engines, so without the pool the engine waited on the decoder.
+ * A pipeline of three stages, each bounded, so the backbone never waits on the others while they can keep up:
+ * - downloads: one request per batch of 32 (the batch image route), `DOWNLOAD_AHEAD` batches ahead of decoding;
+ * - decoding: on the decode pool's threads (one per core), `DECODE_AHEAD` batches ahead of the backbone, so the
+ *   pool always has a queue while the backbone runs (with one batch ahead it idled at every batch boundary);
+ * - the backbone, one batch at a time (onnxruntime and the WASM pool run off the main thread too).
+ * Memory stays bounded: at most (1 + DECODE_AHEAD) batches of pixels (32 × 224 × 224 × 3 floats = 19 MB each) and
+ * DOWNLOAD_AHEAD batches of bytes. Results are placed in batch order, whichever thread finishes first.
+ *
+ * Decoding a photo costs about as much CPU as embedding it on onnxruntime here (~8 ms each per image), so on a
+ * 2-core box the two stages share the cores and the end-to-end rate sits well below the engine's own; on a GPU host
+ * the engine's work leaves the CPU and the pool has every core (bench/embed/pipeline.ts prints both figures).
  */
 import { chunk } from "../../shared/chunk";
 import { isImageError } from "../../shared/image/errors";
@@ -24,8 +32,10 @@ const EMBED_BATCH = 32;
  * running forever on a stuck engine: the slowest engine, pure-JS tfjs-cpu at ~0.5 img/s, needs ~64 s per batch.
  */
 export const EMBED_BATCH_TIMEOUT_MS = 300_000;
-/** Batches downloaded ahead of the one being decoded: enough to hide a slow response behind two batches of work. */
-const DOWNLOAD_AHEAD = 2;
+/** Batches downloaded ahead of the one being decoded: enough to hide a slow response behind a few batches of work. */
+const DOWNLOAD_AHEAD = 3;
+/** Batches being decoded while the backbone runs one: keeps the decode pool's queue from running dry. */
+export const DECODE_AHEAD = 2;
 /** The lookup route takes at most this many hashes per call. */
 const LOOKUP_CHUNK = 1000;
 
@@ -43,6 +53,8 @@ export interface EmbedDatasetInput {
   /** Decodes on other threads when given (the runner's pool); otherwise decoding runs on this thread. */
   decodePool?: DecodePool;
   maxPixels: number;
+  /** Batches decoded ahead of the backbone (default `DECODE_AHEAD`; bench/embed/pipeline.ts compares settings). */
+  decodeAhead?: number;
   signal: AbortSignal;
   onProgress(done: number, total: number): void;
   log(msg: string): void;
@@ -138,7 +150,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   input.log(`embeddings: ${cached} cached, ${missing.length} to compute with ${engine.name}`);
   input.onProgress(cached, unique.length);
 
-  // 2. The rest, batch by batch, decode of the next batch overlapping the backbone run of this one.
+  // 2. The rest, batch by batch, decoding of the next DECODE_AHEAD batches overlapping the backbone run of this one.
   const skipped: Rejection[] = [];
   const [h, w] = input.preprocess.input_size;
   const perImage = h * w * 3;
@@ -148,7 +160,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   const breakdownMs = { fetch: 0, decode: 0, backboneWait: 0 };
 
   const batches = chunk(missing, EMBED_BATCH);
-  // Downloads run one batch ahead of decoding (one request per batch), so the network is off the critical path.
+  // Downloads run DOWNLOAD_AHEAD batches ahead of decoding (one request per batch), so the network is off the critical path.
   const downloads = new Map<number, Promise<Map<string, Uint8Array | null>>>();
   const download = (b: number) => {
     let pending = downloads.get(b);
@@ -161,7 +173,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
     return pending;
   };
 
-  /** Batch `b` decoded and preprocessed into one `[n, h, w, 3]` buffer; starts the download of batch `b + 1`. */
+  /** Batch `b` decoded and preprocessed into one `[n, h, w, 3]` buffer; starts the downloads of the batches after it. */
   const prepare = async (b: number) => {
     const shas = batches[b]!;
     const batch = new Float32Array(shas.length * perImage);
@@ -198,26 +210,42 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
     return { batch: batch.subarray(0, kept.length * perImage), shas: kept };
   };
 
-  let next = batches.length > 0 ? prepare(0) : null;
-  for (let b = 0; b < batches.length; b++) {
-    signal.throwIfAborted();
-    const { batch, shas } = await next!;
-    const embedding = shas.length > 0 ? withTimeout(engine.embed(batch, shas.length), EMBED_BATCH_TIMEOUT_MS, `embedding a batch of ${shas.length} images on ${engine.name}`) : Promise.resolve(new Float32Array(0));
-    next = b + 1 < batches.length ? prepare(b + 1) : null;
-    const waitStarted = performance.now();
-    const values = await untilAborted(embedding, signal);
-    breakdownMs.backboneWait += performance.now() - waitStarted;
-    shas.forEach((sha, i) => bySha.set(sha, values.slice(i * dim, (i + 1) * dim)));
-    computed += shas.length;
-    if (shas.length > 0) {
-      const records = encodeRecords(shas, bySha, dim);
-      // One store in flight at a time; the next batch's work goes on meanwhile.
-      storing = storing.then(() => client.storeEmbeddings(input.jobId, input.leaseToken, input.cacheKey, dim, records));
-      await (b % 4 === 3 ? storing : Promise.resolve());
+  // Batches being prepared, at most decodeAhead + 1 at a time; each one's failure is raised when its turn comes.
+  const decodeAhead = Math.max(0, input.decodeAhead ?? DECODE_AHEAD);
+  const prepared = new Map<number, ReturnType<typeof prepare>>();
+  const ensurePrepared = (b: number) => {
+    if (b >= batches.length || prepared.has(b)) return;
+    const pending = prepare(b);
+    pending.catch(() => undefined);
+    prepared.set(b, pending);
+  };
+  try {
+    for (let b = 0; b < batches.length; b++) {
+      signal.throwIfAborted();
+      ensurePrepared(b);
+      const { batch, shas } = await prepared.get(b)!;
+      prepared.delete(b);
+      const embedding = shas.length > 0 ? withTimeout(engine.embed(batch, shas.length), EMBED_BATCH_TIMEOUT_MS, `embedding a batch of ${shas.length} images on ${engine.name}`) : Promise.resolve(new Float32Array(0));
+      // The next batches start decoding now, while the backbone runs this one.
+      for (let ahead = 1; ahead <= decodeAhead; ahead++) ensurePrepared(b + ahead);
+      const waitStarted = performance.now();
+      const values = await untilAborted(embedding, signal);
+      breakdownMs.backboneWait += performance.now() - waitStarted;
+      shas.forEach((sha, i) => bySha.set(sha, values.slice(i * dim, (i + 1) * dim)));
+      computed += shas.length;
+      if (shas.length > 0) {
+        const records = encodeRecords(shas, bySha, dim);
+        // One store in flight at a time; the next batch's work goes on meanwhile.
+        storing = storing.then(() => client.storeEmbeddings(input.jobId, input.leaseToken, input.cacheKey, dim, records));
+        await (b % 4 === 3 ? storing : Promise.resolve());
+      }
+      input.onProgress(cached + computed + skipped.length, unique.length);
     }
-    input.onProgress(cached + computed + skipped.length, unique.length);
+  } finally {
+    // Work already started (decodes, downloads) settles before this returns or throws; its results are dropped.
+    await Promise.all([...prepared.values()].map((pending) => pending.catch(() => undefined)));
+    storing.catch(() => undefined); // awaited (and its error raised) below when the loop completed
   }
-  await next?.catch(() => undefined);
   await storing;
   const embedMs = performance.now() - started;
   if (computed > 0) input.log(`embeddings: computed ${computed} in ${(embedMs / 1000).toFixed(1)} s (${((computed * 1000) / embedMs).toFixed(1)} img/s)`);
