@@ -20,14 +20,16 @@ export function bytesToHex(bytes: Uint8Array): string {
   return s;
 }
 
-/** Image batch records for `images` (sha256 → bytes, or null when not stored), in the given order. */
+/**
+ * Image batch records for `images` (sha256 → bytes, or null when not stored), in the given order, as parts to send
+ * one after another: each record's 36-byte header, then the image's own bytes (not copied).
+ */
 export function encodeImageRecords(images: Array<[string, Uint8Array | null]>): Uint8Array[] {
-  return images.map(([sha, bytes]) => {
-    const record = new Uint8Array(IMAGE_RECORD_HEADER_BYTES + (bytes?.length ?? 0));
-    record.set(hexToBytes(sha));
-    new DataView(record.buffer).setUint32(32, bytes ? bytes.length : MISSING_IMAGE_LENGTH);
-    if (bytes) record.set(bytes, IMAGE_RECORD_HEADER_BYTES);
-    return record;
+  return images.flatMap(([sha, bytes]) => {
+    const header = new Uint8Array(IMAGE_RECORD_HEADER_BYTES);
+    header.set(hexToBytes(sha));
+    new DataView(header.buffer).setUint32(32, bytes ? bytes.length : MISSING_IMAGE_LENGTH);
+    return bytes ? [header, bytes] : [header];
   });
 }
 

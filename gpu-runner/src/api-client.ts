@@ -110,8 +110,9 @@ export class RunnerClient {
   }
 
   /**
-   * Bytes of up to 64 images, by sha256; `null` for an image not in storage. The API answers at most about 24 MB
-   * per call and leaves the rest out, so this asks again for what is missing from each answer.
+   * Bytes of up to 64 images, by sha256; `null` for an image not in storage. The API answers at most 24 MB per call
+   * and leaves the rest out, so this asks again for what is missing from each answer (and reads an image larger than
+   * that alone).
    */
   async getImages(jobId: string, leaseToken: string, sha256s: string[]): Promise<Map<string, Uint8Array | null>> {
     const out = new Map<string, Uint8Array | null>();
@@ -119,7 +120,11 @@ export class RunnerClient {
     while (pending.length > 0) {
       const response = await this.call("POST", `/v1/runner/jobs/${jobId}/images`, { json: { sha256: pending }, headers: { "x-lease-token": leaseToken } });
       const answered = decodeImageRecords(new Uint8Array(await response.arrayBuffer()));
-      if (answered.size === 0) throw new Error(`POST /v1/runner/jobs/${jobId}/images answered none of ${pending.length} images`);
+      // None fit: the first is larger than a whole batch's budget, so it comes alone from the streamed route.
+      if (answered.size === 0) answered.set(pending[0]!, await this.getImage(jobId, leaseToken, pending[0]!).catch((error) => {
+        if (error instanceof ApiCallError && error.status === 404) return null;
+        throw error;
+      }));
       for (const [sha, bytes] of answered) out.set(sha, bytes);
       pending = pending.filter((sha) => !out.has(sha));
     }

@@ -30,6 +30,23 @@ describe("RunnerClient", () => {
     assert.equal(images.get(sha("c")), null);
   });
 
+  it("reads an image larger than a whole batch's budget alone, from the streamed single-image route", async () => {
+    const big = new Uint8Array(1000).fill(7);
+    const requests: string[] = [];
+    const fetchImpl = (async (url: string, init: RequestInit) => {
+      requests.push(`${init.method} ${new URL(url).pathname}`);
+      if (init.method === "GET") return url.endsWith(sha("a")) ? new Response(big, { status: 200 }) : json(404, { error: { code: "image_not_found", message: "gone" } });
+      const wanted = (JSON.parse(String(init.body)) as { sha256: string[] }).sha256;
+      // "a" is over the budget, so the batch leaves it out; "b" fits.
+      return new Response(new Blob(encodeImageRecords(wanted.includes(sha("b")) ? [[sha("b"), new Uint8Array([1])]] : []) as Uint8Array<ArrayBuffer>[]), { status: 200 });
+    }) as unknown as typeof fetch;
+    const client = new RunnerClient("http://api", "token", fetchImpl);
+    const images = await client.getImages("job_1", "lease_1", [sha("a"), sha("b")]);
+    assert.deepEqual([...images.get(sha("a"))!], [...big]);
+    assert.deepEqual([...images.get(sha("b"))!], [1]);
+    assert.deepEqual(requests, ["POST /v1/runner/jobs/job_1/images", "POST /v1/runner/jobs/job_1/images", `GET /v1/runner/jobs/job_1/images/${sha("a")}`]);
+  });
+
   it("turns a 409 lease_lost into LeaseLostError, and other errors into messages with the code", async () => {
     const lost = new RunnerClient("http://api", "t", (async () => json(409, { error: { code: "lease_lost", message: "gone" } })) as unknown as typeof fetch);
     await assert.rejects(lost.heartbeat("job_1", "lease"), LeaseLostError);

@@ -22,7 +22,7 @@ import { createRouter, waitUntil, type AppEnv } from "../app";
 import { getConfig } from "../config";
 import { bearerToken } from "../services/auth";
 import { publishBuiltinBackboneFile, readJobBackboneFile } from "../services/backbones";
-import { readBodyLimited } from "../services/bodies";
+import { bodyStream, readBodyLimited } from "../services/bodies";
 import { readImage, readImageBatch, shasInSnapshot, snapshotPackId } from "../services/datasets";
 import { countFailedAuth } from "../services/rate-limits";
 import { authenticateRunner, recordRunnerSeen, tenantSafeError } from "../services/runners";
@@ -135,9 +135,10 @@ runnerRoutes.openapi(
   async (c) => {
     const { id, name } = c.req.valid("param");
     const job = await requireLease(c, id);
-    const bytes = await readBodyLimited(c.req.raw, MAX_ARTIFACT_BYTES, name);
-    await storeModelArtifact(c.env.BUCKET, modelAttemptPrefix(job.projectId, modelIdForJob(job.id), job.attempt), name, bytes);
-    return c.json({ name, bytes: bytes.length }, 200);
+    // Streamed into R2 (peak memory: one chunk, about 64 KB), never held whole.
+    const { stream, length } = bodyStream(c.req.raw, MAX_ARTIFACT_BYTES, name);
+    await storeModelArtifact(c.env.BUCKET, modelAttemptPrefix(job.projectId, modelIdForJob(job.id), job.attempt), name, stream);
+    return c.json({ name, bytes: length }, 200);
   },
 );
 
@@ -222,9 +223,10 @@ runnerRoutes.openapi(
 );
 
 /**
- * At most this many images per batch download, and about this many bytes: the response is assembled in memory
- * (twice, briefly), so 24 MB keeps it well inside the 128 MB isolate. Images past the byte budget are left out of
- * the answer (always at least one is in) and the runner asks for them again.
+ * At most this many images per batch download, and at most this many bytes: the images are read into memory, then
+ * streamed out record by record without another copy, so the route's peak memory is 24 MB. Images past the byte
+ * budget are left out of the answer and the runner asks for them again; one larger than the budget alone it reads
+ * from GET /v1/runner/jobs/:id/images/:sha256 (streamed from R2).
  */
 const MAX_IMAGE_BATCH = 64;
 const MAX_IMAGE_BATCH_BYTES = 24 * 1024 * 1024;
@@ -233,7 +235,7 @@ const IMAGE_READ_CONCURRENCY = 16;
 runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/jobs/{id}/images", tags: ["runner"], security: runnerSecurity,
-    summary: "Bytes of up to 64 images of the leased job's project in one response (X-Lease-Token): per image a 32-byte sha256, a uint32 big-endian length, the bytes; missing images have length 0xFFFFFFFF; images past the 24 MB budget are left out (ask again)",
+    summary: "Bytes of up to 64 images of the leased job's project in one response (X-Lease-Token): per image a 32-byte sha256, a uint32 big-endian length, the bytes; missing images have length 0xFFFFFFFF; images past the 24 MB budget are left out (ask again; one larger than 24 MB alone is read with GET .../images/:sha256)",
     request: { params: z.object({ id: z.string() }), body: jsonBody(imageBatchRequestSchema) },
     responses: { 200: { description: "application/octet-stream records" }, 409: errors[409] },
   }),
@@ -247,7 +249,10 @@ runnerRoutes.openapi(
     const allowed = await shasInSnapshot(c.var.db, job.datasetId, job.datasetVersion, sha256);
     const found = await readImageBatch(c.env.BUCKET, job.projectId, sha256.filter((sha) => allowed.has(sha)), { maxBytes: MAX_IMAGE_BATCH_BYTES, concurrency: IMAGE_READ_CONCURRENCY });
     for (const sha of new Set(sha256)) if (!allowed.has(sha)) found.push([sha, null]);
-    return new Response(new Blob(encodeImageRecords(found) as Uint8Array<ArrayBuffer>[]), { headers: { "content-type": "application/octet-stream" } });
+    const parts = encodeImageRecords(found);
+    const length = parts.reduce((sum, part) => sum + part.length, 0);
+    const body = new ReadableStream<Uint8Array>({ pull: (controller) => (parts.length > 0 ? controller.enqueue(parts.shift()!) : controller.close()) });
+    return new Response(body.pipeThrough(new FixedLengthStream(length)), { headers: { "content-type": "application/octet-stream", "content-length": String(length) } });
   },
 );
 
@@ -329,8 +334,9 @@ runnerRoutes.openapi(
     const { id, file } = c.req.valid("param");
     const builtin = findBuiltinBackbone(id);
     if (!builtin) throw new ApiError("backbone_not_found", `'${id}' is not a builtin backbone; user backbones are uploaded with POST /v1/backbones.`);
-    const bytes = await readBodyLimited(c.req.raw, builtin.files?.[file]?.bytes ?? 0, file);
-    return c.json({ stored: await publishBuiltinBackboneFile(c.env.BUCKET, builtin, file, bytes) }, 200);
+    // Streamed into R2, which checks the pinned sha256 as it stores (peak memory: one chunk, about 64 KB).
+    const { stream, length } = bodyStream(c.req.raw, builtin.files?.[file]?.bytes ?? 0, file);
+    return c.json({ stored: await publishBuiltinBackboneFile(c.env.BUCKET, builtin, file, stream, length) }, 200);
   },
 );
 

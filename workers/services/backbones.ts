@@ -4,6 +4,7 @@
  */
 import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import { concatBytes } from "../../shared/bytes";
+import { bytesToHex } from "../../shared/wire";
 import { BUILTIN_BACKBONES, findBuiltinBackbone, type CatalogEntry } from "../../shared/catalog";
 import { ApiError, withContext } from "../../shared/errors";
 import { newId, sha256Hex } from "../../shared/ids";
@@ -472,15 +473,27 @@ export async function readJobBackboneFile(db: Db, bucket: R2Bucket, job: { proje
  * replace them; the pinned bytes are identical anyway, so an object already there is left as it is. Answers the
  * bytes written (0 when it was already there); 409 builtin_file_mismatch for any other bytes.
  */
-export async function publishBuiltinBackboneFile(bucket: R2Bucket, builtin: CatalogEntry, file: BackboneFile, bytes: Uint8Array): Promise<number> {
+export async function publishBuiltinBackboneFile(bucket: R2Bucket, builtin: CatalogEntry, file: BackboneFile, body: ReadableStream<Uint8Array>, length: number): Promise<number> {
   const pinned = builtin.files?.[file];
   if (!pinned) throw new ApiError("builtin_file_mismatch", `The catalog pins no sha256 for ${builtin.id}'s ${file}, so no runner may publish it.`, { file });
-  const digest = await sha256Hex(bytes);
-  if (bytes.length !== pinned.bytes || digest !== pinned.sha256) {
-    throw new ApiError("builtin_file_mismatch", `These bytes are not ${builtin.id}'s ${file} (sha256 ${digest}; the catalog pins ${pinned.sha256}): builtin backbone files cannot be replaced.`, { file, sha256: digest, pinned_sha256: pinned.sha256 });
-  }
+  const mismatch = (detail: string) => new ApiError("builtin_file_mismatch", `These bytes are not ${builtin.id}'s ${file} (${detail}; the catalog pins ${pinned.bytes} bytes with sha256 ${pinned.sha256}): builtin backbone files cannot be replaced.`, { file, pinned_sha256: pinned.sha256 });
+  if (length !== pinned.bytes) throw mismatch(`${length} bytes`);
   const key = backboneFileKey(builtinObjectPrefix(builtin.id), file);
-  if (await bucket.head(key)) return 0;
-  await bucket.put(key, bytes, { sha256: digest });
-  return bytes.length;
+  if (await bucket.head(key)) {
+    // Already published: still tell the caller when its bytes are not the pinned ones (hashed as they stream).
+    const digest = new crypto.DigestStream("SHA-256");
+    await body.pipeTo(digest);
+    const sha256 = bytesToHex(new Uint8Array(await digest.digest));
+    if (sha256 !== pinned.sha256) throw mismatch(`sha256 ${sha256}`);
+    return 0;
+  }
+  // Streamed: R2 hashes the bytes as it stores them and refuses the put, storing nothing, when they are not the
+  // pinned ones, so the file is never held in memory and never stored wrong.
+  try {
+    await bucket.put(key, body, { sha256: pinned.sha256 });
+  } catch (err) {
+    if (/sha-?256|checksum|digest/i.test(err instanceof Error ? err.message : String(err))) throw mismatch("another sha256");
+    throw err;
+  }
+  return length;
 }

@@ -21,8 +21,12 @@ export type ImageRow = typeof datasetImages.$inferSelect;
 
 /** A label needs this many images before a job may train on the dataset (fewer gives a meaningless split). */
 export const MIN_IMAGES_PER_LABEL = 5;
-/** Largest single image file accepted (bytes), also the inflate cap for archive entries. */
-export const MAX_IMAGE_BYTES = 50 * 1024 * 1024;
+/**
+ * Largest single image file accepted (bytes), also the inflate cap for archive entries. The header check
+ * (shared/image/sniff.ts) walks every byte, so an image is held whole while it is checked: 32 MB (a 50-megapixel JPEG
+ * at high quality) keeps one upload at a quarter of the 128 MB isolate.
+ */
+export const MAX_IMAGE_BYTES = 32 * 1024 * 1024;
 const REJECTIONS_SHOWN = 200;
 
 export async function getDataset(db: Db, projectId: string, id: string): Promise<DatasetRow | null> {
@@ -59,8 +63,10 @@ export async function storeImage(db: Db, bucket: R2Bucket, dataset: DatasetRow, 
 }
 
 /**
- * The bytes of up to `shas.length` images, read `concurrency` at a time, stopping at about `maxBytes`: images past
- * the budget are left out (always at least one is in) and the caller asks again. Missing images come back as null.
+ * The bytes of up to `shas.length` images, read `concurrency` at a time, at most `maxBytes` in all: images past the
+ * budget are left out and the caller asks again, and one larger than the whole budget is never in a batch (the
+ * runner reads it alone, streamed, from GET /v1/runner/jobs/:id/images/:sha256). Missing images come back as null.
+ * Peak memory: `maxBytes`.
  */
 export async function readImageBatch(bucket: R2Bucket, projectId: string, shas: string[], budget: { maxBytes: number; concurrency: number }): Promise<Array<[string, Uint8Array | null]>> {
   const found: Array<[string, Uint8Array | null]> = [];
@@ -71,7 +77,7 @@ export async function readImageBatch(bucket: R2Bucket, projectId: string, shas: 
       found.push([sha, null]);
       return;
     }
-    if (total + object.size > budget.maxBytes && total > 0) {
+    if (total + object.size > budget.maxBytes) {
       await object.body.cancel(); // over budget: left out, the caller asks again
       return;
     }

@@ -104,9 +104,9 @@ export async function readModelArtifact(bucket: R2Bucket, row: Pick<ModelRow, "o
   return bucket.get(modelArtifactKey(row.objectPrefix, name));
 }
 
-/** Stores one artifact a runner uploads for the model its job registers. */
-export async function storeModelArtifact(bucket: R2Bucket, prefix: string, artifact: string, bytes: Uint8Array): Promise<void> {
-  await bucket.put(modelArtifactKey(prefix, artifact), bytes);
+/** Stores one artifact a runner uploads for the model its job registers (a stream must have a known length). */
+export async function storeModelArtifact(bucket: R2Bucket, prefix: string, artifact: string, body: Uint8Array | ReadableStream<Uint8Array>): Promise<void> {
+  await bucket.put(modelArtifactKey(prefix, artifact), body);
 }
 
 /** True when the model's compact head (head.json) is in storage: a job may only complete once it is. */
