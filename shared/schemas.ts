@@ -382,5 +382,5 @@ export const failRequestSchema = z
 export const failResponseSchema = z.object({ status: z.enum(["queued", "running", "succeeded", "failed", "canceled"]) }).meta({ id: "FailResponse" });
 
 export const imageBatchRequestSchema = z.object({ sha256: z.array(sha256Schema).min(1).max(64) }).strict();
-export const embeddingLookupRequestSchema = z.object({ sha256: z.array(sha256Schema).max(1000), pack: sha256Schema.optional() }).strict();
+export const embeddingLookupRequestSchema = z.object({ sha256: z.array(sha256Schema).max(1000), pack: sha256Schema.optional(), shard: z.number().int().min(0).max(9_999).optional() }).strict();
 export const embeddingsStoredResponseSchema = z.object({ stored: z.number().int() });

@@ -135,14 +135,20 @@ export class RunnerClient {
    * Cached embedding records (32-byte sha256 + dim float32) for those of `sha256s` found; the pack if it exists. The
    * cache is the leased job's project's, reached through the job while this runner holds its lease.
    */
-  async lookupEmbeddings(jobId: string, leaseToken: string, cacheKey: string, sha256s: string[], pack?: string): Promise<{ records: Uint8Array; fromPack: boolean }> {
-    const response = await this.call("POST", `/v1/runner/jobs/${jobId}/embeddings/${cacheKey}/lookup`, { json: { sha256: sha256s, pack }, headers: { "x-lease-token": leaseToken } });
-    return { records: new Uint8Array(await response.arrayBuffer()), fromPack: response.headers.get("x-embedding-source") === "pack" };
+  async lookupEmbeddings(jobId: string, leaseToken: string, cacheKey: string, sha256s: string[], pack?: string, shard?: number): Promise<{ records: Uint8Array; fromPack: boolean; packShards: number }> {
+    const response = await this.call("POST", `/v1/runner/jobs/${jobId}/embeddings/${cacheKey}/lookup`, { json: { sha256: sha256s, pack, shard }, headers: { "x-lease-token": leaseToken } });
+    const fromPack = response.headers.get("x-embedding-source") === "pack";
+    return { records: new Uint8Array(await response.arrayBuffer()), fromPack, packShards: fromPack ? Number(response.headers.get("x-embedding-pack-shards") ?? 1) || 1 : 0 };
   }
 
-  async storeEmbeddings(jobId: string, leaseToken: string, cacheKey: string, dim: number, records: Uint8Array, options: { pack?: string; items?: boolean } = {}): Promise<void> {
+  /** Stores records under their image hashes, or with `pack` as shard `shard` of `shards` of the job's pack. */
+  async storeEmbeddings(jobId: string, leaseToken: string, cacheKey: string, dim: number, records: Uint8Array, options: { pack?: string; items?: boolean; shard?: number; shards?: number } = {}): Promise<void> {
     const query = new URLSearchParams({ dim: String(dim), items: options.items === false ? "0" : "1" });
-    if (options.pack) query.set("pack", options.pack);
+    if (options.pack) {
+      query.set("pack", options.pack);
+      query.set("shard", String(options.shard ?? 0));
+      query.set("shards", String(options.shards ?? 1));
+    }
     await this.call("PUT", `/v1/runner/jobs/${jobId}/embeddings/${cacheKey}?${query}`, { body: records, headers: { "x-lease-token": leaseToken } });
   }
 

@@ -38,6 +38,8 @@ const DOWNLOAD_AHEAD = 3;
 export const DECODE_AHEAD = 2;
 /** The lookup route takes at most this many hashes per call. */
 const LOOKUP_CHUNK = 1000;
+/** A pack is stored in shards of at most this many bytes: the API's limit per embeddings body (32 MB). */
+const PACK_SHARD_BYTES = 32 * 1024 * 1024;
 
 export interface EmbedDatasetInput {
   client: RunnerClient;
@@ -144,6 +146,12 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
     const found = await client.lookupEmbeddings(input.jobId, input.leaseToken, input.cacheKey, chunk, start === 0 ? pack : undefined);
     parseRecords(found.records, dim, bySha);
     fromPack ||= found.fromPack;
+    // The pack's other shards; one that is gone leaves its images to the per-image lookups of the next chunks.
+    for (let shard = 1; start === 0 && shard < found.packShards; shard++) {
+      const more = await client.lookupEmbeddings(input.jobId, input.leaseToken, input.cacheKey, [], pack, shard);
+      if (!more.fromPack) break;
+      parseRecords(more.records, dim, bySha);
+    }
   }
   const cached = bySha.size;
   const missing = unique.filter((sha) => !bySha.has(sha));
@@ -253,8 +261,13 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   // 3. The pack, so a retrain of this snapshot reads one object.
   // Keyed by all of the job's images, so images that fail to decode are simply absent from it.
   if ((!fromPack || computed > 0) && bySha.size > 0) {
+    // In shards of at most PACK_SHARD_BYTES, shard 0 last: a pack whose shard 0 is stored is whole.
     const present = unique.filter((sha) => bySha.has(sha));
-    await client.storeEmbeddings(input.jobId, input.leaseToken, input.cacheKey, dim, encodeRecords(present, bySha, dim), { pack, items: false });
+    const perShard = Math.max(1, Math.floor(PACK_SHARD_BYTES / (EMBEDDING_RECORD_HEADER_BYTES + dim * 4)));
+    const shards = chunk(present, perShard);
+    for (let shard = shards.length - 1; shard >= 0; shard--) {
+      await client.storeEmbeddings(input.jobId, input.leaseToken, input.cacheKey, dim, encodeRecords(shards[shard]!, bySha, dim), { pack, items: false, shard, shards: shards.length });
+    }
   }
   skipped.sort((a, b) => a.path.localeCompare(b.path));
   for (const key of Object.keys(breakdownMs) as (keyof typeof breakdownMs)[]) breakdownMs[key] = Math.round(breakdownMs[key]);

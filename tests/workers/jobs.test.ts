@@ -295,13 +295,28 @@ describe("runner protocol", () => {
     const body = new Uint8Array([...record(shas[0]!, [1, 2, 3]), ...record(shas[1]!, [4, 5, 6])]);
     const pack = await sha256Hex(shas.join("\n"));
     const base = `/v1/runner/jobs/${job.id}/embeddings/${key}`;
-    expect((await runnerCall("PUT", `${base}?dim=${dim}&pack=${pack}`, { body, headers })).body.stored).toBe(2);
+    expect((await runnerCall("PUT", `${base}?dim=${dim}`, { body, headers })).body.stored).toBe(2);
     const found = new Uint8Array(await (await call("POST", `${base}/lookup`, { key: RUNNER_TOKEN, json: { sha256: [shas[0], shas[2]] }, headers })).arrayBuffer());
     expect(found.length).toBe(32 + dim * 4);
     expect(Array.from(new Float32Array(found.slice(32).buffer))).toEqual([1, 2, 3]);
+    // A pack in two shards (runners write shard 0 last), each streamed into R2 and read back streamed.
+    const shard1 = record(shas[2]!, [7, 8, 9]);
+    expect((await runnerCall("PUT", `${base}?dim=${dim}&pack=${pack}&shard=1&shards=2`, { body: shard1, headers })).body.stored).toBe(1);
+    expect((await runnerCall("PUT", `${base}?dim=${dim}&pack=${pack}&shard=0&shards=2`, { body, headers })).body.stored).toBe(2);
     const fromPack = await call("POST", `${base}/lookup`, { key: RUNNER_TOKEN, json: { sha256: [], pack }, headers });
     expect(fromPack.headers.get("x-embedding-source")).toBe("pack");
+    expect(fromPack.headers.get("x-embedding-pack-shards")).toBe("2");
     expect((await fromPack.arrayBuffer()).byteLength).toBe(body.length);
+    const second = await call("POST", `${base}/lookup`, { key: RUNNER_TOKEN, json: { sha256: [], pack, shard: 1 }, headers });
+    expect(second.headers.get("x-embedding-source")).toBe("pack");
+    expect(new Uint8Array(await second.arrayBuffer())).toEqual(shard1);
+    // A pack shard holding a record of an image outside the snapshot is refused and nothing is stored.
+    const outsider = record("cd".repeat(32), [0, 0, 0]);
+    const refused = await runnerCall("PUT", `${base}?dim=${dim}&pack=${pack}&shard=2&shards=3`, { body: new Uint8Array([...record(shas[3]!, [1, 1, 1]), ...outsider]), headers });
+    expect(refused.body.error.code).toBe("not_leased");
+    expect(refused.body.error.details.sha256).toBe("cd".repeat(32));
+    const listed = await env.BUCKET.list({ prefix: "projects/" });
+    expect(listed.objects.filter((o) => o.key.endsWith(`${pack}.2`))).toEqual([]);
     const bad = await runnerCall("PUT", `${base}?dim=${dim}`, { body: new Uint8Array(7), headers });
     expect(bad.body.error.code).toBe("invalid_embedding_records");
   });

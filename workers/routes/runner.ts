@@ -23,11 +23,11 @@ import { getConfig } from "../config";
 import { bearerToken } from "../services/auth";
 import { publishBuiltinBackboneFile, readJobBackboneFile } from "../services/backbones";
 import { bodyStream, readBodyLimited } from "../services/bodies";
-import { readImage, readImageBatch, shasInSnapshot, snapshotPackId } from "../services/datasets";
+import { readImage, readImageBatch, shasInSnapshot, snapshotPack } from "../services/datasets";
 import { countFailedAuth } from "../services/rate-limits";
 import { authenticateRunner, recordRunnerSeen, tenantSafeError } from "../services/runners";
 import { getDb } from "../services/db";
-import { EMBEDDING_RECORD_HEADER_BYTES, readEmbeddingPack, readEmbeddings, writeEmbeddings } from "../services/embeddings";
+import { EMBEDDING_BODY_MAX_BYTES, EMBEDDING_ITEMS_MAX_RECORDS, EMBEDDING_RECORD_HEADER_BYTES, readEmbeddingPackShard, readEmbeddings, writeEmbeddingPackShard, writeEmbeddings } from "../services/embeddings";
 import { leaseWithWait, wakeRunners } from "../services/dispatch";
 import { completeJob, completeJobWithoutModel, describeLease, failJob, getLeasedJob, heartbeat, modelIdForJob, recordEpochs } from "../services/jobs";
 import { isHeadStored, storeModelArtifact, storeModelMetrics } from "../services/models";
@@ -268,42 +268,64 @@ const cacheKeyParam = z.object({ id: z.string(), key: z.string().min(8).max(64).
 runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/jobs/{id}/embeddings/{key}/lookup", tags: ["runner"], security: runnerSecurity,
-    summary: "Cached embeddings (the leased job's project's) for up to 1,000 of the job's image hashes: binary records (32-byte sha256 + float32 vector) for those found (X-Lease-Token)",
+    summary: "Cached embeddings (the leased job's project's) for up to 1,000 of the job's image hashes: binary records (32-byte sha256 + float32 vector) for those found; with `pack` (the job's pack id) shard `shard` of the pack when stored, its shard count in X-Embedding-Pack-Shards (X-Lease-Token)",
     request: { params: cacheKeyParam, body: jsonBody(embeddingLookupRequestSchema) },
     responses: { 200: { description: "application/octet-stream records" }, 409: errors[409] },
   }),
   async (c) => {
+    // Peak memory: a pack shard streams from R2 (one chunk); items are gathered, at most 1,000 records (10 MB at
+    // 1,280 floats, twice while joined).
     const { id, key } = c.req.valid("param");
     const job = await requireLease(c, id);
-    const { sha256, pack } = c.req.valid("json");
-    const fromPack = pack && pack === (await snapshotPackId(c.var.db, job.datasetId, job.datasetVersion)) ? await readEmbeddingPack(c.env.BUCKET, job.projectId, key, pack) : null;
-    const allowed = fromPack ? new Set<string>() : await shasInSnapshot(c.var.db, job.datasetId, job.datasetVersion, sha256);
-    const body = fromPack ?? (await readEmbeddings(c.env.BUCKET, job.projectId, key, sha256.filter((sha) => allowed.has(sha))));
-    return new Response(body, { headers: { "content-type": "application/octet-stream", "x-record-header-bytes": String(EMBEDDING_RECORD_HEADER_BYTES), "x-embedding-source": fromPack ? "pack" : "items" } });
+    const { sha256, pack, shard } = c.req.valid("json");
+    const headers = { "content-type": "application/octet-stream", "x-record-header-bytes": String(EMBEDDING_RECORD_HEADER_BYTES) };
+    if (pack && pack === (await snapshotPack(c.var.db, job.datasetId, job.datasetVersion)).id) {
+      const stored = await readEmbeddingPackShard(c.env.BUCKET, job.projectId, key, pack, shard ?? 0);
+      if (stored) return new Response(stored.body, { headers: { ...headers, "content-length": String(stored.size), "x-embedding-source": "pack", "x-embedding-pack-shards": String(stored.shards) } });
+    }
+    const allowed = await shasInSnapshot(c.var.db, job.datasetId, job.datasetVersion, sha256);
+    const body = await readEmbeddings(c.env.BUCKET, job.projectId, key, sha256.filter((sha) => allowed.has(sha)));
+    return new Response(body, { headers: { ...headers, "x-embedding-source": "items" } });
   },
 );
 
 runnerRoutes.openapi(
   createRoute({
     method: "put", path: "/runner/jobs/{id}/embeddings/{key}", tags: ["runner"], security: runnerSecurity,
-    summary: "Store embeddings of the leased job's images (binary records); with ?pack=<the job's pack id> also store them as one pack (X-Lease-Token)",
-    request: { params: cacheKeyParam, query: z.object({ pack: z.string().regex(/^[0-9a-f]{64}$/).optional(), dim: z.coerce.number().int().min(1).max(65536), items: z.enum(["0", "1"]).default("1") }) },
-    responses: { 200: jsonResponse("Stored", embeddingsStoredResponseSchema), 400: errors[400], 403: errors[403], 409: errors[409] },
+    summary: "Store embeddings of the leased job's images (binary records, at most 32 MB and, per image, 7,200 records); with ?pack=<the job's pack id>&shard=i&shards=n store the body as shard i of n of the job's pack instead (X-Lease-Token)",
+    request: {
+      params: cacheKeyParam,
+      query: z.object({
+        pack: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+        shard: z.coerce.number().int().min(0).max(9_999).default(0),
+        shards: z.coerce.number().int().min(1).max(10_000).default(1),
+        dim: z.coerce.number().int().min(1).max(65536),
+        items: z.enum(["0", "1"]).default("1").describe("ignored with `pack`: a pack's records are stored only as the pack"),
+      }),
+    },
+    responses: { 200: jsonResponse("Stored", embeddingsStoredResponseSchema), 400: errors[400], 403: errors[403], 409: errors[409], 411: { description: "Content-Length missing" }, 413: errors[413] },
   }),
   async (c) => {
     const { id, key } = c.req.valid("param");
     const job = await requireLease(c, id);
-    const { pack, dim, items } = c.req.valid("query");
-    if (pack && pack !== (await snapshotPackId(c.var.db, job.datasetId, job.datasetVersion))) {
-      throw new ApiError("not_leased", "A pack can only be stored under the leased job's own pack id (the sha256 of its sorted image hashes).", { pack });
+    const { pack, shard, shards, dim } = c.req.valid("query");
+    if (pack) {
+      // Streamed into R2, each record's hash checked against the snapshot on the way. Peak memory: the snapshot's
+      // hashes (about 3 MB for 20,000 images) and one chunk.
+      if (shard >= shards) throw new ApiError("invalid_request", `Shard ${shard} of ${shards}: shards are numbered from 0.`, { field: "shard" });
+      const snapshot = await snapshotPack(c.var.db, job.datasetId, job.datasetVersion);
+      if (pack !== snapshot.id) throw new ApiError("not_leased", "A pack can only be stored under the leased job's own pack id (the sha256 of its sorted image hashes).", { pack });
+      const { stream, length } = bodyStream(c.req.raw, EMBEDDING_BODY_MAX_BYTES, "embeddings");
+      return c.json({ stored: await writeEmbeddingPackShard(c.env.BUCKET, job.projectId, key, dim, { id: pack, shard, shards }, stream, length, snapshot.shas) }, 200);
     }
-    const bytes = await readBodyLimited(c.req.raw, 256 * 1024 * 1024, "embeddings");
+    // Items: held once (at most 32 MB) while each record is checked and stored under its image hash.
+    const bytes = await readBodyLimited(c.req.raw, EMBEDDING_BODY_MAX_BYTES, "embeddings");
     const shas = recordShas(bytes, dim);
+    if (shas.length > EMBEDDING_ITEMS_MAX_RECORDS) throw new ApiError("payload_too_large", `${shas.length} records in one body; send at most ${EMBEDDING_ITEMS_MAX_RECORDS} per request.`, { limit_records: EMBEDDING_ITEMS_MAX_RECORDS });
     const allowed = await shasInSnapshot(c.var.db, job.datasetId, job.datasetVersion, shas);
     const outside = shas.find((sha) => !allowed.has(sha));
     if (outside) throw new ApiError("not_leased", `Image ${outside} is not in the leased job's dataset snapshot; only its images' embeddings can be stored.`, { sha256: outside });
-    const count = await writeEmbeddings(c.env.BUCKET, job.projectId, key, dim, bytes, pack, items === "1");
-    return c.json({ stored: count }, 200);
+    return c.json({ stored: await writeEmbeddings(c.env.BUCKET, job.projectId, key, dim, bytes) }, 200);
   },
 );
 

@@ -107,10 +107,14 @@ export async function shasInSnapshot(db: Db, datasetId: string, version: number,
   return found;
 }
 
-/** The pack id of a snapshot: sha256 of its sorted, distinct image hashes joined by newlines (as runners compute it). */
-export async function snapshotPackId(db: Db, datasetId: string, version: number): Promise<string> {
+/**
+ * The pack of a snapshot: its id, sha256 of its sorted, distinct image hashes joined by newlines (as runners compute
+ * it), and those hashes. One statement; memory about 150 bytes per image (3 MB for 20,000).
+ */
+export async function snapshotPack(db: Db, datasetId: string, version: number): Promise<{ id: string; shas: Set<string> }> {
   const rows = await db.selectDistinct({ sha256: datasetImages.sha256 }).from(datasetImages).where(inSnapshot(datasetId, version)).all();
-  return sha256Hex(rows.map((r) => r.sha256).sort().join("\n"));
+  const sorted = rows.map((r) => r.sha256).sort();
+  return { id: await sha256Hex(sorted.join("\n")), shas: new Set(sorted) };
 }
 
 /** Snapshot condition for `version` (see the module comment). */

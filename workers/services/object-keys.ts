@@ -9,7 +9,7 @@
  *   projects/{projectId}/backbones/{backboneId}/{file}            an imported backbone: model.json, weights.bin
  *   backbones/builtin/{catalogId}/{file}                          a builtin backbone: only the bytes the catalog pins
  *   projects/{projectId}/models/{modelId}/{artifact}              a trained model: head.json, head.bin, card.json, ...
- *   projects/{projectId}/embeddings/{cacheKey}/{sha256}, .../packs/{pack}   the project's embedding cache
+ *   projects/{projectId}/embeddings/{cacheKey}/{sha256}, .../packs/{pack}[.{shard}]   the project's embedding cache
  */
 
 export type BackboneFile = "model.json" | "weights.bin";
@@ -37,3 +37,5 @@ export const modelArtifactKey = (prefix: string, artifact: string) => `${prefix}
 
 export const embeddingItemKey = (projectId: string, cacheKey: string, sha256: string) => `projects/${projectId}/embeddings/${cacheKey}/${sha256}`;
 export const embeddingPackKey = (projectId: string, cacheKey: string, pack: string) => `projects/${projectId}/embeddings/${cacheKey}/packs/${pack}`;
+/** Shard `shard` of a pack (services/embeddings.ts): shard 0 is the pack's own key, so packs stored whole before shards existed read as one shard. */
+export const embeddingPackShardKey = (projectId: string, cacheKey: string, pack: string, shard: number) => `${embeddingPackKey(projectId, cacheKey, pack)}${shard === 0 ? "" : `.${shard}`}`;
