@@ -23,6 +23,11 @@ export interface Config {
   quotas: Quotas;
   /** Responses carry the invocation's D1 counts (services/d1-meter.ts); tests turn it on. */
   d1MeterHeaders: boolean;
+  /**
+   * How long an ingest, a deletion or a webhook delivery may make no progress before the scheduled sweep re-enqueues
+   * it (its queue message died with its process): services/sweeps.ts.
+   */
+  sweepStallMs: number;
 }
 
 /** 40 MP: the largest photos of current phones (about 8,000 x 5,000), as the runner's decoder accepts them. */
@@ -33,11 +38,16 @@ export const DEFAULT_MAX_IMAGE_PIXELS = 40_000_000;
  * isolate can take; the datasets' 40 MP limit is for the runner.
  */
 export const DEFAULT_PREDICT_MAX_PIXELS = 12_000_000;
+/**
+ * 3 min: an ingest chunk runs at most 15 s and the queue retries a failed message within about a minute, so three
+ * minutes of silence means the message is lost. The chaos test (tests/e2e/chaos.test.ts) sets 10 s.
+ */
+export const DEFAULT_SWEEP_STALL_S = 180;
 /** Measured tfjs WASM init: 20 to 170 ms; 10 s only catches a hang. */
 export const DEFAULT_TFJS_INIT_TIMEOUT_MS = 10_000;
 
 /** The settings an environment may carry; all optional strings, as wrangler hands them over. */
-export type ConfigEnv = { [K in "MAX_IMAGE_PIXELS" | "PREDICT_MAX_PIXELS" | "HEAD_CACHE_MAX_ENTRIES" | "HEAD_CACHE_MAX_BYTES" | "TFJS_INIT_TIMEOUT_MS" | "URL_ALLOW_HTTP" | "URL_ALLOW_PRIVATE_HOSTS" | "URL_DNS_RESOLVER" | "EDGETUNE_ADMIN_KEY" | "D1_METER_HEADERS" | "PROJECT_QUOTAS"]?: string };
+export type ConfigEnv = { [K in "MAX_IMAGE_PIXELS" | "PREDICT_MAX_PIXELS" | "HEAD_CACHE_MAX_ENTRIES" | "HEAD_CACHE_MAX_BYTES" | "TFJS_INIT_TIMEOUT_MS" | "URL_ALLOW_HTTP" | "URL_ALLOW_PRIVATE_HOSTS" | "URL_DNS_RESOLVER" | "EDGETUNE_ADMIN_KEY" | "D1_METER_HEADERS" | "PROJECT_QUOTAS" | "SWEEP_STALL_S"]?: string };
 
 const positiveInt = (value: string | undefined): number | undefined => {
   if (value === undefined || value.trim() === "") return undefined;
@@ -57,6 +67,7 @@ export function parseConfig(env: ConfigEnv): Config {
     adminKey: nonEmpty(env.EDGETUNE_ADMIN_KEY),
     d1MeterHeaders: env.D1_METER_HEADERS === "true",
     quotas: deploymentQuotas(env.PROJECT_QUOTAS),
+    sweepStallMs: (positiveInt(env.SWEEP_STALL_S) ?? DEFAULT_SWEEP_STALL_S) * 1000,
   };
 }
 

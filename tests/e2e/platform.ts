@@ -16,15 +16,20 @@ export interface Platform {
 
 export { freePort };
 
-export async function startTestPlatform(options: { runner?: boolean | string[]; vars?: Record<string, string> } = {}): Promise<Platform> {
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-e2e-"));
+/**
+ * `stateDir` and `port` restart a platform on the state and address of an earlier one (tests/e2e/chaos.test.ts);
+ * `sweepEveryMs` is how often the scheduled handler runs (scripts/platform.mjs, default 60 s).
+ */
+export async function startTestPlatform(options: { runner?: boolean | string[]; vars?: Record<string, string>; stateDir?: string; port?: number; sweepEveryMs?: number } = {}): Promise<Platform> {
+  const stateDir = options.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-e2e-"));
   const logFile = path.join(stateDir, "platform.log");
   return startPlatform({
-    port: await freePort(),
+    port: options.port ?? (await freePort()),
     stateDir,
     adminKey: "et_admin_e2e_0123456789abcdefghijk",
     runner: options.runner ?? false,
     vars: options.vars,
+    sweepEveryMs: options.sweepEveryMs,
     log: (line: string) => fs.appendFileSync(logFile, line),
   });
 }

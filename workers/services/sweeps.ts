@@ -3,11 +3,12 @@
  * scheduled handler on the same period). Cleanup and recovery run here, never on a user's read:
  * - jobs whose lease lapsed go back to the queue, fail or cancel (services/jobs.ts sweepExpiredLeases), sending the
  *   `job.failed` / `job.canceled` webhook as a runner's report would;
- * - ingests that made no progress for INGEST_STALL_MS are re-enqueued at their stored cursor (their message died with
- *   its process); a chunk commits only if the cursor is still the one it started from, so a duplicate message is
- *   dropped and no image is counted twice;
- * - deletions that made no progress for DELETION_STALL_MS are re-enqueued (services/deletions.ts);
- * - webhook deliveries whose next attempt is DELIVERY_STALL_MS overdue are re-enqueued (services/webhooks.ts);
+ * - ingests that made no progress for SWEEP_STALL_S (workers/config.ts, 3 min) are re-enqueued at their stored cursor
+ *   (their message died with its process); a chunk commits only if the cursor is still the one it started from, so
+ *   a duplicate message is dropped and no image is counted twice (tests/e2e/chaos.test.ts kills wrangler dev
+ *   mid-ingest and mid-job to prove it end to end);
+ * - deletions that made no progress for as long are re-enqueued (services/deletions.ts);
+ * - webhook deliveries whose next attempt is as long overdue are re-enqueued (services/webhooks.ts);
  * - multipart uploads left open for UPLOAD_ABANDON_MS are aborted (R2 keeps their parts, billed, until then);
  * - job events of finished jobs older than EVENT_RETENTION_MS are pruned, EVENT_PRUNE_BATCH per run.
  * Each part is bounded per run, so one run stays far inside D1's 1,000 queries: at most 50 x 2 (leases) + 20 x 2
@@ -16,6 +17,7 @@
  */
 import { and, eq, inArray, lt, sql } from "drizzle-orm";
 import { ingests, jobEvents, jobs, uploadParts, uploads } from "../db/schema";
+import { DEFAULT_SWEEP_STALL_S, getConfig } from "../config";
 import type { Env } from "../env";
 import { getDb, nowIso, type Db } from "./db";
 import { resumeStalledDeletions } from "./deletions";
@@ -23,11 +25,14 @@ import type { IngestMessage } from "./ingest";
 import { sweepExpiredLeases } from "./jobs";
 import { jobEndedNotifier, resumeStalledDeliveries } from "./webhooks";
 
-/** A chunk runs at most 15 s and the queue retries a failed one within ~1 min: 3 min of silence means it is lost. */
-export const INGEST_STALL_MS = 3 * 60_000;
-export const DELETION_STALL_MS = 3 * 60_000;
-/** A due delivery runs within seconds (the queue's batch timeout is 1 s): 3 min overdue means its message is lost. */
-export const DELIVERY_STALL_MS = 3 * 60_000;
+/**
+ * Defaults of the deployment's SWEEP_STALL_S (workers/config.ts): a chunk runs at most 15 s and the queue retries a
+ * failed one within ~1 min, and a due delivery runs within seconds (the queue's batch timeout is 1 s): 3 min of
+ * silence means the message is lost.
+ */
+export const INGEST_STALL_MS = DEFAULT_SWEEP_STALL_S * 1000;
+export const DELETION_STALL_MS = DEFAULT_SWEEP_STALL_S * 1000;
+export const DELIVERY_STALL_MS = DEFAULT_SWEEP_STALL_S * 1000;
 export const UPLOAD_ABANDON_MS = 24 * 3_600_000;
 export const EVENT_RETENTION_MS = 30 * 24 * 3_600_000;
 const EVENT_PRUNE_BATCH = 5_000;
@@ -45,13 +50,14 @@ export interface SweepReport {
 
 export async function runScheduledSweeps(env: Env, nowMs = Date.now()): Promise<SweepReport> {
   const db = getDb(env.DB);
+  const stallMs = getConfig(env).sweepStallMs;
   const report: SweepReport = { leases: 0, ingests: 0, deletions: 0, deliveries: 0, uploads: 0, events: 0 };
   // Each part on its own: one failing (say R2 briefly unavailable) must not starve the others.
   const parts: [keyof SweepReport, () => Promise<number>][] = [
     ["leases", () => sweepExpiredLeases(db, nowMs, jobEndedNotifier(env))],
-    ["ingests", () => resumeStalledIngests(env, db, nowMs)],
-    ["deletions", () => resumeStalledDeletions(env, db, DELETION_STALL_MS, nowMs)],
-    ["deliveries", () => resumeStalledDeliveries(env, db, DELIVERY_STALL_MS, nowMs)],
+    ["ingests", () => resumeStalledIngests(env, db, nowMs, stallMs)],
+    ["deletions", () => resumeStalledDeletions(env, db, stallMs, nowMs)],
+    ["deliveries", () => resumeStalledDeliveries(env, db, stallMs, nowMs)],
     ["uploads", () => abortAbandonedUploads(env, db, nowMs)],
     ["events", () => pruneJobEvents(db, nowMs)],
   ];
@@ -65,9 +71,9 @@ export async function runScheduledSweeps(env: Env, nowMs = Date.now()): Promise<
   return report;
 }
 
-/** Re-enqueues ingests silent for INGEST_STALL_MS, claiming each by bumping updated_at so concurrent sweeps send one. */
-export async function resumeStalledIngests(env: Env, db: Db, nowMs = Date.now()): Promise<number> {
-  const cutoff = new Date(nowMs - INGEST_STALL_MS).toISOString();
+/** Re-enqueues ingests silent for `stallMs`, claiming each by bumping updated_at so concurrent sweeps send one. */
+export async function resumeStalledIngests(env: Env, db: Db, nowMs = Date.now(), stallMs = INGEST_STALL_MS): Promise<number> {
+  const cutoff = new Date(nowMs - stallMs).toISOString();
   const stalled = await db.select({ id: ingests.id, cursor: ingests.cursor }).from(ingests).where(and(inArray(ingests.status, ["queued", "running"]), lt(ingests.updatedAt, cutoff))).limit(RESUME_BATCH).all();
   let resumed = 0;
   for (const ingest of stalled) {
