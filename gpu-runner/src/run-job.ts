@@ -23,6 +23,7 @@ import { loadJobBackbone } from "./backbones/job-backbone";
 import { embedDataset, type EmbedDatasetResult } from "./embed-dataset";
 import type { DecodePool } from "./decode/decode-pool";
 import type { EmbeddingEngine } from "./engine/types";
+import { SandboxCrashError, SandboxTimeoutError } from "./engine/sandbox";
 import type { BackboneBundle, FeatureSpec } from "../../shared/backbone/types";
 import { trainHeadOffThread, type TrainingThread } from "./train/off-thread";
 import type { EpochMetrics, TrainHeadResult } from "./train/train-head";
@@ -32,7 +33,7 @@ import { computeDiagnostics } from "./diagnostics";
 import type { HeadSpec, Hyperparameters } from "../../shared/schemas";
 
 /** Builds (or reuses) the embedding engine for a backbone; owned by the runner, which keeps one per backbone. */
-export type EngineProvider = (bundle: BackboneBundle, feature: FeatureSpec) => Promise<EmbeddingEngine>;
+export type EngineProvider = (bundle: BackboneBundle, feature: FeatureSpec, trust: "builtin" | "user") => Promise<EmbeddingEngine>;
 
 export interface RunJobContext {
   client: RunnerClient;
@@ -312,7 +313,7 @@ export async function runJob(ctx: RunJobContext): Promise<JobOutcome> {
   try {
     // 1. Backbone and engine.
     keeper.setProgress("loading_backbone", 0, 1);
-    const engine = await timed("backbone_ms", async () => ctx.engineFor(await loadJobBackbone(client, leased.backbone, log, { jobId: job.id, leaseToken: lease.token }), featureSpecOf(leased.backbone.spec)));
+    const engine = await timed("backbone_ms", async () => ctx.engineFor(await loadJobBackbone(client, leased.backbone, log, { jobId: job.id, leaseToken: lease.token }), featureSpecOf(leased.backbone.spec), leased.backbone.builtin ? "builtin" : "user"));
     keeper.signal.throwIfAborted();
 
     // 2. Embeddings, cache first.
@@ -406,7 +407,9 @@ async function reportFailure(ctx: RunJobContext, error: unknown, state: { leaseL
       return "released";
     }
     log(`job ${job.id}: failed: ${error instanceof Error ? error.stack ?? message : message}`);
-    const status = await client.fail(job.id, { lease_token: lease.token, error: message || "unknown error", retryable: !(error instanceof PermanentJobError), skipped: state.skipped });
+    // A user model stopped by its sandbox would be stopped again on the same images: no retry.
+    const permanent = error instanceof PermanentJobError || error instanceof SandboxTimeoutError || error instanceof SandboxCrashError;
+    const status = await client.fail(job.id, { lease_token: lease.token, error: message || "unknown error", retryable: !permanent, skipped: state.skipped });
     return status === "queued" ? "requeued" : "failed";
   } catch (reportError) {
     if (reportError instanceof LeaseLostError) return "lease_lost";

@@ -56,12 +56,12 @@ export class Runner {
   }
 
   /** One engine at a time, rebuilt when a job needs another backbone or feature spec (bounds memory). */
-  private engineFor = async (bundle: BackboneBundle, feature: FeatureSpec): Promise<EmbeddingEngine> => {
-    const key = `${bundle.name}|${JSON.stringify(feature)}`;
+  private engineFor = async (bundle: BackboneBundle, feature: FeatureSpec, trust: "builtin" | "user"): Promise<EmbeddingEngine> => {
+    const key = `${trust}|${bundle.name}|${JSON.stringify(feature)}`;
     if (this.engine?.key !== key) {
       const previous = this.engine;
       if (previous) await (await previous.engine.catch(() => null))?.close();
-      const engine = createEngine(bundle, feature, { engine: this.options.engine ?? "auto", threads: this.options.threads, log: this.log });
+      const engine = createEngine(bundle, feature, { engine: this.options.engine ?? "auto", threads: this.options.threads, log: this.log, trust });
       this.engine = { key, engine };
       engine.catch(() => {
         if (this.engine?.engine === engine) this.engine = null;

@@ -8,6 +8,7 @@ import { availableParallelism } from "node:os";
 import { createOnnxEngine } from "./onnx-engine";
 import { createTfjsEngine } from "./tfjs-engine";
 import { EngineUnavailableError, type BackboneBundle, type EmbeddingEngine, type EngineKind, type EngineOptions, type FeatureSpec } from "./types";
+import { DEFAULT_SANDBOX_LIMITS } from "./sandbox";
 import { createWasmPoolEngine } from "./wasm-pool-engine";
 
 export { EngineUnavailableError } from "./types";
@@ -18,7 +19,7 @@ export const AUTO_ORDER: EngineKind[] = ["tfjs-node-gpu", "webgpu", "onnx", "tfj
 
 const DEFAULT_MAX_BATCH = 32;
 
-async function createOne(kind: EngineKind, bundle: BackboneBundle, feature: FeatureSpec, options: Required<Omit<EngineOptions, "engine">>): Promise<EmbeddingEngine> {
+async function createOne(kind: EngineKind, bundle: BackboneBundle, feature: FeatureSpec, options: Required<Pick<EngineOptions, "threads" | "maxBatch" | "log">>): Promise<EmbeddingEngine> {
   switch (kind) {
     case "onnx":
       return createOnnxEngine(bundle, feature, options);
@@ -41,6 +42,11 @@ export async function createEngine(bundle: BackboneBundle, feature: FeatureSpec,
     log: options.log ?? (() => {}),
   };
   const requested = options.engine ?? "auto";
+  if (options.trust === "user") {
+    // Native engines serve vetted builtin models only (engine/sandbox.ts says why).
+    if (requested !== "auto" && requested !== "tfjs-wasm") resolved.log(`engine ${requested} is for builtin backbones; the user backbone ${bundle.name} runs in the tfjs-wasm sandbox`);
+    return createWasmPoolEngine(bundle, feature, { ...resolved, sandbox: options.sandboxLimits ?? DEFAULT_SANDBOX_LIMITS });
+  }
   if (requested !== "auto") return createOne(requested, bundle, feature, resolved);
   const failures: string[] = [];
   for (const kind of AUTO_ORDER) {

@@ -1,4 +1,5 @@
 import type { BackboneBundle, FeatureSpec } from "../../../shared/backbone/types";
+import type { SandboxLimits } from "./sandbox";
 
 export type { BackboneBundle, FeatureSpec };
 
@@ -27,6 +28,15 @@ export interface EngineOptions {
   /** Images per inner run; bounds memory (tfjs at batch 32 held 808 MB of live tensors for MobileNetV2). */
   maxBatch?: number;
   log?: (msg: string) => void;
+  /**
+   * Where the model comes from. `user` (any non-builtin backbone) runs only in the sandbox (engine/sandbox.ts:
+   * tfjs-wasm worker threads without the token, with memory and time limits), whatever `engine` asks for; `builtin`
+   * (the catalog's vetted models, the default for benchmarks and tests) may use every engine. The runner always
+   * passes it from the lease.
+   */
+  trust?: "builtin" | "user";
+  /** Limits of the sandbox for `trust: "user"`; default DEFAULT_SANDBOX_LIMITS. */
+  sandboxLimits?: SandboxLimits;
 }
 
 /** Raised when an engine cannot run here (module missing, no GPU adapter): `auto` logs it and moves on. */

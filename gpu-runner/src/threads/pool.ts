@@ -10,7 +10,7 @@
  * `{type: "init_error", message}`; tasks `{id, request}` are answered `{id, result}` or `{id, error}`. Results and
  * requests move by transfer where the caller lists buffers, so big arrays are not copied.
  */
-import { parentPort, workerData, type Transferable, type Worker } from "node:worker_threads";
+import { parentPort, workerData, type Transferable, type Worker, type WorkerOptions } from "node:worker_threads";
 import { startWorker } from "./start-worker";
 
 export class PoolWorkerCrashedError extends Error {
@@ -28,6 +28,8 @@ export interface ThreadPoolOptions {
   taskTimeoutMs?: number;
   /** Consecutive start failures before the pool gives up and rejects everything. */
   maxStartFailures?: number;
+  /** The workers' environment and V8 heap limits (the sandbox for user models: engine/sandbox.ts). */
+  workerOptions?: Pick<WorkerOptions, "env" | "resourceLimits">;
   log?(msg: string): void;
 }
 
@@ -86,7 +88,7 @@ export class ThreadPool<Request, Result> {
   }
 
   private spawn(): Slot {
-    const worker = startWorker(this.moduleUrl, { workerData: this.options.workerData });
+    const worker = startWorker(this.moduleUrl, { ...this.options.workerOptions, workerData: this.options.workerData });
     const slot: Slot = { worker, ready: false, task: null };
     worker.on("message", (message: { type?: string; id?: number; result?: unknown; error?: { name: string; message: string; data?: unknown }; message?: string }) => {
       if (message.type === "ready") {
