@@ -3,14 +3,15 @@
  *
  *   npx tsx bench/scale/run.ts [--count 20000] [--variation sharp|pixels|comment] [--flowers5] [--engine auto] [--head linear]
  *                              [--out DIR]   (generated archives and the platform's state; default bench/out)
- *                              [--generate-only]   (make the archive and stop)
+ *                              [--generate-only]   (make the archive and stop) [--no-auto]   (skip the third job, head auto)
  *
  * - data: `--count` distinct photos generated from ../shared/datasets/flowers5 (random crops, flips, resizing,
  *   re-encoding; cached in bench/out/scale/), or with `--flowers5` the 400 originals as they are;
  * - multipart upload of the archive (MB/s), ingest (s per 1,000 images; the wrangler/workerd processes' CPU time per
  *   ingest queue message, read from /proc);
  * - first job (cold embedding cache) and retrain (warm), linear head by default, POST to `succeeded`: seconds, the
- *   job's img/s and its embedding-phase img/s, and the runner's own timings;
+ *   job's img/s and its embedding-phase img/s, and the runner's own timings; then a job with head `auto` on the warm
+ *   embeddings (its cross-validated search is what it pays on top);
  * - the same backbone's engine-only img/s (onnxruntime in this process, batch 32, after the jobs, runner idle);
  * - edge p50 of a single-image predict after training; D1 statements per request on the hot routes.
  *
@@ -153,9 +154,9 @@ try {
   note("ingest CPU per queue message", `${((ingestCpuS * 1000) / messages).toFixed(0)} ms (wrangler + workerd process CPU ${ingestCpuS.toFixed(1)} s / ≥${messages} messages of ≤250 entries; an upper bound: includes the dev server's own work)`);
 
   // ---- first job and retrain -----------------------------------------------------------------------------
-  const runJob = async (label: string) => {
+  const runJob = async (label: string, head: string = headType) => {
     const started = performance.now();
-    const job = await call("POST", "/v1/jobs", { json: { dataset_id: dataset.id, head: { type: headType } } });
+    const job = await call("POST", "/v1/jobs", { json: { dataset_id: dataset.id, head: { type: head } } });
     const done = await poll(async () => {
       const j = await call("GET", `/v1/jobs/${job.id}`);
       return ["succeeded", "failed", "canceled"].includes(j.status) ? j : null;
@@ -172,7 +173,14 @@ try {
   note("retrain", `${retrain.wallS.toFixed(2)} s POST → succeeded (attempt ${retrain.job.attempt}), embeddings ${retrain.job.metrics.embeddings.cached} cached / ${retrain.job.metrics.embeddings.computed} computed; runner timings ${JSON.stringify(retrain.job.metrics.timings_ms)}`);
   note("first job / retrain", `${(first.wallS / retrain.wallS).toFixed(1)}x`);
   const model = await call("GET", `/v1/models/${retrain.job.model_id}`);
-  note("held-out accuracy", `${(model.metrics.accuracy * 100).toFixed(1)}% (${model.metrics.val_count ?? "?"} val images)`);
+  note("held-out accuracy", `${(model.metrics.accuracy * 100).toFixed(1)}% (${model.metrics.count ?? "?"} val images)`);
+  if (!process.argv.includes("--no-auto")) {
+    // `auto` on the same, now warm, embeddings: what it pays beyond a fixed head is its cross-validated search.
+    const auto = await runJob("auto", "auto");
+    const autoModel = await call("GET", `/v1/models/${auto.job.model_id}`);
+    const selection = autoModel.metrics.selection;
+    note("auto on warm embeddings", `${auto.wallS.toFixed(1)} s POST → succeeded (attempt ${auto.job.attempt}); search ${selection ? `${(selection.search_ms / 1000).toFixed(1)} s (${selection.candidates.length} candidates × ${selection.folds} folds), chose ${selection.chosen.head.type}` : "not recorded"}; runner timings ${JSON.stringify(auto.job.metrics.timings_ms)}; held-out ${(autoModel.metrics.accuracy * 100).toFixed(1)}%`);
+  }
 
   // ---- edge p50 and D1 statements --------------------------------------------------------------------------
   const latencies: number[] = [];

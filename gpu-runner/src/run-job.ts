@@ -246,7 +246,7 @@ function evaluateStep(trained: TrainHeadResult, set: TrainingSet) {
 
 type Evaluation = ReturnType<typeof evaluateStep>;
 
-/** Uploads head, tfjs export and model card; head.json goes last: its presence means the head is complete. */
+/** Uploads head, tfjs export and model card together; head.json goes last, alone: its presence means the head is complete. */
 async function uploadArtifactsStep(ctx: RunJobContext, trained: TrainHeadResult, set: TrainingSet, choice: HeadChoice, evaluated: Evaluation, skipped: Rejection[], engineName: string): Promise<{ headBytes: number }> {
   const { client, leased } = ctx;
   const { job, lease, backbone } = leased;
@@ -279,7 +279,10 @@ async function uploadArtifactsStep(ctx: RunJobContext, trained: TrainHeadResult,
     ["evaluation.json", encoder.encode(JSON.stringify(evaluated.evaluation))],
     ["head.json", encoder.encode(JSON.stringify(manifest))],
   ];
-  for (const [name, bytes] of artifacts) await client.uploadArtifact(job.id, lease.token, name, bytes);
+  // All but head.json at once (six sequential PUTs were ~0.6 of a 1.4 s flowers5 retrain), then head.json alone.
+  const last = artifacts.pop()!;
+  await Promise.all(artifacts.map(([name, bytes]) => client.uploadArtifact(job.id, lease.token, name, bytes)));
+  await client.uploadArtifact(job.id, lease.token, last[0], last[1]);
   return { headBytes: weights.length };
 }
 
