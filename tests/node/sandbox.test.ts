@@ -37,18 +37,19 @@ async function bundleOf(model: tf.LayersModel, name: string): Promise<BackboneBu
 }
 
 /**
- * A "runaway" model: four 3x3 convolutions of 256 channels at 96x96, about 21 G multiply-adds per image (MobileNetV2
- * needs 0.3 G), several seconds per image on one WASM thread. Small to ship (9 MB of weights), slow to run.
+ * A "runaway" model: four 3x3 convolutions of 256 channels at 256x256, about 116 G multiply-adds per image
+ * (MobileNetV2 needs 0.3 G): many seconds per image on one WASM thread, at least 20x the 0.5 s limit below on any
+ * machine we run on. Small to ship (7 MB of weights), slow to run.
  */
 async function makeRunawayBundle(): Promise<BackboneBundle> {
-  const input = tf.input({ shape: [96, 96, 3], name: "input_1" });
+  const input = tf.input({ shape: [256, 256, 3], name: "input_1" });
   let x = tf.layers.conv2d({ filters: 256, kernelSize: 3, padding: "same", name: "wide_0" }).apply(input);
   for (let i = 1; i < 4; i++) x = tf.layers.conv2d({ filters: 256, kernelSize: 3, padding: "same", name: `wide_${i}` }).apply(x);
   const out = tf.layers.reLU({ name: "out_relu" }).apply(x) as tf.SymbolicTensor;
   return bundleOf(tf.model({ inputs: input, outputs: out, name: "runaway" }), "bb_runaway");
 }
 
-const shortLimits: SandboxLimits = { ...DEFAULT_SANDBOX_LIMITS, sliceTimeoutMs: 1500 };
+const shortLimits: SandboxLimits = { ...DEFAULT_SANDBOX_LIMITS, sliceTimeoutMs: 500 };
 
 describe("the sandbox for user models", () => {
   let bundle: BackboneBundle;
@@ -98,7 +99,7 @@ describe("the sandbox for user models", () => {
   });
 
   it("stops a model that allocates past the WASM heap cap with a clear error, not the machine's memory", async () => {
-    // 24 MB of WASM heap cannot hold the runaway model's 9 MB of weights plus its 9 MB float activations per conv.
+    // 24 MB of WASM heap cannot hold the runaway model's 7 MB of weights plus its 64 MB float activations per conv.
     const limits: SandboxLimits = { ...DEFAULT_SANDBOX_LIMITS, wasmHeapMb: 24 };
     const runaway = await makeRunawayBundle();
     await assert.rejects(createEngine(runaway, { feature_layers: ["out_relu"], pooling: "avg" }, { trust: "user", threads: 1, sandboxLimits: limits }), (error: Error) => {
@@ -111,7 +112,7 @@ describe("the sandbox for user models", () => {
   it("kills a runaway model at the time limit, and its job fails for good with a clear error instead of hanging", async () => {
     const runaway = await makeRunawayBundle();
     const feature: FeatureSpec = { feature_layers: ["out_relu"], pooling: "avg" };
-    // The engine alone: the first run (one image) passes the 1.5 s limit and the thread is killed.
+    // The engine alone: the first run (one image) passes the 0.5 s limit and the thread is killed.
     await assert.rejects(createEngine(runaway, feature, { trust: "user", threads: 1, sandboxLimits: shortLimits }), SandboxTimeoutError);
 
     // The same model as a leased job's user backbone: the runner reports a permanent failure naming the time limit.
@@ -131,7 +132,7 @@ describe("the sandbox for user models", () => {
       lease: { token: "lease_a", expires_at: new Date(Date.now() + 60_000).toISOString(), lease_ms: 60_000, heartbeat_ms: 10_000 },
       backbone: {
         id: "bb_runaway", name: "runaway", builtin: false, weights_version: "bb_runaway", format: "layers-model",
-        spec: backboneSpecSchema.parse({ name: "runaway", feature_layer: "out_relu", input_size: [96, 96], normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } }),
+        spec: backboneSpecSchema.parse({ name: "runaway", feature_layer: "out_relu", input_size: [256, 256], normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } }),
       },
       images: [],
     } as unknown as LeasedJob;
@@ -142,6 +143,6 @@ describe("the sandbox for user models", () => {
     assert.equal(outcome, "failed");
     assert.equal(failures.length, 1);
     assert.equal(failures[0]!.retryable, false, "another attempt would run the same model again");
-    assert.match(failures[0]!.error, /time limit \(1\.5 s/);
+    assert.match(failures[0]!.error, /time limit \(0\.5 s/);
   });
 });
