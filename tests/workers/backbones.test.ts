@@ -73,10 +73,11 @@ describe("POST /v1/backbones (zip upload)", () => {
     expect(body).toMatchObject({ format: "graph-model", param_count: 216, weight_bytes: 864 });
   });
 
-  it("accepts a model whose input has free height and width", async () => {
+  it("refuses a model whose input has free height and width (model_dynamic_shape): its cost could not be told", async () => {
     const { key } = await createProject();
-    const { status } = await upload(key, buildTinyModel({ inputSize: [null, null] }).files, tinySpec({ input_size: [64, 48] }));
-    expect(status).toBe(201);
+    const { status, body } = await upload(key, buildTinyModel({ inputSize: [null, null] }).files, tinySpec({ input_size: [64, 48] }));
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "model_dynamic_shape", details: { input: "input_1", model_input_shape: [null, null, null, 3] } });
   });
 
   it("counts quantized weights at their stored size (uint8 = 1 byte)", async () => {
@@ -283,6 +284,74 @@ describe("POST /v1/backbones refuses zip bombs without inflating them", () => {
     const { status, body } = await callJson("POST", "/v1/backbones", { key, body: modelForm(tinySpec(), buildZip(model.files, 0)) });
     expect(status).toBe(201);
     expect(body.weight_bytes).toBe(model.weightBytes);
+  });
+});
+
+/** The tiny graph model's files with model.json replaced by `edit(modelJson)`. */
+function editedGraphModel(edit: (modelJson: any) => void, options: TinyModelOptions = {}): Record<string, Uint8Array> {
+  const model = buildTinyGraphModel(options);
+  const json = structuredClone(model.modelJson);
+  edit(json);
+  return { ...model.files, "model.json": encode(json) };
+}
+
+const graphSpec = () => tinySpec({ name: "tiny-graph", feature_layer: "conv/Conv2D" });
+
+describe("POST /v1/backbones audits what a model may run (422 naming the layer or node)", () => {
+  it("model_control_flow for a graph model with a StatelessWhile loop", async () => {
+    const { key, projectId } = await createProject();
+    const files = editedGraphModel((json) => json.modelTopology.node.push({ name: "spin/while", op: "StatelessWhile", input: ["conv/Conv2D"], attr: { T: { list: { type: ["DT_FLOAT"] } }, body: { func: { name: "spin_body" } }, cond: { func: { name: "spin_cond" } } } }));
+    const { status, body } = await upload(key, files, graphSpec());
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "model_control_flow", details: { node: "spin/while", op: "StatelessWhile" } });
+    expect(body.error.message).toContain("executeAsync");
+    expect((await env.BUCKET.list({ prefix: `projects/${projectId}/backbones/` })).objects).toEqual([]);
+  });
+
+  it("model_control_flow for tensor lists and arrays, whatever their exact op name", async () => {
+    const { key } = await createProject();
+    for (const op of ["TensorListReserve", "TensorArrayV3", "Switch", "Enter"]) {
+      const files = editedGraphModel((json) => json.modelTopology.node.push({ name: `n_${op}`, op, input: ["conv/Conv2D"] }));
+      const { status, body } = await upload(key, files, graphSpec());
+      expect(status).toBe(422);
+      expect(body.error).toMatchObject({ code: "model_control_flow", details: { op } });
+    }
+  });
+
+  it("model_function_library for a graph model that carries a function library", async () => {
+    const { key } = await createProject();
+    const files = editedGraphModel((json) => (json.modelTopology.library = { function: [{ signature: { name: "while_body_17" }, nodeDef: [] }] }));
+    const { status, body } = await upload(key, files, graphSpec());
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "model_function_library", details: { functions: ["while_body_17"] } });
+  });
+
+  it("model_dynamic_shape for a graph model whose input has a free spatial size", async () => {
+    const { key } = await createProject();
+    const { status, body } = await upload(key, buildTinyGraphModel({ inputSize: [null, null] }).files, graphSpec());
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "model_dynamic_shape", details: { input: "input", model_input_shape: [null, null, null, 3] } });
+  });
+
+  it("model_op_not_allowed for an op outside the allowlist (one tfjs runs only with executeAsync)", async () => {
+    const { key } = await createProject();
+    const files = editedGraphModel((json) => json.modelTopology.node.push({ name: "nms", op: "NonMaxSuppressionV5", input: ["conv/Conv2D"] }));
+    const { status, body } = await upload(key, files, graphSpec());
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "model_op_not_allowed", details: { node: "nms", op: "NonMaxSuppressionV5" } });
+  });
+
+  it("model_layer_not_allowed for a layers model with a Lambda or a custom layer", async () => {
+    const { key } = await createProject();
+    for (const className of ["Lambda", "MyCustomLayer"]) {
+      const files = editedModel((json) => {
+        const layers = json.modelTopology.model_config?.config.layers ?? json.modelTopology.config.layers;
+        layers.splice(3, 0, { class_name: className, name: "sneaky", inbound_nodes: [[["bn1", 0, 0, {}]]], config: { name: "sneaky", function: ["4wEAAAAAAAAA", null, null], function_type: "lambda" } });
+      });
+      const { status, body } = await upload(key, files);
+      expect(status).toBe(422);
+      expect(body.error).toMatchObject({ code: "model_layer_not_allowed", details: { layer: "sneaky", class_name: className } });
+    }
   });
 });
 

@@ -8,6 +8,7 @@ import { bytesToHex } from "../../shared/wire";
 import { BUILTIN_BACKBONES, findBuiltinBackbone, type CatalogEntry } from "../../shared/catalog";
 import { ApiError, withContext } from "../../shared/errors";
 import { newId, sha256Hex } from "../../shared/ids";
+import { auditModel } from "../../shared/backbone/audit";
 import type { BackboneSpec } from "../../shared/schemas";
 import { backbones, jobs, models } from "../db/schema";
 import type { Db } from "./db";
@@ -130,6 +131,8 @@ export function validateModel(modelJson: ModelJson, spec: BackboneSpec, file: st
   if (summary.weightBytes > MAX_WEIGHT_BYTES) {
     throw new ApiError("model_too_large", `The model's weights take ${summary.weightBytes} bytes; the limit is ${MAX_WEIGHT_BYTES} bytes. Quantize it (tensorflowjs_converter --quantize_uint8) or pick a smaller model.`, { weight_bytes: summary.weightBytes, limit_bytes: MAX_WEIGHT_BYTES });
   }
+  // The audit first: what a model may run at all comes before how its spec names its layers.
+  auditModel(modelJson, file);
   checkSpecAgainstModel(modelJson, summary.format, spec, file);
   return summary;
 }
