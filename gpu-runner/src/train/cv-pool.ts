@@ -32,6 +32,8 @@ export function workerFoldRunner(data: FoldData, options: FoldPoolOptions = {}) 
     const count = Math.max(1, Math.min(options.maxWorkers ?? Math.min(availableParallelism(), 4), tasks.length));
     const workers = Array.from({ length: count }, () => startWorker(data));
     const results = new Array<FoldResult>(tasks.length);
+    // Longest first (an MLP fit costs several linear ones), so no worker is left with a long task at the end.
+    const order = tasks.map((_, index) => index).sort((a, b) => taskWeight(tasks[b]!) - taskWeight(tasks[a]!) || a - b);
     let next = 0;
     let done = 0;
     try {
@@ -41,7 +43,7 @@ export function workerFoldRunner(data: FoldData, options: FoldPoolOptions = {}) 
         if (options.signal?.aborted) return onAbort();
         const feed = (worker: Worker) => {
           if (next >= tasks.length) return;
-          const id = next++;
+          const id = order[next++]!;
           worker.postMessage({ id, task: tasks[id] });
         };
         for (const worker of workers) {
@@ -63,4 +65,9 @@ export function workerFoldRunner(data: FoldData, options: FoldPoolOptions = {}) 
     }
     return results;
   };
+}
+
+/** Relative cost of a fit: the units its first layer feeds (a linear head's are the classes; about 1 per class). */
+function taskWeight(task: FoldTask): number {
+  return task.candidate.head.type === "mlp" ? task.candidate.head.hidden[0] ?? 1 : 1;
 }

@@ -3,9 +3,6 @@
  * `{id, result}` (a `FoldResult`) or `{id, error}` back.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import * as tf from "@tensorflow/tfjs";
-// As on the main thread (run-job.ts): no "install tfjs-node" banner, no debug checks on small head tensors.
-tf.env().set("PROD", true);
 import type { FoldTask } from "./select-head";
 import { fitFold, type FoldData } from "./fit-fold";
 

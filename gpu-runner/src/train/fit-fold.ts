@@ -1,11 +1,14 @@
 /**
  * One fit of the cross-validation search: train a candidate on some rows, score it on others. Shared by the worker
- * threads (cv-worker.ts) and by the in-process runner the tests use, so both compute the same numbers.
+ * threads (cv-worker.ts) and by the in-process runner the tests use, so both compute the same numbers. Every fit
+ * uses the L-BFGS solver (the runner's default, and what the refit of the winner uses), which needs no tfjs: a
+ * worker thread starts without loading it.
  */
 import { applyHead } from "../../../shared/head";
 import type { Hyperparameters } from "../../../shared/schemas";
 import type { FoldTask } from "./select-head";
-import { trainHead, type Tf } from "./train-head";
+import { trainHeadLbfgs } from "./lbfgs-head";
+import { validateInput } from "./train-head-common";
 
 export interface FoldData {
   /** Shape [itemCount, dim]. */
@@ -25,14 +28,14 @@ export interface FoldResult {
 }
 
 /** The candidate trained on `task.trainRows`, applied to `task.heldRows`. */
-export async function fitFold(data: FoldData, task: FoldTask, tf?: Tf): Promise<FoldResult> {
+export async function fitFold(data: FoldData, task: FoldTask): Promise<FoldResult> {
   const { embeddings, dim, labels, classCount } = data;
-  const trained = await trainHead(
-    { embeddings, dim, labels, classCount, trainIndex: task.trainRows, valIndex: task.heldRows },
+  const input = { embeddings, dim, labels, classCount, trainIndex: task.trainRows, valIndex: task.heldRows };
+  validateInput(input);
+  const trained = await trainHeadLbfgs(
+    input,
     // The held-out fold only scores: no early stopping on it, and the final weights are kept (keep "last").
     { head: task.candidate.head, hyperparameters: { ...data.hyperparameters, early_stopping_patience: 0, ...task.candidate.hyperparameters }, keep: "last" },
-    {},
-    tf,
   );
   const held = new Float32Array(task.heldRows.length * dim);
   task.heldRows.forEach((row, i) => held.set(embeddings.subarray(row * dim, (row + 1) * dim), i * dim));
@@ -47,11 +50,11 @@ export async function fitFold(data: FoldData, task: FoldTask, tf?: Tf): Promise<
 }
 
 /** Runs tasks one after another on this thread (tests, and runners with one core). */
-export function inProcessFoldRunner(data: FoldData, tf?: Tf) {
+export function inProcessFoldRunner(data: FoldData) {
   return async (tasks: FoldTask[], onDone?: (done: number) => void): Promise<FoldResult[]> => {
     const out: FoldResult[] = [];
     for (const task of tasks) {
-      out.push(await fitFold(data, task, tf));
+      out.push(await fitFold(data, task));
       onDone?.(out.length);
     }
     return out;

@@ -13,11 +13,12 @@
  * Why: measured in bench/train/head-speed.ts, L-BFGS reaches the same validation accuracy as 100 epochs of Adam in a
  * few dozen full passes over the data, and a full pass in plain JS costs less than one tfjs epoch of 32-row batches.
  */
-import type { Head } from "../../../shared/head";
+import type { Head, Standardization } from "../../../shared/head";
 import { createRandom } from "../../../shared/random";
-import { denseLogits, DenseObjective, fromDenseLayers, toDenseLayers, type DenseObjectiveInput } from "./dense-objective";
+import { denseLogits, DenseObjective, fromDenseLayers, parameterCount, toDenseLayers, type DenseObjectiveInput } from "./dense-objective";
 import { Lbfgs, type Objective } from "./lbfgs";
 import { crossEntropySum, loadOrt, OnnxLogits, OnnxObjective } from "./onnx-objective";
+import { isSpanWorthIt, rowSpaceOf, type RowSpace } from "./row-space";
 import type { EpochMetrics, HeadTrainingConfig, HeadTrainingInput, TrainHeadHooks, TrainHeadResult, TrainingStopReason } from "./train-head";
 import { buildTargets, computeClassWeights, computeStandardization, gatherStandardizedRows, initializeLayers } from "./train-head-common";
 
@@ -31,6 +32,8 @@ export interface LbfgsHeadOptions {
   backend?: ObjectiveBackend;
   /** onnxruntime intra-op threads (default 1). */
   threads?: number;
+  /** false: always fit on the full features (tests compare both ways); default: in the rows' span when smaller. */
+  rowSpace?: boolean;
 }
 
 /**
@@ -41,12 +44,52 @@ export interface LbfgsHeadOptions {
  */
 const ONNX_MIN_WORK = 200_000;
 
+/** What a fit reads: the standardisation, and the training and validation rows standardised (in span coordinates when `space`). */
+interface PreparedRows {
+  standardize: Standardization;
+  space: RowSpace | null;
+  /** [trainIndex.length, fitDim] */
+  trainX: Float32Array;
+  /** [valIndex.length, fitDim] */
+  valX: Float32Array;
+  /** xᵀ of `trainX` when the caller asked for it (onnxruntime takes both), written in the same pass. */
+  trainXTransposed?: Float32Array;
+}
+
+/**
+ * Prepared rows of the last few fits per embeddings matrix: cross-validation fits every candidate on the same folds,
+ * and these depend only on the rows, so each worker standardises and projects a fold once, not once per candidate.
+ * Kept only for span fits (small data); a handful per matrix (5 folds + a refit).
+ */
+const preparedCache = new WeakMap<Float32Array, Map<string, PreparedRows>>();
+const PREPARED_PER_MATRIX = 8;
+
+function prepareRows(input: HeadTrainingInput, useSpace: boolean, wantTransposed: boolean): PreparedRows {
+  const { embeddings, dim, trainIndex, valIndex } = input;
+  const key = `${dim}|${useSpace}|${trainIndex.join(",")}|${valIndex.join(",")}`;
+  const cached = preparedCache.get(embeddings)?.get(key);
+  if (cached) return cached;
+  const standardize = computeStandardization(embeddings, dim, trainIndex);
+  // Fewer rows than features: fit in the span of the training rows (row-space.ts), the same head at a fraction of the cost.
+  const inSpace = useSpace && isSpanWorthIt(trainIndex.length, dim);
+  const trainXTransposed = wantTransposed && !inSpace ? new Float32Array(trainIndex.length * dim) : undefined;
+  const trainFeatures = gatherStandardizedRows(embeddings, dim, trainIndex, standardize, trainXTransposed);
+  const valFeatures = gatherStandardizedRows(embeddings, dim, valIndex, standardize);
+  const space = inSpace ? rowSpaceOf(trainFeatures, trainIndex.length, dim) : null;
+  if (!space) return { standardize, space, trainX: trainFeatures, valX: valFeatures, trainXTransposed };
+  const prepared = { standardize, space, trainX: space.coordinates, valX: space.project(valFeatures, valIndex.length) };
+  const entries = preparedCache.get(embeddings) ?? new Map<string, PreparedRows>();
+  preparedCache.set(embeddings, entries);
+  if (entries.size >= PREPARED_PER_MATRIX) entries.delete(entries.keys().next().value!);
+  entries.set(key, prepared);
+  return prepared;
+}
+
 export async function trainHeadLbfgs(input: HeadTrainingInput, config: HeadTrainingConfig, hooks: TrainHeadHooks = {}, options: LbfgsHeadOptions = {}): Promise<TrainHeadResult> {
   const params = config.hyperparameters;
   const { dim, classCount } = input;
   const labelNames = input.labelNames ?? Array.from({ length: classCount }, (_, index) => String(index));
   const hidden = config.head.type === "mlp" ? config.head.hidden : [];
-  const standardize = computeStandardization(input.embeddings, dim, input.trainIndex);
   const trainLabels = Int32Array.from(input.trainIndex, (row) => input.labels[row]!);
   const valLabels = Int32Array.from(input.valIndex, (row) => input.labels[row]!);
   const classWeights = computeClassWeights(trainLabels, classCount, params.class_weighting);
@@ -54,32 +97,44 @@ export async function trainHeadLbfgs(input: HeadTrainingInput, config: HeadTrain
   const valCount = input.valIndex.length;
   const smoothing = params.label_smoothing;
 
-  const start = fromDenseLayers(initializeLayers(dim, hidden, classCount, createRandom(params.seed)));
   const backend = options.backend ?? "auto";
-  const wantOnnx = backend === "onnx" || (backend === "auto" && trainCount * start.length >= ONNX_MIN_WORK);
+  // Judged on the full features (an upper bound of the work in the span).
+  const wantOnnx = backend === "onnx" || (backend === "auto" && trainCount * parameterCount(dim, hidden, classCount) >= ONNX_MIN_WORK);
   if (backend === "onnx" && !(await loadOrt())) throw new Error("the onnx objective backend was requested but onnxruntime-node cannot load");
   const useOnnx = wantOnnx && (await loadOrt()) !== null;
   const threads = options.threads ?? 1;
-  // onnxruntime also takes xᵀ: written in the same pass as x.
-  const xTransposed = useOnnx ? new Float32Array(trainCount * dim) : undefined;
+  const { standardize, space, trainX, valX, trainXTransposed } = prepareRows(input, options.rowSpace !== false, useOnnx);
+  const fitDim = space ? space.rank : dim;
+  const initial = initializeLayers(fitDim, hidden, classCount, createRandom(params.seed));
+  // He-uniform scale for d inputs, not r: span coordinates carry the rows' whole norm in r < d values.
+  if (space && hidden.length > 0) initial[0]!.weights.forEach((w, i, weights) => (weights[i] = w * Math.sqrt(fitDim / dim)));
+  const start = fromDenseLayers(initial);
   const objectiveInput: DenseObjectiveInput = {
-    x: gatherStandardizedRows(input.embeddings, dim, input.trainIndex, standardize, xTransposed),
+    x: trainX,
     rows: trainCount,
-    dim,
+    dim: fitDim,
     targets: buildTargets(trainLabels, classCount, smoothing, classWeights),
     labels: trainLabels,
     classCount,
     hidden,
     l2: params.weight_decay,
   };
-  const valX = gatherStandardizedRows(input.embeddings, dim, input.valIndex, standardize);
   const valTargets = buildTargets(valLabels, classCount, smoothing, null);
-  const onnxObjective = useOnnx ? await OnnxObjective.create(objectiveInput, threads, xTransposed) : null;
-  const onnxLogits = onnxObjective ? await OnnxLogits.create(dim, hidden, classCount, threads) : null;
+  const onnxObjective = useOnnx ? await OnnxObjective.create(objectiveInput, threads, trainXTransposed) : null;
+  const onnxLogits = onnxObjective ? await OnnxLogits.create(fitDim, hidden, classCount, threads) : null;
   const objective: Objective & { lastDataLoss: number; lastCorrect: number } = onnxObjective ?? new DenseObjective(objectiveInput);
   const valLogits = async (theta: Float64Array) =>
-    onnxLogits ? onnxLogits.logits(theta, valX, valCount, dim) : denseLogits(theta, valX, valCount, dim, hidden, classCount);
+    onnxLogits ? onnxLogits.logits(theta, valX, valCount, fitDim) : denseLogits(theta, valX, valCount, fitDim, hidden, classCount);
   return iterate();
+
+  /** θ in span coordinates → θ on the features: the first kernel lifted, every other parameter as it is. */
+  function liftFirstKernel(theta: Float64Array): Float64Array {
+    const units = hidden[0] ?? classCount;
+    const full = new Float64Array(theta.length + units * (dim - fitDim));
+    full.set(space!.lift(theta.subarray(0, units * fitDim), units), 0);
+    full.set(theta.subarray(units * fitDim), units * dim);
+    return full;
+  }
 
   async function iterate(): Promise<TrainHeadResult> {
     const solver = await Lbfgs.start(objective, start, { memory: LBFGS_MEMORY });
@@ -122,7 +177,8 @@ export async function trainHeadLbfgs(input: HeadTrainingInput, config: HeadTrain
     // No best iterate only if val loss was NaN throughout; the last iterate is all there is.
     const keepLast = config.keep === "last";
     const theta = !keepLast && best && Number.isFinite(best.valLoss) ? best.theta : solver.x;
-    const head: Head = { inputDim: dim, labels: [...labelNames], standardize, layers: toDenseLayers(theta, dim, hidden, classCount) };
+    const layers = toDenseLayers(space ? liftFirstKernel(theta) : theta, dim, hidden, classCount);
+    const head: Head = { inputDim: dim, labels: [...labelNames], standardize, layers };
     return { head, epochs, bestEpoch: keepLast ? epochs.length : best?.epoch ?? epochs.length, stopReason };
   }
 }
