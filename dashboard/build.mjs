@@ -2,6 +2,7 @@
 // Builds the web dashboard into dashboard/dist (served by Workers static assets, see wrangler.toml [assets]):
 // one minified ES module bundle (Preact + htm + uPlot + the app) and one stylesheet, named by content hash so they can
 // be cached for a year; index.html and _headers (the Content-Security-Policy) are written beside them.
+// The model bundle's runtime (bundle/build.mjs) goes beside them, in bundle-runtime/.
 // Runs in about 0.1 s: wrangler's [build] runs it before `wrangler dev` and `wrangler deploy`, vitest.config.ts
 // before the tests. `node dashboard/build.mjs --report` prints the first page's JS size, raw and gzipped.
 import * as esbuild from "esbuild";
@@ -9,6 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { gzipSync } from "node:zlib";
 import { fileURLToPath } from "node:url";
+import { buildBundleRuntime } from "../bundle/build.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const DIST = path.join(HERE, "dist");
@@ -71,6 +73,7 @@ export async function buildDashboard({ outdir = DIST, quiet = false } = {}) {
     path.join(outdir, "_headers"),
     [`/*`, `  Content-Security-Policy: ${CSP}`, ...security.map((h) => `  ${h}`), `/assets/*`, `  Cache-Control: public, max-age=31536000, immutable`, ""].join("\n"),
   );
+  await buildBundleRuntime({ outdir: path.join(outdir, "bundle-runtime"), quiet });
   const jsBytes = fs.readFileSync(path.join(outdir, js));
   const cssBytes = fs.readFileSync(path.join(outdir, css));
   return { js, css, jsBytes: jsBytes.length, jsGzip: gzipSync(jsBytes, { level: 9 }).length, cssBytes: cssBytes.length, cssGzip: gzipSync(cssBytes, { level: 9 }).length };

@@ -296,6 +296,54 @@ export const aliasSchema = z
     history: z.array(aliasHistoryEntrySchema).optional().describe("switches, newest first"),
   })
   .meta({ id: "Alias" });
+/**
+ * `GET /v1/models/:id/bundle/manifest`: the self-contained bundle as a list of files to download one by one (each
+ * streamed by its own GET), written beside them as `edgetune.json`. Mirrors shared/bundle/manifest.ts, which the
+ * bundle's runtime reads without zod.
+ */
+export const bundleManifestSchema = z
+  .object({
+    format: z.literal("edgetune-bundle/2"),
+    model_id: z.string(),
+    labels: z.array(z.string()).describe("class labels in the head's output order"),
+    backbone: z.object({
+      id: z.string(),
+      name: z.string(),
+      format: z.enum(["layers-model", "graph-model"]).describe("tfjs format of backbone/model.json; both load with plain @tensorflow/tfjs"),
+      source: z.string().optional(),
+      license: z.string().optional(),
+    }),
+    feature_spec: z
+      .object({
+        feature_layers: z.array(z.string()),
+        pooling: z.enum(["avg", "avg+max"]),
+        flip_average: z.boolean().optional(),
+        input_size: z.tuple([z.number().int(), z.number().int()]).optional(),
+      })
+      .describe("which inner activations of the backbone are globally pooled into the embedding the head reads"),
+    preprocessing: z
+      .object({
+        version: z.string().describe("the image pipeline's code version (decoders, EXIF, alpha on white, resampling)"),
+        input_size: z.tuple([z.number().int(), z.number().int()]),
+        mean: z.tuple([z.number(), z.number(), z.number()]),
+        std: z.tuple([z.number(), z.number(), z.number()]),
+        resize: z.enum(["squash", "center_crop"]),
+      })
+      .describe("normalisation is (x / 255 - mean) / std per RGB channel after a Pillow-style bilinear resize to input_size ([height, width])"),
+    top_k: z.number().int().describe("labels per image predict() returns by default (the API's default top_k)"),
+    entry: z.literal("edgetune.mjs"),
+    paths: z.object({ backbone_model: z.string(), backbone_weights: z.string(), head_manifest: z.string(), head_weights: z.string(), jpeg_decoder: z.string(), png_decoder: z.string() }),
+    files: z
+      .array(
+        z.object({
+          path: z.string().describe("where the file goes in the bundle folder"),
+          url: z.string().describe("download path on the API's origin (/v1/... with the API key; /bundle-runtime/... is public)"),
+          bytes: z.number().int().optional(),
+        }),
+      )
+      .describe("every file of the bundle, edgetune.json (this document) included"),
+  })
+  .meta({ id: "BundleManifest" });
 export const predictQuerySchema = z.object({
   top_k: z.coerce.number().int().min(1).max(1000).default(5).describe("labels per image, most probable first"),
 });

@@ -2,7 +2,7 @@
  * The head's storage format: the `Head` in memory, the JSON manifest + float32 binary on the wire, and the
  * (de)serialisation between them. See shared/head.ts for the overview.
  */
-import { z } from "zod";
+import * as z from "zod/mini";
 
 export const HEAD_FORMAT = "edgetune-head/1";
 
@@ -38,14 +38,14 @@ export interface Head {
 
 /** Where a tensor sits in the weights binary. Both numbers count float32 values, not bytes. */
 const weightRangeSchema = z.object({
-  offset: z.number().int().min(0),
-  length: z.number().int().min(0),
+  offset: z.int().check(z.minimum(0)),
+  length: z.int().check(z.minimum(0)),
 });
 export type WeightRange = z.infer<typeof weightRangeSchema>;
 
 const denseLayerManifestSchema = z.object({
   type: z.literal("dense"),
-  units: z.number().int().min(1),
+  units: z.int().check(z.minimum(1)),
   activation: z.enum(["relu", "softmax", "linear"]),
   weights: weightRangeSchema,
   bias: weightRangeSchema,
@@ -54,18 +54,19 @@ const denseLayerManifestSchema = z.object({
 /**
  * The JSON half of a stored head. Unknown top-level keys are kept by the schema and ignored by `parseHead`, so
  * newer writers can add fields (training metadata, say) without breaking older readers.
+ *
+ * Written with `zod/mini` (the same validator, tree-shakable): the model bundle's `edgetune.mjs` parses heads with
+ * this very code, and classic zod would add about 450 KB (its locales included) to that module; mini adds about 20.
  */
-export const headManifestSchema = z
-  .object({
-    format: z.literal(HEAD_FORMAT),
-    input_dim: z.number().int().min(1),
-    labels: z.array(z.string()).min(1),
-    standardize: z.object({ mean: z.array(z.number()), std: z.array(z.number()) }).nullable(),
-    layers: z.array(denseLayerManifestSchema).min(1),
-    /** Exact size of the weights binary: 4 × the number of float32 values. */
-    weights_byte_length: z.number().int().min(0),
-  })
-  .passthrough();
+export const headManifestSchema = z.looseObject({
+  format: z.literal(HEAD_FORMAT),
+  input_dim: z.int().check(z.minimum(1)),
+  labels: z.array(z.string()).check(z.minLength(1)),
+  standardize: z.nullable(z.object({ mean: z.array(z.number()), std: z.array(z.number()) })),
+  layers: z.array(denseLayerManifestSchema).check(z.minLength(1)),
+  /** Exact size of the weights binary: 4 × the number of float32 values. */
+  weights_byte_length: z.int().check(z.minimum(0)),
+});
 export type HeadManifest = z.infer<typeof headManifestSchema>;
 
 /** A stored head that cannot be used; `path` names the offending manifest field where there is one. */

@@ -3,10 +3,11 @@ import { findBuiltinBackbone } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
 import { PREPROCESS_VERSION } from "../../shared/image/preprocess";
 import { compareEvaluations, type EvaluatedImage } from "../../shared/compare";
-import { modelComparisonSchema, modelSchema } from "../../shared/schemas";
+import { bundleManifestSchema, modelComparisonSchema, modelSchema } from "../../shared/schemas";
 import { forceQuery, pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import { resolveBackbone } from "../services/backbones";
+import { BUNDLE_FILE_NAMES, describeBundle, openBundleFile } from "../services/bundles";
 import { deleteModel, getModel, listModels, modelView, modelViewFull, readModelArtifact } from "../services/models";
 import { errors, idParam, jsonResponse, security } from "./openapi-helpers";
 
@@ -106,7 +107,7 @@ modelRoutes.openapi(
 modelRoutes.openapi(
   createRoute({
     method: "get", path: "/models/{id}/bundle", tags: ["models"], security,
-    summary: "A standalone bundle for the browser: the head as a tfjs layers model (weights inline), the backbone reference and the exact preprocessing",
+    summary: "The head as a tfjs layers model (weights inline in JSON), a reference to the backbone and the preprocessing parameters (format edgetune-bundle/1, kept for existing clients). For a bundle that runs on its own, use /bundle/manifest",
     request: { params: modelParam },
     responses: { 200: { description: "JSON bundle" }, 401: errors[401], 404: errors[404] },
   }),
@@ -128,5 +129,36 @@ modelRoutes.openapi(
       head: { model_json: await modelJson.json(), weights_base64: btoa(binary) },
       usage: "Run the backbone up to feature_layer, global-pool (pooling) into the embedding, then head = tf.loadLayersModel(tf.io.fromMemory(model_json.modelTopology, model_json.weightsManifest[0].weights, weights)); head.predict(embedding) gives probabilities over labels.",
     }, 200);
+  },
+);
+
+// The self-contained bundle: a manifest, then one GET per file. Peak memory per request: the manifest route holds the
+// model row and a JSON document of a few KB (labels, spec, ~16 file entries; sizes come from R2 head() calls); the
+// files route holds nothing but R2's body stream, which the response pipes through in chunks of at most 64 KB. A
+// 10 MB backbone thus costs the isolate tens of KB, not 10 MB, nor the 4/3 of it a base64 string would.
+modelRoutes.openapi(
+  createRoute({
+    method: "get", path: "/models/{id}/bundle/manifest", tags: ["models"], security,
+    summary: "The self-contained bundle's manifest (edgetune.json): labels, backbone, feature layers, preprocessing, and every file to download (backbone and head weights, the predict module, the decoders, examples)",
+    request: { params: modelParam },
+    responses: { 200: jsonResponse("The manifest", bundleManifestSchema), 401: errors[401], 404: errors[404], 409: errors[409], 503: errors[503] },
+  }),
+  async (c) => c.json(await describeBundle(c.var.db, c.env.BUCKET, await loadModel(c, c.req.valid("param").id)), 200),
+);
+
+modelRoutes.openapi(
+  createRoute({
+    method: "get", path: "/models/{id}/bundle/files/{name}", tags: ["models"], security,
+    summary: "One file of the self-contained bundle, streamed: the backbone (backbone-model.json, backbone-weights.bin), the head (head.json, head.bin; as a tfjs model head-model.json, head-weights.bin) or labels.json",
+    request: { params: modelParam.extend({ name: z.enum(BUNDLE_FILE_NAMES).meta({ param: { name: "name", in: "path" } }) }) },
+    responses: { 200: { description: "The file" }, 401: errors[401], 404: errors[404], 409: errors[409] },
+  }),
+  async (c) => {
+    const { id, name } = c.req.valid("param");
+    const file = await openBundleFile(c.var.db, c.env.BUCKET, await loadModel(c, id), name);
+    if (!file) throw new ApiError("artifact_not_found", `Model '${id}' has no ${name} in storage.`);
+    const headers: Record<string, string> = { "content-type": file.contentType, "content-length": String(file.bytes), "content-disposition": `attachment; filename="${name}"` };
+    if (file.etag) headers.etag = file.etag;
+    return new Response(file.body, { headers });
   },
 );

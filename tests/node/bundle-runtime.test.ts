@@ -1,0 +1,137 @@
+/**
+ * The bundle's runtime as users get it: bundle/build.mjs writes edgetune.mjs (esbuild) and the decoders' .wasm into
+ * a folder; with a backbone, a head and edgetune.json beside them, `loadBundle(tf, readFile).predict(bytes)` must
+ * answer what the API's pipeline computes for the same bytes (shared/image decode + preprocess with the Node-compiled
+ * decoders, the shared feature extractor, applyHead, topK), here on images with an EXIF rotation and with alpha.
+ * The same folder exported from a trained model, against the API's own answers, in Node and Chromium:
+ * tests/e2e/bundle.test.ts.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import * as tf from "@tensorflow/tfjs";
+import { beforeAll, describe, expect, it } from "vitest";
+import { buildBundleRuntime } from "../../bundle/build.mjs";
+import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
+import { buildAnyFeatureExtractor } from "../../shared/backbone/any-feature-extractor";
+import { BUNDLE_FORMAT, BUNDLE_RUNTIME_FILES, type BundleManifest } from "../../shared/bundle/manifest";
+import { featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
+import { applyHead, serializeHead, topK, type Head } from "../../shared/head";
+import { decodeImage } from "../../shared/image/decode";
+import { PREPROCESS_VERSION, preprocessImage } from "../../shared/image/preprocess";
+import type { BackboneSpec } from "../../shared/schemas";
+import { FIXTURE_JPEG_BASE64, FIXTURE_PNG_BASE64 } from "../fixtures/parity-images";
+import { makeColouredPng, makeJpeg } from "../fixtures/images";
+import { buildTinyModel } from "../fixtures/tiny-model";
+
+const SPEC: BackboneSpec = { name: "tiny", feature_layer: "relu1", input_size: [32, 32], normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, pooling: "avg", resize: "squash" };
+const LABELS = ["cat", "dog", "bird"];
+const IMAGES: Record<string, Uint8Array> = {
+  "exif-rotated.jpg": Buffer.from(FIXTURE_JPEG_BASE64, "base64"),
+  "alpha.png": Buffer.from(FIXTURE_PNG_BASE64, "base64"),
+  "small.jpg": makeJpeg("small"),
+  "red.png": makeColouredPng(48, 40, [200, 40, 40], 3),
+};
+
+/** A 3-class linear head over the tiny backbone's 8 features, standardised, with fixed weights. */
+function fixedHead(): Head {
+  const dim = 8;
+  const weights = Float32Array.from({ length: dim * LABELS.length }, (_, i) => Math.sin(i * 1.7) * 0.8);
+  return {
+    inputDim: dim,
+    labels: LABELS,
+    standardize: { mean: Float32Array.from({ length: dim }, (_, i) => 0.05 * i), std: Float32Array.from({ length: dim }, (_, i) => 0.2 + 0.05 * i) },
+    layers: [{ type: "dense", inputDim: dim, units: LABELS.length, activation: "softmax", weights, bias: Float32Array.of(0.1, -0.2, 0.05) }],
+  };
+}
+
+let dir: string;
+let runtimeFiles: { name: string; bytes: number }[];
+
+beforeAll(async () => {
+  await tf.setBackend("cpu");
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-bundle-"));
+  runtimeFiles = await buildBundleRuntime({ outdir: dir, quiet: true });
+  const tiny = buildTinyModel();
+  fs.mkdirSync(path.join(dir, "backbone"));
+  fs.mkdirSync(path.join(dir, "head"));
+  fs.writeFileSync(path.join(dir, "backbone", "model.json"), JSON.stringify({ ...tiny.modelJson, weightsManifest: [{ paths: ["weights.bin"], weights: tiny.modelJson.weightsManifest.flatMap((g: { weights: unknown[] }) => g.weights) }] }));
+  fs.writeFileSync(path.join(dir, "backbone", "weights.bin"), tiny.weightData);
+  const { manifest, weights } = serializeHead(fixedHead());
+  fs.writeFileSync(path.join(dir, "head", "head.json"), JSON.stringify(manifest));
+  fs.writeFileSync(path.join(dir, "head", "head.bin"), weights);
+  const bundleManifest: BundleManifest = {
+    format: BUNDLE_FORMAT,
+    model_id: "mdl_runtime_test",
+    labels: LABELS,
+    backbone: { id: "bb_tiny", name: "tiny", format: "layers-model" },
+    feature_spec: featureSpecOf(SPEC),
+    preprocessing: { version: PREPROCESS_VERSION, ...preprocessSpecOf(SPEC) },
+    top_k: 5,
+    entry: "edgetune.mjs",
+    paths: { backbone_model: "backbone/model.json", backbone_weights: "backbone/weights.bin", head_manifest: "head/head.json", head_weights: "head/head.bin", jpeg_decoder: "mozjpeg_dec.wasm", png_decoder: "squoosh_png_bg.wasm" },
+    files: [],
+  };
+  fs.writeFileSync(path.join(dir, "edgetune.json"), JSON.stringify(bundleManifest));
+});
+
+/** The API's pipeline in Node (services/inference.ts predict, layers path): decode, preprocess, embed, head, top-k. */
+async function referencePredictions(images: Uint8Array[]) {
+  const tiny = buildTinyModel();
+  const extractor = await buildAnyFeatureExtractor(tf, { name: "tiny", modelJson: tiny.modelJson as any, weightData: tiny.weightData.slice().buffer, inputRange: [0, 1] }, featureSpecOf(SPEC));
+  const codecs = await getNodeCodecs();
+  const head = fixedHead();
+  const embeddings = new Float32Array(images.length * head.inputDim);
+  for (const [index, bytes] of images.entries()) {
+    const pixels = preprocessImage(await decodeImage(bytes, codecs), preprocessSpecOf(SPEC));
+    const embedding = await extractor.embedAsync(tf.tensor4d(pixels, [1, 32, 32, 3]));
+    embeddings.set(embedding.dataSync() as Float32Array, index * head.inputDim);
+  }
+  extractor.dispose();
+  const probabilities = applyHead(head, embeddings, images.length);
+  return images.map((_, row) => topK(probabilities.subarray(row * 3, row * 3 + 3), 5, head.labels));
+}
+
+describe("bundle runtime (edgetune.mjs built by bundle/build.mjs)", () => {
+  it("writes the predict module, both decoders and the examples, and the module is small", () => {
+    expect(runtimeFiles.map((f) => f.name).sort()).toEqual([...BUNDLE_RUNTIME_FILES].sort());
+    const moduleBytes = runtimeFiles.find((f) => f.name === "edgetune.mjs")!.bytes;
+    expect(moduleBytes).toBeLessThan(150_000);
+    const pkg = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8"));
+    expect(pkg.dependencies["@tensorflow/tfjs"]).toBe(JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, "../../package.json"), "utf8")).dependencies["@tensorflow/tfjs"]);
+  });
+
+  it("predict(bytes) answers the API pipeline's top labels and probabilities for EXIF-rotated, transparent and plain images", async () => {
+    const { loadBundle } = await import(pathToFileURL(path.join(dir, "edgetune.mjs")).href);
+    const folder = pathToFileURL(`${dir}/`);
+    const model = await loadBundle(tf, (file: string) => fs.promises.readFile(new URL(file, folder)));
+    expect(model.labels).toEqual(LABELS);
+    const images = Object.values(IMAGES);
+    const result = await model.predict(images);
+    const expected = await referencePredictions(images);
+    expect(result.model_id).toBe("mdl_runtime_test");
+    expect(result.predictions.map((p: { label: string }[]) => p.map((x) => x.label))).toEqual(expected.map((p) => p.map((x) => x.label)));
+    result.predictions.forEach((prediction: { probability: number }[], row: number) => {
+      prediction.forEach((entry, k) => expect(Math.abs(entry.probability - expected[row]![k]!.probability)).toBeLessThan(1e-6));
+    });
+    // One image alone gives the same answer as in the batch, and top_k applies.
+    const single = await model.predict(IMAGES["exif-rotated.jpg"], { topK: 1 });
+    expect(single.predictions).toEqual([result.predictions[0].slice(0, 1)]);
+    model.dispose();
+  });
+
+  it("refuses what the API refuses, with the API's error code", async () => {
+    const { loadBundle } = await import(pathToFileURL(path.join(dir, "edgetune.mjs")).href);
+    const model = await loadBundle(tf, (file: string) => fs.promises.readFile(path.join(dir, file)));
+    await expect(model.predict(new TextEncoder().encode("not an image"))).rejects.toMatchObject({ code: "not_an_image" });
+    model.dispose();
+  });
+
+  it("refuses an edgetune.json from another release of the image pipeline instead of predicting differently", async () => {
+    const { loadBundle } = await import(pathToFileURL(path.join(dir, "edgetune.mjs")).href);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, "edgetune.json"), "utf8"));
+    const read = async (file: string) => (file === "edgetune.json" ? new TextEncoder().encode(JSON.stringify({ ...manifest, preprocessing: { ...manifest.preprocessing, version: "img-0" } })) : fs.promises.readFile(path.join(dir, file)));
+    await expect(loadBundle(tf, read)).rejects.toThrow(/image pipeline img-0/);
+  });
+});
