@@ -18,6 +18,7 @@
  * Prints numbers; asserts nothing. The box is shared: quote the run, not a single figure.
  */
 import { existsSync, openSync, readFileSync, readdirSync, readSync, closeSync, statSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { zipSync } from "fflate";
@@ -40,7 +41,8 @@ const headType = arg("head", "linear");
 const variation = arg("variation", "sharp") as Variation;
 /** Where generated archives are cached and the platform keeps its state: outside the repository for big runs (/tmp/...). */
 const OUT_DIR = path.resolve(arg("out", OUT));
-const log = (msg: string) => console.log(`[scale ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+/** Every line carries the 1-minute load average: the box is shared, and a figure means little without it. */
+const log = (msg: string) => console.log(`[scale ${new Date().toISOString().slice(11, 19)} load ${os.loadavg()[0]!.toFixed(1)}] ${msg}`);
 
 if (!existsSync(FLOWERS)) {
   console.log(`skipped: ${FLOWERS} not found (set EDGETUNE_SHARED_DIR)`);
