@@ -321,7 +321,7 @@ export function inboundLayerNames(layer: LayerRecord): string[] {
  * model's outputs (the classifier head and everything after the last feature layer are dropped). The weights
  * manifest is left as is (it still describes `weightData`); loaders skip the weights of dropped layers by name.
  */
-export function pruneToFeatureLayers(modelJson: LayersModelJson, featureLayers: string[]): LayersModelJson {
+export function pruneToFeatureLayers<T extends ModelJsonLike>(modelJson: T, featureLayers: string[]): T {
   const layers = getLayerRecords(modelJson);
   const byName = new Map(layers.map((layer) => [layer.name, layer]));
   const keep = new Set<string>();

@@ -5,7 +5,8 @@
  * then a head (GlobalAveragePooling2D + Dense) that feature extraction must cut.
  */
 import * as tf from "@tensorflow/tfjs";
-import type { BackboneBundle } from "../../shared/backbone/types";
+import { buildFeatureExtractor } from "../../shared/backbone/feature-extractor";
+import type { BackboneBundle, FeatureSpec } from "../../shared/backbone/types";
 
 export const TINY_SIZE = 32;
 
@@ -34,7 +35,14 @@ export async function makeTinyBundle(seed = 7): Promise<BackboneBundle> {
   const head = tf.layers.dense({ units: 3, activation: "softmax", name: "head" }).apply(pooled) as tf.SymbolicTensor;
   const model = tf.model({ inputs: input, outputs: head, name: "tiny" });
 
-  // Random but well-conditioned weights; BN statistics far from the identity so folding is exercised.
+  return saveAsBundle(model, "tiny-test", seed);
+}
+
+/**
+ * Gives `model` random but well-conditioned weights (BN statistics far from the identity, so folding is exercised),
+ * serialises it the way tfjs saves model.json, and disposes it.
+ */
+export async function saveAsBundle(model: tf.LayersModel, name: string, seed = 7): Promise<BackboneBundle> {
   let state = seed;
   const random = () => ((state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
   for (const layer of model.layers) {
@@ -61,7 +69,7 @@ export async function makeTinyBundle(seed = 7): Promise<BackboneBundle> {
   model.dispose();
   const weightData = saved!.weightData as ArrayBuffer;
   return {
-    name: "tiny-test",
+    name,
     modelJson: {
       modelTopology: saved!.modelTopology as BackboneBundle["modelJson"]["modelTopology"],
       weightsManifest: [{ paths: ["weights.bin"], weights: saved!.weightSpecs as BackboneBundle["modelJson"]["weightsManifest"][0]["weights"] }],
@@ -87,4 +95,15 @@ export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   let max = 0;
   for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
   return max;
+}
+
+/** Reference embeddings `[n, dim]`: the shared tfjs-layers extractor on the current backend, in this process. */
+export async function referenceEmbeddings(bundle: BackboneBundle, spec: FeatureSpec, images: Float32Array, n: number, size = TINY_SIZE): Promise<Float32Array> {
+  const extractor = await buildFeatureExtractor(tf, bundle, spec);
+  const input = tf.tensor4d(images, [n, size, size, 3]);
+  const out = extractor.embed(input);
+  const values = (await out.data()) as Float32Array;
+  tf.dispose([input, out]);
+  extractor.dispose();
+  return values;
 }

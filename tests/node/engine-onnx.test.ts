@@ -2,11 +2,10 @@ import assert from "node:assert/strict";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { buildFeatureExtractor } from "../../shared/backbone/feature-extractor";
 import type { BackboneBundle, FeatureSpec } from "../../shared/backbone/types";
 import { createEngine, type EmbeddingEngine } from "../../gpu-runner/src/engine/index";
 import { convertToOnnx } from "../../gpu-runner/src/engine/onnx/convert";
-import { makeImages, makeTinyBundle, maxAbsDiff, TINY_SIZE } from "./engine-fixtures";
+import { makeImages, makeTinyBundle, maxAbsDiff, referenceEmbeddings } from "./engine-fixtures";
 
 const ortAvailable = await import("onnxruntime-node").then(
   () => true,
@@ -20,17 +19,6 @@ const SPECS: Array<[string, FeatureSpec]> = [
   ["three layers incl. a pre-BN conv and an Add, avg+max", { feature_layers: ["project", "block_add", "out_relu"], pooling: "avg+max" }],
   ["flip averaging", { feature_layers: ["joined"], pooling: "avg", flip_average: true }],
 ];
-
-/** Reference: the shared tfjs extractor on the WASM backend, in this process. */
-async function referenceEmbeddings(bundle: BackboneBundle, spec: FeatureSpec, images: Float32Array, n: number): Promise<Float32Array> {
-  const extractor = await buildFeatureExtractor(tf, bundle, spec);
-  const input = tf.tensor4d(images, [n, TINY_SIZE, TINY_SIZE, 3]);
-  const out = extractor.embed(input);
-  const values = (await out.data()) as Float32Array;
-  tf.dispose([input, out]);
-  extractor.dispose();
-  return values;
-}
 
 describe("onnx engine (in-house tfjs → ONNX converter)", () => {
   let bundle: BackboneBundle;

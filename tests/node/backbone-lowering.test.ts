@@ -1,0 +1,133 @@
+/**
+ * The one backbone lowering (shared/backbone/lowering.ts) and its two back ends: the edge's fused tfjs executor
+ * (workers/inference/fused-backbone.ts) and the runner's ONNX emitter (gpu-runner/src/engine/onnx/convert.ts), each
+ * against the reference, `buildFeatureExtractor` (tfjs-layers), on the tfjs WASM backend in Node.
+ */
+import assert from "node:assert/strict";
+import { beforeAll, describe, expect, it } from "vitest";
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import { foldBatchNorm, lowerBackbone, UnsupportedGraphError } from "../../shared/backbone/lowering";
+import type { BackboneBundle, FeatureSpec } from "../../shared/backbone/types";
+import { compileFusedBackbone } from "../../workers/inference/fused-backbone";
+import { convertToOnnx, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from "../../gpu-runner/src/engine/onnx/convert";
+import { makeImages, makeTinyBundle, maxAbsDiff, referenceEmbeddings, saveAsBundle, TINY_SIZE } from "./engine-fixtures";
+
+const ort = await import("onnxruntime-node").then((m) => (m.default?.InferenceSession ? m.default : m), () => null);
+if (!ort) console.warn("skipping the ONNX back end checks: onnxruntime-node is not installed");
+
+const IMAGES = 3;
+
+/** `bundle` with every weight `<layer>/<param>` renamed `<layer>/<scope>/<param>`, as some converters write them. */
+function namespaced(bundle: BackboneBundle, scope = "inner_scope"): BackboneBundle {
+  const rename = (name: string) => `${name.slice(0, name.lastIndexOf("/"))}/${scope}/${name.slice(name.lastIndexOf("/") + 1)}`;
+  const weightsManifest = bundle.modelJson.weightsManifest.map((group) => ({ ...group, weights: group.weights.map((w) => ({ ...w, name: rename(w.name) })) }));
+  return { ...bundle, modelJson: { ...bundle.modelJson, weightsManifest } };
+}
+
+function byEdge(bundle: BackboneBundle, spec: FeatureSpec, images: Float32Array, n: number): Float32Array {
+  const compiled = compileFusedBackbone(tf, bundle.modelJson, bundle.weightData, spec);
+  const perImage = TINY_SIZE * TINY_SIZE * 3;
+  const out = new Float32Array(n * compiled.dim);
+  for (let i = 0; i < n; i++) out.set(compiled.embed(images.subarray(i * perImage, (i + 1) * perImage)), i * compiled.dim);
+  compiled.dispose();
+  return out;
+}
+
+async function byOnnx(bundle: BackboneBundle, spec: FeatureSpec, images: Float32Array, n: number): Promise<Float32Array> {
+  const conversion = convertToOnnx(bundle, spec);
+  const session = await ort!.InferenceSession.create(conversion.bytes, { executionProviders: ["cpu"], intraOpNumThreads: 1 });
+  try {
+    const outputs = await session.run({ [ONNX_INPUT_NAME]: new ort!.Tensor("float32", images, [n, TINY_SIZE, TINY_SIZE, 3]) });
+    return outputs[ONNX_OUTPUT_NAME].data as Float32Array;
+  } finally {
+    await session.release();
+  }
+}
+
+/** A model with what MobileNet lacks: pooling ('same' and 'valid'), padding 'same' cannot express, a dilated conv. */
+async function makePoolingBundle(): Promise<BackboneBundle> {
+  const input = tf.input({ shape: [TINY_SIZE, TINY_SIZE, 3], name: "input_1" });
+  const pad = tf.layers.zeroPadding2d({ padding: [[1, 1], [2, 1]], name: "wide_pad" }).apply(input);
+  let x = tf.layers.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: "valid", useBias: false, name: "stem" }).apply(pad);
+  x = tf.layers.batchNormalization({ name: "stem_bn" }).apply(x);
+  x = tf.layers.reLU({ maxValue: 4, name: "stem_clip" }).apply(x);
+  const maxPooled = tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: "same", name: "max_pool" }).apply(x);
+  const avgPooled = tf.layers.averagePooling2d({ poolSize: 3, strides: 2, padding: "same", name: "avg_pool" }).apply(x);
+  const valid = tf.layers.averagePooling2d({ poolSize: [2, 1], strides: 2, padding: "valid", name: "avg_valid" }).apply(x);
+  const dilated = tf.layers.conv2d({ filters: 6, kernelSize: 3, dilationRate: 2, padding: "same", activation: "relu", name: "dilated" }).apply(valid);
+  const joined = tf.layers.concatenate({ name: "joined" }).apply([maxPooled as tf.SymbolicTensor, avgPooled as tf.SymbolicTensor, dilated as tf.SymbolicTensor]);
+  const head = tf.layers.dense({ units: 2, name: "head" }).apply(tf.layers.flatten({ name: "flat" }).apply(joined)) as tf.SymbolicTensor;
+  return saveAsBundle(tf.model({ inputs: input, outputs: head, name: "pooling" }), "pooling-test", 11);
+}
+
+describe("the backbone lowering and its two back ends", () => {
+  let plain: BackboneBundle;
+  beforeAll(async () => {
+    await tf.setBackend("wasm");
+    plain = await makeTinyBundle();
+  });
+
+  const specs: Array<[string, FeatureSpec]> = [
+    ["one layer, avg", { feature_layers: ["out_relu"], pooling: "avg" }],
+    ["three layers incl. a pre-BN conv and an Add, avg+max", { feature_layers: ["project", "block_add", "out_relu"], pooling: "avg+max" }],
+  ];
+
+  it("lowers a namespaced model (weights named <layer>/<scope>/<param>) to exactly the ops of the plain model", () => {
+    for (const [, spec] of specs) {
+      const a = lowerBackbone(plain.modelJson, plain.weightData, spec);
+      const b = lowerBackbone(namespaced(plain).modelJson, plain.weightData, spec);
+      expect(b).toEqual(a);
+      // BN folded into every conv it follows; padding absorbed; dropout an alias.
+      expect(a.folded).toEqual(expect.arrayContaining(["stem_pad", "stem_bn", "stem_relu", "dw_bn", "dw_relu", "down_relu", "drop"]));
+      expect(a.ops.filter((op) => op.kind === "conv")).toHaveLength(6);
+    }
+  });
+
+  for (const [label, spec] of specs) {
+    it(`runs the namespaced model at the edge and on the runner as tfjs-layers runs the plain one: ${label}`, async () => {
+      const images = makeImages(IMAGES);
+      const expected = await referenceEmbeddings(plain, spec, images, IMAGES);
+      const edge = byEdge(namespaced(plain), spec, images, IMAGES);
+      assert.ok(maxAbsDiff(edge, expected) < 1e-5, `edge: max abs diff ${maxAbsDiff(edge, expected)}`);
+      if (!ort) return;
+      const onnx = await byOnnx(namespaced(plain), spec, images, IMAGES);
+      assert.ok(maxAbsDiff(onnx, expected) < 1e-4, `onnx: max abs diff ${maxAbsDiff(onnx, expected)}`);
+    });
+  }
+
+  it("refuses a weight that two namespaced names could be, at both back ends", () => {
+    const bundle = namespaced(plain);
+    const weights = bundle.modelJson.weightsManifest[0]!.weights;
+    const kernel = weights.find((w) => w.name === "stem/inner_scope/kernel")!;
+    const doubled = { ...bundle, modelJson: { ...bundle.modelJson, weightsManifest: [{ paths: ["weights.bin"], weights: [...weights, { ...kernel, name: "stem/other_scope/kernel", shape: [0] }] }] } };
+    const spec: FeatureSpec = { feature_layers: ["out_relu"], pooling: "avg" };
+    expect(() => lowerBackbone(doubled.modelJson, bundle.weightData, spec)).toThrow(/stem: weight kernel is ambiguous/);
+    expect(() => compileFusedBackbone(tf, doubled.modelJson, bundle.weightData, spec)).toThrow(UnsupportedGraphError);
+    expect(() => convertToOnnx(doubled, spec)).toThrow(UnsupportedGraphError);
+  });
+
+  it("runs pooling, padding 'same' cannot express, a ReLU clip and a dilated conv at both back ends as tfjs-layers does", async () => {
+    const bundle = await makePoolingBundle();
+    const spec: FeatureSpec = { feature_layers: ["joined"], pooling: "avg+max" };
+    const lowered = lowerBackbone(bundle.modelJson, bundle.weightData, spec);
+    expect(lowered.ops.map((op) => op.kind)).toEqual(["conv", "activation", "pool", "pool", "pool", "conv", "concat"]);
+    expect(lowered.ops[0]).toMatchObject({ padding: [[1, 1], [2, 1]], activation: "linear" });
+    const images = makeImages(IMAGES);
+    const expected = await referenceEmbeddings(bundle, spec, images, IMAGES);
+    const edge = byEdge(bundle, spec, images, IMAGES);
+    assert.ok(maxAbsDiff(edge, expected) < 1e-5, `edge: max abs diff ${maxAbsDiff(edge, expected)}`);
+    if (!ort) return;
+    const onnx = await byOnnx(bundle, spec, images, IMAGES);
+    assert.ok(maxAbsDiff(onnx, expected) < 1e-4, `onnx: max abs diff ${maxAbsDiff(onnx, expected)}`);
+  });
+
+  it("folds batch norm in float32 with tfjs' float32 rsqrt, for conv and depthwise kernels alike", () => {
+    // Two output channels; kernel [1, 1, 1, 2] (conv) or [1, 1, 2, 1] (depthwise): channel = flat index % 2.
+    const bn = { gamma: Float32Array.of(2, 0.5), beta: Float32Array.of(1, -1), mean: Float32Array.of(0.5, 0), variance: Float32Array.of(3, 0.25), epsilon: 1e-3 };
+    const { kernel, bias } = foldBatchNorm(Float32Array.of(1, 4), Float32Array.of(0.5, 1), bn);
+    const inv = bn.variance.map((v) => Math.fround(1 / Math.sqrt(Math.fround(v + bn.epsilon))));
+    expect(kernel).toEqual(Float32Array.of(1 * inv[0]! * 2, 4 * inv[1]! * 0.5));
+    expect(bias).toEqual(Float32Array.of(0.5 * inv[0]! * 2 + (1 - 0.5 * inv[0]! * 2), 1 * inv[1]! * 0.5 + (-1 - 0)));
+  });
+});
