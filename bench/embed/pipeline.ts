@@ -30,6 +30,7 @@ import type { RunnerClient } from "../../gpu-runner/src/api-client";
 import { loadBuiltinBundle } from "../../gpu-runner/src/backbones/job-backbone";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 import { DecodePool } from "../../gpu-runner/src/decode/decode-pool";
+import { withComment } from "../scale/generate";
 import { DECODE_AHEAD, embedDataset } from "../../gpu-runner/src/embed-dataset";
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { FLOWERS_DIR } from "./flowers";
@@ -46,17 +47,6 @@ const load = () => os.loadavg().map((value) => value.toFixed(2)).join(" ");
 if (!existsSync(FLOWERS_DIR)) {
   console.log(`skipped: ${FLOWERS_DIR} not found (set EDGETUNE_SHARED_DIR)`);
   process.exit(0);
-}
-
-/** The JPEG with a COM segment right after SOI: same pixels, new bytes (and sha256). */
-function withComment(jpeg: Uint8Array, text: string): Uint8Array {
-  const body = new TextEncoder().encode(text);
-  const out = new Uint8Array(jpeg.length + 4 + body.length);
-  out.set(jpeg.subarray(0, 2), 0);
-  out.set([0xff, 0xfe, (body.length + 2) >> 8, (body.length + 2) & 0xff], 2);
-  out.set(body, 6);
-  out.set(jpeg.subarray(2), 6 + body.length);
-  return out;
 }
 
 const originals = readdirSync(FLOWERS_DIR).sort().flatMap((label) =>

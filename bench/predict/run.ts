@@ -28,6 +28,7 @@ import { serializeHead, type Head } from "../../shared/head";
 import { decodeImage } from "../../shared/image/decode";
 import type { RgbaImage } from "../../shared/image/codecs";
 import { preprocessImage } from "../../shared/image/preprocess";
+import { mapBounded } from "../../shared/concurrency";
 import { execFileSync } from "node:child_process";
 import { makePng } from "../../tests/fixtures/images";
 import { freePort, type startPlatform as StartPlatform } from "../../scripts/platform.mjs";
@@ -172,13 +173,8 @@ async function ok(promise: ReturnType<typeof request>, what: string, status = 20
   return res;
 }
 
-/** Runs `task(i)` for i < count with `concurrency` in flight. */
-async function pool(count: number, concurrency: number, task: (i: number) => Promise<void>) {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () => {
-    while (next < count) await task(next++);
-  }));
-}
+/** 0, 1, ..., n - 1. */
+const indices = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** workerd processes started by this platform, with their RSS and peak RSS (VmHWM) in MB. */
 function workerdMemory(platform: Platform): { pid: number; rssMb: number; peakMb: number }[] {
@@ -288,11 +284,11 @@ async function setUp(platform: Platform, count: number): Promise<string[]> {
     await ok(request(platform, "PUT", `/v1/datasets/${dataset.body.id}/images/${label}/${i}.png`, { body: makePng(16, 16, i + (label === "a" ? 0 : 10)), headers: { "content-type": "image/png" } }), "uploading an image", 201);
   }
   const started = performance.now();
-  await pool(count, 8, async () => {
+  await mapBounded(indices(count), 8, async () => {
     await ok(request(platform, "POST", "/v1/jobs", { json: { dataset_id: dataset.body.id, backbone: BUILTIN.name } }), "creating a job", 201);
   });
   const modelIds: string[] = [];
-  await pool(count, 8, async (i) => {
+  await mapBounded(indices(count), 8, async (i) => {
     const lease = await ok(request(platform, "POST", "/v1/runner/lease", { key: RUNNER, json: { runner_id: `bench-${i % 8}`, wait_s: 0 } }), "leasing a job");
     const { job, lease: { token } } = lease.body;
     const head = seededHead(i === 0 ? 5 : 3 + (i % 5), i + 1);
@@ -374,7 +370,7 @@ async function edge(images: { small: Uint8Array; large: Uint8Array }) {
 
     const embedding = Array.from({ length: DIM }, (_, i) => ((i * 37) % 100) / 50);
     const headsStarted = performance.now();
-    await pool(HEADS, 8, async (i) => {
+    await mapBounded(indices(HEADS), 8, async (i) => {
       await ok(request(platform, "POST", `/v1/models/${modelIds[i + 1]}/predict?top_k=1`, { json: { embeddings: [embedding] } }), "predicting with a head");
     });
     const after = await ok(request(platform, "GET", "/v1/inference/stats"), "stats");

@@ -30,7 +30,7 @@ export interface GeneratedSet {
 export type Variation = "pixels" | "sharp" | "comment";
 
 /** The JPEG with a COM segment (FF FE, length, text) right after its SOI marker. */
-function withComment(jpeg: Uint8Array, text: string): Uint8Array {
+export function withComment(jpeg: Uint8Array, text: string): Uint8Array {
   const body = new TextEncoder().encode(text);
   const out = new Uint8Array(jpeg.length + 4 + body.length);
   out.set(jpeg.subarray(0, 2), 0);
