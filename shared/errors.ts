@@ -135,6 +135,7 @@ export const ERROR_STATUS = {
   model_backbone_mismatch: 500,
   archive_missing: 500,
   inference_unavailable: 503,
+  edge_busy: 503,
   backbone_unavailable: 503,
   runners_disabled: 503,
   weak_admin_key: 503,

@@ -186,7 +186,7 @@ export const backbones = sqliteTable(
     format: text("format").notNull(),
     paramCount: integer("param_count").notNull(),
     weightBytes: integer("weight_bytes").notNull(),
-    /** Cost at batch 1, estimated from the graph at import (services/model-cost.ts); null for rows imported before. */
+    /** Cost at batch 1, estimated from the graph at import (shared/backbone/cost.ts); null for rows imported before. */
     flops: integer("flops"),
     peakActivationBytes: integer("peak_activation_bytes"),
     createdAt: createdAt(),

@@ -22,6 +22,15 @@ const backboneSchema = z
     spec: backboneSpecSchema,
     param_count: z.number().int().nullable().describe("elements over all weights; null for builtin backbones"),
     weight_bytes: z.number().int().nullable(),
+    cost: z
+      .object({
+        flops: z.number().int().describe("floating-point operations for one image up to the feature layers (a multiply-add counts 2)"),
+        float_weight_bytes: z.number().int().describe("every weight as float32, as an engine holds them"),
+        peak_activation_bytes: z.number().int().nullable().describe("the most float32 activation bytes alive at once, batch 1"),
+      })
+      .nullable()
+      .describe("estimated from the graph at import; null for builtin backbones and for backbones imported before estimates existed"),
+    edge: z.object({ servable: z.boolean(), reason: z.string().nullable().describe("why predictions from images are refused (409 backbone_too_large); null when servable") }),
     description: z.string().nullable(),
     source: z.string().nullable(),
     license: z.string().nullable(),

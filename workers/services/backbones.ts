@@ -9,6 +9,8 @@ import { BUILTIN_BACKBONES, findBuiltinBackbone, type CatalogEntry } from "../..
 import { ApiError, withContext } from "../../shared/errors";
 import { newId, sha256Hex } from "../../shared/ids";
 import { auditModel } from "../../shared/backbone/audit";
+import { estimateModelCost, type ModelCost } from "../../shared/backbone/cost";
+import { featureLayers } from "../../shared/catalog";
 import type { BackboneSpec } from "../../shared/schemas";
 import { backbones, jobs, models } from "../db/schema";
 import type { Db } from "./db";
@@ -16,6 +18,7 @@ import { afterCursor, decodeCursor, invalidCursor, newestFirst, pageOf, type Pag
 import { nowIso } from "./db";
 import { backboneFileKey, backboneObjectPrefix, builtinObjectPrefix, type BackboneFile } from "./object-keys";
 import { checkGroupBytes, checkSpecAgainstModel, parseModelJson, summarizeModel, withSingleWeightsFile, type ModelFormat, type ModelJson, type ModelSummary } from "./model-validation";
+import { edgeRefusal, type BackboneCost } from "./edge-budget";
 import { FETCH_FAILED_MESSAGE, UrlFetchError, UrlRefusedError, policedFetch, sameOriginRelative, type UrlPolicy } from "./url-policy";
 import { ZipFormatError, findOverlappingEntries, readCentralDirectory, streamEntry, vetEntrySize, type ByteSource, type ZipEntry } from "./zip-reader";
 
@@ -29,18 +32,22 @@ export interface ResolvedBackbone {
   /** R2 prefix holding `model.json` + `weights.bin` (user backbones; builtin ones are uploaded by runners). */
   objectPrefix: string;
   format: "layers-model" | "graph-model";
+  /** What a user backbone costs to run (estimated at import); null for builtin backbones, which are vetted. */
+  cost: BackboneCost | null;
 }
+
+const costOfRow = (row: { paramCount: number; flops: number | null; peakActivationBytes: number | null }): BackboneCost => ({ flops: row.flops, floatWeightBytes: row.paramCount * 4, peakActivationBytes: row.peakActivationBytes });
 
 
 /** A backbone id of the project or a builtin backbone's name or id; 404 otherwise. */
 export async function resolveBackbone(db: Db, projectId: string, nameOrId: string): Promise<ResolvedBackbone> {
   const builtin = findBuiltinBackbone(nameOrId);
-  if (builtin) return { id: builtin.id, name: builtin.name, builtin: true, spec: builtin.spec, weightsVersion: builtin.weightsVersion, objectPrefix: builtinObjectPrefix(builtin.id), format: "layers-model" };
+  if (builtin) return { id: builtin.id, name: builtin.name, builtin: true, spec: builtin.spec, weightsVersion: builtin.weightsVersion, objectPrefix: builtinObjectPrefix(builtin.id), format: "layers-model", cost: null };
   const row = await db.select().from(backbones).where(and(eq(backbones.id, nameOrId), eq(backbones.projectId, projectId))).get();
   if (!row) {
     throw new ApiError("backbone_not_found", `No backbone '${nameOrId}': use a builtin name (${BUILTIN_BACKBONES.map((b) => b.name).join(", ")}) or the id of one of your backbones (GET /v1/backbones).`, { backbone: nameOrId });
   }
-  return { id: row.id, name: row.name, builtin: false, spec: row.spec as BackboneSpec, weightsVersion: row.id, objectPrefix: row.objectPrefix, format: row.format as ResolvedBackbone["format"] };
+  return { id: row.id, name: row.name, builtin: false, spec: row.spec as BackboneSpec, weightsVersion: row.id, objectPrefix: row.objectPrefix, format: row.format as ResolvedBackbone["format"], cost: costOfRow(row) };
 }
 
 // ---------------------------------------------------------------- user backbones: import, read, delete
@@ -104,12 +111,16 @@ export async function listBackbones(db: Db, projectId: string, page: PageQuery) 
 export function backboneView(entry: BackboneRow | CatalogEntry) {
   if (!("projectId" in entry)) {
     return {
-      id: entry.id, name: entry.name, builtin: true, format: "layers-model" as const, spec: entry.spec, param_count: null, weight_bytes: null,
+      id: entry.id, name: entry.name, builtin: true, format: "layers-model" as const, spec: entry.spec, param_count: null, weight_bytes: null, cost: null, edge: { servable: true, reason: null },
       description: entry.description, source: entry.source, license: entry.license, created_at: null, updated_at: null,
     };
   }
+  const cost = costOfRow(entry);
+  const refusal = edgeRefusal(entry.spec as BackboneSpec, cost);
   return {
     id: entry.id, name: entry.name, builtin: false, format: entry.format as ModelFormat, spec: entry.spec as BackboneSpec, param_count: entry.paramCount, weight_bytes: entry.weightBytes,
+    cost: entry.flops === null ? null : { flops: entry.flops, float_weight_bytes: cost.floatWeightBytes, peak_activation_bytes: entry.peakActivationBytes },
+    edge: { servable: refusal === null, reason: refusal ? `The edge does not serve this backbone: ${refusal.message}.` : null },
     description: null, source: null, license: null, created_at: entry.createdAt, updated_at: entry.updatedAt,
   };
 }
@@ -123,8 +134,21 @@ export interface WeightFiles {
   chunks(path: string): AsyncIterable<Uint8Array>;
 }
 
-/** Validates a parsed model.json against the spec before any weight byte is read; returns its summary. */
-export function validateModel(modelJson: ModelJson, spec: BackboneSpec, file: string): ModelSummary {
+/** The estimate, or null (logged) for a graph the estimator cannot walk: the backbone still imports, unestimated. */
+function estimateCost(modelJson: ModelJson, spec: BackboneSpec): ModelCost | null {
+  try {
+    return estimateModelCost(modelJson, spec.input_size, featureLayers(spec));
+  } catch (error) {
+    console.warn(`backbone ${spec.name}: no cost estimate: ${error instanceof Error ? error.message : String(error)}`);
+    return null;
+  }
+}
+
+/** A model that passed validation: its summary and its cost at batch 1 (shared/backbone/cost.ts). */
+export type ValidatedModel = ModelSummary & { cost: ModelCost | null };
+
+/** Validates a parsed model.json against the spec before any weight byte is read; returns its summary and cost. */
+export function validateModel(modelJson: ModelJson, spec: BackboneSpec, file: string): ValidatedModel {
   const summary = summarizeModel(modelJson, file);
   const fileCount = modelJson.weightsManifest.reduce((n, g) => n + g.paths.length, 0);
   if (fileCount > MAX_WEIGHT_FILES) throw new ApiError("too_many_weight_files", `${file} names ${fileCount} weight files; at most ${MAX_WEIGHT_FILES} are accepted. Convert with a larger --weight_shard_size_bytes.`, { file, limit: MAX_WEIGHT_FILES });
@@ -134,7 +158,7 @@ export function validateModel(modelJson: ModelJson, spec: BackboneSpec, file: st
   // The audit first: what a model may run at all comes before how its spec names its layers.
   auditModel(modelJson, file);
   checkSpecAgainstModel(modelJson, summary.format, spec, file);
-  return summary;
+  return { ...summary, cost: estimateCost(modelJson, spec) };
 }
 
 /**
@@ -142,7 +166,7 @@ export function validateModel(modelJson: ModelJson, spec: BackboneSpec, file: st
  * order, streamed so no second copy is held), then `model.json` rewritten to name that one file, then the row. An R2
  * put of a stream that ends early or errors stores nothing, so a failed import leaves no half-written object.
  */
-export async function importBackbone(db: Db, bucket: R2Bucket, projectId: string, spec: BackboneSpec, modelJson: ModelJson, summary: ModelSummary, files: WeightFiles): Promise<BackboneRow> {
+export async function importBackbone(db: Db, bucket: R2Bucket, projectId: string, spec: BackboneSpec, modelJson: ModelJson, summary: ValidatedModel, files: WeightFiles): Promise<BackboneRow> {
   files.precheck(modelJson, summary);
   const id = newId("bb");
   const prefix = backboneObjectPrefix(projectId, id);
@@ -171,7 +195,7 @@ export async function importBackbone(db: Db, bucket: R2Bucket, projectId: string
   }
   try {
     await bucket.put(backboneFileKey(prefix, "model.json"), JSON.stringify(withSingleWeightsFile(modelJson)), { httpMetadata: { contentType: "application/json" } });
-    return await db.insert(backbones).values({ id, projectId, name: spec.name, spec, objectPrefix: prefix, format: summary.format, paramCount: summary.paramCount, weightBytes: summary.weightBytes, createdAt: nowIso() }).returning().get();
+    return await db.insert(backbones).values({ id, projectId, name: spec.name, spec, objectPrefix: prefix, format: summary.format, paramCount: summary.paramCount, weightBytes: summary.weightBytes, flops: summary.cost?.flops ?? null, peakActivationBytes: summary.cost?.peakActivationBytes ?? null, createdAt: nowIso() }).returning().get();
   } catch (err) {
     await bucket.delete([backboneFileKey(prefix, "weights.bin"), backboneFileKey(prefix, "model.json")]);
     throw err;

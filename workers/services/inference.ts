@@ -33,6 +33,7 @@ import { getWorkerCodecs } from "../inference/codecs";
 import { createEmbedder, type Embedder } from "../inference/embedder";
 import { ensureTfjsWasm, InferenceUnavailableError } from "../inference/tfjs-wasm";
 import { loadBackboneFiles, resolveBackbone, type ResolvedBackbone } from "./backbones";
+import { edgeRefusal } from "./edge-budget";
 import type { Db } from "./db";
 import { getModel, readModelArtifact, type ModelRow } from "./models";
 
@@ -50,6 +51,14 @@ export const BACKBONE_CACHE_MAX_BYTES = 64 * 1024 * 1024;
 /** A backbone whose float32 weights exceed this cannot run in a 128 MB isolate: serve it from embeddings instead. */
 export const MAX_EDGE_BACKBONE_FLOAT_BYTES = 48 * 1024 * 1024;
 export const DEFAULT_TOP_K = 5;
+/**
+ * Image predictions running at once in one isolate. Backbone runs take one thread and go one image at a time anyway;
+ * every prediction waiting meanwhile holds its request body (up to 32 MB) and its preprocessed pixels, so beyond two
+ * (one embedding while the other decodes) more requests only add memory: they get 503 `edge_busy` and come back.
+ */
+export const MAX_CONCURRENT_IMAGE_PREDICTIONS = 2;
+/** Seconds a caller is told to wait after `edge_busy` (a backbone load takes 0.4 to 0.6 s, a prediction ~0.1 s). */
+const EDGE_BUSY_RETRY_AFTER_S = 1;
 
 // ---------------------------------------------------------------- models
 
@@ -177,6 +186,10 @@ async function buildResidentBackbone(env: Env, db: Db, model: ModelRow): Promise
       { backbone: resolved.id },
     );
   }
+  const refusal = edgeRefusal(resolved.spec, resolved.cost);
+  if (refusal) {
+    throw new ApiError("backbone_too_large", `Backbone '${resolved.id}' is not served from images at the edge: ${refusal.message}. Send embeddings computed on a runner instead ({"embeddings": [[...]]}).`, { backbone: resolved.id, reason: refusal.reason, limit: refusal.limit, estimate: refusal.estimate });
+  }
   const floatBytes = getWeightSpecs(files.modelJson).reduce((sum, spec) => sum + spec.shape.reduce((a, b) => a * b, 1) * 4, 0);
   if (floatBytes > MAX_EDGE_BACKBONE_FLOAT_BYTES) {
     throw new ApiError("backbone_too_large", `Backbone '${resolved.id}' needs ${floatBytes} bytes of float32 weights; the edge serves backbones up to ${MAX_EDGE_BACKBONE_FLOAT_BYTES} bytes. Send precomputed embeddings instead.`, { backbone: resolved.id, limit_bytes: MAX_EDGE_BACKBONE_FLOAT_BYTES });
@@ -186,11 +199,35 @@ async function buildResidentBackbone(env: Env, db: Db, model: ModelRow): Promise
   return { id: resolved.id, spec: resolved.spec, embedder, users: 0, evicted: false, disposed: false };
 }
 
+const edgeBusy = (reason: "backbone_load" | "predictions", message: string, limit: number) =>
+  new ApiError("edge_busy", `${message} Retry in ${EDGE_BUSY_RETRY_AFTER_S} s.`, { reason, limit, retry_after_s: EDGE_BUSY_RETRY_AFTER_S });
+
+/**
+ * What this isolate is doing now, for the two gates (and for operators and tests to read):
+ * - `loadingBackbone`: the backbone being loaded, if any. One load at a time: two user backbones building at once
+ *   would each grow the WASM heap by up to EDGE_MAX_MEMORY_BYTES (services/edge-budget.ts), past what the isolate
+ *   holds. Requests for the backbone already loading join that load (the cache coalesces them); another gets 503.
+ * - `imagePredictions`: image predictions running (at most MAX_CONCURRENT_IMAGE_PREDICTIONS).
+ */
+export const edgeActivity: { loadingBackbone: string | null; imagePredictions: number } = { loadingBackbone: null, imagePredictions: 0 };
+
+/** Loads the backbone under `key` unless another one is loading (503 edge_busy). */
+async function loadBackboneAlone(env: Env, db: Db, model: ModelRow, key: string): Promise<ResidentBackbone> {
+  if (edgeActivity.loadingBackbone !== null) throw edgeBusy("backbone_load", `This isolate is loading another backbone; it loads one at a time.`, 1);
+  edgeActivity.loadingBackbone = key;
+  try {
+    return await buildResidentBackbone(env, db, model);
+  } finally {
+    edgeActivity.loadingBackbone = null;
+  }
+}
+
 /** Runs `use` with the model's backbone, holding it so that an eviction meanwhile does not free it under us. */
 async function withBackbone<T>(env: Env, db: Db, model: ModelRow, use: (backbone: ResidentBackbone) => Promise<T>): Promise<T> {
   let resident: ResidentBackbone;
+  const key = backboneKey(model.backbone);
   do {
-    resident = await backboneCache.get(backboneKey(model.backbone), () => buildResidentBackbone(env, db, model));
+    resident = await backboneCache.get(key, () => loadBackboneAlone(env, db, model, key));
     // Evicted and freed between the cache's answer and here (another backbone's load finished meanwhile): ask again.
   } while (resident.disposed);
   resident.users++;
@@ -255,49 +292,15 @@ export async function predict(env: Env, db: Db, model: ModelRow, input: PredictI
       embeddings.set(row, index * head.inputDim);
     });
   } else {
-    const images = input.images;
-    count = images.length;
-    const maxPixels = getConfig(env).predictMaxPixels;
-    for (const image of images) {
-      try {
-        inspectImage(image.bytes, { maxPixels });
-      } catch (error) {
-        throw aboutImage(error, image);
-      }
+    if (edgeActivity.imagePredictions >= MAX_CONCURRENT_IMAGE_PREDICTIONS) {
+      throw edgeBusy("predictions", `This isolate is already running ${edgeActivity.imagePredictions} image predictions, its limit.`, MAX_CONCURRENT_IMAGE_PREDICTIONS);
     }
-    phase = performance.now();
-    embeddings = await withBackbone(env, db, model, async (backbone) => {
-      timings.backbone_load = elapsed(phase);
-      const { embedder } = backbone;
-      if (embedder.dim !== head.inputDim) {
-        console.error(`model ${model.id}: head expects ${head.inputDim} features, backbone ${backbone.id} gives ${embedder.dim}`);
-        throw new ApiError("model_backbone_mismatch", `Model '${model.id}' expects ${head.inputDim}-value embeddings but its backbone '${backbone.id}' produces ${embedder.dim}. Train the model again.`, { model_id: model.id });
-      }
-      const codecs = await getWorkerCodecs().catch((error: unknown) => {
-        throw new InferenceUnavailableError("the image decoders failed to initialise", { cause: error });
-      });
-      const preprocess = preprocessSpecOf(backbone.spec);
-      const out = new Float32Array(count * embedder.dim);
-      timings.decode = timings.preprocess = timings.embed = 0;
-      for (const image of images) {
-        let at = performance.now();
-        let decoded;
-        try {
-          decoded = await decodeImage(image.bytes, codecs, { maxPixels });
-        } catch (error) {
-          throw aboutImage(error, image);
-        }
-        timings.decode += elapsed(at);
-        at = performance.now();
-        const pixels = preprocessImage(decoded, preprocess);
-        decoded = undefined; // the RGBA buffer can go before the backbone runs
-        timings.preprocess += elapsed(at);
-        at = performance.now();
-        out.set(await embedder.embed(pixels), image.index * embedder.dim);
-        timings.embed += elapsed(at);
-      }
-      return out;
-    });
+    edgeActivity.imagePredictions++;
+    try {
+      ({ embeddings, count } = await embedImages(env, db, model, head, input.images, timings));
+    } finally {
+      edgeActivity.imagePredictions--;
+    }
   }
 
   phase = performance.now();
@@ -307,6 +310,53 @@ export async function predict(env: Env, db: Db, model: ModelRow, input: PredictI
   timings.head = elapsed(phase);
   timings.total = elapsed(started);
   return { model_id: model.id, predictions, timings_ms: timings };
+}
+
+/** The images' embeddings through the model's backbone, one image at a time (headers all checked first). */
+async function embedImages(env: Env, db: Db, model: ModelRow, head: Head, images: ImageInput[], timings: Record<string, number>): Promise<{ embeddings: Float32Array; count: number }> {
+  const count = images.length;
+  const maxPixels = getConfig(env).predictMaxPixels;
+  for (const image of images) {
+    try {
+      inspectImage(image.bytes, { maxPixels });
+    } catch (error) {
+      throw aboutImage(error, image);
+    }
+  }
+  const phase = performance.now();
+  const embeddings = await withBackbone(env, db, model, async (backbone) => {
+    timings.backbone_load = elapsed(phase);
+    const { embedder } = backbone;
+    if (embedder.dim !== head.inputDim) {
+      console.error(`model ${model.id}: head expects ${head.inputDim} features, backbone ${backbone.id} gives ${embedder.dim}`);
+      throw new ApiError("model_backbone_mismatch", `Model '${model.id}' expects ${head.inputDim}-value embeddings but its backbone '${backbone.id}' produces ${embedder.dim}. Train the model again.`, { model_id: model.id });
+    }
+    const codecs = await getWorkerCodecs().catch((error: unknown) => {
+      throw new InferenceUnavailableError("the image decoders failed to initialise", { cause: error });
+    });
+    const preprocess = preprocessSpecOf(backbone.spec);
+    const out = new Float32Array(count * embedder.dim);
+    timings.decode = timings.preprocess = timings.embed = 0;
+    for (const image of images) {
+      let at = performance.now();
+      let decoded;
+      try {
+        decoded = await decodeImage(image.bytes, codecs, { maxPixels });
+      } catch (error) {
+        throw aboutImage(error, image);
+      }
+      timings.decode += elapsed(at);
+      at = performance.now();
+      const pixels = preprocessImage(decoded, preprocess);
+      decoded = undefined; // the RGBA buffer can go before the backbone runs
+      timings.preprocess += elapsed(at);
+      at = performance.now();
+      out.set(await embedder.embed(pixels), image.index * embedder.dim);
+      timings.embed += elapsed(at);
+    }
+    return out;
+  });
+  return { embeddings, count };
 }
 
 // ---------------------------------------------------------------- operators
