@@ -4,16 +4,17 @@
  * run through the frozen backbone and stored back batch by batch, so a runner killed halfway loses at most one batch.
  *
  * A pipeline of three stages, each bounded, so the backbone never waits on the others while they can keep up:
- * - downloads: one request per batch of 32 (the batch image route), `DOWNLOAD_AHEAD` batches ahead of decoding;
+ * - downloads: one request per batch of 32 (the batch image route), `DOWNLOAD_AHEAD` (or one per decode thread, if
+ *   more) batches ahead of decoding;
  * - decoding: on the decode pool's threads (one per core), `DECODE_AHEAD` batches ahead of the backbone, so the
  *   pool always has a queue while the backbone runs (with one batch ahead it idled at every batch boundary);
  * - the backbone, one batch at a time (onnxruntime and the WASM pool run off the main thread too).
  * Memory stays bounded: at most (1 + DECODE_AHEAD) batches of pixels (32 × 224 × 224 × 3 floats = 19 MB each) and
- * DOWNLOAD_AHEAD batches of bytes. Results are placed in batch order, whichever thread finishes first.
+ * that many batches of bytes. Results are placed in batch order, whichever thread finishes first.
  *
- * Decoding a photo costs about as much CPU as embedding it on onnxruntime here (~8 ms each per image), so on a
- * 2-core box the two stages share the cores and the end-to-end rate sits well below the engine's own; on a GPU host
- * the engine's work leaves the CPU and the pool has every core (bench/embed/pipeline.ts prints both figures).
+ * CPU per image, MobileNet v1 0.75 on onnxruntime here: 9.0 ms for the engine alone, 13.2 ms for the whole pipeline
+ * (bench/embed/pipeline.ts). On a 2-core box the stages share the cores, so the end-to-end rate cannot pass ~69% of
+ * the engine's own; on a GPU host the engine's work leaves the CPU and the decode pool has every core.
  */
 import { chunk } from "../../shared/chunk";
 import { isImageError } from "../../shared/image/errors";
@@ -32,7 +33,11 @@ const EMBED_BATCH = 32;
  * running forever on a stuck engine: the slowest engine, pure-JS tfjs-cpu at ~0.5 img/s, needs ~64 s per batch.
  */
 export const EMBED_BATCH_TIMEOUT_MS = 300_000;
-/** Batches downloaded ahead of the one being decoded: enough to hide a slow response behind a few batches of work. */
+/**
+ * Batches downloaded ahead of the one being decoded: enough to hide a slow response behind a few batches of work.
+ * At least one per decode thread: a 16-core GPU host decodes ~16 batches in the time one request may take (~0.1 s
+ * away from the API), and 3 requests in flight would cap it near 1,000 img/s.
+ */
 const DOWNLOAD_AHEAD = 3;
 /** Batches being decoded while the backbone runs one: keeps the decode pool's queue from running dry. */
 export const DECODE_AHEAD = 2;
@@ -168,6 +173,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   const breakdownMs = { fetch: 0, decode: 0, backboneWait: 0 };
 
   const batches = chunk(missing, EMBED_BATCH);
+  const downloadAhead = Math.max(DOWNLOAD_AHEAD, input.decodePool?.threads ?? 0);
   // Downloads run DOWNLOAD_AHEAD batches ahead of decoding (one request per batch), so the network is off the critical path.
   const downloads = new Map<number, Promise<Map<string, Uint8Array | null>>>();
   const download = (b: number) => {
@@ -188,7 +194,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
     const kept: string[] = [];
     const downloaded = await download(b);
     downloads.delete(b);
-    for (let ahead = 1; ahead <= DOWNLOAD_AHEAD && b + ahead < batches.length; ahead++) download(b + ahead);
+    for (let ahead = 1; ahead <= downloadAhead && b + ahead < batches.length; ahead++) download(b + ahead);
     const t = performance.now();
     // Every image of the batch at once on the pool's threads; results are placed in batch order, so the batch is
     // the same whichever thread finishes first.
