@@ -35,7 +35,8 @@ export interface EdgeRefusal {
 /** Why the edge refuses to serve this backbone, or null when it fits the budget (builtin backbones always do). */
 export function edgeRefusal(spec: BackboneSpec, cost: BackboneCost | null): EdgeRefusal | null {
   if (!cost) return null;
-  const side = Math.max(spec.input_size[0], spec.input_size[1]);
+  // A row's spec was validated at import; an unreadable one (hand-written rows) is judged on its cost alone.
+  const side = Array.isArray(spec?.input_size) ? Math.max(spec.input_size[0], spec.input_size[1]) : 0;
   if (side > EDGE_MAX_INPUT_SIDE) {
     return { reason: "input_size", limit: EDGE_MAX_INPUT_SIDE, estimate: side, message: `its input_size ${spec.input_size.join("x")} is above the edge's ${EDGE_MAX_INPUT_SIDE}x${EDGE_MAX_INPUT_SIDE}` };
   }
