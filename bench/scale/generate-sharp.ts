@@ -9,6 +9,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createRandom } from "../../shared/random";
+import { chooseCrop } from "./crop";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Sharp = any;
@@ -34,19 +35,12 @@ export function makeSharpPhoto(sharp: Sharp, originals: string[], sizes: Map<num
       const meta = await sharp(bytes).metadata();
       sizes.set(which, (size = { width: meta.width, height: meta.height }));
     }
-    const random = createRandom(index);
-    const cropW = Math.max(16, Math.round(size.width * (0.6 + 0.4 * random.nextFloat())));
-    const cropH = Math.max(16, Math.round(size.height * (0.6 + 0.4 * random.nextFloat())));
-    const left = random.nextInt(size.width - cropW + 1);
-    const top = random.nextInt(size.height - cropH + 1);
-    const flip = random.nextFloat() < 0.5;
-    const longSide = 320 + random.nextInt(321);
-    const scale = longSide / Math.max(cropW, cropH);
-    const quality = 80 + random.nextInt(16);
+    const { left, top, cropW, cropH, flip, width, height } = chooseCrop(index, size.width, size.height, 640);
+    const quality = 80 + createRandom(index + 1_000_003).nextInt(16);
     let pipeline = sharp(bytes).extract({ left, top, width: cropW, height: cropH });
     if (flip) pipeline = pipeline.flop();
     const out: Buffer = await pipeline
-      .resize({ width: Math.max(16, Math.round(cropW * scale)), height: Math.max(16, Math.round(cropH * scale)), fit: "fill" })
+      .resize({ width, height, fit: "fill" })
       .jpeg({ quality })
       .toBuffer();
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);

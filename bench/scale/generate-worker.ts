@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import encode, { init as initEncoder } from "@jsquash/jpeg/encode.js";
 import { createRandom } from "../../shared/random";
+import { chooseCrop } from "./crop";
 import type { ImageCodecs, RgbaImage } from "../../shared/image/codecs";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 import { serveTasks } from "../../gpu-runner/src/threads/pool";
@@ -20,16 +21,7 @@ interface State {
 const require = createRequire(import.meta.url);
 
 function cropFlipResize(source: RgbaImage, index: number): { data: Uint8ClampedArray; width: number; height: number } {
-  const random = createRandom(index);
-  const cropW = Math.max(16, Math.round(source.width * (0.6 + 0.4 * random.nextFloat())));
-  const cropH = Math.max(16, Math.round(source.height * (0.6 + 0.4 * random.nextFloat())));
-  const x0 = random.nextInt(source.width - cropW + 1);
-  const y0 = random.nextInt(source.height - cropH + 1);
-  const flip = random.nextFloat() < 0.5;
-  const longSide = 320 + random.nextInt(161);
-  const scale = longSide / Math.max(cropW, cropH);
-  const width = Math.max(16, Math.round(cropW * scale));
-  const height = Math.max(16, Math.round(cropH * scale));
+  const { left: x0, top: y0, cropW, cropH, flip, scale, width, height } = chooseCrop(index, source.width, source.height, 480);
   const data = new Uint8ClampedArray(width * height * 4);
   const src = source.data;
   for (let y = 0; y < height; y++) {
