@@ -10,7 +10,7 @@ import { EdgetuneError } from "./errors";
 import { HttpClient, sleep, type ClientOptions, type RequestOptions } from "./http";
 import { paginate, type Page } from "./pagination";
 import { parseEventStream } from "./sse";
-import type { Alias, ApiKey, CallOptions, CreateJobParams, Dataset, Job, ListParams, Model, Prediction, Upload, Webhook, WebhookDelivery } from "./types";
+import type { Alias, ApiKey, BundleManifest, CallOptions, CreateJobParams, Dataset, Job, ListParams, Model, Prediction, Upload, Webhook, WebhookDelivery } from "./types";
 import { readBlob, splitIntoParts, storedZipSize, zipEntries, type ZipSourceEntry } from "./zip-stream";
 
 // ---------------------------------------------------------------- uploads
@@ -407,9 +407,21 @@ export class Models {
   predict(id: string, input: PredictInput, options: PredictOptions = {}): Promise<Prediction> {
     return this.http.json("POST", `/v1/models/${enc(id)}/predict`, { ...predictBody(input), query: { top_k: options.topK }, signal: options.signal, idempotent: true });
   }
-  /** The self-contained bundle (`GET /v1/models/:id/bundle`). */
+  /** The head-only bundle of format edgetune-bundle/1 (`GET /v1/models/:id/bundle`); see `bundleManifest` for one that runs on its own. */
   bundle(id: string, options: CallOptions = {}): Promise<any> {
     return this.http.json("GET", `/v1/models/${enc(id)}/bundle`, options);
+  }
+  /**
+   * The self-contained bundle's manifest (`GET /v1/models/:id/bundle/manifest`, saved as `edgetune.json`): every file
+   * with its download path; fetch each with `bundleFile`.
+   */
+  bundleManifest(id: string, options: CallOptions = {}): Promise<BundleManifest> {
+    return this.http.json("GET", `/v1/models/${enc(id)}/bundle/manifest`, options);
+  }
+  /** One file of a bundle manifest, as a streaming Response (a 10 MB backbone need not sit in memory). */
+  bundleFile(file: { url: string }, options: CallOptions = {}): Promise<Response> {
+    if (!file.url.startsWith("/")) throw new TypeError(`bundle file URLs are paths on the API's origin, got ${JSON.stringify(file.url)}`);
+    return this.http.raw("GET", file.url, options);
   }
   /** One artifact's bytes (`model.json`, `weights.bin`, `head.json`, ...). */
   async file(id: string, name: string, options: CallOptions = {}): Promise<Uint8Array> {

@@ -4,7 +4,7 @@
  */
 import type { z } from "zod";
 import type {
-  aliasSchema, apiKeySchema, backboneSpecSchema, createJobRequest, datasetSchema, headSpecSchema, hyperparametersSchema, jobSchema, modelSchema, predictionSchema, rejectionSchema, uploadSchema,
+  aliasSchema, apiKeySchema, backboneSpecSchema, bundleManifestSchema, createJobRequest, datasetSchema, headSpecSchema, hyperparametersSchema, jobSchema, modelSchema, predictionSchema, rejectionSchema, uploadSchema,
 } from "../shared/schemas";
 
 export type Dataset = z.infer<typeof datasetSchema>;
@@ -16,6 +16,8 @@ export type CreateJobParams = z.input<typeof createJobRequest>;
 export type HeadSpec = z.input<typeof headSpecSchema>;
 export type Hyperparameters = z.input<typeof hyperparametersSchema>;
 export type Model = z.infer<typeof modelSchema>;
+/** `edgetune.json`: the self-contained bundle's manifest (labels, backbone, preprocessing, files to download). */
+export type BundleManifest = z.infer<typeof bundleManifestSchema>;
 export type Prediction = z.infer<typeof predictionSchema>;
 export type Alias = z.infer<typeof aliasSchema>;
 export type ApiKey = z.infer<typeof apiKeySchema>;

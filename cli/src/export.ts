@@ -1,20 +1,39 @@
-/** `edgetune export`: writes the model's self-contained bundle (`GET /v1/models/:id/bundle`) to a folder. */
+/**
+ * `edgetune export`: downloads the model's self-contained bundle (`GET /v1/models/:id/bundle/manifest`, then each file
+ * it lists) into a folder that runs on its own: backbone and head weights, labels, edgetune.mjs (the API's own
+ * decoding and preprocessing, `predict(imageBytes)`), the decoders' .wasm, example.mjs, browser.html, README.md.
+ * Each file is streamed to disk (the 10 MB backbone never sits in memory), written under a temporary name and renamed
+ * once complete, and checked against the size the manifest gives.
+ */
 import fs from "node:fs";
 import path from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { Edgetune } from "../../sdk/index";
 
-export async function exportBundle(client: Edgetune, modelId: string, dir: string): Promise<string[]> {
-  const bundle = await client.models.bundle(modelId);
-  fs.mkdirSync(dir, { recursive: true });
-  const files: string[] = [];
-  const write = (name: string, content: string | Uint8Array) => {
-    fs.writeFileSync(path.join(dir, name), content);
-    files.push(name);
+/** Downloads `concurrency` files at once; returns the paths written, relative to `dir`, in manifest order. */
+export async function exportBundle(client: Edgetune, modelId: string, dir: string, options: { concurrency?: number; onFile?: (file: string, bytes: number) => void } = {}): Promise<string[]> {
+  const manifest = await client.models.bundleManifest(modelId);
+  const root = path.resolve(dir);
+  fs.mkdirSync(root, { recursive: true });
+  const queue = [...manifest.files];
+  const download = async () => {
+    for (let file = queue.shift(); file; file = queue.shift()) {
+      const target = path.resolve(root, file.path);
+      if (!target.startsWith(root + path.sep)) throw new Error(`the manifest names a file outside the folder: ${file.path}`);
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      const response = await client.models.bundleFile(file);
+      const partial = `${target}.partial`;
+      await pipeline(Readable.fromWeb(response.body as import("node:stream/web").ReadableStream), fs.createWriteStream(partial));
+      const written = fs.statSync(partial).size;
+      if (file.bytes !== undefined && written !== file.bytes) {
+        fs.rmSync(partial, { force: true });
+        throw new Error(`${file.path}: received ${written} bytes, the manifest says ${file.bytes}. Run the export again.`);
+      }
+      fs.renameSync(partial, target);
+      options.onFile?.(file.path, written);
+    }
   };
-  if (Array.isArray(bundle.files)) {
-    for (const f of bundle.files as { name: string; base64?: string; text?: string }[]) write(f.name, f.text ?? Buffer.from(f.base64 ?? "", "base64"));
-  } else {
-    write("bundle.json", JSON.stringify(bundle, null, 2));
-  }
-  return files;
+  await Promise.all(Array.from({ length: options.concurrency ?? 4 }, download));
+  return manifest.files.map((file) => file.path);
 }

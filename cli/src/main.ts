@@ -363,7 +363,7 @@ export function buildProgram(): Command {
       if (out.json) return out.result({ dir: path.resolve(dir), files: written });
       out.line(`Wrote ${written.length} files to ${dir}:`);
       for (const f of written) out.line(`  ${f}`);
-      out.line(`Try it: node ${path.join(dir, "example.mjs")} some-image.jpg`);
+      out.line(`Try it: cd ${dir} && npm install && node example.mjs some-image.jpg   (README.md there says more)`);
     });
 
   program

@@ -5,6 +5,7 @@
  * SDK's own HTTP client, so every call shares its error type and retry policy.
  */
 import { Edgetune, EdgetuneError, blobSource, paginate, zipSource, type JobEvent, type ResumeStore, type UploadProgress } from "../../sdk/index";
+import { readBlob, zipEntries } from "../../sdk/zip-stream";
 
 export { EdgetuneError as ApiError, paginate };
 export type { JobEvent, UploadProgress };
@@ -79,13 +80,22 @@ export function imageUrl(datasetId: string, sha256: string): Promise<string> {
   return url;
 }
 
-/** A model's browser bundle as a file download. */
+/**
+ * A model's self-contained bundle (the files `edgetune export` writes: backbone, head, labels, edgetune.mjs with
+ * predict(), examples) as one zip download, `MODEL_ID/...` inside. Files are fetched one by one as the manifest lists
+ * them, then stored uncompressed (weights barely compress) by the SDK's zip writer.
+ */
 export async function downloadBundle(modelId: string) {
-  const res = await call((c) => c.http.raw("GET", `/v1/models/${encodeURIComponent(modelId)}/bundle`));
-  const url = URL.createObjectURL(await res.blob());
+  const manifest = await call((c) => c.models.bundleManifest(modelId));
+  const blobs: { name: string; blob: Blob }[] = [];
+  for (const file of manifest.files) blobs.push({ name: `${modelId}/${file.path}`, blob: await call((c) => c.models.bundleFile(file)).then((res) => res.blob()) });
+  const entries = blobs.map(({ name, blob }) => ({ name, size: blob.size, mtimeMs: Date.now(), read: () => readBlob(blob) }));
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of zipEntries(entries)) chunks.push(chunk);
+  const url = URL.createObjectURL(new Blob(chunks as BlobPart[], { type: "application/zip" }));
   const a = document.createElement("a");
   a.href = url;
-  a.download = `${modelId}-bundle.json`;
+  a.download = `${modelId}-bundle.zip`;
   document.body.appendChild(a);
   a.click();
   a.remove();

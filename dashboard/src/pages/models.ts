@@ -119,7 +119,7 @@ export function ModelPage({ id }: { id: string }) {
     </dl>
     <p>
       <a class="button-like primary" href=${`#/try?model=${m.id}`}>Try it</a>
-      <button type="button" onClick=${() => downloadBundle(m.id).catch(setError)}>Download browser bundle</button>
+      <button type="button" onClick=${() => downloadBundle(m.id).catch(setError)}>Download bundle (zip: runs with plain tfjs)</button>
     </p>
     <${ErrorNote} error=${error} />
     <h2>Per class</h2>
