@@ -23,9 +23,11 @@ import { PREPROCESS_VERSION, preprocessImage } from "../../shared/image/preproce
 import type { BackboneSpec } from "../../shared/schemas";
 import { FIXTURE_JPEG_BASE64, FIXTURE_PNG_BASE64 } from "../fixtures/parity-images";
 import { makeColouredPng, makeJpeg } from "../fixtures/images";
-import { buildTinyModel } from "../fixtures/tiny-model";
+import { buildTinyGraphModel, buildTinyModel, type TinyModel } from "../fixtures/tiny-model";
 
 const SPEC: BackboneSpec = { name: "tiny", feature_layer: "relu1", input_size: [32, 32], normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, pooling: "avg", resize: "squash" };
+/** The tiny graph model (a converted TF SavedModel: a GraphModel in plain tfjs), its conv node pooled, center-cropped. */
+const GRAPH_SPEC: BackboneSpec = { ...SPEC, name: "tiny-graph", feature_layer: "conv/Conv2D", resize: "center_crop", normalization: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } };
 const LABELS = ["cat", "dog", "bird"];
 const IMAGES: Record<string, Uint8Array> = {
   "exif-rotated.jpg": Buffer.from(FIXTURE_JPEG_BASE64, "base64"),
@@ -46,6 +48,30 @@ function fixedHead(): Head {
   };
 }
 
+/** Writes backbone, head and edgetune.json into `folder`, as the export does. */
+function writeModelFiles(folder: string, tiny: TinyModel, spec: BackboneSpec, format: "layers-model" | "graph-model") {
+  fs.mkdirSync(path.join(folder, "backbone"), { recursive: true });
+  fs.mkdirSync(path.join(folder, "head"), { recursive: true });
+  fs.writeFileSync(path.join(folder, "backbone", "model.json"), JSON.stringify({ ...tiny.modelJson, weightsManifest: [{ paths: ["weights.bin"], weights: tiny.modelJson.weightsManifest.flatMap((g: { weights: unknown[] }) => g.weights) }] }));
+  fs.writeFileSync(path.join(folder, "backbone", "weights.bin"), tiny.weightData);
+  const { manifest, weights } = serializeHead(fixedHead());
+  fs.writeFileSync(path.join(folder, "head", "head.json"), JSON.stringify(manifest));
+  fs.writeFileSync(path.join(folder, "head", "head.bin"), weights);
+  const bundleManifest: BundleManifest = {
+    format: BUNDLE_FORMAT,
+    model_id: "mdl_runtime_test",
+    labels: LABELS,
+    backbone: { id: "bb_tiny", name: spec.name, format },
+    feature_spec: featureSpecOf(spec),
+    preprocessing: { version: PREPROCESS_VERSION, ...preprocessSpecOf(spec) },
+    top_k: 5,
+    entry: "edgetune.mjs",
+    paths: { backbone_model: "backbone/model.json", backbone_weights: "backbone/weights.bin", head_manifest: "head/head.json", head_weights: "head/head.bin", jpeg_decoder: "mozjpeg_dec.wasm", png_decoder: "squoosh_png_bg.wasm" },
+    files: [],
+  };
+  fs.writeFileSync(path.join(folder, "edgetune.json"), JSON.stringify(bundleManifest));
+}
+
 let dir: string;
 let runtimeFiles: { name: string; bytes: number }[];
 
@@ -53,38 +79,17 @@ beforeAll(async () => {
   await tf.setBackend("cpu");
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-bundle-"));
   runtimeFiles = await buildBundleRuntime({ outdir: dir, quiet: true });
-  const tiny = buildTinyModel();
-  fs.mkdirSync(path.join(dir, "backbone"));
-  fs.mkdirSync(path.join(dir, "head"));
-  fs.writeFileSync(path.join(dir, "backbone", "model.json"), JSON.stringify({ ...tiny.modelJson, weightsManifest: [{ paths: ["weights.bin"], weights: tiny.modelJson.weightsManifest.flatMap((g: { weights: unknown[] }) => g.weights) }] }));
-  fs.writeFileSync(path.join(dir, "backbone", "weights.bin"), tiny.weightData);
-  const { manifest, weights } = serializeHead(fixedHead());
-  fs.writeFileSync(path.join(dir, "head", "head.json"), JSON.stringify(manifest));
-  fs.writeFileSync(path.join(dir, "head", "head.bin"), weights);
-  const bundleManifest: BundleManifest = {
-    format: BUNDLE_FORMAT,
-    model_id: "mdl_runtime_test",
-    labels: LABELS,
-    backbone: { id: "bb_tiny", name: "tiny", format: "layers-model" },
-    feature_spec: featureSpecOf(SPEC),
-    preprocessing: { version: PREPROCESS_VERSION, ...preprocessSpecOf(SPEC) },
-    top_k: 5,
-    entry: "edgetune.mjs",
-    paths: { backbone_model: "backbone/model.json", backbone_weights: "backbone/weights.bin", head_manifest: "head/head.json", head_weights: "head/head.bin", jpeg_decoder: "mozjpeg_dec.wasm", png_decoder: "squoosh_png_bg.wasm" },
-    files: [],
-  };
-  fs.writeFileSync(path.join(dir, "edgetune.json"), JSON.stringify(bundleManifest));
+  writeModelFiles(dir, buildTinyModel(), SPEC, "layers-model");
 });
 
 /** The API's pipeline in Node (services/inference.ts predict, layers path): decode, preprocess, embed, head, top-k. */
-async function referencePredictions(images: Uint8Array[]) {
-  const tiny = buildTinyModel();
-  const extractor = await buildAnyFeatureExtractor(tf, { name: "tiny", modelJson: tiny.modelJson as any, weightData: tiny.weightData.slice().buffer, inputRange: [0, 1] }, featureSpecOf(SPEC));
+async function referencePredictions(images: Uint8Array[], tiny = buildTinyModel(), spec = SPEC) {
+  const extractor = await buildAnyFeatureExtractor(tf as any, { name: "tiny", modelJson: tiny.modelJson as any, weightData: tiny.weightData.slice().buffer, inputRange: [0, 1] }, featureSpecOf(spec));
   const codecs = await getNodeCodecs();
   const head = fixedHead();
   const embeddings = new Float32Array(images.length * head.inputDim);
   for (const [index, bytes] of images.entries()) {
-    const pixels = preprocessImage(await decodeImage(bytes, codecs), preprocessSpecOf(SPEC));
+    const pixels = preprocessImage(await decodeImage(bytes, codecs), preprocessSpecOf(spec));
     const embedding = await extractor.embedAsync(tf.tensor4d(pixels, [1, 32, 32, 3]));
     embeddings.set(embedding.dataSync() as Float32Array, index * head.inputDim);
   }
@@ -118,6 +123,23 @@ describe("bundle runtime (edgetune.mjs built by bundle/build.mjs)", () => {
     // One image alone gives the same answer as in the batch, and top_k applies.
     const single = await model.predict(IMAGES["exif-rotated.jpg"], { topK: 1 });
     expect(single.predictions).toEqual([result.predictions[0].slice(0, 1)]);
+    model.dispose();
+  });
+
+  it("runs a graph-model backbone (a converted SavedModel) with plain tfjs, center-cropped, as the API does", async () => {
+    const graphDir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-bundle-graph-"));
+    for (const name of ["edgetune.mjs", "mozjpeg_dec.wasm", "squoosh_png_bg.wasm"]) fs.copyFileSync(path.join(dir, name), path.join(graphDir, name));
+    const graph = buildTinyGraphModel();
+    writeModelFiles(graphDir, graph, GRAPH_SPEC, "graph-model");
+    const { loadBundle } = await import(pathToFileURL(path.join(graphDir, "edgetune.mjs")).href);
+    const model = await loadBundle(tf, (file: string) => fs.promises.readFile(path.join(graphDir, file)));
+    const images = Object.values(IMAGES);
+    const result = await model.predict(images);
+    const expected = await referencePredictions(images, graph, GRAPH_SPEC);
+    result.predictions.forEach((prediction: { label: string; probability: number }[], row: number) => {
+      expect(prediction.map((p) => p.label)).toEqual(expected[row]!.map((p) => p.label));
+      prediction.forEach((entry, k) => expect(Math.abs(entry.probability - expected[row]![k]!.probability)).toBeLessThan(1e-6));
+    });
     model.dispose();
   });
 
