@@ -4,6 +4,7 @@
  * cache key.
  */
 import { PREPROCESS_VERSION, type PreprocessSpec } from "./image/preprocess";
+import { AUGMENT_VERSION } from "./image/augment";
 import type { FeatureSpec } from "./backbone/types";
 import type { BackboneSpec } from "./schemas";
 
@@ -129,4 +130,12 @@ export function preprocessSpecOf(spec: BackboneSpec): PreprocessSpec {
 export function embeddingCacheKey(backboneId: string, weightsVersion: string, spec: BackboneSpec): string {
   const parts = [backboneId, weightsVersion, featureLayers(spec).join("+"), spec.pooling, spec.input_size.join("x"), spec.resize, spec.normalization.mean.join(","), spec.normalization.std.join(","), PREPROCESS_VERSION];
   return parts.join("|");
+}
+
+/**
+ * The cache key of an image's transformed view `view` (≥ 1, shared/image/augment.ts): the plain key plus the view
+ * and the augmentation version, so a second job asking for the same views computes nothing.
+ */
+export function viewEmbeddingCacheKey(backboneId: string, weightsVersion: string, spec: BackboneSpec, view: number): string {
+  return `${embeddingCacheKey(backboneId, weightsVersion, spec)}|view ${view}|${AUGMENT_VERSION}`;
 }

@@ -148,12 +148,30 @@ export const hyperparametersSchema = z
   .meta({ id: "Hyperparameters" });
 export type Hyperparameters = z.infer<typeof hyperparametersSchema>;
 
+/**
+ * `augmentation`: `views` deterministic transformed views of each TRAINING image (shared/image/augment.ts: its
+ * mirror, then crops with small colour changes) are embedded once, cached like every embedding, and train the head
+ * beside the originals (never the validation images); `tta: "flip"` makes the model average each image's embedding
+ * with its mirror's at prediction time (validation, the edge and exported bundles alike: the head says so in its
+ * `tta` field).
+ */
+export const augmentationSchema = z
+  .object({
+    views: z.number().int().min(0).max(16).default(0).describe("transformed views per training image (0 to 16)"),
+    tta: z.enum(["none", "flip"]).default("none").describe('"flip": predictions average the embeddings of the image and its mirror'),
+  })
+  .strict()
+  .meta({ id: "Augmentation" });
+export type Augmentation = z.infer<typeof augmentationSchema>;
+export const NO_AUGMENTATION: Augmentation = { views: 0, tta: "none" };
+
 export const createJobRequest = z
   .object({
     dataset_id: z.string().min(1),
     backbone: z.string().min(1).optional().describe("a backbone id or a builtin backbone's name; default: the builtin default"),
     head: jobHeadSpecSchema.optional().describe('default {"type": "auto"}: chosen by cross-validation on the training images'),
     hyperparameters: hyperparametersSchema.optional(),
+    augmentation: augmentationSchema.optional().describe("default: no views, no test-time averaging"),
     max_attempts: z.number().int().min(1).max(10).optional(),
   })
   .strict()
@@ -167,6 +185,7 @@ export const jobConfigSchema = z
     kind: z.enum(["train", "diagnostics"]).default("train"),
     head: jobHeadSpecSchema,
     hyperparameters: hyperparametersSchema,
+    augmentation: augmentationSchema.default(NO_AUGMENTATION),
   })
   .meta({ id: "JobConfig" });
 export type JobConfig = z.infer<typeof jobConfigSchema>;

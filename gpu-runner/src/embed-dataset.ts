@@ -60,6 +60,11 @@ export interface EmbedDatasetInput {
   /** Decodes on other threads when given (the runner's pool); otherwise decoding runs on this thread. */
   decodePool?: DecodePool;
   maxPixels: number;
+  /**
+   * false: `images` is not the job's whole image set (augmentation views of its training images), so no pack is
+   * read or written (the API keys a pack by the job's own images); every image is looked up and stored by itself.
+   */
+  usePack?: boolean;
   /** Batches decoded ahead of the backbone (default `DECODE_AHEAD`; bench/embed/pipeline.ts compares settings). */
   decodeAhead?: number;
   signal: AbortSignal;
@@ -141,6 +146,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   const pathOf = new Map(input.images.map((image) => [image.sha256, image.path]));
   const unique = [...pathOf.keys()].sort();
   const pack = await packIdOf(unique);
+  const usePack = input.usePack ?? true;
   const bySha = new Map<string, Float32Array>();
 
   // 1. The cache: the whole pack when this exact set was embedded before, else per image.
@@ -148,7 +154,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   for (let start = 0; start < unique.length; start += LOOKUP_CHUNK) {
     const chunk = unique.slice(start, start + LOOKUP_CHUNK).filter((sha) => !bySha.has(sha));
     if (chunk.length === 0) continue;
-    const found = await client.lookupEmbeddings(input.jobId, input.leaseToken, input.cacheKey, chunk, start === 0 ? pack : undefined);
+    const found = await client.lookupEmbeddings(input.jobId, input.leaseToken, input.cacheKey, chunk, start === 0 && usePack ? pack : undefined);
     parseRecords(found.records, dim, bySha);
     fromPack ||= found.fromPack;
     // The pack's other shards; one that is gone leaves its images to the per-image lookups of the next chunks.
@@ -266,7 +272,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
 
   // 3. The pack, so a retrain of this snapshot reads one object.
   // Keyed by all of the job's images, so images that fail to decode are simply absent from it.
-  if ((!fromPack || computed > 0) && bySha.size > 0) {
+  if (usePack && (!fromPack || computed > 0) && bySha.size > 0) {
     // In shards of at most PACK_SHARD_BYTES, shard 0 last: a pack whose shard 0 is stored is whole.
     const present = unique.filter((sha) => bySha.has(sha));
     const perShard = Math.max(1, Math.floor(PACK_SHARD_BYTES / (EMBEDDING_RECORD_HEADER_BYTES + dim * 4)));

@@ -16,7 +16,9 @@ import { PREPROCESS_VERSION } from "../../shared/image/preprocess";
 import { applyHead, headToTfjsModel, serializeHead } from "../../shared/head";
 import { sha256Hex } from "../../shared/ids";
 import { evaluate, listMisclassified } from "../../shared/metrics";
-import { embeddingCacheKey, featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
+import { embeddingCacheKey, featureSpecOf, preprocessSpecOf, viewEmbeddingCacheKey } from "../../shared/catalog";
+import { MIRROR_VIEW } from "../../shared/image/augment";
+import { augmentTrainingSet } from "./augment-set";
 import { resolveSplit, type SplitTag } from "../../shared/split";
 import { LeaseLostError, type LeasedJob, type Progress, type Rejection, type RunnerClient } from "./api-client";
 import { loadJobBackbone } from "./backbones/job-backbone";
@@ -142,6 +144,12 @@ interface TrainingSet {
   /** On a SharedArrayBuffer, so the training thread reads it without a copy. */
   embeddings: Float32Array;
   dim: number;
+  /**
+   * With augmentation (augmentStep): the training images' rows (split.train also lists their view rows, which come
+   * after the images' rows) and each image's view rows. Without: split.train and an empty map.
+   */
+  imageTrain: number[];
+  viewRows: ReadonlyMap<number, readonly number[]>;
 }
 
 function buildTrainingSet(leased: LeasedJob, embedded: EmbedDatasetResult): TrainingSet {
@@ -159,7 +167,51 @@ function buildTrainingSet(leased: LeasedJob, embedded: EmbedDatasetResult): Trai
   const dim = embedded.dim;
   const embeddings = new Float32Array(new SharedArrayBuffer(items.length * dim * 4));
   items.forEach((item, row) => embeddings.set(embedded.bySha.get(item.sha256)!, row * dim));
-  return { items, labelNames, labels, split, hasOwnSplit, embeddings, dim };
+  return { items, labelNames, labels, split, hasOwnSplit, embeddings, dim, imageTrain: split.train, viewRows: new Map() };
+}
+
+/** Embedding counts of the augmentation views (all views together). */
+interface ViewEmbeddings {
+  views: number;
+  tta: "none" | "flip";
+  cached: number;
+  computed: number;
+}
+
+/**
+ * `augmentation`: embeds views 1..K of the training images (and view 1, the mirror, of every image for flip
+ * averaging), each view cached under its own key like any embedding, then builds the augmented matrix
+ * (augment-set.ts). Validation images get no training views.
+ */
+async function augmentStep(ctx: RunJobContext, keeper: LeaseKeeper, engine: EmbeddingEngine, set: TrainingSet): Promise<{ set: TrainingSet; views: ViewEmbeddings | null }> {
+  const { leased } = ctx;
+  const { job, lease, backbone } = leased;
+  const { augmentation } = job.config;
+  if (augmentation.views === 0 && augmentation.tta === "none") return { set, views: null };
+  const wanted = Math.max(augmentation.views, augmentation.tta === "flip" ? MIRROR_VIEW : 0);
+  const trainImages = set.imageTrain.map((row) => set.items[row]!);
+  const byView = new Map<number, Map<string, Float32Array>>();
+  const counts: ViewEmbeddings = { views: augmentation.views, tta: augmentation.tta, cached: 0, computed: 0 };
+  for (let view = 1; view <= wanted; view++) {
+    const images = view === MIRROR_VIEW && augmentation.tta === "flip" ? set.items : trainImages;
+    const result = await embedDataset({
+      client: ctx.client, jobId: job.id, leaseToken: lease.token,
+      cacheKey: await sha256Hex(viewEmbeddingCacheKey(backbone.id, backbone.weights_version, backbone.spec, view)),
+      images, usePack: false, engine, codecs: ctx.codecs, decodePool: ctx.decodePool,
+      preprocess: { ...preprocessSpecOf(backbone.spec), view }, maxPixels: ctx.maxPixels ?? DEFAULT_MAX_PIXELS, signal: keeper.signal,
+      onProgress: (done, total) => keeper.setProgress(`embedding view ${view}/${wanted}`, done, total), log: ctx.log,
+    });
+    byView.set(view, result.bySha);
+    counts.cached += result.cached;
+    counts.computed += result.computed;
+    keeper.signal.throwIfAborted();
+  }
+  const augmented = augmentTrainingSet({ shas: set.items.map((item) => item.sha256), labels: set.labels, split: set.split, embeddings: set.embeddings, dim: set.dim }, augmentation, byView);
+  ctx.log(`job ${job.id}: augmentation: ${augmented.viewRowCount} view rows for ${set.imageTrain.length} training images${augmentation.tta === "flip" ? ", flip-averaged embeddings" : ""} (${counts.cached} view embeddings cached, ${counts.computed} computed)`);
+  return {
+    set: { ...set, labels: augmented.labels, split: augmented.split, embeddings: augmented.embeddings, imageTrain: set.imageTrain, viewRows: augmented.viewRows },
+    views: counts,
+  };
 }
 
 /** What to train: the job's head, or the one `auto` chose (with its settings and the search's record). */
@@ -179,7 +231,7 @@ async function selectStep(ctx: RunJobContext, keeper: LeaseKeeper, set: Training
   keeper.setProgress("selecting", 0, 1);
   const runFolds = workerFoldRunner({ embeddings: set.embeddings, dim: set.dim, labels: set.labels, classCount: set.labelNames.length, hyperparameters }, { signal: keeper.signal });
   const { selection, chosen } = await selectHead(
-    { labels: set.labels, trainIndex: set.split.train },
+    { labels: set.labels, trainIndex: set.imageTrain, viewRows: set.viewRows },
     { folds: head.folds, seed: hyperparameters.seed, jobEpochs: hyperparameters.epochs, runFolds, onProgress: (done, total) => keeper.setProgress("selecting", done, total) },
   );
   const best = selection.chosen;
@@ -264,7 +316,7 @@ async function uploadArtifactsStep(ctx: RunJobContext, trained: TrainHeadResult,
     preprocessing: { version: PREPROCESS_VERSION, ...preprocessSpecOf(backbone.spec) },
     labels: set.labelNames,
     metrics: { ...evaluated.metrics, misclassified: evaluated.misclassified, selection },
-    training: { requested_head: job.config.head, head: headSpec, hyperparameters, solver: "lbfgs", best_epoch: trained.bestEpoch, stop_reason: trained.stopReason, epochs_run: trained.epochs.length, split: set.hasOwnSplit ? "dataset" : "stratified", train_count: set.split.train.length, val_count: set.split.val.length },
+    training: { requested_head: job.config.head, head: headSpec, hyperparameters, solver: "lbfgs", best_epoch: trained.bestEpoch, stop_reason: trained.stopReason, epochs_run: trained.epochs.length, split: set.hasOwnSplit ? "dataset" : "stratified", train_count: set.imageTrain.length, view_rows: set.split.train.length - set.imageTrain.length, val_count: set.split.val.length, augmentation: job.config.augmentation },
     content_hashes_sha256: await sha256Hex(contentHashes.join("\n")),
     images: contentHashes.length,
     skipped,
@@ -332,7 +384,7 @@ export async function runJob(ctx: RunJobContext): Promise<JobOutcome> {
     keeper.signal.throwIfAborted();
 
     // 3. Items, labels, split.
-    const set = buildTrainingSet(leased, embedded);
+    let set = buildTrainingSet(leased, embedded);
 
     // A diagnostics job stops here: its report needs only the embeddings, the labels and the split.
     if (job.config.kind === "diagnostics") {
@@ -349,11 +401,18 @@ export async function runJob(ctx: RunJobContext): Promise<JobOutcome> {
       return "succeeded";
     }
 
+    // 3b. Augmentation views of the training images, flip averaging (cache first, like the plain embeddings).
+    const augmented = await timed("augmentation_ms", () => augmentStep(ctx, keeper, engine, set));
+    set = augmented.set;
+    keeper.signal.throwIfAborted();
+
     // 4. The head (embeddings only: the backbone stays frozen), chosen by CV first for `auto`; 5. evaluation.
     const choice = await timed("selection_ms", () => selectStep(ctx, keeper, set));
     keeper.signal.throwIfAborted();
     const trained = await timed("training_ms", () => trainStep(ctx, keeper, set, choice));
     keeper.signal.throwIfAborted();
+    // Its inputs were flip-averaged: whoever serves it must average the same way (the edge reads this).
+    if (job.config.augmentation.tta === "flip") trained.head.tta = "flip";
     keeper.setProgress("evaluating", 0, set.split.val.length);
     const evaluated = await timed("evaluation_ms", () => evaluateStep(trained, set));
     const metrics = evaluated.metrics;
@@ -378,7 +437,7 @@ export async function runJob(ctx: RunJobContext): Promise<JobOutcome> {
       epochs: trained.epochs,
       skipped,
       head_bytes: headBytes,
-      extra: { timings_ms: timings, embeddings: { cached: embedded.cached, computed: embedded.computed, from_pack: embedded.fromPack, engine: engine.name, breakdown_ms: embedded.breakdownMs } },
+      extra: { timings_ms: timings, embeddings: { cached: embedded.cached, computed: embedded.computed, from_pack: embedded.fromPack, engine: engine.name, breakdown_ms: embedded.breakdownMs, ...(augmented.views ? { views: augmented.views } : {}) } },
     });
     log(`job ${job.id}: succeeded → ${modelId} (val accuracy ${(metrics.accuracy * 100).toFixed(1)}%, ${timings.total_ms} ms; embeddings ${embedded.cached} cached / ${embedded.computed} computed)`);
     return "succeeded";

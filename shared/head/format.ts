@@ -34,6 +34,12 @@ export interface Head {
   labels: string[];
   standardize: Standardization | null;
   layers: DenseLayer[];
+  /**
+   * Test-time augmentation the head was trained and evaluated with: "flip" means its input is the mean of the
+   * image's embedding and its mirror's (shared/image/augment.ts `mirrorInputTensor`, `averageEmbeddings`), so
+   * whoever embeds an image for it (the edge, an exported bundle) must do the same. Absent: "none".
+   */
+  tta?: "none" | "flip";
 }
 
 /** Where a tensor sits in the weights binary. Both numbers count float32 values, not bytes. */
@@ -66,6 +72,8 @@ export const headManifestSchema = z.looseObject({
   layers: z.array(denseLayerManifestSchema).check(z.minLength(1)),
   /** Exact size of the weights binary: 4 × the number of float32 values. */
   weights_byte_length: z.int().check(z.minimum(0)),
+  /** See `Head.tta`; absent in heads written before it existed, which means "none". */
+  tta: z.optional(z.enum(["none", "flip"])),
 });
 export type HeadManifest = z.infer<typeof headManifestSchema>;
 
@@ -112,6 +120,7 @@ export function serializeHead(head: Head): { manifest: HeadManifest; weights: Ui
       : null,
     layers,
     weights_byte_length: packed.byteLength,
+    ...(head.tta === "flip" ? { tta: "flip" as const } : {}),
   };
   return { manifest, weights: toLittleEndianBytes(packed) };
 }
@@ -190,7 +199,7 @@ export function parseHead(manifest: unknown, weights: ArrayBuffer | ArrayBufferV
   const badValue = floats.findIndex((value) => !Number.isFinite(value));
   if (badValue >= 0) throw new HeadFormatError(`float ${badValue} of the weights binary is ${floats[badValue]}`, "weights");
 
-  return { inputDim: spec.input_dim, labels: [...spec.labels], standardize, layers };
+  return { inputDim: spec.input_dim, labels: [...spec.labels], standardize, layers, ...(spec.tta === "flip" ? { tta: "flip" as const } : {}) };
 }
 
 /**

@@ -10,6 +10,7 @@
  */
 import type { ImageCodecs, RgbaImage } from "./codecs";
 import { decodeImage, type DecodeOptions } from "./decode";
+import { changesColour, viewNormalizationTable, viewTransform } from "./augment";
 
 /**
  * Identifies everything that determines the output for given bytes and spec: the decoders (@jsquash/jpeg 1.6.0,
@@ -26,6 +27,11 @@ export interface PreprocessSpec {
   std: [number, number, number];
   /** "squash": the whole image scaled to height x width; "center_crop": scaled to cover it, the centre kept. */
   resize: "squash" | "center_crop";
+  /**
+   * A deterministic transformed view (shared/image/augment.ts): 0 or absent is the image as served, 1 its mirror,
+   * 2 and up a crop with small colour changes. Only training-time augmentation and flip averaging set it.
+   */
+  view?: number;
 }
 
 const PRECISION_BITS = 22; // as Pillow's 8-bit path: 255 * 2^22 * (1 + rounding) stays below 2^31
@@ -64,6 +70,14 @@ export function preprocessImage(image: RgbaImage, spec: PreprocessSpec, target?:
     right = left + boxWidth;
     bottom = top + boxHeight;
   }
+  const transform = viewTransform(spec.view ?? 0);
+  const { crop } = transform;
+  if (crop.x0 !== 0 || crop.y0 !== 0 || crop.x1 !== 1 || crop.y1 !== 1) {
+    const boxWidth = right - left;
+    const boxHeight = bottom - top;
+    [left, right] = [left + crop.x0 * boxWidth, left + crop.x1 * boxWidth];
+    [top, bottom] = [top + crop.y0 * boxHeight, top + crop.y1 * boxHeight];
+  }
   const horizontal = computeWeights(width, left, right, outWidth);
   const vertical = computeWeights(height, top, bottom, outHeight);
 
@@ -71,7 +85,9 @@ export function preprocessImage(image: RgbaImage, spec: PreprocessSpec, target?:
   const firstRow = vertical.bounds[0]!;
   const lastRow = vertical.bounds[2 * (outHeight - 1)]! + vertical.bounds[2 * (outHeight - 1) + 1]!;
   const between = resampleRows(pixels, width, firstRow, lastRow - firstRow, horizontal);
-  resampleColumnsToFloats(between, outWidth, firstRow, vertical, normalizationTable(spec.mean, spec.std), output);
+  const table = changesColour(transform) ? viewNormalizationTable(transform, spec.mean, spec.std) : normalizationTable(spec.mean, spec.std);
+  resampleColumnsToFloats(between, outWidth, firstRow, vertical, table, output);
+  if (transform.mirror) mirrorRowsInPlace(output, outHeight, outWidth);
   return output;
 }
 
@@ -208,6 +224,22 @@ function computeWeights(inSize: number, in0: number, in1: number, outSize: numbe
     bounds[2 * out + 1] = count;
   }
   return { bounds, weights, taps };
+}
+
+/** Reverses the columns of a [height, width, 3] tensor in place (the same values as augment.ts mirrorInputTensor). */
+function mirrorRowsInPlace(tensor: Float32Array, height: number, width: number): void {
+  for (let y = 0; y < height; y++) {
+    const base = y * width * 3;
+    for (let x = 0, mirrored = width - 1; x < mirrored; x++, mirrored--) {
+      for (let c = 0; c < 3; c++) {
+        const a = base + x * 3 + c;
+        const b = base + mirrored * 3 + c;
+        const value = tensor[a]!;
+        tensor[a] = tensor[b]!;
+        tensor[b] = value;
+      }
+    }
+  }
 }
 
 /** `(v / 255 - mean[c]) / std[c]` for every byte value v and channel c, rounded once to float32. */

@@ -18,6 +18,7 @@ import { loadVendoredBundle } from "../../gpu-runner/src/backbones/builtin-vendo
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { DEFAULT_BACKBONE, featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
 import { applyHead, parseHead } from "../../shared/head";
+import { averageEmbeddings } from "../../shared/image/augment";
 import { imageToTensorInput } from "../../shared/image/preprocess";
 import { makeColouredPng, makeUndecodablePng } from "../fixtures/images";
 import { buildTinyGraphModel, buildTinyModel, tinySpec } from "../fixtures/tiny-model";
@@ -193,6 +194,45 @@ describe("a fine-tune job on the local platform", () => {
     assert.equal(job.metrics.embeddings.computed, 0);
     assert.equal(job.metrics.embeddings.cached, 24);
     assert.deepEqual(job.metrics.epochs, firstJob.metrics.epochs);
+  });
+
+  test("augmentation: views of the training images and flip averaging are embedded once, a second job computes none, and the edge averages as the runner did", async () => {
+    const request = { dataset_id: datasetId, hyperparameters: { epochs: 30, seed: 7 }, augmentation: { views: 2, tta: "flip" } };
+    const first = await waitForJob((await api(platform, "POST", "/v1/jobs", { json: request })).body.id, (j) => finished(j.status), "the augmented job to finish");
+    assert.equal(first.status, "succeeded", `${first.error}\n${runner.output().slice(-2000)}`);
+    const model = (await api(platform, "GET", `/v1/models/${first.model_id}`)).body;
+    const trainImages = 24 - model.metrics.per_class.reduce((n: number, row: any) => n + row.support, 0);
+    // View 1 (the mirror) of all 24 images for flip averaging, view 2 of the training images only.
+    assert.deepEqual(first.metrics.embeddings.views, { views: 2, tta: "flip", cached: 0, computed: 24 + trainImages });
+
+    const again = await waitForJob((await api(platform, "POST", "/v1/jobs", { json: request })).body.id, (j) => finished(j.status), "the second augmented job to finish");
+    assert.equal(again.status, "succeeded", again.error);
+    assert.equal(again.metrics.embeddings.computed, 0);
+    assert.deepEqual(again.metrics.embeddings.views, { views: 2, tta: "flip", cached: 24 + trainImages, computed: 0 });
+    assert.deepEqual(again.metrics.epochs, first.metrics.epochs);
+
+    const [manifest, weights] = await Promise.all([
+      fetch(`${platform.url}/v1/models/${first.model_id}/files/head.json`, { headers: { authorization: `Bearer ${platform.adminKey}` } }).then((r) => r.json()),
+      fetch(`${platform.url}/v1/models/${first.model_id}/files/head.bin`, { headers: { authorization: `Bearer ${platform.adminKey}` } }).then((r) => r.arrayBuffer()),
+    ]);
+    const head = parseHead(manifest, weights);
+    assert.equal(head.tta, "flip");
+    // The runner's path for a flip-averaged head: view 0 and view 1 embedded separately, then averaged.
+    const engine = await createEngine(await loadVendoredBundle(DEFAULT_BACKBONE), featureSpecOf(DEFAULT_BACKBONE.spec), { engine: "auto" });
+    try {
+      for (const [index, image] of [makeColouredPng(57, 31, [120, 120, 60], 9102), makeColouredPng(64, 64, [40, 120, 130], 9103)].entries()) {
+        const codecs = await getNodeCodecs();
+        const [plain, mirror] = await Promise.all([0, 1].map(async (view) => engine.embed(await imageToTensorInput(image, { ...preprocessSpecOf(DEFAULT_BACKBONE.spec), view }, codecs), 1)));
+        const expected = applyHead(head, averageEmbeddings(plain!, mirror!), 1);
+        const edge = await api(platform, "POST", `/v1/models/${first.model_id}/predict?top_k=3`, { body: image as Uint8Array<ArrayBuffer>, headers: { "content-type": "image/png" } });
+        assert.equal(edge.status, 200, JSON.stringify(edge.body));
+        for (const { label, probability } of edge.body.predictions[0] as Array<{ label: string; probability: number }>) {
+          assert.ok(Math.abs(probability - expected[head.labels.indexOf(label)]!) <= 1e-4, `image ${index} ${label}: edge ${probability} vs runner ${expected[head.labels.indexOf(label)]}`);
+        }
+      }
+    } finally {
+      await engine.close();
+    }
   });
 });
 

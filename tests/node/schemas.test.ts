@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "vitest";
 import type { z } from "zod";
-import { backboneSpecSchema, createJobRequest, headSpecSchema, hyperparametersSchema, jobConfigSchema } from "../../shared/schemas";
+import { augmentationSchema, backboneSpecSchema, createJobRequest, headSpecSchema, hyperparametersSchema, jobConfigSchema } from "../../shared/schemas";
 
 /**
  * The hyperparameter defaults, written out so that changing one in the schema is a deliberate act here too
@@ -83,9 +83,16 @@ describe("job schemas fill documented defaults", () => {
     assert.deepEqual(createJobRequest.parse({ dataset_id: "ds_1" }), { dataset_id: "ds_1" });
   });
 
+  it("augmentation: no views and no test-time averaging unless asked; at most 16 views", () => {
+    assert.deepEqual(augmentationSchema.parse({}), { views: 0, tta: "none" });
+    assert.deepEqual(augmentationSchema.parse({ views: 4, tta: "flip" }), { views: 4, tta: "flip" });
+    assertRejectedAt(augmentationSchema, { views: 17 }, "views");
+    assertRejectedAt(augmentationSchema, { tta: "five_crop" }, "tta");
+  });
+
   it("job config: the config a runner leases is re-validated with the same defaults", () => {
     const parsed = jobConfigSchema.parse({ head: { type: "linear" }, hyperparameters: {} });
-    assert.deepEqual(parsed, { kind: "train", head: { type: "linear" }, hyperparameters: DOCUMENTED_HYPERPARAMETERS });
+    assert.deepEqual(parsed, { kind: "train", head: { type: "linear" }, hyperparameters: DOCUMENTED_HYPERPARAMETERS, augmentation: { views: 0, tta: "none" } });
   });
 });
 

@@ -14,7 +14,8 @@ import { decodeImage } from "../../shared/image/decode";
 import { isImageError } from "../../shared/image/errors";
 import { PREPROCESS_VERSION, preprocessImage } from "../../shared/image/preprocess";
 import { getWorkerCodecs } from "../../workers/inference/codecs";
-import { EXPECTED, FIXTURE_JPEG_BASE64, FIXTURE_PNG_BASE64, SPECS } from "../fixtures/parity-images";
+import { EXPECTED, EXPECTED_VIEWS, FIXTURE_JPEG_BASE64, FIXTURE_PNG_BASE64, SPECS } from "../fixtures/parity-images";
+import { AUGMENT_VERSION } from "../../shared/image/augment";
 
 
 function fromBase64(text: string): Uint8Array {
@@ -44,6 +45,17 @@ describe("image pipeline in workerd", () => {
       const image = await decodeImage(bytes, await getWorkerCodecs());
       expect(await sha256(preprocessImage(image, SPECS.crop!))).toBe(EXPECTED[format].crop);
       expect(await sha256(preprocessImage(image, SPECS.squash!))).toBe(EXPECTED[format].squash);
+    });
+  }
+
+  for (const format of ["jpeg", "png"] as const) {
+    it(`makes the same augmentation views (1 to 3) of the ${format} fixture as Node, bit for bit`, async () => {
+      expect(AUGMENT_VERSION).toBe("aug-1");
+      const image = await decodeImage(fromBase64(format === "jpeg" ? FIXTURE_JPEG_BASE64 : FIXTURE_PNG_BASE64), await getWorkerCodecs());
+      for (const spec of ["crop", "squash"] as const) {
+        const digests = await Promise.all([1, 2, 3].map((view) => sha256(preprocessImage(image, { ...SPECS[spec]!, view }))));
+        expect(digests).toEqual(EXPECTED_VIEWS[format][spec]);
+      }
     });
   }
 

@@ -12,6 +12,7 @@ import { backboneSpecSchema } from "../../shared/schemas";
 import { applyHead, type Head } from "../../shared/head";
 import { decodeImage } from "../../shared/image/decode";
 import { preprocessImage } from "../../shared/image/preprocess";
+import { averageEmbeddings, MIRROR_VIEW, mirrorInputTensor } from "../../shared/image/augment";
 import { getWorkerCodecs } from "../../workers/inference/codecs";
 import { createEmbedder, type Embedder } from "../../workers/inference/embedder";
 import { compileFusedBackbone, UnsupportedGraphError } from "../../workers/inference/fused-backbone";
@@ -95,6 +96,27 @@ describe("the fused MobileNetV2 (builtin backbone) in workerd", () => {
       expect(maxAbsDifference(expected, actual)).toBeLessThan(1e-4);
       console.log(`fused vs layers probabilities, ${classes} classes, hidden [${hidden.join(", ")}]: max |difference| ${maxAbsDifference(expected, actual).toExponential(2)}`);
     }
+  });
+
+  it("flip averaging at the edge (mirrorInputTensor of the served input) gives the runner's flip-averaged probabilities (its cached view 1) within 1e-4", async () => {
+    const codecs = await getWorkerCodecs();
+    const spec = { input_size: builtin.spec.input_size, mean: builtin.spec.normalization.mean, std: builtin.spec.normalization.std, resize: builtin.spec.resize };
+    const [height, width] = spec.input_size;
+    const runner: Float32Array[] = [];
+    const edge: Float32Array[] = [];
+    for (const bytes of [makeJpeg("small"), makeJpeg("other"), makePng(64, 48, 3)]) {
+      const image = await decodeImage(bytes, codecs);
+      // The runner: view 0 and view 1 preprocessed and embedded separately (as cached), then averaged.
+      runner.push(averageEmbeddings(await layers.embed(preprocessImage(image, { ...spec, view: 0 })), await layers.embed(preprocessImage(image, { ...spec, view: MIRROR_VIEW }))));
+      // The edge (services/inference.ts): the served input and its mirror through the fused backbone.
+      const pixels = preprocessImage(image, spec);
+      edge.push(averageEmbeddings(await fused.embed(pixels), await fused.embed(mirrorInputTensor(pixels, height, width))));
+    }
+    const head: Head = { ...seededHead(layers.dim, 5, [], 3), standardize: standardizationOf(runner, layers.dim), tta: "flip" };
+    const flatten = (rows: Float32Array[]) => Float32Array.from(rows.flatMap((row) => Array.from(row)));
+    const difference = maxAbsDifference(applyHead(head, flatten(runner), runner.length), applyHead(head, flatten(edge), edge.length));
+    expect(difference).toBeLessThan(1e-4);
+    console.log(`flip-averaged probabilities, edge vs runner: max |difference| ${difference.toExponential(2)}`);
   });
 
   it("holds no tensors between calls beyond its weights", async () => {

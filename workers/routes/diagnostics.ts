@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { eq, sql } from "drizzle-orm";
 import { DEFAULT_BACKBONE } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
-import { DEFAULT_JOB_HEAD, hyperparametersSchema } from "../../shared/schemas";
+import { DEFAULT_JOB_HEAD, hyperparametersSchema, NO_AUGMENTATION } from "../../shared/schemas";
 import { createRouter } from "../app";
 import { datasets } from "../db/schema";
 import { resolveBackbone } from "../services/backbones";
@@ -55,7 +55,7 @@ diagnosticsRoutes.openapi(
     const frozen = await db.update(datasets).set({ frozenVersion: sql`max(${datasets.frozenVersion}, ${datasets.version})` }).where(eq(datasets.id, dataset.id)).returning({ version: datasets.version }).get();
     const job = await createJob(db, {
       projectId: caller.projectId, datasetId: dataset.id, datasetVersion: frozen!.version, backbone: backbone.id,
-      config: { kind: "diagnostics", head: DEFAULT_JOB_HEAD, hyperparameters: hyperparametersSchema.parse({}) },
+      config: { kind: "diagnostics", head: DEFAULT_JOB_HEAD, hyperparameters: hyperparametersSchema.parse({}), augmentation: NO_AUGMENTATION },
     });
     return c.json({ job_id: job.id, dataset_version: frozen!.version }, 202);
   },

@@ -23,6 +23,7 @@ import { ApiError, notFound, withContext } from "../../shared/errors";
 import { applyHead, headBytes, parseHead, topK, type Head, type LabelProbability } from "../../shared/head";
 import { decodeImage } from "../../shared/image/decode";
 import { preprocessImage } from "../../shared/image/preprocess";
+import { averageEmbeddings, mirrorInputTensor } from "../../shared/image/augment";
 import { inspectImage } from "../../shared/image/sniff";
 import type { BackboneSpec } from "../../shared/schemas";
 import { jobs } from "../db/schema";
@@ -271,7 +272,9 @@ const elapsed = (since: number) => Math.round((performance.now() - since) * 100)
  *
  * Images: every header is checked first (a bad last image fails before any backbone work), then one image at a time
  * is decoded (EXIF-upright), resized and normalised with shared/image (the runner's code) and embedded; then the head
- * runs on all embeddings at once. Embeddings: each must have the head's input length.
+ * runs on all embeddings at once (a head with `tta: "flip"` gets the mean of each image's and its mirror's embedding).
+ * Embeddings: each must have the head's input length, and is given to the head as it is (flip-averaged already for
+ * such a head).
  */
 export async function predict(env: Env, db: Db, model: ModelRow, input: PredictInput, k: number): Promise<PredictionResult> {
   const started = performance.now();
@@ -351,7 +354,10 @@ async function embedImages(env: Env, db: Db, model: ModelRow, head: Head, images
       decoded = undefined; // the RGBA buffer can go before the backbone runs
       timings.preprocess += elapsed(at);
       at = performance.now();
-      out.set(await embedder.embed(pixels), image.index * embedder.dim);
+      const embedding = await embedder.embed(pixels);
+      // A head trained with flip averaging sees the mean of the image's and its mirror's embedding, as on the runner.
+      const [height, width] = preprocess.input_size;
+      out.set(head.tta === "flip" ? averageEmbeddings(embedding, await embedder.embed(mirrorInputTensor(pixels, height, width))) : embedding, image.index * embedder.dim);
       timings.embed += elapsed(at);
     }
     return out;

@@ -16,7 +16,7 @@ import { DEFAULT_QUOTAS, runningJobsOfProject, underRunningQuota } from "./quota
 import { DEFAULT_BACKBONE } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
 import { newId, randomString } from "../../shared/ids";
-import { DEFAULT_JOB_HEAD, hyperparametersSchema, jobConfigSchema, jobHeadSpecSchema, type CreateJobRequest, type EpochMetrics, type JobConfig, type Progress } from "../../shared/schemas";
+import { augmentationSchema, DEFAULT_JOB_HEAD, hyperparametersSchema, jobConfigSchema, jobHeadSpecSchema, type CreateJobRequest, type EpochMetrics, type JobConfig, type Progress } from "../../shared/schemas";
 import { jobEvents, jobs, models } from "../db/schema";
 import { resolveBackbone } from "./backbones";
 import { freezeVersion, getDataset, labelStats, listSnapshotImages, notTrainableReason } from "./datasets";
@@ -230,8 +230,9 @@ export async function startJob(db: Db, projectId: string, request: CreateJobRequ
   const reason = dataset.status === "ready" ? notTrainableReason(dataset.status, labels) : `The dataset is ${dataset.status}${dataset.status === "ingesting" ? "; wait until it is ready" : ""}.`;
   if (reason) throw new ApiError("dataset_not_trainable", reason, { dataset_id: dataset.id, status: dataset.status });
   const backbone = await resolveBackbone(db, projectId, request.backbone ?? DEFAULT_BACKBONE.name);
-  const config = { kind: "train" as const, head: jobHeadSpecSchema.parse(request.head ?? DEFAULT_JOB_HEAD), hyperparameters: hyperparametersSchema.parse(request.hyperparameters ?? {}) };
-  checkJobCost(labels.reduce((n, l) => n + l.count, 0), config.hyperparameters.epochs);
+  const config = { kind: "train" as const, head: jobHeadSpecSchema.parse(request.head ?? DEFAULT_JOB_HEAD), hyperparameters: hyperparametersSchema.parse(request.hyperparameters ?? {}), augmentation: augmentationSchema.parse(request.augmentation ?? {}) };
+  // Each augmentation view is one more training row per image.
+  checkJobCost(labels.reduce((n, l) => n + l.count, 0) * (1 + config.augmentation.views), config.hyperparameters.epochs);
   const version = await freezeVersion(db, dataset.id);
   return createJob(db, { projectId, datasetId: dataset.id, datasetVersion: version, backbone: backbone.id, config, maxAttempts: request.max_attempts });
 }

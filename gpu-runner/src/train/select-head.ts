@@ -122,8 +122,13 @@ export type FoldRunner = (tasks: FoldTask[], onDone?: (done: number) => void) =>
 
 export interface SelectHeadInput {
   labels: Int32Array;
-  /** Training rows only: the validation rows must not be here. */
+  /** Training rows only (images, not their augmentation views): the validation rows must not be here. */
   trainIndex: number[];
+  /**
+   * Augmentation: a training row's view rows (augment-set.ts). They train every fit whose training folds hold their
+   * image and are never scored: folds are dealt over images, so no view of a held-out image is fitted on.
+   */
+  viewRows?: ReadonlyMap<number, readonly number[]>;
 }
 
 export interface SelectHeadOptions {
@@ -144,9 +149,9 @@ export async function selectHead(input: SelectHeadInput, options: SelectHeadOpti
   const trainLabels = Int32Array.from(input.trainIndex, (row) => input.labels[row]!);
   const k = foldCountFor(options.folds, trainLabels);
   const folds = stratifiedFolds(input.labels, input.trainIndex, k, options.seed);
-  const tasks: FoldTask[] = candidates.flatMap((candidate) =>
-    folds.map((heldRows, f) => ({ candidate, heldRows, trainRows: folds.flatMap((fold, g) => (g === f ? [] : fold)).sort((a, b) => a - b) })),
-  );
+  const withViews = (rows: number[]) => rows.flatMap((row) => [row, ...(input.viewRows?.get(row) ?? [])]);
+  const fitRows = folds.map((_, f) => withViews(folds.flatMap((fold, g) => (g === f ? [] : fold))).sort((a, b) => a - b));
+  const tasks: FoldTask[] = candidates.flatMap((candidate) => folds.map((heldRows, f) => ({ candidate, heldRows, trainRows: fitRows[f]! })));
   const accuracies = (await options.runFolds(tasks, (done) => options.onProgress?.(done, tasks.length))).map((result) => result.accuracy);
   const results: CandidateResult[] = candidates.map((candidate, c) => {
     const foldAccuracies = accuracies.slice(c * k, (c + 1) * k);
