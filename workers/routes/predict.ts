@@ -34,11 +34,11 @@ export const predictResponses = {
   400: errors[400],
   401: errors[401],
   404: errors[404],
-  409: { ...errors[409], description: "The model is not ready (its job has not succeeded), or its backbone cannot be served" },
+  409: { ...errors[409], description: "The model is not ready (its job has not succeeded), or its backbone cannot be served from images: backbone_too_large with details.reason (input_size, memory, flops) when it is above the edge budget" },
   413: { ...errors[413], description: "Body, image count or image pixels over the limit (the limit is in details)" },
   415: errors[415],
   422: { ...errors[422], description: "An image cannot be decoded (details name its index and file name), or an embedding has the wrong length" },
-  503: { ...errors[409], description: "Inference is unavailable right now (tfjs failed to start, or the backbone's files are not in storage yet)" },
+  503: { ...errors[503], description: "Inference is unavailable right now (tfjs failed to start, or the backbone's files are not in storage yet), or the isolate is busy (edge_busy: another backbone loading, or its image predictions at their limit; Retry-After says when to come back)" },
 };
 
 /** Reads the request's inputs and predicts with `modelId` of the caller's project. */
