@@ -11,7 +11,7 @@
  * row (killed, frozen, cut off) loses the job, and a cancel reaches a running job within one heartbeat. Backoff
  * after a failed attempt is exp(min(attempt, 10)) seconds, as graphile-worker does.
  */
-import { and, asc, desc, eq, gt, inArray, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, isNull, lt, sql } from "drizzle-orm";
 import { DEFAULT_QUOTAS, runningJobsOfProject, underRunningQuota } from "./quotas";
 import { DEFAULT_BACKBONE } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
@@ -41,6 +41,18 @@ export async function appendEvent(db: Db, jobId: string, type: string, data: Rec
   await db.insert(jobEvents).values({ jobId, type, data });
 }
 const eventStatement = (db: Db, jobId: string, type: string, data: Record<string, unknown>) => db.insert(jobEvents).values({ jobId, type, data });
+/**
+ * The job's event, inserted only if the lease-checked update before it in the same batch took effect: every update
+ * that ends a lease sets updated_at to `now` and clears the token, so a report whose lease lapsed between its check
+ * and its batch (the batch's update matches no row) appends nothing and the caller answers lease_lost.
+ */
+const eventIfLeaseEnded = (db: Db, jobId: string, now: string, type: string, data: Record<string, unknown>) =>
+  db.insert(jobEvents).select(
+    db
+      .select({ id: sql<number>`null`.as("id"), jobId: jobs.id, type: sql<string>`${type}`.as("type"), data: sql<string>`${JSON.stringify(data)}`.as("data"), createdAt: sql<string>`${now}`.as("created_at") })
+      .from(jobs)
+      .where(and(eq(jobs.id, jobId), eq(jobs.updatedAt, now), isNull(jobs.leaseToken))),
+  );
 
 export async function createJob(db: Db, input: { projectId: string; datasetId: string; datasetVersion: number; backbone: string; config: JobConfig; maxAttempts?: number }): Promise<JobRow> {
   const now = nowIso();
@@ -325,7 +337,7 @@ export async function completeJob(db: Db, jobId: string, leaseToken: string, mod
           .where(and(eq(jobs.id, jobId), eq(jobs.status, "succeeded"), eq(jobs.modelId, modelId), eq(jobs.finishedAt, now))),
       )
       .onConflictDoNothing(),
-    eventStatement(db, jobId, "status", { status: "succeeded", model_id: modelId }),
+    eventIfLeaseEnded(db, jobId, now, "status", { status: "succeeded", model_id: modelId }),
   ]);
   if ((results[0] as unknown[]).length === 0) throw leaseLost(jobId);
   return modelId;
@@ -344,7 +356,7 @@ export async function completeJobWithoutModel(db: Db, jobId: string, leaseToken:
       .set({ status: "succeeded", finishedAt: now, leaseToken: null, leaseExpiresAt: null, progressPhase: "done", metrics: { epochs: [], ...extra }, error: null, updatedAt: now })
       .where(holdsLease(jobId, leaseToken, nowMs))
       .returning({ id: jobs.id }),
-    eventStatement(db, jobId, "status", { status: "succeeded" }),
+    eventIfLeaseEnded(db, jobId, now, "status", { status: "succeeded" }),
   ]);
   if ((results[0] as unknown[]).length === 0) throw leaseLost(jobId);
 }
@@ -367,7 +379,7 @@ export async function failJob(db: Db, jobId: string, leaseToken: string, report:
       : { status: "failed" as const, finishedAt: now, error: job.attempt > 1 ? `Failed after ${job.attempt} attempts: ${error}` : error };
   const [updated] = await db.batch([
     db.update(jobs).set({ ...next, leaseToken: null, leaseExpiresAt: null, runnerId: null, updatedAt: now }).where(holdsLease(jobId, leaseToken, nowMs)).returning({ id: jobs.id }),
-    eventStatement(db, jobId, "status", { status: next.status, error: next.error }),
+    eventIfLeaseEnded(db, jobId, now, "status", { status: next.status, error: next.error }),
   ]);
   if ((updated as unknown[]).length === 0) throw leaseLost(jobId);
   return next.status;
