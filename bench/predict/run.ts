@@ -29,7 +29,7 @@ import { decodeImage } from "../../shared/image/decode";
 import type { RgbaImage } from "../../shared/image/codecs";
 import { preprocessImage } from "../../shared/image/preprocess";
 import { mapBounded } from "../../shared/concurrency";
-import { execFileSync } from "node:child_process";
+import { connectInspector, workerdProcesses } from "../lib/workerd";
 import { makePng } from "../../tests/fixtures/images";
 import { freePort, type startPlatform as StartPlatform } from "../../scripts/platform.mjs";
 
@@ -177,76 +177,18 @@ async function ok(promise: ReturnType<typeof request>, what: string, status = 20
 const indices = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** workerd processes started by this platform, with their RSS and peak RSS (VmHWM) in MB. */
-function workerdMemory(platform: Platform): { pid: number; rssMb: number; peakMb: number }[] {
-  const parents = new Map<number, number>();
-  const names = new Map<number, string>();
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      const close = stat.lastIndexOf(")");
-      names.set(Number(entry), stat.slice(stat.indexOf("(") + 1, close));
-      parents.set(Number(entry), Number(stat.slice(close + 2).split(" ")[1]));
-    } catch {}
-  }
-  const descends = (pid: number) => {
-    for (let p = pid, hops = 0; p > 1 && hops < 10; p = parents.get(p) ?? 0, hops++) if (p === platform.wranglerPid) return true;
-    return false;
-  };
-  return [...names].filter(([pid, name]) => name === "workerd" && descends(pid)).map(([pid]) => {
-    const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
-    const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
-    return { pid, rssMb: kb("VmRSS") / 1024, peakMb: kb("VmHWM") / 1024 };
-  });
-}
+const workerdMemory = (platform: Platform) => workerdProcesses(platform.wranglerPid);
 const memoryLine = (platform: Platform) => workerdMemory(platform).map((p) => `workerd ${p.pid}: RSS ${p.rssMb.toFixed(0)} MB, peak ${p.peakMb.toFixed(0)} MB`).join("; ");
 
-/**
- * The Worker isolate's own heap, from the DevTools protocol that wrangler dev serves (Runtime.getHeapUsage after a
- * requested GC): the JS heap in use and ArrayBuffer backing stores (WASM memories are not among them). With the WASM
- * memories, that is what the 128 MB isolate limit counts; process RSS adds the runtime, miniflare's storage
- * simulators (D1, R2 run in the same workerd), compiled code and allocator slack.
- */
+/** The Worker isolate's own heap after a requested GC (bench/lib/workerd.ts says what it counts). */
 async function isolateMemory(platform: Platform): Promise<{ jsMb: number; buffersMb: number; totalMb: number } | null> {
-  const pids = new Set(workerdMemory(platform).map((p) => p.pid));
-  const ports = execFileSync("ss", ["-ltnpH"], { encoding: "utf8" }).split("\n").filter((line) => [...pids].some((pid) => line.includes(`pid=${pid},`))).map((line) => Number(/127\.0\.0\.1:(\d+)/.exec(line)?.[1])).filter(Boolean);
-  for (const port of ports) {
-    const targets = await fetch(`http://127.0.0.1:${port}/json`, { signal: AbortSignal.timeout(1000) }).then((r) => r.json()).catch(() => null);
-    const url = Array.isArray(targets) ? targets[0]?.webSocketDebuggerUrl : undefined;
-    if (!url) continue;
-    // `ws` comes with wrangler (miniflare); Node 20 has no global WebSocket. Typed loosely: no @types/ws here.
-    const wsModule = "ws";
-    const WebSocketClass = ((await import(wsModule).catch(() => null)) as { default?: new (url: string) => any } | null)?.default;
-    if (!WebSocketClass) return null;
-    const ws = new WebSocketClass(url);
-    try {
-      const timeout = <T>(promise: Promise<T>) => Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error("inspector timeout")), 5000))]);
-      await timeout(new Promise((resolve, reject) => (ws.once("open", resolve), ws.once("error", reject))));
-      let id = 0;
-      const send = (method: string) => timeout(new Promise<any>((resolve) => {
-        const mine = ++id;
-        const onMessage = (data: unknown) => {
-          const message = JSON.parse(String(data));
-          if (message.id === mine) (ws.off("message", onMessage), resolve(message));
-        };
-        ws.on("message", onMessage);
-        ws.send(JSON.stringify({ id: mine, method, params: {} }));
-      }));
-      // wrangler's inspector proxy never answers collectGarbage, but the isolate does collect: ask, wait, then read.
-      ws.send(JSON.stringify({ id: 999, method: "HeapProfiler.collectGarbage", params: {} }));
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      const usage = (await send("Runtime.getHeapUsage")).result;
-      if (!usage) return null;
-      const jsMb = (usage.usedSize + (usage.embedderHeapUsedSize ?? 0)) / 2 ** 20;
-      const buffersMb = (usage.backingStorageSize ?? 0) / 2 ** 20;
-      return { jsMb, buffersMb, totalMb: jsMb + buffersMb };
-    } catch {
-      return null;
-    } finally {
-      ws.close();
-    }
+  const inspector = await connectInspector(platform.wranglerPid).catch(() => null);
+  if (!inspector) return null;
+  try {
+    return await inspector.heapAfterGc();
+  } finally {
+    inspector.close();
   }
-  return null;
 }
 /** The isolate's memory as far as it can be read: JS heap + ArrayBuffers (DevTools) + tfjs' WASM memory (stats). */
 const isolateLine = async (platform: Platform) => {
