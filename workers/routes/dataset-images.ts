@@ -70,6 +70,7 @@ datasetImageRoutes.openapi(
     const row = await findImageInAnyVersion(c.var.db, dataset.id, sha256);
     const object = row ? await readImage(c.env.BUCKET, dataset.projectId, sha256) : null;
     if (!row || !object) throw new ApiError("image_not_found", `Dataset '${dataset.id}' has no image with sha256 '${sha256}'.`, { sha256 });
+    // Peak memory: one chunk: the bytes stream from R2.
     return new Response(object.body, {
       status: 200,
       headers: {

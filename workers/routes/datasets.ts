@@ -86,6 +86,8 @@ datasetRoutes.openapi(
     const label = labelCheck.data;
     const filename = fileCheck.data;
     const dataset = await loadDataset(c, id);
+    // Peak memory: the image once (at most 32 MB; bench/memory measured +16.6 MiB for an 18.7 MiB PNG): its header
+    // check walks every byte, so it is read whole into one buffer of its Content-Length, then stored from it.
     const bytes = await readBodyLimited(c.req.raw, MAX_IMAGE_BYTES, "image");
     await enforceQuotas(c.var.db, dataset.projectId, getConfig(c.env).quotas, { images: 1, bytes: bytes.length });
     return c.json(await storeImage(c.var.db, c.env.BUCKET, dataset, { label, filename, bytes }, getConfig(c.env).maxImagePixels), 201);
@@ -108,6 +110,7 @@ datasetRoutes.openapi(
     await enforceQuotas(c.var.db, dataset.projectId, getConfig(c.env).quotas, { images: 1, bytes: archiveBytes });
     // The user's file name (a `?filename=` query) goes with the archive so ingest errors can name it.
     const filename = (c.req.query("filename") ?? "").split(/[\\/]/).pop()!.slice(0, 200) || "the archive";
+    // Peak memory: one chunk (about 64 KB): the body streams into R2 (bench/memory: no growth for a 36.7 MiB zip).
     await receiveArchive(c.env, c.var.db, dataset, c.req.raw.body!, filename);
     return c.json(await datasetView(c.var.db, (await getDataset(c.var.db, dataset.projectId, dataset.id))!), 202);
   },
@@ -167,6 +170,7 @@ datasetRoutes.openapi(
     const { id, upload_id, n } = c.req.valid("param");
     await loadDataset(c, id);
     const upload = await loadUpload(c, id, upload_id);
+    // Peak memory: one chunk: the part streams into R2's multipart upload.
     const length = requireContentLength(c.req.raw, Math.min(upload.partSize, MAX_PART_BYTES), `part ${n}`);
     return c.json(await storeUploadPart(c.var.db, c.env.BUCKET, upload, n, c.req.raw.body!, length), 200);
   },

@@ -41,7 +41,13 @@ export const predictResponses = {
   503: { ...errors[503], description: "Inference is unavailable right now (tfjs failed to start, or the backbone's files are not in storage yet), or the isolate is busy (edge_busy: another backbone loading, or its image predictions at their limit; Retry-After says when to come back)" },
 };
 
-/** Reads the request's inputs and predicts with `modelId` of the caller's project. */
+/**
+ * Reads the request's inputs and predicts with `modelId` of the caller's project. Peak memory: the body once (at
+ * most 32 MB, services/predict-input.ts; a JSON body of base64 images also holds its text and the decoded bytes,
+ * about 2.5 times the body), the decoded pixels of one image at a time (PREDICT_MAX_PIXELS: 12 MP is 48 MB of RGBA),
+ * plus the backbone's resident WASM heap (60 to 110 MB measured by bench/predict): the route that bounds the
+ * isolate.
+ */
 export async function predictForModel(c: Context<AppEnv>, modelId: string, topK: number): Promise<PredictionResult> {
   const model = await getServableModel(c.var.db, c.var.caller.projectId, modelId);
   const input = await readPredictInput(c.req.raw);

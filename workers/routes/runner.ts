@@ -155,6 +155,8 @@ runnerRoutes.openapi(
     const job = await requireLease(c, id, body.lease_token);
     const prefix = modelAttemptPrefix(job.projectId, modelIdForJob(id), job.attempt);
     if (!(await isHeadStored(c.env.BUCKET, prefix))) throw new ApiError("artifacts_missing", "Upload head.json and head.bin before completing the job.");
+    // Peak memory: the JSON body (at most 16 MB, workers/app.ts), parsed, and once more as text for R2 when the
+    // metrics go there (bench/memory: +8 MiB for a 1,000-label model's 2 MiB of metrics).
     const metrics = await storeModelMetrics(c.env.BUCKET, prefix, body.metrics);
     const modelId = await completeJob(c.var.db, id, body.lease_token, { labels: body.labels, metrics, headBytes: body.head_bytes, objectPrefix: prefix, epochs: body.epochs, skipped: body.skipped, extra: body.extra });
     await emitSafely(c.env, job.projectId, "job.succeeded", `${id}.succeeded`, { job: { id, status: "succeeded", dataset_id: job.datasetId, model_id: modelId } });
@@ -177,6 +179,7 @@ runnerRoutes.openapi(
     const job = await requireLease(c, id, body.lease_token);
     if (jobConfigSchema.parse(job.config).kind !== "diagnostics") throw new ApiError("invalid_request", `Job '${id}' is a training job; report it with /complete.`, { job_id: id });
     const report = { ...body.report, dataset_id: job.datasetId, dataset_version: job.datasetVersion, backbone: job.backbone, job_id: job.id, created_at: new Date().toISOString() };
+    // Peak memory: the report (at most 8 MB), parsed and serialized once.
     const bytes = JSON.stringify(report).length;
     if (bytes > MAX_DIAGNOSTICS_BYTES) throw new ApiError("payload_too_large", `The report is ${bytes} bytes; at most ${MAX_DIAGNOSTICS_BYTES}.`, { limit_bytes: MAX_DIAGNOSTICS_BYTES });
     await putDiagnostics(c.env.BUCKET, job.projectId, job.datasetId, job.datasetVersion, report);
@@ -216,6 +219,7 @@ runnerRoutes.openapi(
     if (!(await shasInSnapshot(c.var.db, job.datasetId, job.datasetVersion, [sha256])).has(sha256)) {
       throw new ApiError("image_not_found", `Image ${sha256} is not in the leased job's dataset snapshot.`, { sha256 });
     }
+    // Peak memory: one chunk: the bytes stream from R2 (the path for an image larger than a batch's budget).
     const object = await readImage(c.env.BUCKET, job.projectId, sha256);
     if (!object) throw new ApiError("image_not_found", `Image ${sha256} is not in storage.`);
     return new Response(object.body, { headers: { "content-type": object.httpMetadata?.contentType ?? "application/octet-stream", "content-length": String(object.size) } });
@@ -339,6 +343,7 @@ runnerRoutes.openapi(
   async (c) => {
     const { id, file } = c.req.valid("param");
     const job = await requireLease(c, id);
+    // Peak memory: one chunk: the file streams from R2.
     const object = await readJobBackboneFile(c.var.db, c.env.BUCKET, job, file);
     if (!object) throw new ApiError("backbone_file_not_found", `No ${file} stored for the job's backbone '${job.backbone}'.`);
     return new Response(object.body, { headers: { "content-length": String(object.size) } });
