@@ -19,7 +19,8 @@ import path from "node:path";
 import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
 import { withSingleWeightsFile } from "../../shared/backbone/model-json";
 import { NSFWJS_MOBILENET_V2 } from "../../shared/catalog";
-import { serializeHead, type Head } from "../../shared/head";
+import { serializeHead } from "../../shared/head";
+import { seededHead as seededHeadOf } from "../lib/heads";
 import { freePort, startPlatform } from "../../scripts/platform.mjs";
 import { makeColouredPng, makePng } from "../../tests/fixtures/images";
 import { ok, request as requestAt } from "../lib/http";
@@ -42,16 +43,7 @@ type Platform = Awaited<ReturnType<typeof startPlatform>>;
 
 const request = (platform: Platform, method: string, route: string, init: Parameters<typeof requestAt>[3]) => requestAt(platform.url, method, route, init);
 
-function seededHead(classes: number, seed: number): Head {
-  let state = seed;
-  const next = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 31 - 1);
-  return {
-    inputDim: DIM,
-    labels: Array.from({ length: classes }, (_, i) => `label_${i}`),
-    standardize: { mean: Float32Array.from({ length: DIM }, () => 0.5 + 0.3 * next()), std: Float32Array.from({ length: DIM }, () => 0.6 + 0.3 * next()) },
-    layers: [{ type: "dense", inputDim: DIM, units: classes, activation: "softmax", weights: Float32Array.from({ length: DIM * classes }, () => next() * 0.08), bias: new Float32Array(classes) }],
-  };
-}
+const seededHead = (classes: number, seed: number) => seededHeadOf(DIM, classes, seed);
 
 interface Tenant {
   keys: string[];

@@ -24,7 +24,8 @@ import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
 import { withSingleWeightsFile } from "../../shared/backbone/model-json";
 import { NSFWJS_MOBILENET_V2, featureLayers, preprocessSpecOf } from "../../shared/catalog";
-import { serializeHead, type Head } from "../../shared/head";
+import { serializeHead } from "../../shared/head";
+import { seededHead as seededHeadOf } from "../lib/heads";
 import { decodeImage } from "../../shared/image/decode";
 import type { RgbaImage } from "../../shared/image/codecs";
 import { preprocessImage } from "../../shared/image/preprocess";
@@ -203,16 +204,7 @@ const isolateLine = async (platform: Platform) => {
   return `isolate ${(m.totalMb + wasmMb).toFixed(1)} MiB = JS heap ${m.jsMb.toFixed(1)} + ArrayBuffers ${m.buffersMb.toFixed(1)} + tfjs WASM memory ${wasmMb.toFixed(1)} (the decoders' WASM memories, a few MB, are not visible)`;
 };
 
-function seededHead(classes: number, seed: number): Head {
-  let state = seed;
-  const next = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 2 ** 31 - 1);
-  return {
-    inputDim: DIM,
-    labels: Array.from({ length: classes }, (_, i) => `label_${i}`),
-    standardize: { mean: Float32Array.from({ length: DIM }, () => 0.5 + 0.3 * next()), std: Float32Array.from({ length: DIM }, () => 0.6 + 0.3 * next()) },
-    layers: [{ type: "dense", inputDim: DIM, units: classes, activation: "softmax", weights: Float32Array.from({ length: DIM * classes }, () => next() * 0.08), bias: new Float32Array(classes) }],
-  };
-}
+const seededHead = (classes: number, seed: number) => seededHeadOf(DIM, classes, seed);
 
 /** Publishes the builtin backbone (as a runner does) and registers `count` models through the runner protocol. */
 async function setUp(platform: Platform, count: number): Promise<string[]> {
