@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, test } from "vitest";
-import { zipSync } from "fflate";
+import { unzipSync, zipSync } from "fflate";
 import { ROOT } from "../../scripts/platform.mjs";
 import os from "node:os";
 import { makeColouredPng, makeStoredPng } from "../fixtures/images";
@@ -234,6 +234,12 @@ describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", { timeout: 300_000 
     await cells.nth(1).click();
     await page.getByRole("heading", { name: `True ${model.labels[0]}, predicted ${model.labels[1]}` }).waitFor();
     await check("model");
+    // The bundle download: one zip holding the self-contained folder edgetune export writes.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: /Download bundle/ }).click()]);
+    assert.equal(download.suggestedFilename(), `${modelId}-bundle.zip`);
+    const zipped = unzipSync(new Uint8Array(fs.readFileSync(await download.path())));
+    for (const file of ["edgetune.json", "edgetune.mjs", "backbone/model.json", "backbone/weights.bin", "head/head.json", "head/head.bin", "mozjpeg_dec.wasm", "example.mjs"]) assert.ok(zipped[`${modelId}/${file}`]?.length, `the zip holds ${file}`);
+    assert.equal(JSON.parse(new TextDecoder().decode(zipped[`${modelId}/edgetune.json`])).model_id, modelId);
   });
 
   test("diagnostics: run from the dataset page, the report shows with one-click fixes (when the platform has them)", async (ctx) => {
