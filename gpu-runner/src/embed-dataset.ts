@@ -176,6 +176,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   const started = performance.now();
   let computed = 0;
   let storing: Promise<void> = Promise.resolve();
+  let storeFailure: { error: unknown } | undefined;
   const breakdownMs = { fetch: 0, decode: 0, backboneWait: 0 };
 
   const batches = chunk(missing, EMBED_BATCH);
@@ -242,6 +243,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   try {
     for (let b = 0; b < batches.length; b++) {
       signal.throwIfAborted();
+      if (storeFailure) throw storeFailure.error;
       ensurePrepared(b);
       const { batch, shas } = await prepared.get(b)!;
       prepared.delete(b);
@@ -257,6 +259,9 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
         const records = encodeRecords(shas, bySha, dim);
         // One store in flight at a time; the next batch's work goes on meanwhile.
         storing = storing.then(() => client.storeEmbeddings(input.jobId, input.leaseToken, input.cacheKey, dim, records));
+        // Handled at once: an upload that fails while this loop awaits other work would otherwise be an
+        // unhandledRejection, which ends the runner process. Its error fails the attempt at the next batch.
+        storing.catch((error: unknown) => (storeFailure ??= { error }));
         await (b % 4 === 3 ? storing : Promise.resolve());
       }
       input.onProgress(cached + computed + skipped.length, unique.length);
