@@ -11,7 +11,9 @@
  *   `(x / 255 - mean) / std` through a float32 table): a plain canvas resize differs by tens of levels per pixel;
  * - the embedding: shared/backbone (the backbone cut at the feature layers, global pooling, flip averaging when the
  *   spec asks for it), as the Worker runs a backbone its fused compiler does not handle;
- * - the head: shared/head (standardisation, dense layers and softmax in float64, top-k with ties to the lower index).
+ * - the head: shared/head (standardisation, dense layers and softmax in float64, top-k with ties to the lower index);
+ *   a head trained with `tta: "flip"` gets the mean of the image's and its mirror's embedding (shared/image/augment.ts),
+ *   as at the edge.
  * The Worker runs layers backbones through its fused executor (batch norm folded) on the WASM backend; the bundle
  * runs tfjs-layers on whatever backend `tf` has: probabilities agree to about 1e-6 (tests/e2e/bundle.test.ts asks
  * for 1e-4).
@@ -22,6 +24,7 @@ import type { Tf } from "../backbone/feature-extractor";
 import type { LayersModelJson } from "../backbone/types";
 import { applyHead, topK, type LabelProbability } from "../head/apply";
 import { parseHead, type Head } from "../head/format";
+import { averageEmbeddings, mirrorInputTensor } from "../image/augment";
 import { initCodecs, type ImageCodecs } from "../image/codecs";
 import { decodeImage, DEFAULT_MAX_PIXELS } from "../image/decode";
 import { PREPROCESS_VERSION, preprocessImage } from "../image/preprocess";
@@ -141,8 +144,8 @@ export async function loadBundle(tf: unknown, source: BundleSource, options: Loa
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   const [h, w, c] = extractor.inputShape;
 
-  async function embedChecked(bytes: Uint8Array): Promise<Float32Array> {
-    const pixels = preprocessImage(await decodeImage(bytes, codecs, { maxPixels }), manifest.preprocessing);
+  /** One normalised [h, w, 3] tensor through the backbone: [dim]. */
+  async function embedPixels(pixels: Float32Array): Promise<Float32Array> {
     const input = t.tensor4d(pixels, [1, h, w, c]);
     try {
       const embedding = (await extractor.embedAsync(input)) as tfjs.Tensor2D;
@@ -152,6 +155,12 @@ export async function loadBundle(tf: unknown, source: BundleSource, options: Loa
     } finally {
       input.dispose();
     }
+  }
+
+  async function embedChecked(bytes: Uint8Array): Promise<Float32Array> {
+    const pixels = preprocessImage(await decodeImage(bytes, codecs, { maxPixels }), manifest.preprocessing);
+    const embedding = await embedPixels(pixels);
+    return head.tta === "flip" ? averageEmbeddings(embedding, await embedPixels(mirrorInputTensor(pixels, h, w))) : embedding;
   }
 
   return {

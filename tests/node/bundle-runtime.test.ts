@@ -18,6 +18,7 @@ import { buildAnyFeatureExtractor } from "../../shared/backbone/any-feature-extr
 import { BUNDLE_FORMAT, BUNDLE_RUNTIME_FILES, type BundleManifest } from "../../shared/bundle/manifest";
 import { featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
 import { applyHead, serializeHead, topK, type Head } from "../../shared/head";
+import { averageEmbeddings, mirrorInputTensor } from "../../shared/image/augment";
 import { decodeImage } from "../../shared/image/decode";
 import { PREPROCESS_VERSION, preprocessImage } from "../../shared/image/preprocess";
 import type { BackboneSpec } from "../../shared/schemas";
@@ -37,7 +38,7 @@ const IMAGES: Record<string, Uint8Array> = {
 };
 
 /** A 3-class linear head over the tiny backbone's 8 features, standardised, with fixed weights. */
-function fixedHead(): Head {
+function fixedHead(tta?: "flip"): Head {
   const dim = 8;
   const weights = Float32Array.from({ length: dim * LABELS.length }, (_, i) => Math.sin(i * 1.7) * 0.8);
   return {
@@ -45,16 +46,17 @@ function fixedHead(): Head {
     labels: LABELS,
     standardize: { mean: Float32Array.from({ length: dim }, (_, i) => 0.05 * i), std: Float32Array.from({ length: dim }, (_, i) => 0.2 + 0.05 * i) },
     layers: [{ type: "dense", inputDim: dim, units: LABELS.length, activation: "softmax", weights, bias: Float32Array.of(0.1, -0.2, 0.05) }],
+    ...(tta ? { tta } : {}),
   };
 }
 
 /** Writes backbone, head and edgetune.json into `folder`, as the export does. */
-function writeModelFiles(folder: string, tiny: TinyModel, spec: BackboneSpec, format: "layers-model" | "graph-model") {
+function writeModelFiles(folder: string, tiny: TinyModel, spec: BackboneSpec, format: "layers-model" | "graph-model", head = fixedHead()) {
   fs.mkdirSync(path.join(folder, "backbone"), { recursive: true });
   fs.mkdirSync(path.join(folder, "head"), { recursive: true });
   fs.writeFileSync(path.join(folder, "backbone", "model.json"), JSON.stringify({ ...tiny.modelJson, weightsManifest: [{ paths: ["weights.bin"], weights: tiny.modelJson.weightsManifest.flatMap((g: { weights: unknown[] }) => g.weights) }] }));
   fs.writeFileSync(path.join(folder, "backbone", "weights.bin"), tiny.weightData);
-  const { manifest, weights } = serializeHead(fixedHead());
+  const { manifest, weights } = serializeHead(head);
   fs.writeFileSync(path.join(folder, "head", "head.json"), JSON.stringify(manifest));
   fs.writeFileSync(path.join(folder, "head", "head.bin"), weights);
   const bundleManifest: BundleManifest = {
@@ -83,15 +85,16 @@ beforeAll(async () => {
 });
 
 /** The API's pipeline in Node (services/inference.ts predict, layers path): decode, preprocess, embed, head, top-k. */
-async function referencePredictions(images: Uint8Array[], tiny = buildTinyModel(), spec = SPEC) {
+async function referencePredictions(images: Uint8Array[], tiny = buildTinyModel(), spec = SPEC, head = fixedHead()) {
   const extractor = await buildAnyFeatureExtractor(tf as any, { name: "tiny", modelJson: tiny.modelJson as any, weightData: tiny.weightData.slice().buffer, inputRange: [0, 1] }, featureSpecOf(spec));
   const codecs = await getNodeCodecs();
-  const head = fixedHead();
   const embeddings = new Float32Array(images.length * head.inputDim);
+  const embed = async (pixels: Float32Array) => Float32Array.from((await extractor.embedAsync(tf.tensor4d(pixels, [1, 32, 32, 3]))).dataSync() as Float32Array);
   for (const [index, bytes] of images.entries()) {
     const pixels = preprocessImage(await decodeImage(bytes, codecs), preprocessSpecOf(spec));
-    const embedding = await extractor.embedAsync(tf.tensor4d(pixels, [1, 32, 32, 3]));
-    embeddings.set(embedding.dataSync() as Float32Array, index * head.inputDim);
+    // services/inference.ts: a flip-TTA head gets the mean of the image's and its mirror's embedding.
+    const embedding = head.tta === "flip" ? averageEmbeddings(await embed(pixels), await embed(mirrorInputTensor(pixels, 32, 32))) : await embed(pixels);
+    embeddings.set(embedding, index * head.inputDim);
   }
   extractor.dispose();
   const probabilities = applyHead(head, embeddings, images.length);
@@ -140,6 +143,26 @@ describe("bundle runtime (edgetune.mjs built by bundle/build.mjs)", () => {
       expect(prediction.map((p) => p.label)).toEqual(expected[row]!.map((p) => p.label));
       prediction.forEach((entry, k) => expect(Math.abs(entry.probability - expected[row]![k]!.probability)).toBeLessThan(1e-6));
     });
+    model.dispose();
+  });
+
+  it("a head trained with flip TTA averages each image's and its mirror's embedding, as the edge does", async () => {
+    const ttaDir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-bundle-tta-"));
+    for (const name of ["edgetune.mjs", "mozjpeg_dec.wasm", "squoosh_png_bg.wasm"]) fs.copyFileSync(path.join(dir, name), path.join(ttaDir, name));
+    writeModelFiles(ttaDir, buildTinyModel(), SPEC, "layers-model", fixedHead("flip"));
+    const { loadBundle } = await import(pathToFileURL(path.join(ttaDir, "edgetune.mjs")).href);
+    const model = await loadBundle(tf, (file: string) => fs.promises.readFile(path.join(ttaDir, file)));
+    const images = Object.values(IMAGES);
+    const result = await model.predict(images);
+    const expected = await referencePredictions(images, buildTinyModel(), SPEC, fixedHead("flip"));
+    const withoutTta = await referencePredictions(images);
+    let differsFromPlain = false;
+    result.predictions.forEach((prediction: { label: string; probability: number }[], row: number) => {
+      expect(prediction.map((p) => p.label)).toEqual(expected[row]!.map((p) => p.label));
+      prediction.forEach((entry, k) => expect(Math.abs(entry.probability - expected[row]![k]!.probability)).toBeLessThan(1e-6));
+      if (Math.abs(prediction[0]!.probability - withoutTta[row]![0]!.probability) > 1e-4) differsFromPlain = true;
+    });
+    expect(differsFromPlain).toBe(true); // the mirror changed something: the test would notice TTA being skipped
     model.dispose();
   });
 
