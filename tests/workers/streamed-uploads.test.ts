@@ -8,7 +8,8 @@ import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { NSFWJS_MOBILENET_V2 } from "../../shared/catalog";
 import { readImageBatch } from "../../workers/services/datasets";
-import { imageObjectKey, builtinObjectPrefix } from "../../workers/services/object-keys";
+import { sha256Hex } from "../../shared/ids";
+import { embeddingPackKey, imageObjectKey, builtinObjectPrefix } from "../../workers/services/object-keys";
 import { BASE, RUNNER_TOKEN, call, callJson, createTrainableDataset, runnerCall } from "./helpers";
 
 describe("streamed uploads", () => {
@@ -43,5 +44,21 @@ describe("streamed uploads", () => {
     await env.BUCKET.put(imageObjectKey(projectId, "b".repeat(64)), new Uint8Array(300));
     const batch = await readImageBatch(env.BUCKET, projectId, ["a".repeat(64), "b".repeat(64), "c".repeat(64)], { maxBytes: 500, concurrency: 1 });
     expect(batch.map(([sha, bytes]) => [sha[0], bytes?.length ?? null])).toEqual([["b", 300], ["c", null]]);
+  });
+
+  it("a pack stored whole before packs had shards reads back as one shard", async () => {
+    const { key, projectId, datasetId } = await createTrainableDataset();
+    const job = (await callJson("POST", "/v1/jobs", { key, json: { dataset_id: datasetId } })).body;
+    await env.DB.prepare("update jobs set status = 'canceled' where id != ? and status in ('queued', 'running')").bind(job.id).run();
+    const lease = (await runnerCall("POST", "/v1/runner/lease", { json: { wait_s: 0 } })).body;
+    const shas = [...new Set<string>(lease.images.map((i: { sha256: string }) => i.sha256))].sort();
+    const pack = await sha256Hex(shas.join("\n"));
+    const cacheKey = "cd".repeat(16);
+    const old = new Uint8Array(32 + 4 * 2).fill(9);
+    await env.BUCKET.put(embeddingPackKey(projectId, cacheKey, pack), old); // no `shards` metadata: the old layout
+    const res = await call("POST", `/v1/runner/jobs/${job.id}/embeddings/${cacheKey}/lookup`, { key: RUNNER_TOKEN, json: { sha256: [], pack }, headers: { "x-lease-token": lease.lease.token } });
+    expect(res.headers.get("x-embedding-source")).toBe("pack");
+    expect(res.headers.get("x-embedding-pack-shards")).toBe("1");
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(old);
   });
 });
