@@ -6,6 +6,9 @@
  * - "lbfgs-js", "lbfgs-onnx1", "lbfgs-onnx2": full-batch L-BFGS (lbfgs-head.ts) with its objective in plain
  *   TypeScript or in onnxruntime on 1 or 2 threads (sessions built beforehand, as the runner's training thread does);
  *   each fits twice, the second fit has a warm JIT (as every job after a runner's first);
+ * - "lbfgs-onnx1-old": lbfgs-onnx1 as it was before issue 12's solver pass (a transposed copy of x fed to onnxruntime,
+ *   linear heads run to a 1e-10 relative decrease, so early stopping's patience ends them), "lbfgs-onnx1-xt": that copy
+ *   with today's tolerance; side by side with "lbfgs-onnx1" they show what each change buys;
  * - "minibatch" on tfjs-wasm: the trainer before L-BFGS (Adam, batch 32, dropout for MLPs), one fit.
  *
  * Data sets:
@@ -15,7 +18,7 @@
  * - synthetic 20,000 x 1024, 5 classes (Gaussian clusters with overlapping noise; 80/20 stratified split).
  *
  *   npx tsx bench/train/head-speed.ts [--sets flowers5,synthetic20k] [--heads linear,mlp]
- *                                     [--solvers lbfgs-js,lbfgs-onnx1,lbfgs-onnx2,minibatch]
+ *                                     [--solvers lbfgs-js,lbfgs-onnx1,lbfgs-onnx2,minibatch,lbfgs-onnx1-old,lbfgs-onnx1-xt]
  *                                     [--minibatch-max-epochs N]   (caps the tfjs trainer on the 20k set; default 100)
  *
  * Prints a markdown table. Numbers, not a test: the 2-core box is shared, so compare rows of the same run; CPU ms
@@ -36,7 +39,7 @@ import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 import { loadBuiltinBundle } from "../../gpu-runner/src/backbones/job-backbone";
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { DEFAULT_HYPERPARAMETERS } from "../../gpu-runner/src/train/defaults";
-import { trainHeadLbfgs, type ObjectiveBackend } from "../../gpu-runner/src/train/lbfgs-head";
+import { trainHeadLbfgs, type LbfgsHeadOptions, type ObjectiveBackend } from "../../gpu-runner/src/train/lbfgs-head";
 import { warmUpHeadSessions } from "../../gpu-runner/src/train/onnx-objective";
 import { trainHead, type HeadSolver, type HeadTrainingInput } from "../../gpu-runner/src/train/train-head";
 
@@ -127,8 +130,11 @@ const HEADS: Record<string, HeadSpec> = { linear: { type: "linear" }, mlp: { typ
  * The contenders: the L-BFGS solver with its objective in plain JS or in onnxruntime (1 or 2 intra-op threads; the
  * runner passes its --threads, one per core), and the old tfjs mini-batch trainer.
  */
-const CONTENDERS: Record<string, { solver: HeadSolver; backend?: ObjectiveBackend; threads?: number; label: string }> = {
+const CONTENDERS: Record<string, { solver: HeadSolver; backend?: ObjectiveBackend; threads?: number; label: string; options?: LbfgsHeadOptions }> = {
   "lbfgs-js": { solver: "lbfgs", backend: "js", label: "L-BFGS, objective in plain JS" },
+  // Before issue 12's solver pass: xᵀ materialised, linear heads run to lbfgs.ts's 1e-10 relative decrease.
+  "lbfgs-onnx1-old": { solver: "lbfgs", backend: "onnx", threads: 1, label: "L-BFGS, onnxruntime 1 thread, xᵀ copy, rel. decrease 1e-10", options: { firstGradient: "xt", linearRelativeDecreaseTolerance: 1e-10 } },
+  "lbfgs-onnx1-xt": { solver: "lbfgs", backend: "onnx", threads: 1, label: "L-BFGS, onnxruntime 1 thread, xᵀ copy, rel. decrease 1e-5", options: { firstGradient: "xt" } },
   "lbfgs-onnx1": { solver: "lbfgs", backend: "onnx", threads: 1, label: "L-BFGS, objective in onnxruntime, 1 thread" },
   "lbfgs-onnx2": { solver: "lbfgs", backend: "onnx", threads: 2, label: "L-BFGS, objective in onnxruntime, 2 threads" },
   minibatch: { solver: "minibatch", label: "mini-batch Adam (tfjs-wasm)" },
@@ -161,7 +167,7 @@ for (const setName of sets) {
         const cpuBefore = process.cpuUsage();
         result = minibatch
           ? await trainHead(input, { ...config, solver: "minibatch" }, {}, tf)
-          : await trainHeadLbfgs(input, config, {}, { backend: contender.backend, threads: contender.threads });
+          : await trainHeadLbfgs(input, config, {}, { backend: contender.backend, threads: contender.threads, ...contender.options });
         walls.push(performance.now() - started);
         const cpu = process.cpuUsage(cpuBefore);
         cpuMs = (cpu.user + cpu.system) / 1000;

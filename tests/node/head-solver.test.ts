@@ -129,6 +129,24 @@ describe("DenseObjective", () => {
   });
 });
 
+describe("computeStandardization", () => {
+  it("gives the two-pass mean and population std in one pass, even with a mean 10⁴ times the spread", () => {
+    const random = createRandom(12);
+    const dim = 5;
+    const offsets = [0, 3, -40, 1e4, 7];
+    const embeddings = Float32Array.from({ length: 90 * dim }, (_, k) => offsets[k % dim]! + 0.5 * random.nextNormal());
+    const rows = Array.from({ length: 70 }, (_, k) => (k * 13) % 90);
+    const { mean, std } = computeStandardization(embeddings, dim, rows);
+    for (let i = 0; i < dim; i++) {
+      const values = rows.map((row) => embeddings[row * dim + i]!);
+      const reference = values.reduce((a, b) => a + b, 0) / values.length;
+      const referenceStd = Math.sqrt(values.reduce((a, b) => a + (b - reference) ** 2, 0) / values.length);
+      assert.equal(mean[i], Math.fround(reference), `mean of feature ${i}`);
+      assert.ok(Math.abs(std[i]! - referenceStd) <= 1e-6 * referenceStd, `std of feature ${i}: ${std[i]} vs ${referenceStd}`);
+    }
+  });
+});
+
 describe("gatherStandardizedRows", () => {
   it("writes the standardised rows and, when asked, their exact transpose in the same pass", () => {
     const random = createRandom(8);
@@ -162,11 +180,11 @@ describe.skipIf(!ortAvailable)("OnnxObjective (onnxruntime)", () => {
     }
   });
 
-  for (const hidden of [[], [6], [5, 4]]) {
-    it(`matches the plain-JS objective's value and gradient, hidden ${JSON.stringify(hidden)}`, async () => {
-      const input = makeObjectiveInput(53, 9, 3, hidden);
+  for (const [hidden, firstGradient] of [[[], "transA"], [[], "xt"], [[6], "transA"], [[6], "xt"], [[5, 4], "transA"]] as const) {
+    it(`matches the plain-JS objective's value and gradient, hidden ${JSON.stringify(hidden)}, first-layer gradient by ${firstGradient}`, async () => {
+      const input = makeObjectiveInput(53, 9, 3, [...hidden]);
       const js = new DenseObjective(input);
-      const onnx = (await OnnxObjective.create(input, 1))!;
+      const onnx = (await OnnxObjective.create(input, 1, firstGradient))!;
       const random = createRandom(4);
       const theta = Float64Array.from({ length: js.dimension }, () => 0.4 * random.nextNormal());
       const gJs = new Float64Array(js.dimension);
@@ -213,6 +231,32 @@ describe("trainHeadLbfgs", () => {
     const onnx = await trainHeadLbfgs(input, config({ early_stopping_patience: 0, epochs: 500 }), {}, { backend: "onnx" });
     const rows = new Float32Array(input.embeddings.buffer, 0, 30 * input.dim);
     assert.ok(maxAbsDiff(applyHead(js.head, rows, 30), applyHead(onnx.head, rows, 30)) < 1e-3);
+  });
+
+  it("classifies well-separated clusters perfectly with a linear head and stops as converged, not by patience", async () => {
+    const random = createRandom(21);
+    const classCount = 4, dim = 24, perClass = 80;
+    const centres = Array.from({ length: classCount }, () => Float64Array.from({ length: dim }, () => 4 * random.nextNormal()));
+    const labels = Int32Array.from({ length: classCount * perClass }, (_, row) => row % classCount);
+    const embeddings = new Float32Array(labels.length * dim);
+    labels.forEach((label, row) => {
+      for (let i = 0; i < dim; i++) embeddings[row * dim + i] = 10 + centres[label]![i]! + 0.5 * random.nextNormal();
+    });
+    const split = splitStratified(labels, 0.25, 5);
+    const input = { embeddings, dim, labels, classCount, trainIndex: split.train, valIndex: split.val };
+    for (const backend of ortAvailable ? (["js", "onnx"] as const) : (["js"] as const)) {
+      const result = await trainHeadLbfgs(input, config(), {}, { backend });
+      assert.equal(result.stopReason, "converged", backend);
+      assert.ok(result.epochs.length < DEFAULT_HYPERPARAMETERS.epochs, `${backend}: ${result.epochs.length} iterations`);
+      assert.equal(result.epochs[result.bestEpoch - 1]!.val_accuracy, 1, backend);
+      const predictions = applyHead(result.head, embeddings, labels.length);
+      let correct = 0;
+      labels.forEach((label, row) => {
+        const scores = predictions.subarray(row * classCount, (row + 1) * classCount);
+        if (scores.indexOf(Math.max(...scores)) === label) correct++;
+      });
+      assert.equal(correct, labels.length, `${backend}: ${correct} of ${labels.length} rows right`);
+    }
   });
 
   it("reports one epoch per iteration and stops on the caller's request", async () => {

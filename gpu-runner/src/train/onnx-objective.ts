@@ -36,11 +36,11 @@ export function loadOrt(): Promise<Ort | null> {
  * ONNX graph of the objective (`withGradients`) or of the logits alone, for a network of `layerCount` dense layers.
  * Every size is symbolic (rows `n`, layer widths `d0` = dim, `d1`, ..., classes `d{layerCount}`), so one session
  * serves every dimension, hidden width and class count: sessions are built once per thread and kept
- * (`headSession`). Inputs: `x` [n, d0], and for gradients `xt` = xᵀ [d0, n], `targets_scaled` [n, k] = T / n and
+ * (`headSession`). Inputs: `x` [n, d0], and for gradients (`xt` = xᵀ [d0, n] with `firstGradient` "xt"), `targets_scaled` [n, k] = T / n and
  * `weights_scaled` [n, 1] = rowSum(T) / n; per layer `w{l}` [d{l+1}, d{l}] (the θ layout) and `b{l}` [d{l+1}].
  * Outputs: `logits` [n, k], and `gw{l}`, `gb{l}` shaped like `w{l}`, `b{l}`.
  */
-export function buildObjectiveGraph(layerCount: number, withGradients: boolean): Uint8Array {
+export function buildObjectiveGraph(layerCount: number, withGradients: boolean, firstGradient: FirstLayerGradient = "transA"): Uint8Array {
   const last = layerCount - 1;
   const width = (layer: number) => `d${layer}`;
   const nodes: NodeInit[] = [];
@@ -61,16 +61,20 @@ export function buildObjectiveGraph(layerCount: number, withGradients: boolean):
     }
   }
   if (withGradients) {
-    inputs.push(float("xt", [width(0), "n"]), float("targets_scaled", ["n", width(layerCount)]), float("weights_scaled", ["n", 1]));
+    if (firstGradient === "xt") inputs.push(float("xt", [width(0), "n"]));
+    inputs.push(float("targets_scaled", ["n", width(layerCount)]), float("weights_scaled", ["n", 1]));
     // d(mean weighted CE)/d logits = (rowSum(T)·softmax − T) / n.
     nodes.push({ opType: "Softmax", inputs: ["logits"], outputs: ["p"], attributes: { axis: 1 } });
     nodes.push({ opType: "Mul", inputs: ["p", "weights_scaled"], outputs: ["pw"] });
     nodes.push({ opType: "Sub", inputs: ["pw", "targets_scaled"], outputs: [`dz${last}`] });
     for (let layer = last; layer >= 0; layer--) {
       if (layer === 0) {
-        // dzᵀ·x as (xᵀ·dz)ᵀ with xᵀ fed in: MLAS runs a GEMM with only `units` rows (5 classes) and K = n several times
-        // slower than one with `dim` rows (measured 16,000 × 1024 → 5: ~70 ms vs ~20 ms on a loaded core).
-        nodes.push({ opType: "MatMul", inputs: ["xt", `dz${layer}`], outputs: ["gw0t"] });
+        // dzᵀ·x as (xᵀ·dz)ᵀ: MLAS runs a GEMM with only `units` rows (5 classes) and K = n several times slower than one
+        // with `dim` rows (measured 16,000 × 1024 → 5: ~70 ms vs ~20 ms on a loaded core). Gemm with transA=1 reads x as
+        // xᵀ in place: the same CPU per fit as feeding a transposed copy (bench/train/head-speed.ts, 20,000 rows: 733 vs
+        // 678 ms on a loaded box, within its noise) without the copy's 65 MB and the ~75 ms it takes to write.
+        if (firstGradient === "xt") nodes.push({ opType: "MatMul", inputs: ["xt", `dz${layer}`], outputs: ["gw0t"] });
+        else nodes.push({ opType: "Gemm", inputs: ["x", `dz${layer}`], outputs: ["gw0t"], attributes: { transA: 1 } });
         nodes.push({ opType: "Transpose", inputs: ["gw0t"], outputs: ["gw0"], attributes: { perm: [1, 0] } });
       } else {
         nodes.push({ opType: "Gemm", inputs: [`dz${layer}`, activations[layer]!], outputs: [`gw${layer}`], attributes: { transA: 1 } });
@@ -87,6 +91,12 @@ export function buildObjectiveGraph(layerCount: number, withGradients: boolean):
   }
   return encodeModel({ name: withGradients ? "head objective" : "head logits", nodes, initializers, inputs, outputs }, OPSET);
 }
+
+/**
+ * How the graph computes the first layer's weight gradient dzᵀ·x: "xt" as (xᵀ·dz)ᵀ over a transposed copy of x fed
+ * in, "transA" as Gemm(x, dz, transA=1)ᵀ over x itself (no copy).
+ */
+export type FirstLayerGradient = "xt" | "transA";
 
 async function createSession(ort: Ort, bytes: Uint8Array, threads: number): Promise<Ort> {
   return ort.InferenceSession.create(bytes, {
@@ -108,11 +118,11 @@ async function createSession(ort: Ort, bytes: Uint8Array, threads: number): Prom
  */
 const sessions = new Map<string, Promise<Ort>>();
 
-function headSession(ort: Ort, layerCount: number, withGradients: boolean, threads: number): Promise<Ort> {
-  const key = `${layerCount}/${withGradients ? "objective" : "logits"}/${threads}`;
+function headSession(ort: Ort, layerCount: number, withGradients: boolean, threads: number, firstGradient: FirstLayerGradient = "transA"): Promise<Ort> {
+  const key = `${layerCount}/${withGradients ? `objective-${firstGradient}` : "logits"}/${threads}`;
   let session = sessions.get(key);
   if (!session) {
-    session = createSession(ort, buildObjectiveGraph(layerCount, withGradients), threads);
+    session = createSession(ort, buildObjectiveGraph(layerCount, withGradients, firstGradient), threads);
     session.catch(() => sessions.delete(key));
     sessions.set(key, session);
   }
@@ -162,14 +172,15 @@ export class OnnxObjective implements Objective {
   lastCorrect = 0;
   private readonly layers: LayerTensors;
   private readonly targetsScaled: Float32Array;
-  /** xᵀ, built once: the first layer's weight gradient is a GEMM over it (see buildObjectiveGraph). */
-  private readonly xTransposed: Float32Array;
+  /** xᵀ when the graph reads it ("xt", see buildObjectiveGraph); null with "transA". */
+  private readonly xTransposed: Float32Array | null;
   private readonly weightsScaled: Float32Array;
 
   private constructor(
     private readonly ort: Ort,
     private readonly session: Ort,
     private readonly input: DenseObjectiveInput,
+    firstGradient: FirstLayerGradient,
     xTransposed?: Float32Array,
   ) {
     const { rows, dim, hidden, classCount, targets } = input;
@@ -177,7 +188,7 @@ export class OnnxObjective implements Objective {
     this.layers = new LayerTensors(layerShapes(dim, hidden, classCount));
     this.targetsScaled = Float32Array.from(targets, (t) => t / rows);
     if (xTransposed && xTransposed.length !== rows * dim) throw new RangeError(`xTransposed has ${xTransposed.length} values, expected ${dim} × ${rows}`);
-    this.xTransposed = xTransposed ?? transpose(input.x, rows, dim);
+    this.xTransposed = firstGradient === "xt" ? xTransposed ?? transpose(input.x, rows, dim) : null;
     this.weightsScaled = new Float32Array(rows);
     for (let r = 0; r < rows; r++) {
       let sum = 0;
@@ -190,11 +201,11 @@ export class OnnxObjective implements Objective {
    * Null when onnxruntime is not available (the caller falls back to the plain-JS objective). `xTransposed`: xᵀ
    * [dim, rows] when the caller already has it (gatherStandardizedRows writes it in the same pass as x).
    */
-  static async create(input: DenseObjectiveInput, threads: number, xTransposed?: Float32Array): Promise<OnnxObjective | null> {
+  static async create(input: DenseObjectiveInput, threads: number, firstGradient: FirstLayerGradient = "transA", xTransposed?: Float32Array): Promise<OnnxObjective | null> {
     const ort = await loadOrt();
     if (!ort) return null;
-    const session = await headSession(ort, input.hidden.length + 1, true, threads);
-    return new OnnxObjective(ort, session, input, xTransposed);
+    const session = await headSession(ort, input.hidden.length + 1, true, threads, firstGradient);
+    return new OnnxObjective(ort, session, input, firstGradient, xTransposed);
   }
 
   async evaluate(theta: Float64Array, gradient: Float64Array): Promise<number> {
@@ -203,7 +214,7 @@ export class OnnxObjective implements Objective {
     this.layers.load(theta);
     const outputs = await this.session.run({
       x: new ort.Tensor("float32", x, [rows, dim]),
-      xt: new ort.Tensor("float32", this.xTransposed, [dim, rows]),
+      ...(this.xTransposed ? { xt: new ort.Tensor("float32", this.xTransposed, [dim, rows]) } : {}),
       targets_scaled: new ort.Tensor("float32", this.targetsScaled, [rows, classCount]),
       weights_scaled: new ort.Tensor("float32", this.weightsScaled, [rows, 1]),
       ...this.layers.feeds(ort),
