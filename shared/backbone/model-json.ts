@@ -199,15 +199,35 @@ function placeholderShape(node: GraphNodeRecord): (number | null)[] | null {
   }) ?? [null, null, null, null];
 }
 
-function modelConfig(modelJson: ModelJsonLike) {
-  const config = kerasConfig(modelJson.modelTopology)?.config;
-  if (!config) {
+type FunctionalConfig = { name?: string; layers: LayerRecord[]; input_layers?: unknown[]; output_layers?: unknown[] };
+
+/**
+ * The functional Keras config of a layers model. A Sequential model is rewritten as the chain it is (its records have
+ * no inbound_nodes, which the pruning, the lowering and tfjs' functional loader read): an InputLayer named
+ * `<first layer>_input` from the first layer's declared input shape (as tfjs names the one it makes), unless the
+ * first layer is one already, then each layer reading the one before it, the last one the output.
+ */
+function modelConfig(modelJson: ModelJsonLike): FunctionalConfig {
+  const keras = kerasConfig(modelJson.modelTopology);
+  if (!keras || (!keras.sequential && !keras.config)) {
     throw new Error("model.json has no modelTopology.model_config.config.layers (is this a tfjs *layers* model?)");
   }
-  return config as { name?: string; layers: LayerRecord[]; input_layers?: unknown[]; output_layers?: unknown[] };
+  if (!keras.sequential) return keras.config as FunctionalConfig;
+  const layers: LayerRecord[] = [];
+  const first = keras.layers[0];
+  if (first && first.class_name !== "InputLayer") {
+    const name = `${layerName(first)}_input`;
+    layers.push({ class_name: "InputLayer", name, config: { name, batch_input_shape: batchInputShape(first), dtype: first.config?.dtype ?? "float32", sparse: false }, inbound_nodes: [] });
+  }
+  for (const record of keras.layers) {
+    const previous = layers.at(-1);
+    layers.push({ ...record, name: layerName(record), inbound_nodes: previous ? [[[previous.name, 0, 0, {}]]] : [] });
+  }
+  const ends = (layer: LayerRecord | undefined) => (layer ? [[layer.name, 0, 0]] : []);
+  return { ...keras.config, name: (keras.config?.name as string | undefined) ?? "sequential", layers, input_layers: ends(layers[0]), output_layers: ends(layers.at(-1)) };
 }
 
-/** The Keras layer records of a functional model, in file order. */
+/** The Keras layer records of a layers model in file order, as a functional model's (a Sequential one's chained). */
 export function getLayerRecords(modelJson: ModelJsonLike): LayerRecord[] {
   return modelConfig(modelJson).layers;
 }
@@ -343,8 +363,10 @@ export function pruneToFeatureLayers<T extends ModelJsonLike>(modelJson: T, feat
     output_layers: featureLayers.map((name) => [name, 0, 0]),
   };
   const topology = { ...modelJson.modelTopology };
-  if (topology.model_config) topology.model_config = { ...topology.model_config, config };
-  else topology.config = config;
+  // A Sequential model, cut (and possibly with several outputs), loads as the functional model it now is.
+  const functional = kerasConfig(topology)?.sequential ? { class_name: "Model" } : {};
+  if (topology.model_config) topology.model_config = { ...topology.model_config, ...functional, config };
+  else Object.assign(topology, functional, { config });
   return { ...modelJson, modelTopology: topology };
 }
 

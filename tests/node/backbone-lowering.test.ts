@@ -61,6 +61,33 @@ async function makePoolingBundle(): Promise<BackboneBundle> {
   return saveAsBundle(tf.model({ inputs: input, outputs: head, name: "pooling" }), "pooling-test", 11);
 }
 
+/** A Keras Sequential backbone (model.json class_name "Sequential", no inbound_nodes): the layers chained in order. */
+async function makeSequentialBundle(): Promise<BackboneBundle> {
+  const model = tf.sequential({ name: "chain" });
+  model.add(tf.layers.zeroPadding2d({ padding: [[0, 1], [0, 1]], inputShape: [TINY_SIZE, TINY_SIZE, 3], name: "seq_pad" }));
+  model.add(tf.layers.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: "valid", useBias: false, name: "seq_stem" }));
+  model.add(tf.layers.batchNormalization({ name: "seq_bn" }));
+  model.add(tf.layers.reLU({ maxValue: 6, name: "seq_relu" }));
+  model.add(tf.layers.depthwiseConv2d({ kernelSize: 3, padding: "same", name: "seq_dw" }));
+  model.add(tf.layers.conv2d({ filters: 8, kernelSize: 1, activation: "relu", name: "seq_project" }));
+  model.add(tf.layers.globalAveragePooling2d({ name: "seq_gap" }));
+  model.add(tf.layers.dense({ units: 2, name: "seq_head" }));
+  return saveAsBundle(model, "sequential-test", 5);
+}
+
+/** tfjs' own reading of a Sequential bundle cut at `layer`, mean-pooled over height and width: `[n, channels]`. */
+async function sequentialAsTfjsRuns(bundle: BackboneBundle, layer: string, images: Float32Array, n: number): Promise<Float32Array> {
+  const model = (await tf.models.modelFromJSON({ modelTopology: bundle.modelJson.modelTopology as tf.io.ModelJSON["modelTopology"] })) as tf.LayersModel;
+  model.loadWeights(tf.io.decodeWeights(bundle.weightData, bundle.modelJson.weightsManifest[0]!.weights as tf.io.WeightsManifestEntry[]));
+  const cut = tf.model({ inputs: model.inputs, outputs: model.getLayer(layer).output as tf.SymbolicTensor });
+  const input = tf.tensor4d(images, [n, TINY_SIZE, TINY_SIZE, 3]);
+  const pooled = tf.mean(cut.predict(input) as tf.Tensor, [1, 2]);
+  const values = (await pooled.data()) as Float32Array;
+  tf.dispose([input, pooled]);
+  model.dispose();
+  return values;
+}
+
 describe("the backbone lowering and its two back ends", () => {
   let plain: BackboneBundle;
   beforeAll(async () => {
@@ -115,6 +142,24 @@ describe("the backbone lowering and its two back ends", () => {
     expect(lowered.ops[0]).toMatchObject({ padding: [[1, 1], [2, 1]], activation: "linear" });
     const images = makeImages(IMAGES);
     const expected = await referenceEmbeddings(bundle, spec, images, IMAGES);
+    const edge = byEdge(bundle, spec, images, IMAGES);
+    assert.ok(maxAbsDiff(edge, expected) < 1e-5, `edge: max abs diff ${maxAbsDiff(edge, expected)}`);
+    if (!ort) return;
+    const onnx = await byOnnx(bundle, spec, images, IMAGES);
+    assert.ok(maxAbsDiff(onnx, expected) < 1e-4, `onnx: max abs diff ${maxAbsDiff(onnx, expected)}`);
+  });
+
+  it("runs a Sequential model (no inbound_nodes) at the edge, on the runner's tfjs and ONNX paths as tfjs runs it", async () => {
+    const bundle = await makeSequentialBundle();
+    expect((bundle.modelJson.modelTopology as any).model_config?.class_name ?? (bundle.modelJson.modelTopology as any).class_name).toBe("Sequential");
+    const spec: FeatureSpec = { feature_layers: ["seq_project"], pooling: "avg" };
+    const lowered = lowerBackbone(bundle.modelJson, bundle.weightData, spec);
+    expect(lowered.ops.map((op) => op.kind)).toEqual(["conv", "conv", "conv"]);
+    expect(lowered.folded).toEqual(expect.arrayContaining(["seq_pad", "seq_bn", "seq_relu"]));
+    const images = makeImages(IMAGES);
+    const expected = await sequentialAsTfjsRuns(bundle, "seq_project", images, IMAGES);
+    const runnerTfjs = await referenceEmbeddings(bundle, spec, images, IMAGES);
+    assert.ok(maxAbsDiff(runnerTfjs, expected) < 1e-5, `runner tfjs: max abs diff ${maxAbsDiff(runnerTfjs, expected)}`);
     const edge = byEdge(bundle, spec, images, IMAGES);
     assert.ok(maxAbsDiff(edge, expected) < 1e-5, `edge: max abs diff ${maxAbsDiff(edge, expected)}`);
     if (!ort) return;

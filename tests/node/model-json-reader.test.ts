@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from "vitest";
 import {
-  bytesPerElement, decodeFloatWeights, detectModelFormat, expectedWeightBytes, getInputShape, isGraphModel, readModelJson, readWeightsManifest,
+  bytesPerElement, decodeFloatWeights, detectModelFormat, expectedWeightBytes, getInputShape, getLayerRecords, isGraphModel, pruneToFeatureLayers, readModelJson,
+  readWeightsManifest,
   withSingleWeightsFile, type ModelJsonLike,
 } from "../../shared/backbone/model-json";
 import { buildTinyGraphModel, buildTinyModel } from "../fixtures/tiny-model";
@@ -91,6 +92,17 @@ describe("readModelJson on other topologies", () => {
     expect(topology.sequential).toBe(true);
     expect(topology.layers.map((layer) => [layer.name, layer.inbound])).toEqual([["c", []], ["f", ["c"]]]);
     expect(topology.inputShape).toEqual([null, 16, 16, 3]);
+    // As a functional model (what the pruning, the lowering and tfjs' loader read): an InputLayer, then the chain.
+    expect(getLayerRecords(json).map((layer) => [layer.class_name, layer.name, layer.inbound_nodes])).toEqual([
+      ["InputLayer", "c_input", []],
+      ["Conv2D", "c", [[["c_input", 0, 0, {}]]]],
+      ["Flatten", "f", [[["c", 0, 0, {}]]]],
+    ]);
+    const pruned = pruneToFeatureLayers(layers(json), ["c"]).modelTopology.model_config;
+    expect(pruned.class_name).toBe("Model");
+    expect(pruned.config).toMatchObject({ input_layers: [["c_input", 0, 0]], output_layers: [["c", 0, 0]] });
+    expect(pruned.config.layers.map((layer: { name: string }) => layer.name)).toEqual(["c_input", "c"]);
+    expect(pruned.config.layers[0].config.batch_input_shape).toEqual([null, 16, 16, 3]);
   });
 
   it("tells the format only for tfjs layers and graph models", () => {
