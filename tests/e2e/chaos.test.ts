@@ -114,5 +114,6 @@ describe("chaos: wrangler dev killed mid-ingest and mid-job", () => {
     const report = await checkConsistency(stateDir);
     console.log(`consistency: ${report.objects} objects, ${report.rows} rows checked, ${report.problems.length} problems; killed at ingest ${atKill.ingest.done}/${ARCHIVE_IMAGES}, job ${runningAfterRestart.status} (attempt ${runningAfterRestart.attempt}) after the restart, succeeded at attempt ${finished.attempt}`);
     assert.deepEqual(report.problems, []);
-  });
+    // Two platform starts, two 600-image ingests and a job on a shared 2-core box: its own waits go up to 300 s.
+  }, 900_000);
 });

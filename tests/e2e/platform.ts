@@ -3,6 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { freePort, startPlatform } from "../../scripts/platform.mjs";
+import { checkConsistency } from "./consistency";
 
 export interface Platform {
   url: string;
@@ -20,10 +21,10 @@ export { freePort };
  * `stateDir` and `port` restart a platform on the state and address of an earlier one (tests/e2e/chaos.test.ts);
  * `sweepEveryMs` is how often the scheduled handler runs (scripts/platform.mjs, default 60 s).
  */
-export async function startTestPlatform(options: { runner?: boolean | string[]; vars?: Record<string, string>; stateDir?: string; port?: number; sweepEveryMs?: number } = {}): Promise<Platform> {
+export async function startTestPlatform(options: { runner?: boolean | string[]; vars?: Record<string, string>; stateDir?: string; port?: number; sweepEveryMs?: number; checkOnStop?: boolean } = {}): Promise<Platform> {
   const stateDir = options.stateDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-e2e-"));
   const logFile = path.join(stateDir, "platform.log");
-  return startPlatform({
+  const platform: Platform = await startPlatform({
     port: options.port ?? (await freePort()),
     stateDir,
     adminKey: "et_admin_e2e_0123456789abcdefghijk",
@@ -32,6 +33,18 @@ export async function startTestPlatform(options: { runner?: boolean | string[]; 
     sweepEveryMs: options.sweepEveryMs,
     log: (line: string) => fs.appendFileSync(logFile, line),
   });
+  // Every e2e file ends with the consistency checker (issue 7): once the platform is stopped, its D1 and R2 state must
+  // agree (no object without its row, no row without its object), whatever the test did to it.
+  const stop = platform.stop.bind(platform);
+  let checked = false;
+  platform.stop = async () => {
+    await stop();
+    if (checked || options.checkOnStop === false) return;
+    checked = true;
+    const report = await checkConsistency(stateDir);
+    if (report.problems.length > 0) throw new Error(`storage of ${stateDir} is inconsistent after the test:\n${report.problems.slice(0, 20).join("\n")}`);
+  };
+  return platform;
 }
 
 export async function api<T = any>(platform: Platform, method: string, route: string, init: { json?: unknown; body?: BodyInit; headers?: Record<string, string>; key?: string } = {}): Promise<{ status: number; body: T }> {
