@@ -15,10 +15,16 @@ export const normalizeName = (text: string) => text.normalize("NFC");
 export const labelSchema = z
   .string()
   .overwrite(normalizeName)
-  .regex(LABEL_PATTERN, "a label is 1 to 100 letters, digits, spaces or _ . - + ( ) & , ' and starts with a letter or digit");
+  .regex(LABEL_PATTERN, "a label is 1 to 100 letters, digits, spaces or _ . - + ( ) & , ' and starts with a letter or digit")
+  // The pattern as JSON Schema has it (ECMA-262 with Unicode classes), without the JavaScript `/.../u` around it.
+  .meta({ pattern: LABEL_PATTERN.source, description: "a class label, as predictions name it (stored in Unicode NFC)", example: "daisy" });
 /** A file name inside a label: no path separators, no leading dot, at most 200 characters (NFC, like labels). */
 export const FILENAME_PATTERN = /^[\p{L}\p{N}_\-(][\p{L}\p{M}\p{N} _.\-+()&,'=@~]{0,199}$/u;
-export const filenameSchema = z.string().overwrite(normalizeName).regex(FILENAME_PATTERN, "a file name is 1 to 200 characters without / or \\ and does not start with a dot");
+export const filenameSchema = z
+  .string()
+  .overwrite(normalizeName)
+  .regex(FILENAME_PATTERN, "a file name is 1 to 200 characters without / or \\ and does not start with a dot")
+  .meta({ pattern: FILENAME_PATTERN.source, description: "a file name without folders (stored in Unicode NFC)", example: "photo_001.jpg" });
 const nameSchema = z.string().trim().min(1, "must not be empty").max(200, "at most 200 characters");
 
 // ---------------------------------------------------------------- projects and keys

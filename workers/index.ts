@@ -18,7 +18,8 @@ import { webhookRoutes } from "./routes/webhooks";
 import { assignOperationIds } from "./routes/operation-ids";
 import { attemptDelivery, type WebhookMessage } from "./services/webhooks";
 import { runnerAdminRoutes } from "./routes/runners";
-import { docsContentSecurityPolicy, docsHtml } from "./routes/docs";
+import { DOCS_NONCE_SLOT, docsContentSecurityPolicy, renderDocsHtml } from "./routes/docs";
+import { DOCS_URLS, DOCUMENT_URLS, openApiDocument, type DocumentName } from "./routes/openapi-documents";
 import { randomString } from "../shared/ids";
 import { projectRoutes } from "./routes/projects";
 import { getConfig } from "./config";
@@ -58,18 +59,23 @@ app.route("/v1", webhookRoutes);
 
 // In `wrangler dev` and production, `/` is the dashboard (dashboard/dist/index.html, Workers static assets) and never
 // reaches the Worker; this answer is for callers of the Worker itself (the vitest pool).
-app.get("/", (c) => c.json({ name: "edgetune", docs: "/docs", openapi: "/openapi.json" }));
+app.get("/", (c) => c.json({ name: "edgetune", docs: "/docs", openapi: "/openapi.json", runner_openapi: "/runner/openapi.json" }));
 // Every operation gets an operationId (routes/operation-ids.ts) once all routes are mounted.
 assignOperationIds(app.openAPIRegistry.definitions as any);
-app.doc31("/openapi.json", {
-  openapi: "3.1.0",
-  info: { title: "edgetune API", version: "1.0.0", description: "Serverless transfer learning: upload images, fine-tune a head on a frozen backbone, predict at the edge." },
-});
-app.get("/docs", (c) => {
-  const nonce = randomString(16);
-  c.header("content-security-policy", docsContentSecurityPolicy(nonce));
-  return c.html(docsHtml(nonce));
-});
+// Two documents: the public API, and the runner protocol on its own (routes/openapi-documents.ts); /docs and
+// /docs/runner render them as plain HTML on the server (routes/docs.ts).
+const definitions = app.openAPIRegistry.definitions as any[];
+const docsPages = new Map<DocumentName, string>();
+for (const name of ["public", "runner"] as const) {
+  app.get(DOCUMENT_URLS[name], (c) => c.json(openApiDocument(definitions, name)));
+  app.get(DOCS_URLS[name], (c) => {
+    const nonce = randomString(16);
+    let page = docsPages.get(name);
+    if (!page) docsPages.set(name, (page = renderDocsHtml(openApiDocument(definitions, name), name, DOCS_NONCE_SLOT)));
+    c.header("content-security-policy", docsContentSecurityPolicy(nonce));
+    return c.html(page.replaceAll(DOCS_NONCE_SLOT, nonce));
+  });
+}
 app.notFound((c) => c.json(new ApiError("route_not_found", `No route ${c.req.method} ${c.req.path}. See /docs for the API.`).toBody(), 404));
 app.onError((err, c) => errorResponse(err, `${c.req.method} ${c.req.path}`));
 

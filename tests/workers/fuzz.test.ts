@@ -1,5 +1,5 @@
 /**
- * Fuzzing every route of the served OpenAPI document with malformed and hostile inputs (fast-check, seeded, bounded),
+ * Fuzzing every route of the served OpenAPI documents (/openapi.json and /runner/openapi.json) with malformed and hostile inputs (fast-check, seeded, bounded),
  * as project A's full key, A's predict key, project B's key, a garbage key and no key, with B's real resource ids mixed
  * into the inputs: no answer is a 5xx, no answer to anyone but B carries B's data, and the API still serves B's data
  * intact afterwards. Prints the number of requests it made.
@@ -27,8 +27,11 @@ function operationsOf(doc: any): Operation[] {
 
 describe("fuzzing the OpenAPI document's routes", () => {
   it("never answers 5xx, never leaks another project's data, and keeps serving", { timeout: 600_000 }, async () => {
-    const doc = (await callJson("GET", "/openapi.json", { key: null })).body;
-    const operations = operationsOf(doc);
+    // Both documents: the public API and the runner protocol.
+    const operations = [
+      ...operationsOf((await callJson("GET", "/openapi.json", { key: null })).body),
+      ...operationsOf((await callJson("GET", "/runner/openapi.json", { key: null })).body),
+    ];
     expect(operations.length).toBeGreaterThan(20);
 
     // Project B: the victim, with a dataset (marked name) and an image.

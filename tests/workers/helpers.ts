@@ -3,6 +3,7 @@ import { env } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { zipSync, type Zippable } from "fflate";
 import { runIngestChunk, type IngestMessage } from "../../workers/services/ingest";
+import { DOCUMENT_PATHS, assertDocumentedResponse } from "./openapi-validation";
 
 export const ADMIN_KEY = "et_admin_test_key_7Hq2Zp9Lw4Xr";
 export const BASE = "http://edgetune.test";
@@ -23,7 +24,24 @@ export async function call(method: string, path: string, options: CallOptions = 
     headers["content-type"] = "application/json";
     body = JSON.stringify(options.json);
   }
-  return exports.default.fetch(new Request(BASE + path, { method, headers, body }));
+  return validatedFetch(new Request(BASE + path, { method, headers, body }));
+}
+
+let documents: Promise<any[]> | null = null;
+/** The served OpenAPI documents (public API and runner protocol), fetched once per test file. */
+export function servedDocuments(): Promise<any[]> {
+  documents ??= Promise.all(DOCUMENT_PATHS.map(async (path) => (await exports.default.fetch(new Request(BASE + path))).json()));
+  return documents;
+}
+
+/**
+ * The Worker's `fetch`, with every answer checked against the OpenAPI documents (tests/workers/openapi-validation.ts):
+ * an undocumented status, Content-Type or body shape fails the test that got it.
+ */
+export async function validatedFetch(request: Request): Promise<Response> {
+  const response = await exports.default.fetch(request);
+  await assertDocumentedResponse(await servedDocuments(), request.method, request.url, response);
+  return response;
 }
 
 export async function callJson<T = any>(method: string, path: string, options: CallOptions = {}): Promise<{ status: number; body: T }> {

@@ -37,19 +37,22 @@ describe("response headers", () => {
     await res.body?.cancel();
   });
 
-  it("/docs carries a strict Content-Security-Policy: only its own nonce'd script and style run", async () => {
-    const res = await call("GET", "/docs", { key: null });
-    const csp = res.headers.get("content-security-policy")!;
-    const html = await res.text();
-    const nonce = csp.match(/script-src 'nonce-([^']+)'/)![1];
-    expect(csp).toContain("default-src 'none'");
-    expect(csp).toContain("frame-ancestors 'none'");
-    expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|\*/);
-    expect(html).toContain(`<script nonce="${nonce}">`);
-    expect(html).not.toMatch(/<script>/);
-    // A fresh nonce per response.
-    const again = (await call("GET", "/docs", { key: null })).headers.get("content-security-policy");
-    expect(again).not.toBe(csp);
+  it("/docs and /docs/runner carry a strict Content-Security-Policy: no script at all, only their own nonce'd style", async () => {
+    for (const page of ["/docs", "/docs/runner"]) {
+      const res = await call("GET", page, { key: null });
+      const csp = res.headers.get("content-security-policy")!;
+      const html = await res.text();
+      const nonce = csp.match(/style-src 'nonce-([^']+)'/)![1];
+      expect(csp).toContain("default-src 'none'");
+      expect(csp).toContain("script-src 'none'");
+      expect(csp).toContain("frame-ancestors 'none'");
+      expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|\*/);
+      expect(html).toContain(`<style nonce="${nonce}">`);
+      expect(html).not.toMatch(/<script/i);
+      // A fresh nonce per response.
+      const again = (await call("GET", page, { key: null })).headers.get("content-security-policy");
+      expect(again).not.toBe(csp);
+    }
   });
 });
 
