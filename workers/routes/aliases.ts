@@ -7,17 +7,18 @@ import { pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import { aliasNotFound, assertServesImages, aliasView, deleteAlias, getAlias, getAliasHistory, listAliases, putAlias } from "../services/aliases";
 import { getServableModel } from "../services/inference";
-import { errors, jsonBody, jsonResponse, security } from "./openapi-helpers";
+import { errors, jsonBody, jsonResponse, nextCursorSchema, security } from "./openapi-helpers";
+import { EXAMPLE_IDS, exampleAlias, examplePrediction, page } from "./openapi-examples";
 import { predictBody, predictForModel, predictResponses } from "./predict";
 
 export const aliasRoutes = createRouter();
-const nameParam = z.object({ name: aliasNameSchema.meta({ param: { name: "name", in: "path" }, example: "prod" }) });
+const nameParam = z.object({ name: aliasNameSchema.meta({ param: { name: "name", in: "path" }, example: "prod", description: "the alias name" }) });
 
 aliasRoutes.openapi(
   createRoute({
     method: "get", path: "/aliases", tags: ["aliases"], security, summary: "List the project's aliases, newest first, a page at a time",
     request: { query: pageQuery },
-    responses: { 200: jsonResponse("One page of aliases", z.object({ aliases: z.array(aliasSchema), next_cursor: z.string().nullable().describe("pass as ?cursor= for the next page; null on the last page") })), 400: errors[400], 401: errors[401] },
+    responses: { 200: jsonResponse("One page of aliases", z.object({ aliases: z.array(aliasSchema).describe("aliases, newest first"), next_cursor: nextCursorSchema }), page("aliases", exampleAlias)), 400: errors[400], 401: errors[401] },
   }),
   async (c) => c.json(await listAliases(c.var.db, c.var.caller.projectId, c.req.valid("query")), 200),
 );
@@ -26,10 +27,10 @@ aliasRoutes.openapi(
   createRoute({
     method: "put", path: "/aliases/{name}", tags: ["aliases"], security,
     summary: "Point an alias at a model (creates it, or switches it atomically; the history keeps the previous model for a rollback)",
-    request: { params: nameParam, body: jsonBody(putAliasRequest) },
+    request: { params: nameParam, body: jsonBody(putAliasRequest, { model_id: EXAMPLE_IDS.model }) },
     responses: {
-      200: jsonResponse("Switched (or already pointing there)", aliasSchema),
-      201: jsonResponse("Created", aliasSchema),
+      200: jsonResponse("Switched (or already pointing there)", aliasSchema, exampleAlias),
+      201: jsonResponse("Created", aliasSchema, { name: "prod", model_id: EXAMPLE_IDS.model, created_at: exampleAlias.created_at, updated_at: exampleAlias.created_at, previous_model_id: null }),
       400: errors[400], 401: errors[401], 404: errors[404], 409: { ...errors[409], description: "The model is not ready (model_not_ready), or cannot predict from images because its backbone was deleted (backbone_deleted)" },
     },
   }),
@@ -48,7 +49,7 @@ aliasRoutes.openapi(
   createRoute({
     method: "get", path: "/aliases/{name}", tags: ["aliases"], security, summary: "An alias: the model it names now and its switches, newest first",
     request: { params: nameParam },
-    responses: { 200: jsonResponse("The alias with its history", aliasSchema), 400: errors[400], 401: errors[401], 404: errors[404] },
+    responses: { 200: jsonResponse("The alias with its history", aliasSchema, exampleAlias), 400: errors[400], 401: errors[401], 404: errors[404] },
   }),
   async (c) => {
     const { name } = c.req.valid("param");
@@ -76,7 +77,7 @@ aliasRoutes.openapi(
     method: "post", path: "/aliases/{name}/predict", tags: ["aliases"], security,
     summary: "Predict with the model the alias names now (same bodies and answers as POST /v1/models/{id}/predict)",
     request: { params: nameParam, query: predictQuerySchema, body: predictBody },
-    responses: { ...predictResponses, 200: jsonResponse("As for a model, plus the alias name", predictionSchema.extend({ alias: z.string() })) },
+    responses: { ...predictResponses, 200: jsonResponse("As for a model, plus the alias name", predictionSchema.extend({ alias: z.string().describe("the alias that was asked for") }), { ...examplePrediction, alias: "prod" }) },
   }),
   async (c) => {
     const { name } = c.req.valid("param");

@@ -9,19 +9,20 @@ import {
 } from "../services/backbones";
 import { getConfig } from "../config";
 import { enforceQuotas } from "../services/quotas";
-import { errors, idParam, jsonResponse, security } from "./openapi-helpers";
+import { errors, idParam, jsonResponse, nextCursorSchema, security } from "./openapi-helpers";
+import { page } from "./openapi-examples";
 
 export const backboneRoutes = createRouter();
 
 const backboneSchema = z
   .object({
-    id: z.string(),
-    name: z.string(),
-    builtin: z.boolean(),
-    format: z.enum(["layers-model", "graph-model"]),
+    id: z.string().describe("the backbone's id: `bb_...`, or a builtin's id"),
+    name: z.string().describe("its name (builtin names are reserved); POST /v1/jobs takes the id or the name"),
+    builtin: z.boolean().describe("shipped with edgetune (not deletable) or imported by the project"),
+    format: z.enum(["layers-model", "graph-model"]).describe("the tfjs model format of its model.json"),
     spec: backboneSpecSchema,
     param_count: z.number().int().nullable().describe("elements over all weights; null for builtin backbones"),
-    weight_bytes: z.number().int().nullable(),
+    weight_bytes: z.number().int().nullable().describe("size of the weight files"),
     cost: z
       .object({
         flops: z.number().int().describe("floating-point operations for one image up to the feature layers (a multiply-add counts 2)"),
@@ -30,18 +31,28 @@ const backboneSchema = z
       })
       .nullable()
       .describe("estimated from the graph at import; null for builtin backbones and for backbones imported before estimates existed"),
-    edge: z.object({ servable: z.boolean(), reason: z.string().nullable().describe("why predictions from images are refused (409 backbone_too_large); null when servable") }),
-    description: z.string().nullable(),
-    source: z.string().nullable(),
-    license: z.string().nullable(),
-    created_at: z.string().nullable(),
-    updated_at: z.string().nullable(),
+    edge: z
+      .object({
+        servable: z.boolean().describe("whether the Worker predicts from images with it (else only from embeddings)"),
+        reason: z.string().nullable().describe("why predictions from images are refused (409 backbone_too_large); null when servable"),
+      })
+      .describe("whether the edge can run it"),
+    description: z.string().nullable().describe("what it is and what it is good at (builtins)"),
+    source: z.string().nullable().describe("where the weights come from (builtins)"),
+    license: z.string().nullable().describe("the weights' license (builtins)"),
+    created_at: z.string().nullable().describe("ISO 8601 UTC; null for builtins"),
+    updated_at: z.string().nullable().describe("ISO 8601 UTC; null for builtins"),
   })
-  .meta({ id: "Backbone" });
+  .meta({ id: "Backbone", description: "A frozen feature extractor: a builtin, or a tfjs model the project imported" });
+const exampleBackbone: z.output<typeof backboneSchema> = {
+  id: "bb_0q4r8s2t6v9w3x7y1z5a8b2c6d", name: "efficientnet_lite0", builtin: false, format: "graph-model",
+  spec: { name: "efficientnet_lite0", feature_layer: "efficientnet-lite0/model/head/tpu_batch_normalization/FusedBatchNormV3", input_size: [224, 224], normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, pooling: "avg", resize: "squash" },
+  param_count: 3_371_000, weight_bytes: 13_484_000, cost: { flops: 814_000_000, float_weight_bytes: 13_484_000, peak_activation_bytes: 9_633_792 }, edge: { servable: true, reason: null }, description: null, source: null, license: null, created_at: "2026-12-01T09:00:00.000Z", updated_at: "2026-12-01T09:00:00.000Z",
+};
 
 const importFromUrlRequest = backboneSpecSchema
   .extend({ url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL of a tfjs model.json" }).describe("the model.json; its weight files are fetched relative to it") })
-  .meta({ id: "ImportBackboneFromUrl" });
+  .meta({ id: "ImportBackboneFromUrl", description: "A backbone spec plus the URL of its tfjs model.json" });
 
 /** Documented only: the multipart form is parsed by hand so the body limit holds before anything is buffered. */
 const multipartSchema = {
@@ -53,7 +64,7 @@ const multipartSchema = {
   },
 };
 
-const backboneParam = z.object({ id: idParam("id", "bb_... or mobilenet_v2") });
+const backboneParam = z.object({ id: idParam("id", "mobilenet_v2", "a backbone's id (`bb_...`) or a builtin's id or name") });
 
 /** The same 400 `invalid_request` shape as the app's validation hook, for fields parsed by hand. */
 function invalidField(target: string, issues: { path: string; message: string }[]): ApiError {
@@ -120,9 +131,17 @@ backboneRoutes.openapi(
       "the import audit (shared/backbone/audit.ts): model_layer_not_allowed (Lambda, custom or other non-allowlisted Keras layers), model_op_not_allowed, " +
       "model_control_flow (While, If, Switch, Merge, tensor lists/arrays...), model_function_library, model_dynamic_shape (an input dimension other than the batch left free), each naming the layer or node. " +
       "The URL obeys the deployment's URL policy: https, a public host (also after DNS and on each of at most 3 redirects), weight paths relative to model.json on the same origin.",
-    request: { body: { required: false, content: { "multipart/form-data": { schema: multipartSchema }, "application/json": { schema: importFromUrlRequest } } } },
+    request: {
+      body: {
+        required: false,
+        content: {
+          "multipart/form-data": { schema: multipartSchema, example: { spec: JSON.stringify(exampleBackbone.spec), model: "(zip bytes)" } },
+          "application/json": { schema: importFromUrlRequest, example: { ...exampleBackbone.spec, url: "https://models.example.com/efficientnet_lite0/model.json" } },
+        },
+      },
+    },
     responses: {
-      201: jsonResponse("The new backbone", backboneSchema), 400: errors[400], 401: errors[401], 409: errors[409], 413: errors[413], 415: errors[415], 422: errors[422],
+      201: jsonResponse("The new backbone", backboneSchema, exampleBackbone), 400: errors[400], 401: errors[401], 409: errors[409], 413: errors[413], 415: errors[415], 422: errors[422],
     },
   }),
   async (c) => {
@@ -159,7 +178,7 @@ backboneRoutes.openapi(
   createRoute({
     method: "get", path: "/backbones", tags: ["backbones"], security, summary: "List the builtin backbones, then the project's own (newest first), a page at a time",
     request: { query: pageQuery },
-    responses: { 200: jsonResponse("One page of backbones", z.object({ backbones: z.array(backboneSchema), next_cursor: z.string().nullable().describe("pass as ?cursor= for the next page; null on the last page") })), 400: errors[400], 401: errors[401] },
+    responses: { 200: jsonResponse("One page of backbones", z.object({ backbones: z.array(backboneSchema).describe("builtins first, then the project's own, newest first"), next_cursor: nextCursorSchema }), page("backbones", exampleBackbone)), 400: errors[400], 401: errors[401] },
   }),
   async (c) => c.json(await listBackbones(c.var.db, c.var.caller.projectId, c.req.valid("query")), 200),
 );
@@ -168,7 +187,7 @@ backboneRoutes.openapi(
   createRoute({
     method: "get", path: "/backbones/{id}", tags: ["backbones"], security, summary: "Read a backbone: a builtin one by id or name, or one of the project's by id",
     request: { params: backboneParam },
-    responses: { 200: jsonResponse("The backbone", backboneSchema), 401: errors[401], 404: errors[404] },
+    responses: { 200: jsonResponse("The backbone", backboneSchema, exampleBackbone), 401: errors[401], 404: errors[404] },
   }),
   async (c) => {
     const { id } = c.req.valid("param");

@@ -4,28 +4,32 @@ import { filenameSchema, labelSchema } from "../../shared/schemas";
 import { createRouter } from "../app";
 import { getDataset, readImage } from "../services/datasets";
 import { SHA256_PATTERN, findImageInAnyVersion, listImages, moveImage, removeImage } from "../services/dataset-images";
-import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
+import { binaryResponse, errors, idParam, jsonBody, jsonResponse, nextCursorSchema, security } from "./openapi-helpers";
+import { EXAMPLE_IDS, page } from "./openapi-examples";
 
 export const datasetImageRoutes = createRouter();
 
-const splitSchema = z.enum(["train", "val", "auto"]);
+const splitSchema = z.enum(["train", "val", "auto"]).describe("train or val: the dataset's own split; auto: a job's validation_fraction decides");
 const imageSchema = z
   .object({
-    sha256: z.string(),
+    sha256: z.string().describe("hex SHA-256 of the bytes: the image's id"),
     path: z.string().describe("the file's path as uploaded: label/file, or train/label/file and val/label/file"),
-    label: z.string(),
+    label: z.string().describe("its label"),
     split: splitSchema.describe("train or val when the upload said so; auto: a job's held-out fraction decides"),
-    width: z.number().int(),
-    height: z.number().int(),
-    bytes: z.number().int(),
-    format: z.string(),
+    width: z.number().int().describe("pixels, after EXIF rotation"),
+    height: z.number().int().describe("pixels, after EXIF rotation"),
+    bytes: z.number().int().describe("size as uploaded"),
+    format: z.string().describe("`jpeg` or `png`"),
   })
-  .meta({ id: "DatasetImage" });
+  .meta({ id: "DatasetImage", description: "An image of a dataset version" });
+const exampleImage: z.output<typeof imageSchema> = { sha256: EXAMPLE_IDS.sha256, path: "daisy/daisy_001.jpg", label: "daisy", split: "auto", width: 320, height: 240, bytes: 48_213, format: "jpeg" };
 const imageParams = z.object({
-  id: idParam("id", "ds_..."),
-  sha256: z.string().regex(SHA256_PATTERN, "a sha256 is 64 lowercase hex characters").meta({ param: { name: "sha256", in: "path" } }),
+  id: idParam("id", EXAMPLE_IDS.dataset, "the dataset's id"),
+  sha256: z.string().regex(SHA256_PATTERN, "a sha256 is 64 lowercase hex characters").meta({ param: { name: "sha256", in: "path" }, description: "the image's SHA-256 (hex)", example: EXAMPLE_IDS.sha256 }),
 });
-const editResponse = z.object({ dataset_version: z.number().int(), image: imageSchema }).meta({ id: "DatasetImageEdit" });
+const editResponse = z
+  .object({ dataset_version: z.number().int().describe("the new dataset version"), image: imageSchema })
+  .meta({ id: "DatasetImageEdit", description: "The result of an edit: the new version and the image" });
 
 async function loadDataset(c: { var: { db: any; caller: { projectId: string } } }, id: string) {
   const row = await getDataset(c.var.db, c.var.caller.projectId, id);
@@ -38,15 +42,15 @@ datasetImageRoutes.openapi(
     method: "get", path: "/datasets/{id}/images", tags: ["datasets"], security, operationId: "listDatasetImages",
     summary: "List the images of the dataset's current version, newest first, optionally of one label or split",
     request: {
-      params: z.object({ id: idParam("id", "ds_...") }),
+      params: z.object({ id: idParam("id", EXAMPLE_IDS.dataset, "the dataset's id") }),
       query: z.object({
-        label: labelSchema.optional(),
-        split: splitSchema.optional(),
-        limit: z.coerce.number().int().min(1).max(100).default(50),
-        cursor: z.string().min(1).max(200).optional(),
+        label: labelSchema.optional().describe("only images of this label"),
+        split: splitSchema.optional().describe("only images of this split"),
+        limit: z.coerce.number().int().min(1).max(100).default(50).describe("items per page, 1 to 100"),
+        cursor: z.string().min(1).max(200).optional().describe("the next_cursor of the previous page; leave out for the first page"),
       }),
     },
-    responses: { 200: jsonResponse("One page of images", z.object({ images: z.array(imageSchema), next_cursor: z.string().nullable() })), 400: errors[400], 401: errors[401], 404: errors[404] },
+    responses: { 200: jsonResponse("One page of images", z.object({ images: z.array(imageSchema).describe("images, newest first"), next_cursor: nextCursorSchema }), page("images", exampleImage)), 400: errors[400], 401: errors[401], 404: errors[404] },
   }),
   async (c) => {
     const dataset = await loadDataset(c, c.req.valid("param").id);
@@ -60,7 +64,7 @@ datasetImageRoutes.openapi(
     summary: "The image's bytes with its content type (any version of the dataset, so older models' validation images stay visible)",
     request: { params: imageParams },
     responses: {
-      200: { description: "The image", content: { "image/jpeg": { schema: z.string().meta({ format: "binary" }) }, "image/png": { schema: z.string().meta({ format: "binary" }) } } },
+      200: binaryResponse("The image, as uploaded", "image/jpeg", "image/png"),
       400: errors[400], 401: errors[401], 404: errors[404],
     },
   }),
@@ -89,7 +93,7 @@ datasetImageRoutes.openapi(
     method: "delete", path: "/datasets/{id}/images/{sha256}", tags: ["datasets"], security, operationId: "deleteDatasetImage",
     summary: "Remove an image; makes a new dataset version (versions jobs used keep it)",
     request: { params: imageParams },
-    responses: { 200: jsonResponse("The new version and the removed image", editResponse), 400: errors[400], 401: errors[401], 404: errors[404] },
+    responses: { 200: jsonResponse("The new version and the removed image", editResponse, { dataset_version: 4, image: exampleImage }), 400: errors[400], 401: errors[401], 404: errors[404] },
   }),
   async (c) => {
     const { id, sha256 } = c.req.valid("param");
@@ -113,10 +117,11 @@ datasetImageRoutes.openapi(
           })
           .strict()
           .refine((b) => b.label !== undefined || b.split !== undefined || b.filename !== undefined, "send label, split, filename or several")
-          .meta({ id: "UpdateDatasetImageRequest" }),
+          .meta({ id: "UpdateDatasetImageRequest", description: "Where the image should be: label, split, file name (at least one)" }),
+        { label: "dandelion", split: "val" },
       ),
     },
-    responses: { 200: jsonResponse("The new version and the image where it is now", editResponse), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
+    responses: { 200: jsonResponse("The new version and the image where it is now", editResponse, { dataset_version: 4, image: { ...exampleImage, path: "val/dandelion/daisy_001.jpg", label: "dandelion", split: "val" } }), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
     const { id, sha256 } = c.req.valid("param");

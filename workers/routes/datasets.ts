@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ApiError, notFound } from "../../shared/errors";
-import { MAX_ARCHIVE_BODY_BYTES, MAX_PART_BYTES, createDatasetRequest, createUploadRequest, datasetSchema, filenameSchema, imageUploadResponse, labelSchema, uploadSchema } from "../../shared/schemas";
+import { MAX_ARCHIVE_BODY_BYTES, MAX_PART_BYTES, createDatasetRequest, createUploadRequest, datasetSchema, filenameSchema, imageUploadResponse, labelSchema, uploadPartSchema, uploadSchema } from "../../shared/schemas";
 import { pageQuery } from "../services/pagination";
 import { deleteDataset } from "../services/deletions";
 import { createRouter } from "../app";
@@ -10,11 +10,12 @@ import { readBodyLimited, requireContentLength } from "../services/bodies";
 import { MAX_IMAGE_BYTES, createDataset, datasetView, getDataset, listDatasets, sanitizeShownName, storeImage } from "../services/datasets";
 import { receiveArchive } from "../services/ingest";
 import { MAX_PARTS, abortUpload, completeUpload, getUpload, listUploadParts, startUpload, storeUploadPart, uploadView } from "../services/uploads";
-import { binaryBody, errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
+import { binaryBody, errors, idParam, jsonBody, jsonResponse, nextCursorSchema, security } from "./openapi-helpers";
+import { EXAMPLE_IDS, exampleDataset, exampleImageUploaded, exampleUpload, page } from "./openapi-examples";
 
 export const datasetRoutes = createRouter();
 
-const datasetParam = z.object({ id: idParam("id", "ds_...") });
+const datasetParam = z.object({ id: idParam("id", EXAMPLE_IDS.dataset, "the dataset's id") });
 const ZIP_TYPES = ["application/zip", "application/x-zip-compressed", "application/octet-stream"];
 
 async function loadDataset(c: { var: { db: any; caller: { projectId: string } } }, id: string) {
@@ -26,8 +27,8 @@ async function loadDataset(c: { var: { db: any; caller: { projectId: string } } 
 datasetRoutes.openapi(
   createRoute({
     method: "post", path: "/datasets", tags: ["datasets"], security, summary: "Create a dataset",
-    request: { body: jsonBody(createDatasetRequest) },
-    responses: { 201: jsonResponse("The new, empty dataset", datasetSchema), 400: errors[400], 401: errors[401] },
+    request: { body: jsonBody(createDatasetRequest, { name: "flowers" }) },
+    responses: { 201: jsonResponse("The new, empty dataset", datasetSchema, { ...exampleDataset, status: "empty", version: 0, image_count: 0, bytes: 0, labels: [], rejected_count: 0, rejected: [], trainable: false, not_trainable_reason: "The dataset has no images yet.", ingest: { done: 0, total: 0, error: null } }), 400: errors[400], 401: errors[401] },
   }),
   async (c) => {
     await enforceQuotas(c.var.db, c.var.caller.projectId, getConfig(c.env).quotas, { datasets: 1 });
@@ -40,7 +41,7 @@ datasetRoutes.openapi(
   createRoute({
     method: "get", path: "/datasets", tags: ["datasets"], security, summary: "List the project's datasets, newest first, a page at a time",
     request: { query: pageQuery },
-    responses: { 200: jsonResponse("One page of datasets, newest first", z.object({ datasets: z.array(datasetSchema), next_cursor: z.string().nullable().describe("pass as ?cursor= for the next page; null on the last page") })), 400: errors[400], 401: errors[401] },
+    responses: { 200: jsonResponse("One page of datasets, newest first", z.object({ datasets: z.array(datasetSchema).describe("datasets, newest first"), next_cursor: nextCursorSchema }), page("datasets", exampleDataset)), 400: errors[400], 401: errors[401] },
   }),
   async (c) => c.json(await listDatasets(c.var.db, c.var.caller.projectId, c.req.valid("query")), 200),
 );
@@ -49,7 +50,7 @@ datasetRoutes.openapi(
   createRoute({
     method: "get", path: "/datasets/{id}", tags: ["datasets"], security, summary: "Read a dataset with its statistics and rejected files",
     request: { params: datasetParam },
-    responses: { 200: jsonResponse("The dataset", datasetSchema), 401: errors[401], 404: errors[404] },
+    responses: { 200: jsonResponse("The dataset", datasetSchema, exampleDataset), 401: errors[401], 404: errors[404] },
   }),
   async (c) => c.json(await datasetView(c.var.db, await loadDataset(c, c.req.valid("param").id)), 200),
 );
@@ -71,10 +72,14 @@ datasetRoutes.openapi(
     method: "put", path: "/datasets/{id}/images/{label}/{filename}", tags: ["datasets"], security,
     summary: "Upload one image (JPEG or PNG) under a label; the same label/filename replaces the earlier image",
     request: {
-      params: z.object({ id: idParam("id", "ds_..."), label: z.string().meta({ param: { name: "label", in: "path" } }), filename: z.string().meta({ param: { name: "filename", in: "path" } }) }),
+      params: z.object({
+        id: idParam("id", EXAMPLE_IDS.dataset, "the dataset's id"),
+        label: z.string().meta({ param: { name: "label", in: "path" }, description: "the image's label (URL-encoded; 1 to 100 letters, digits, spaces or _ . - + ( ) & , ')", example: "daisy" }),
+        filename: z.string().meta({ param: { name: "filename", in: "path" }, description: "its file name (URL-encoded, no folders)", example: "daisy_001.jpg" }),
+      }),
       body: binaryBody("image/jpeg", "image/png", "application/octet-stream"),
     },
-    responses: { 201: jsonResponse("Stored", imageUploadResponse), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409], 413: errors[413], 422: errors[422] },
+    responses: { 201: jsonResponse("Stored", imageUploadResponse, exampleImageUploaded), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409], 413: errors[413], 422: errors[422] },
   }),
   async (c) => {
     const { id, label: rawLabel, filename: rawFilename } = c.req.valid("param");
@@ -98,8 +103,8 @@ datasetRoutes.openapi(
   createRoute({
     method: "post", path: "/datasets/{id}/archive", tags: ["datasets"], security,
     summary: "Upload a ZIP (label/file, or train/label/file and val/label/file), at most 100 MB; ingestion runs in the background",
-    request: { params: datasetParam, query: z.object({ filename: z.string().max(200).optional().describe("the archive's file name, used in messages about it") }), body: binaryBody("application/zip") },
-    responses: { 202: jsonResponse("The dataset, status ingesting", datasetSchema), 401: errors[401], 404: errors[404], 411: { description: "Content-Length missing" }, 413: errors[413], 415: errors[415] },
+    request: { params: datasetParam, query: z.object({ filename: z.string().max(200).optional().describe("the archive's file name, used in messages about it").meta({ example: "flowers.zip" }) }), body: binaryBody("application/zip") },
+    responses: { 202: jsonResponse("The dataset, status ingesting", datasetSchema, { ...exampleDataset, status: "ingesting", ingest: { done: 120, total: 401, error: null } }), 401: errors[401], 404: errors[404], 411: errors[411], 413: errors[413], 415: errors[415] },
   }),
   async (c) => {
     const dataset = await loadDataset(c, c.req.valid("param").id);
@@ -117,7 +122,7 @@ datasetRoutes.openapi(
 );
 
 // ---------------------------------------------------------------- multipart uploads of large archives
-const uploadParams = z.object({ id: idParam("id", "ds_..."), upload_id: idParam("upload_id", "up_...") });
+const uploadParams = z.object({ id: idParam("id", EXAMPLE_IDS.dataset, "the dataset's id"), upload_id: idParam("upload_id", EXAMPLE_IDS.upload, "the upload's id") });
 
 async function loadUpload(c: { var: { db: any; caller: { projectId: string } } }, datasetId: string, uploadId: string) {
   const upload = await getUpload(c.var.db, c.var.caller.projectId, datasetId, uploadId);
@@ -129,8 +134,8 @@ datasetRoutes.openapi(
   createRoute({
     method: "post", path: "/datasets/{id}/uploads", tags: ["datasets"], security,
     summary: "Start a multipart upload for an archive of any size (parts of `part_size` bytes, the last may be smaller)",
-    request: { params: datasetParam, body: jsonBody(createUploadRequest) },
-    responses: { 201: jsonResponse("The upload", uploadSchema), 400: errors[400], 401: errors[401], 404: errors[404] },
+    request: { params: datasetParam, body: jsonBody(createUploadRequest, { filename: "flowers.zip", part_size: 67_108_864 }) },
+    responses: { 201: jsonResponse("The upload", uploadSchema, { upload_id: EXAMPLE_IDS.upload, part_size: 67_108_864, filename: "flowers.zip", status: "open", max_parts: 10_000 }), 400: errors[400], 401: errors[401], 404: errors[404] },
   }),
   async (c) => {
     const dataset = await loadDataset(c, c.req.valid("param").id);
@@ -144,7 +149,7 @@ datasetRoutes.openapi(
     method: "get", path: "/datasets/{id}/uploads/{upload_id}", tags: ["datasets"], security, operationId: "getUpload",
     summary: "Read a multipart upload with the parts received so far (what an interrupted upload resumes from)",
     request: { params: uploadParams },
-    responses: { 200: jsonResponse("The upload and its parts, by number", uploadSchema), 401: errors[401], 404: errors[404] },
+    responses: { 200: jsonResponse("The upload and its parts, by number", uploadSchema, exampleUpload), 401: errors[401], 404: errors[404] },
   }),
   async (c) => {
     const { id, upload_id } = c.req.valid("param");
@@ -163,8 +168,8 @@ datasetRoutes.openapi(
   createRoute({
     method: "put", path: "/datasets/{id}/uploads/{upload_id}/parts/{n}", tags: ["datasets"], security,
     summary: "Upload part n (from 1); sending the same n again replaces it",
-    request: { params: uploadParams.extend({ n: z.coerce.number().int().min(1).max(MAX_PARTS).meta({ param: { name: "n", in: "path" } }) }), body: binaryBody("application/octet-stream") },
-    responses: { 200: jsonResponse("Stored part", z.object({ n: z.number().int(), etag: z.string(), bytes: z.number().int() })), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409], 411: { description: "Content-Length missing" }, 413: errors[413] },
+    request: { params: uploadParams.extend({ n: z.coerce.number().int().min(1).max(MAX_PARTS).meta({ param: { name: "n", in: "path" }, description: "the part's number, from 1", example: 1 }) }), body: binaryBody("application/octet-stream") },
+    responses: { 200: jsonResponse("Stored part", uploadPartSchema, exampleUpload.parts![0]), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409], 411: errors[411], 413: errors[413] },
   }),
   async (c) => {
     const { id, upload_id, n } = c.req.valid("param");
@@ -181,7 +186,7 @@ datasetRoutes.openapi(
     method: "post", path: "/datasets/{id}/uploads/{upload_id}/complete", tags: ["datasets"], security,
     summary: "Assemble the parts and start ingesting the archive",
     request: { params: uploadParams },
-    responses: { 202: jsonResponse("The dataset, status ingesting", datasetSchema), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
+    responses: { 202: jsonResponse("The dataset, status ingesting", datasetSchema, { ...exampleDataset, status: "ingesting", ingest: { done: 0, total: 0, error: null } }), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
     const { id, upload_id } = c.req.valid("param");

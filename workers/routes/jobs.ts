@@ -10,17 +10,19 @@ import { getConfig } from "../config";
 import { enforceQuotas } from "../services/quotas";
 import { createRouter } from "../app";
 import { cancelJob, getJob, isTerminal, jobView, listEvents, listJobs, startJob } from "../services/jobs";
-import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
+import { errors, idParam, jsonBody, jsonResponse, nextCursorSchema, security } from "./openapi-helpers";
+import { EXAMPLE_IDS, exampleJob, page } from "./openapi-examples";
 
 export const jobRoutes = createRouter();
-const jobParam = z.object({ id: idParam("id", "job_...") });
+const jobParam = z.object({ id: idParam("id", EXAMPLE_IDS.job, "the job's id") });
+const queuedJob = { ...exampleJob, status: "queued" as const, attempt: 0, progress: { phase: null, done: 0, total: 0 }, metrics: { epochs: [] }, started_at: null };
 
 jobRoutes.openapi(
   createRoute({
     method: "post", path: "/jobs", tags: ["jobs"], security,
     summary: "Start a fine-tune job: frozen backbone, new head trained on the dataset's current version",
-    request: { body: jsonBody(createJobRequest) },
-    responses: { 201: jsonResponse("The queued job", jobSchema), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
+    request: { body: jsonBody(createJobRequest, { dataset_id: EXAMPLE_IDS.dataset, backbone: "mobilenet_v2", head: { type: "auto" }, hyperparameters: { epochs: 100, seed: 42 } }) },
+    responses: { 201: jsonResponse("The queued job", jobSchema, queuedJob), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
     await enforceQuotas(c.var.db, c.var.caller.projectId, getConfig(c.env).quotas, { queued_jobs: 1 });
@@ -33,8 +35,13 @@ jobRoutes.openapi(
 jobRoutes.openapi(
   createRoute({
     method: "get", path: "/jobs", tags: ["jobs"], security, summary: "List jobs, newest first",
-    request: { query: pageQuery.extend({ dataset_id: z.string().optional(), status: z.enum(["queued", "running", "succeeded", "failed", "canceled"]).optional() }) },
-    responses: { 200: jsonResponse("One page of jobs", z.object({ jobs: z.array(jobSchema), next_cursor: z.string().nullable().describe("pass as ?cursor= for the next page; null on the last page") })), 400: errors[400], 401: errors[401] },
+    request: {
+      query: pageQuery.extend({
+        dataset_id: z.string().optional().describe("only this dataset's jobs").meta({ example: EXAMPLE_IDS.dataset }),
+        status: z.enum(["queued", "running", "succeeded", "failed", "canceled"]).optional().describe("only jobs in this status"),
+      }),
+    },
+    responses: { 200: jsonResponse("One page of jobs", z.object({ jobs: z.array(jobSchema).describe("jobs, newest first"), next_cursor: nextCursorSchema }), page("jobs", exampleJob)), 400: errors[400], 401: errors[401] },
   }),
   async (c) => {
     const { dataset_id, status, ...page } = c.req.valid("query");
@@ -46,7 +53,7 @@ jobRoutes.openapi(
   createRoute({
     method: "get", path: "/jobs/{id}", tags: ["jobs"], security, summary: "Read a job: status, progress, per-epoch metrics, model id",
     request: { params: jobParam },
-    responses: { 200: jsonResponse("The job", jobSchema), 401: errors[401], 404: errors[404] },
+    responses: { 200: jsonResponse("The job", jobSchema, exampleJob), 401: errors[401], 404: errors[404] },
   }),
   async (c) => {
     // A read never writes: lapsed leases are swept when runners lease and by the scheduled sweep (every minute).
@@ -60,7 +67,7 @@ jobRoutes.openapi(
   createRoute({
     method: "post", path: "/jobs/{id}/cancel", tags: ["jobs"], security, summary: "Cancel: a queued job at once, a running one at its next heartbeat (seconds)",
     request: { params: jobParam },
-    responses: { 202: jsonResponse("The job", jobSchema), 401: errors[401], 404: errors[404] },
+    responses: { 202: jsonResponse("The job: canceled, or still running with cancel requested", jobSchema, { ...queuedJob, status: "canceled", finished_at: "2026-12-01T09:31:00.000Z" }), 401: errors[401], 404: errors[404] },
   }),
   async (c) => {
     const job = await getJob(c.var.db, c.var.caller.projectId, c.req.valid("param").id);
@@ -74,10 +81,25 @@ jobRoutes.openapi(
 
 jobRoutes.openapi(
   createRoute({
-    method: "get", path: "/jobs/{id}/events", tags: ["jobs"], security,
+    method: "get", path: "/jobs/{id}/events", tags: ["jobs"], security, operationId: "streamJobEvents",
     summary: "Server-Sent Events: `status`, `progress`, `metrics` (one per epoch) and `cancel_requested`; resumes after Last-Event-ID; ends after the final status",
-    request: { params: jobParam },
-    responses: { 200: { description: "text/event-stream", content: { "text/event-stream": { schema: z.string() } } }, 401: errors[401], 404: errors[404] },
+    description: "Each event's `data` is JSON: `status` {status, attempt?, model_id?, error?}, `progress` {phase, done, total}, `metrics` (one EpochMetrics), `cancel_requested` {}; the stream ends with an `end` event whose data is the final Job. Reconnect with the Last-Event-ID header (or ?after=) to resume after the last event seen; 429 `rate_limited` when the key has too many streams open.",
+    request: {
+      params: jobParam,
+      query: z.object({ after: z.string().optional().describe("resume after this event id (the same as the Last-Event-ID header)").meta({ example: "12" }) }),
+    },
+    responses: {
+      200: {
+        description: "An event stream",
+        content: {
+          "text/event-stream": {
+            schema: z.string().meta({ description: "Server-Sent Events: `id`, `event` and JSON `data` lines per event" }),
+            example: 'id: 7\nevent: progress\ndata: {"phase":"embedding","done":128,"total":400}\n\nid: 8\nevent: metrics\ndata: {"epoch":1,"train_loss":1.21,"val_loss":0.94,"train_accuracy":0.61,"val_accuracy":0.74}\n\n',
+          },
+        },
+      },
+      401: errors[401], 404: errors[404], 429: errors[429],
+    },
   }),
   async (c) => {
     const { id } = c.req.valid("param");

@@ -9,10 +9,28 @@ import { createRouter } from "../app";
 import { resolveBackbone } from "../services/backbones";
 import { BUNDLE_FILE_NAMES, describeBundle, openBundleFile } from "../services/bundles";
 import { deleteModel, getModel, listModels, modelView, modelViewFull, readModelArtifact } from "../services/models";
-import { errors, idParam, jsonResponse, security } from "./openapi-helpers";
+import { binaryResponse, errors, idParam, jsonResponse, nextCursorSchema, security } from "./openapi-helpers";
+import { EXAMPLE_IDS, exampleComparison, exampleModel, page } from "./openapi-examples";
 
 export const modelRoutes = createRouter();
-const modelParam = z.object({ id: idParam("id", "mdl_...") });
+const exampleManifest: z.output<typeof bundleManifestSchema> = {
+  format: "edgetune-bundle/2", model_id: EXAMPLE_IDS.model, labels: exampleModel.labels,
+  backbone: { id: "mobilenet_v1_075", name: "mobilenet_v1_075", format: "layers-model", source: "tfjs-models mobilenet_v1_0.75_224", license: "Apache-2.0 (Google)" },
+  feature_spec: { feature_layers: ["conv_pw_9_relu", "conv_pw_13_relu"], pooling: "avg" },
+  preprocessing: { version: "1", input_size: [224, 224], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], resize: "squash" },
+  top_k: 5, entry: "edgetune.mjs",
+  paths: { backbone_model: "backbone/model.json", backbone_weights: "backbone/weights.bin", head_manifest: "head/head.json", head_weights: "head/head.bin", jpeg_decoder: "mozjpeg_dec.wasm", png_decoder: "squoosh_png_bg.wasm" },
+  files: [
+    { path: "edgetune.json", url: `/v1/models/${EXAMPLE_IDS.model}/bundle/manifest` },
+    { path: "labels.json", url: `/v1/models/${EXAMPLE_IDS.model}/bundle/files/labels.json` },
+    { path: "backbone/model.json", url: `/v1/models/${EXAMPLE_IDS.model}/bundle/files/backbone-model.json`, bytes: 91_245 },
+    { path: "backbone/weights.bin", url: `/v1/models/${EXAMPLE_IDS.model}/bundle/files/backbone-weights.bin`, bytes: 10_327_784 },
+    { path: "head/head.json", url: `/v1/models/${EXAMPLE_IDS.model}/bundle/files/head.json`, bytes: 412 },
+    { path: "head/head.bin", url: `/v1/models/${EXAMPLE_IDS.model}/bundle/files/head.bin`, bytes: 20_500 },
+    { path: "edgetune.mjs", url: "/bundle-runtime/edgetune.mjs" },
+  ],
+};
+const modelParam = z.object({ id: idParam("id", EXAMPLE_IDS.model, "the model's id") });
 
 async function loadModel(c: { var: { db: any; caller: { projectId: string } } }, id: string) {
   const row = await getModel(c.var.db, c.var.caller.projectId, id);
@@ -24,7 +42,7 @@ modelRoutes.openapi(
   createRoute({
     method: "get", path: "/models", tags: ["models"], security, summary: "List models, newest first, a page at a time",
     request: { query: pageQuery },
-    responses: { 200: jsonResponse("One page of models", z.object({ models: z.array(modelSchema), next_cursor: z.string().nullable().describe("pass as ?cursor= for the next page; null on the last page") })), 400: errors[400], 401: errors[401] },
+    responses: { 200: jsonResponse("One page of models", z.object({ models: z.array(modelSchema).describe("models, newest first"), next_cursor: nextCursorSchema }), page("models", exampleModel)), 400: errors[400], 401: errors[401] },
   }),
   async (c) => c.json(await listModels(c.var.db, c.var.caller.projectId, c.req.valid("query")), 200),
 );
@@ -49,10 +67,10 @@ async function loadEvaluation(bucket: R2Bucket, row: { id: string; objectPrefix:
 // Registered before /models/{id}, which would otherwise take "compare" for an id.
 modelRoutes.openapi(
   createRoute({
-    method: "get", path: "/models/compare", tags: ["models"], security,
+    method: "get", path: "/models/compare", tags: ["models"], security, operationId: "compareModels",
     summary: "Compare two models of the same dataset on the validation images both saw: paired counts and the exact McNemar test",
-    request: { query: z.object({ a: z.string().min(1).meta({ example: "mdl_..." }), b: z.string().min(1).meta({ example: "mdl_..." }) }) },
-    responses: { 200: jsonResponse("The comparison", modelComparisonSchema), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
+    request: { query: z.object({ a: z.string().min(1).meta({ example: EXAMPLE_IDS.model, description: "one model's id" }), b: z.string().min(1).meta({ example: EXAMPLE_IDS.otherModel, description: "the other model's id (same dataset)" }) }) },
+    responses: { 200: jsonResponse("The comparison", modelComparisonSchema, exampleComparison), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
     const { a, b } = c.req.valid("query");
@@ -69,7 +87,7 @@ modelRoutes.openapi(
   createRoute({
     method: "get", path: "/models/{id}", tags: ["models"], security, summary: "Read a model with its validation metrics",
     request: { params: modelParam },
-    responses: { 200: jsonResponse("The model", modelSchema), 401: errors[401], 404: errors[404] },
+    responses: { 200: jsonResponse("The model", modelSchema, exampleModel), 401: errors[401], 404: errors[404] },
   }),
   async (c) => c.json(await modelViewFull(c.env.BUCKET, await loadModel(c, c.req.valid("param").id)), 200),
 );
@@ -92,8 +110,8 @@ modelRoutes.openapi(
   createRoute({
     method: "get", path: "/models/{id}/files/{name}", tags: ["models"], security,
     summary: "One artifact: the head as a tfjs layers model (model.json, weights.bin), edgetune's compact head (head.json, head.bin), the model card, or every validation image's prediction (evaluation.json)",
-    request: { params: modelParam.extend({ name: z.enum(FILES).meta({ param: { name: "name", in: "path" } }) }) },
-    responses: { 200: { description: "The file" }, 401: errors[401], 404: errors[404] },
+    request: { params: modelParam.extend({ name: z.enum(FILES).meta({ param: { name: "name", in: "path" }, description: "which artifact" }) }) },
+    responses: { 200: binaryResponse("The file: JSON for the .json files, raw little-endian float32 weights for the .bin files", "application/json", "application/octet-stream"), 401: errors[401], 404: errors[404] },
   }),
   async (c) => {
     const { id, name } = c.req.valid("param");
@@ -107,10 +125,20 @@ modelRoutes.openapi(
 
 modelRoutes.openapi(
   createRoute({
-    method: "get", path: "/models/{id}/bundle", tags: ["models"], security,
+    method: "get", path: "/models/{id}/bundle", tags: ["models"], security, operationId: "getModelBundle",
     summary: "The head as a tfjs layers model (weights inline in JSON), a reference to the backbone and the preprocessing parameters (format edgetune-bundle/1, kept for existing clients). For a bundle that runs on its own, use /bundle/manifest",
     request: { params: modelParam },
-    responses: { 200: { description: "JSON bundle" }, 401: errors[401], 404: errors[404] },
+    responses: {
+      200: jsonResponse(
+        "The bundle (JSON, format edgetune-bundle/1)",
+        z
+          .object({ format: z.string().describe("the bundle format and its version, e.g. `edgetune-bundle/1`") })
+          .passthrough()
+          .meta({ description: "The legacy bundle: the model, its labels, the backbone reference, the preprocessing parameters and the head with inline weights" }),
+        { format: "edgetune-bundle/1", labels: exampleModel.labels },
+      ),
+      401: errors[401], 404: errors[404],
+    },
   }),
   async (c) => {
     const row = await loadModel(c, c.req.valid("param").id);
@@ -142,7 +170,7 @@ modelRoutes.openapi(
     method: "get", path: "/models/{id}/bundle/manifest", tags: ["models"], security,
     summary: "The self-contained bundle's manifest (edgetune.json): labels, backbone, feature layers, preprocessing, and every file to download (backbone and head weights, the predict module, the decoders, examples)",
     request: { params: modelParam },
-    responses: { 200: jsonResponse("The manifest", bundleManifestSchema), 401: errors[401], 404: errors[404], 409: errors[409], 503: errors[503] },
+    responses: { 200: jsonResponse("The manifest", bundleManifestSchema, exampleManifest), 401: errors[401], 404: errors[404], 409: errors[409], 503: errors[503] },
   }),
   async (c) => c.json(await describeBundle(c.var.db, c.env.BUCKET, await loadModel(c, c.req.valid("param").id)), 200),
 );
@@ -151,8 +179,8 @@ modelRoutes.openapi(
   createRoute({
     method: "get", path: "/models/{id}/bundle/files/{name}", tags: ["models"], security,
     summary: "One file of the self-contained bundle, streamed: the backbone (backbone-model.json, backbone-weights.bin), the head (head.json, head.bin; as a tfjs model head-model.json, head-weights.bin) or labels.json",
-    request: { params: modelParam.extend({ name: z.enum(BUNDLE_FILE_NAMES).meta({ param: { name: "name", in: "path" } }) }) },
-    responses: { 200: { description: "The file" }, 401: errors[401], 404: errors[404], 409: errors[409] },
+    request: { params: modelParam.extend({ name: z.enum(BUNDLE_FILE_NAMES).meta({ param: { name: "name", in: "path" }, description: "which file" }) }) },
+    responses: { 200: binaryResponse("The file: JSON for the .json files, raw weights for the .bin files", "application/json", "application/octet-stream"), 401: errors[401], 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
     const { id, name } = c.req.valid("param");

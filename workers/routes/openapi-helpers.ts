@@ -61,15 +61,16 @@ export function commonErrorResponse(status: ErrorStatusKey) {
 export const jsonBody = <T extends z.ZodType>(schema: T, example: z.input<T>) => ({ required: true, content: { "application/json": { schema, example } } });
 /** A JSON response with its example (typed: the example must have the response's shape). */
 export const jsonResponse = <T extends z.ZodType>(description: string, schema: T, example: z.output<T>) => ({ description, content: { "application/json": { schema, example } } });
-export const binaryBody = (...types: string[]) => ({
-  required: true,
-  content: Object.fromEntries(types.map((t) => [t, { schema: z.string().meta({ format: "binary", description: "the raw bytes" }) }])),
-});
+/**
+ * A body of raw bytes in one of `types`. The schema is plain JSON Schema, not zod, on purpose: @hono/zod-openapi
+ * attaches a validator (and a 415 gate) to zod schemas of JSON and form types, and raw bodies are read by the route.
+ */
+const rawBytes = { type: "string" as const, format: "binary", description: "the raw bytes" };
+export const binaryBody = (...types: string[]) => ({ required: true, content: Object.fromEntries(types.map((t) => [t, { schema: rawBytes }])) });
 /** A response of raw bytes in one of `types`. */
-export const binaryResponse = (description: string, ...types: string[]) => ({
-  description,
-  content: Object.fromEntries(types.map((t) => [t, { schema: z.string().meta({ format: "binary", description: "the raw bytes" }) }])),
-});
+export const binaryResponse = (description: string, ...types: string[]) => ({ description, content: Object.fromEntries(types.map((t) => [t, { schema: rawBytes }])) });
 export const security = [{ bearer: [] }];
 export const idParam = (name: string, example: string, description = `the ${name.replace(/_/g, " ")}`) =>
   z.string().min(1).meta({ param: { name, in: "path" }, example, description });
+/** The cursor of a list page. */
+export const nextCursorSchema = z.string().nullable().describe("pass as ?cursor= for the next page; null on the last page");

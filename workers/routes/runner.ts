@@ -34,7 +34,8 @@ import { isHeadStored, storeModelArtifact, storeModelMetrics } from "../services
 import { modelAttemptPrefix } from "../services/object-keys";
 import { putDiagnostics, MAX_DIAGNOSTICS_BYTES } from "../services/diagnostics";
 import { bytesToHex, encodeImageRecords } from "../../shared/wire";
-import { errors, jsonBody, jsonResponse } from "./openapi-helpers";
+import { binaryBody, binaryResponse, errors, jsonBody, jsonResponse } from "./openapi-helpers";
+import { EXAMPLE_IDS, exampleLease, exampleModel } from "./openapi-examples";
 import type { Context } from "hono";
 
 export const runnerRoutes = createRouter();
@@ -58,8 +59,8 @@ runnerRoutes.use("/runner/*", async (c, next) => {
 
 runnerRoutes.openapi(
   createRoute({
-    method: "get", path: "/runner/me", tags: ["runner"], security: runnerSecurity, summary: "The runner this token belongs to (a harmless check that a token still works)",
-    responses: { 200: jsonResponse("The runner", z.object({ id: z.string(), name: z.string() })), 401: errors[401] },
+    method: "get", path: "/runner/me", tags: ["runner"], security: runnerSecurity, operationId: "getRunnerSelf", summary: "The runner this token belongs to (a harmless check that a token still works)",
+    responses: { 200: jsonResponse("The runner", z.object({ id: z.string().describe("the runner's id"), name: z.string().describe("its name") }), { id: EXAMPLE_IDS.runner, name: "gpu-box-1" }), 401: errors[401] },
   }),
   (c) => c.json({ id: c.var.runner.id, name: c.var.runner.name }, 200),
 );
@@ -67,10 +68,10 @@ runnerRoutes.openapi(
 
 runnerRoutes.openapi(
   createRoute({
-    method: "post", path: "/runner/lease", tags: ["runner"], security: runnerSecurity,
+    method: "post", path: "/runner/lease", tags: ["runner"], security: runnerSecurity, operationId: "leaseJob",
     summary: "Lease the next job (long poll up to wait_s); 204 when none",
-    request: { body: jsonBody(leaseRequestSchema) },
-    responses: { 200: jsonResponse("A leased job with everything needed to run it", leasedJobSchema), 204: { description: "No job" }, 400: errors[400], 401: errors[401] },
+    request: { body: jsonBody(leaseRequestSchema, { wait_s: 20, engines: ["onnx-cpu", "tfjs-wasm"] }) },
+    responses: { 200: jsonResponse("A leased job with everything needed to run it", leasedJobSchema, exampleLease), 204: { description: "No job" }, 400: errors[400], 401: errors[401] },
   }),
   async (c) => {
     // A runner is identified by its token; the body's runner_id is ignored.
@@ -87,13 +88,16 @@ const leaseHeader = (c: Context<AppEnv>) => {
   if (!token) throw new ApiError("missing_lease_token", "Send the job's lease token in the X-Lease-Token header.");
   return token;
 };
-const jobIdParam = z.object({ id: z.string().min(1) });
+const jobIdParam = z.object({ id: z.string().min(1).meta({ description: "the leased job's id", example: EXAMPLE_IDS.job }) });
+// Optional to the validator so that a missing header answers the route's own 400 `missing_lease_token`.
+const leaseTokenHeader = z.object({ "x-lease-token": z.string().optional().meta({ description: "the job's lease token (required: 400 missing_lease_token without it)", example: exampleLease.lease.token }) });
+const leaseToken = exampleLease.lease.token;
 
 runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/jobs/{id}/heartbeat", tags: ["runner"], security: runnerSecurity, summary: "Renew the lease, report progress; answers whether to cancel",
-    request: { params: jobIdParam, body: jsonBody(heartbeatRequestSchema) },
-    responses: { 200: jsonResponse("Renewed", heartbeatResponseSchema), 409: errors[409] },
+    request: { params: jobIdParam, body: jsonBody(heartbeatRequestSchema, { lease_token: leaseToken, progress: { phase: "embedding", done: 128, total: 400 } }) },
+    responses: { 200: jsonResponse("Renewed", heartbeatResponseSchema, { cancel_requested: false, lease_expires_at: exampleLease.lease.expires_at }), 409: errors[409] },
   }),
   async (c) => {
     const { lease_token, progress } = c.req.valid("json");
@@ -105,9 +109,9 @@ runnerRoutes.openapi(
 
 runnerRoutes.openapi(
   createRoute({
-    method: "post", path: "/runner/jobs/{id}/epochs", tags: ["runner"], security: runnerSecurity, summary: "Record epochs' metrics (a batch, in order)",
-    request: { params: jobIdParam, body: jsonBody(epochsRequestSchema) },
-    responses: { 200: jsonResponse("Recorded", okResponseSchema), 409: errors[409] },
+    method: "post", path: "/runner/jobs/{id}/epochs", tags: ["runner"], security: runnerSecurity, operationId: "recordRunnerJobEpochs", summary: "Record epochs' metrics (a batch, in order)",
+    request: { params: jobIdParam, body: jsonBody(epochsRequestSchema, { lease_token: leaseToken, epochs: [{ epoch: 1, train_loss: 1.21, val_loss: 0.94, train_accuracy: 0.61, val_accuracy: 0.74 }] }) },
+    responses: { 200: jsonResponse("Recorded", okResponseSchema, { ok: true }), 409: errors[409] },
   }),
   async (c) => {
     const { lease_token, epochs } = c.req.valid("json");
@@ -129,8 +133,12 @@ const requireLease = (c: Context<AppEnv>, jobId: string, token = leaseHeader(c))
 runnerRoutes.openapi(
   createRoute({
     method: "put", path: "/runner/jobs/{id}/artifacts/{name}", tags: ["runner"], security: runnerSecurity, summary: "Upload one model artifact (X-Lease-Token)",
-    request: { params: z.object({ id: z.string(), name: z.enum(MODEL_ARTIFACTS) }) },
-    responses: { 200: jsonResponse("Stored", artifactResponseSchema), 409: errors[409], 413: errors[413] },
+    request: {
+      params: jobIdParam.extend({ name: z.enum(MODEL_ARTIFACTS).meta({ description: "which artifact" }) }),
+      headers: leaseTokenHeader,
+      body: binaryBody("application/octet-stream", "application/json"),
+    },
+    responses: { 200: jsonResponse("Stored", artifactResponseSchema, { name: "head.bin", bytes: 20_500 }), 409: errors[409], 413: errors[413] },
   }),
   async (c) => {
     const { id, name } = c.req.valid("param");
@@ -146,8 +154,13 @@ runnerRoutes.openapi(
 runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/jobs/{id}/complete", tags: ["runner"], security: runnerSecurity, summary: "Register the model and finish the job (idempotent under the lease)",
-    request: { params: jobIdParam, body: jsonBody(completeRequestSchema) },
-    responses: { 200: jsonResponse("Done", completeResponseSchema), 409: errors[409] },
+    request: {
+      params: jobIdParam,
+      body: jsonBody(completeRequestSchema, {
+        lease_token: leaseToken, labels: exampleModel.labels, metrics: exampleModel.metrics, epochs: [{ epoch: 1, train_loss: 1.21, val_loss: 0.94, train_accuracy: 0.61, val_accuracy: 0.74 }], skipped: [], head_bytes: 20_500,
+      }),
+    },
+    responses: { 200: jsonResponse("Done", completeResponseSchema, { model_id: EXAMPLE_IDS.model }), 409: errors[409] },
   }),
   async (c) => {
     const { id } = c.req.valid("param");
@@ -164,14 +177,21 @@ runnerRoutes.openapi(
   },
 );
 
-const diagnosticsRequest = z.object({ lease_token: z.string(), report: z.record(z.string(), z.unknown()), extra: z.record(z.string(), z.unknown()).optional() }).strict();
+const diagnosticsRequest = z
+  .object({
+    lease_token: z.string().describe("the job's lease token"),
+    report: z.record(z.string(), z.unknown()).describe("the report's findings (near_duplicates, suspected_mislabels, outliers); the Worker adds the dataset, version, backbone and job"),
+    extra: z.record(z.string(), z.unknown()).optional().describe("more figures kept on the job's metrics"),
+  })
+  .strict()
+  .meta({ id: "DiagnosticsCompleteRequest", description: "A finished diagnostics run" });
 
 runnerRoutes.openapi(
   createRoute({
-    method: "post", path: "/runner/jobs/{id}/diagnostics", tags: ["runner"], security: runnerSecurity,
+    method: "post", path: "/runner/jobs/{id}/diagnostics", tags: ["runner"], security: runnerSecurity, operationId: "completeRunnerJobDiagnostics",
     summary: "Store a diagnostics job's report for its dataset version and finish the job (idempotent under the lease)",
-    request: { params: jobIdParam, body: jsonBody(diagnosticsRequest) },
-    responses: { 200: jsonResponse("Done", z.object({ dataset_version: z.number().int() })), 409: errors[409], 413: errors[413] },
+    request: { params: jobIdParam, body: jsonBody(diagnosticsRequest, { lease_token: leaseToken, report: { near_duplicates: [], suspected_mislabels: [], outliers: [] } }) },
+    responses: { 200: jsonResponse("Done", z.object({ dataset_version: z.number().int().describe("the version the report was stored for") }), { dataset_version: 3 }), 409: errors[409], 413: errors[413] },
   }),
   async (c) => {
     const { id } = c.req.valid("param");
@@ -191,8 +211,8 @@ runnerRoutes.openapi(
 runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/jobs/{id}/fail", tags: ["runner"], security: runnerSecurity, summary: "Report a failure (retryable goes back to the queue) or a stop on cancel",
-    request: { params: jobIdParam, body: jsonBody(failRequestSchema) },
-    responses: { 200: jsonResponse("New status", failResponseSchema), 409: errors[409] },
+    request: { params: jobIdParam, body: jsonBody(failRequestSchema, { lease_token: leaseToken, error: "out of memory while embedding", retryable: true }) },
+    responses: { 200: jsonResponse("New status", failResponseSchema, { status: "queued" }), 409: errors[409] },
   }),
   async (c) => {
     const body = c.req.valid("json");
@@ -210,8 +230,8 @@ runnerRoutes.openapi(
 runnerRoutes.openapi(
   createRoute({
     method: "get", path: "/runner/jobs/{id}/images/{sha256}", tags: ["runner"], security: runnerSecurity, summary: "Bytes of one image of the leased job's project (X-Lease-Token)",
-    request: { params: z.object({ id: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }) },
-    responses: { 200: { description: "Image bytes" }, 404: errors[404], 409: errors[409] },
+    request: { params: jobIdParam.extend({ sha256: z.string().regex(/^[0-9a-f]{64}$/).meta({ description: "the image's SHA-256 (hex)", example: EXAMPLE_IDS.sha256 }) }), headers: leaseTokenHeader },
+    responses: { 200: binaryResponse("The image's bytes", "image/jpeg", "image/png", "application/octet-stream"), 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
     const { id, sha256 } = c.req.valid("param");
@@ -238,10 +258,10 @@ const IMAGE_READ_CONCURRENCY = 16;
 
 runnerRoutes.openapi(
   createRoute({
-    method: "post", path: "/runner/jobs/{id}/images", tags: ["runner"], security: runnerSecurity,
+    method: "post", path: "/runner/jobs/{id}/images", tags: ["runner"], security: runnerSecurity, operationId: "downloadRunnerJobImages",
     summary: "Bytes of up to 64 images of the leased job's project in one response (X-Lease-Token): per image a 32-byte sha256, a uint32 big-endian length, the bytes; missing images have length 0xFFFFFFFF; images past the 24 MB budget are left out (ask again; one larger than 24 MB alone is read with GET .../images/:sha256)",
-    request: { params: z.object({ id: z.string() }), body: jsonBody(imageBatchRequestSchema) },
-    responses: { 200: { description: "application/octet-stream records" }, 409: errors[409] },
+    request: { params: jobIdParam, headers: leaseTokenHeader, body: jsonBody(imageBatchRequestSchema, { sha256: [EXAMPLE_IDS.sha256, EXAMPLE_IDS.otherSha256] }) },
+    responses: { 200: binaryResponse("Records: per image a 32-byte sha256, a uint32 big-endian length, the bytes", "application/octet-stream"), 409: errors[409] },
   }),
   async (c) => {
     // One lease check and one request for a whole batch: per-image requests spent most of a job's embedding time
@@ -267,14 +287,16 @@ runnerRoutes.openapi(
  * read and stored only under the job's own pack id. A runner can therefore spoil at most the embeddings of the images
  * of the job it was given (as it could spoil that job's model), never another project's or another dataset's.
  */
-const cacheKeyParam = z.object({ id: z.string(), key: z.string().min(8).max(64).regex(/^[0-9a-f]+$/) });
+const cacheKeyParam = jobIdParam.extend({
+  key: z.string().min(8).max(64).regex(/^[0-9a-f]+$/).meta({ description: "the embedding cache key: hex of the backbone, its weights version and the preprocessing", example: "abababababababababababababababab" }),
+});
 
 runnerRoutes.openapi(
   createRoute({
     method: "post", path: "/runner/jobs/{id}/embeddings/{key}/lookup", tags: ["runner"], security: runnerSecurity,
     summary: "Cached embeddings (the leased job's project's) for up to 1,000 of the job's image hashes: binary records (32-byte sha256 + float32 vector) for those found; with `pack` (the job's pack id) shard `shard` of the pack when stored, its shard count in X-Embedding-Pack-Shards (X-Lease-Token)",
-    request: { params: cacheKeyParam, body: jsonBody(embeddingLookupRequestSchema) },
-    responses: { 200: { description: "application/octet-stream records" }, 409: errors[409] },
+    request: { params: cacheKeyParam, headers: leaseTokenHeader, body: jsonBody(embeddingLookupRequestSchema, { sha256: [EXAMPLE_IDS.sha256] }) },
+    responses: { 200: binaryResponse("Records of the embeddings found: 32-byte sha256 + float32 vector each (X-Record-Header-Bytes says the header size; X-Embedding-Source: pack or items; X-Embedding-Pack-Shards: the pack's shard count)", "application/octet-stream"), 409: errors[409] },
   }),
   async (c) => {
     // Peak memory: a pack shard streams from R2 (one chunk); items are gathered, at most 1,000 records (10 MB at
@@ -299,15 +321,17 @@ runnerRoutes.openapi(
     summary: "Store embeddings of the leased job's images (binary records, at most 32 MB and, per image, 7,200 records); with ?pack=<the job's pack id>&shard=i&shards=n store the body as shard i of n of the job's pack instead (X-Lease-Token)",
     request: {
       params: cacheKeyParam,
+      headers: leaseTokenHeader,
       query: z.object({
-        pack: z.string().regex(/^[0-9a-f]{64}$/).optional(),
-        shard: z.coerce.number().int().min(0).max(9_999).default(0),
-        shards: z.coerce.number().int().min(1).max(10_000).default(1),
-        dim: z.coerce.number().int().min(1).max(65536),
+        pack: z.string().regex(/^[0-9a-f]{64}$/).optional().meta({ description: "store the body as a shard of the job's pack (its pack id) instead of per image" }),
+        shard: z.coerce.number().int().min(0).max(9_999).default(0).meta({ description: "with `pack`: which shard this body is, from 0" }),
+        shards: z.coerce.number().int().min(1).max(10_000).default(1).meta({ description: "with `pack`: how many shards the pack has" }),
+        dim: z.coerce.number().int().min(1).max(65536).meta({ description: "embedding length (float32 values per record)", example: 576 }),
         items: z.enum(["0", "1"]).default("1").describe("ignored with `pack`: a pack's records are stored only as the pack"),
       }),
+      body: binaryBody("application/octet-stream"),
     },
-    responses: { 200: jsonResponse("Stored", embeddingsStoredResponseSchema), 400: errors[400], 403: errors[403], 409: errors[409], 411: { description: "Content-Length missing" }, 413: errors[413] },
+    responses: { 200: jsonResponse("Stored", embeddingsStoredResponseSchema, { stored: 400 }), 400: errors[400], 403: errors[403], 409: errors[409], 411: errors[411], 413: errors[413] },
   }),
   async (c) => {
     const { id, key } = c.req.valid("param");
@@ -337,8 +361,8 @@ runnerRoutes.openapi(
 runnerRoutes.openapi(
   createRoute({
     method: "get", path: "/runner/jobs/{id}/backbone/{file}", tags: ["runner"], security: runnerSecurity, summary: "The leased job's backbone's model.json or weights.bin (X-Lease-Token)",
-    request: { params: z.object({ id: z.string(), file: z.enum(["model.json", "weights.bin"]) }) },
-    responses: { 200: { description: "The file" }, 404: errors[404], 409: errors[409] },
+    request: { params: jobIdParam.extend({ file: z.enum(["model.json", "weights.bin"]).meta({ description: "which file" }) }), headers: leaseTokenHeader },
+    responses: { 200: binaryResponse("The file", "application/json", "application/octet-stream"), 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
     const { id, file } = c.req.valid("param");
@@ -354,8 +378,11 @@ runnerRoutes.openapi(
   createRoute({
     method: "put", path: "/runner/backbones/{id}/{file}", tags: ["runner"], security: runnerSecurity,
     summary: "Publish a builtin backbone's file to R2, once, and only the bytes whose sha256 the catalog pins (409 builtin_file_mismatch otherwise)",
-    request: { params: z.object({ id: z.string(), file: z.enum(["model.json", "weights.bin"]) }) },
-    responses: { 200: { description: "Stored, or already there (stored: 0)" }, 404: errors[404], 409: errors[409] },
+    request: {
+      params: z.object({ id: z.string().meta({ description: "the builtin backbone's id", example: "mobilenet_v2" }), file: z.enum(["model.json", "weights.bin"]).meta({ description: "which file" }) }),
+      body: binaryBody("application/octet-stream", "application/json"),
+    },
+    responses: { 200: jsonResponse("Stored, or already there (stored: 0)", z.object({ stored: z.number().int().describe("bytes written; 0 when the file was already there") }), { stored: 10_485_760 }), 404: errors[404], 409: errors[409] },
   }),
   async (c) => {
     const { id, file } = c.req.valid("param");

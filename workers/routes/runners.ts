@@ -9,22 +9,35 @@ import { createRouter } from "../app";
 import { createRunner, listRunners, revokeRunner, type RunnerRow } from "../services/runners";
 import { sweepExpiredLeases } from "../services/jobs";
 import { jobEndedNotifier } from "../services/webhooks";
-import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
+import { errors, idParam, jsonBody, jsonResponse, nextCursorSchema, security } from "./openapi-helpers";
+import { EXAMPLE_IDS } from "./openapi-examples";
 
 export const runnerAdminRoutes = createRouter();
 
 const runnerSchema = z
   .object({
-    id: z.string(),
-    name: z.string(),
+    id: z.string().describe("the runner's id (`rnr_...`)"),
+    name: z.string().describe("the name given at registration"),
     prefix: z.string().describe("the token's first characters, to tell runners apart"),
-    created_at: z.string(),
-    updated_at: z.string(),
+    created_at: z.string().describe("ISO 8601 UTC"),
+    updated_at: z.string().describe("ISO 8601 UTC"),
     last_seen_at: z.string().nullable().describe("the runner's last request, to within 30 s"),
-    jobs: z.array(z.object({ id: z.string(), project_id: z.string(), lease_expires_at: z.string().nullable() })).describe("jobs it holds a lease on"),
-    token: z.string().optional().describe("shown once, at creation"),
+    jobs: z
+      .array(
+        z.object({
+          id: z.string().describe("the job's id"),
+          project_id: z.string().describe("its project"),
+          lease_expires_at: z.string().nullable().describe("when the lease lapses without a heartbeat"),
+        }),
+      )
+      .describe("jobs it holds a lease on"),
+    token: z.string().optional().describe("the runner's token (EDGETUNE_RUNNER_TOKEN): shown once, at creation"),
   })
-  .meta({ id: "Runner" });
+  .meta({ id: "Runner", description: "A registered runner (it leases jobs with its own token)" });
+const exampleRunner: z.output<typeof runnerSchema> = {
+  id: EXAMPLE_IDS.runner, name: "gpu-box-1", prefix: "et_rnr_8Hk2", created_at: "2026-12-01T08:00:00.000Z", updated_at: "2026-12-01T08:00:00.000Z",
+  last_seen_at: "2026-12-01T09:33:40.000Z", jobs: [{ id: EXAMPLE_IDS.job, project_id: EXAMPLE_IDS.project, lease_expires_at: "2026-12-01T09:35:40.000Z" }],
+};
 
 const view = (row: RunnerRow, held: Array<{ id: string; projectId: string; runnerId: string | null; leaseExpiresAt: string | null }> = [], token?: string) => ({
   id: row.id,
@@ -53,8 +66,8 @@ function decodeCursor(cursor: string): { createdAt: string; id: string } {
 runnerAdminRoutes.openapi(
   createRoute({
     method: "post", path: "/runners", tags: ["runners"], security, summary: "Register a runner and get its token (shown once); admin key only",
-    request: { body: jsonBody(z.object({ name: z.string().trim().min(1).max(200) }).strict()) },
-    responses: { 201: jsonResponse("The runner and its token", runnerSchema), 400: errors[400], 401: errors[401], 403: errors[403] },
+    request: { body: jsonBody(z.object({ name: z.string().trim().min(1).max(200).describe("a name to tell runners apart") }).strict().meta({ id: "CreateRunnerRequest", description: "A runner to register" }), { name: "gpu-box-1" }) },
+    responses: { 201: jsonResponse("The runner and its token", runnerSchema, { ...exampleRunner, last_seen_at: null, jobs: [], token: "et_rnr_8Hk2vQ9mL4xR7tY1wZ5cB3nF6jD0pS2u" }), 400: errors[400], 401: errors[401], 403: errors[403] },
   }),
   async (c) => {
     requireAdmin(c.var.caller.isAdmin);
@@ -67,8 +80,13 @@ runnerAdminRoutes.openapi(
 runnerAdminRoutes.openapi(
   createRoute({
     method: "get", path: "/runners", tags: ["runners"], security, summary: "List active runners (newest first) with last_seen_at and the jobs they hold; admin key only",
-    request: { query: z.object({ limit: z.coerce.number().int().min(1).max(100).default(50), cursor: z.string().max(300).optional() }) },
-    responses: { 200: jsonResponse("Runners", z.object({ runners: z.array(runnerSchema), next_cursor: z.string().nullable() })), 400: errors[400], 401: errors[401], 403: errors[403] },
+    request: {
+      query: z.object({
+        limit: z.coerce.number().int().min(1).max(100).default(50).describe("items per page, 1 to 100"),
+        cursor: z.string().max(300).optional().describe("the next_cursor of the previous page; leave out for the first page"),
+      }),
+    },
+    responses: { 200: jsonResponse("Runners", z.object({ runners: z.array(runnerSchema).describe("runners, newest first"), next_cursor: nextCursorSchema }), { runners: [exampleRunner], next_cursor: null }), 400: errors[400], 401: errors[401], 403: errors[403] },
   }),
   async (c) => {
     requireAdmin(c.var.caller.isAdmin);
@@ -81,7 +99,7 @@ runnerAdminRoutes.openapi(
 runnerAdminRoutes.openapi(
   createRoute({
     method: "delete", path: "/runners/{id}", tags: ["runners"], security, summary: "Revoke a runner's token; the jobs it held go back to the queue",
-    request: { params: z.object({ id: idParam("id", "rnr_...") }) },
+    request: { params: z.object({ id: idParam("id", EXAMPLE_IDS.runner, "the runner's id") }) },
     responses: { 204: { description: "Revoked" }, 401: errors[401], 403: errors[403], 404: errors[404] },
   }),
   async (c) => {
