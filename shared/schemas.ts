@@ -271,7 +271,7 @@ export type EpochMetrics = z.infer<typeof epochMetricsSchema>;
 
 /** Where a running job is: a phase name and how far into it (images embedded, epochs trained, ...). */
 export const progressSchema = z.object({
-  phase: z.string().max(64).describe("what the runner is doing: starting, embedding (images), selecting (cross-validation folds), training (epochs)"),
+  phase: z.string().max(64).describe("what the runner is doing: starting, embedding (images), selecting (cross-validation folds), training (epochs), uploading (artifacts)"),
   done: z.number().int().min(0).describe("units of the phase done"),
   total: z.number().int().min(0).describe("units of the phase in all"),
 });
@@ -288,7 +288,7 @@ export const jobSchema = z
     max_attempts: z.number().int().describe("runs allowed before the job fails for good"),
     progress: z
       .object({
-        phase: z.string().nullable().describe("starting, embedding, selecting, training, then done; null before a runner reports"),
+        phase: z.string().nullable().describe("starting, embedding, selecting, training, uploading, then done; null before a runner reports"),
         done: z.number().int().describe("units of the phase done (images, folds, epochs)"),
         total: z.number().int().describe("units of the phase in all"),
       })
@@ -588,8 +588,9 @@ export const completeRequestSchema = z
   .object({
     lease_token: leaseTokenSchema,
     labels: z.array(z.string()).min(2).describe("the model's classes in output order"),
-    metrics: z.record(z.string(), z.unknown()).describe("validation metrics (the model's `metrics`)"),
-    epochs: z.array(z.record(z.string(), z.unknown())).describe("every epoch's numbers, in order"),
+    // Validated as the model and the job will show them (GET /v1/models/{id}, GET /v1/jobs/{id}).
+    metrics: modelMetricsSchema.describe("validation metrics (the model's `metrics`)"),
+    epochs: z.array(epochMetricsSchema.passthrough()).describe("every epoch's numbers, in order"),
     skipped: z.array(rejectionSchema).default([]).describe("images the runner could not use"),
     head_bytes: z.number().int().min(1).describe("size of the uploaded head.bin"),
     extra: z.record(z.string(), z.unknown()).optional().describe("more figures kept on the job's metrics (timings, engine)"),

@@ -75,3 +75,20 @@ export function platformLogTail(platform: Platform, lines = 30): string {
   if (!fs.existsSync(file)) return "(no platform log)";
   return fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
 }
+
+/** Every process descending from `pid` (by walking /proc parent links). */
+export function descendants(pid: number): number[] {
+  const parentOf = new Map<number, number>();
+  for (const entry of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+      parentOf.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {}
+  }
+  const out: number[] = [];
+  const walk = (p: number) => { for (const [child, parent] of parentOf) if (parent === p) { out.push(child); walk(child); } };
+  walk(pid);
+  return out;
+}
+export const isAlive = (pid: number) => { try { process.kill(pid, 0); return !fs.readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z "); } catch { return false; } };

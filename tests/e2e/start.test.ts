@@ -11,24 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, test } from "vitest";
 import { ROOT, freePort, isIdleLongPoll } from "../../scripts/platform.mjs";
-import { waitFor } from "./platform";
-
-/** Every process descending from `pid` (by walking /proc parent links). */
-function descendants(pid: number): number[] {
-  const parentOf = new Map<number, number>();
-  for (const entry of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
-      parentOf.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-    } catch {}
-  }
-  const out: number[] = [];
-  const walk = (p: number) => { for (const [child, parent] of parentOf) if (parent === p) { out.push(child); walk(child); } };
-  walk(pid);
-  return out;
-}
-const isAlive = (pid: number) => { try { process.kill(pid, 0); return !fs.readFileSync(`/proc/${pid}/stat`, "utf8").includes(") Z "); } catch { return false; } };
+import { descendants, isAlive, waitFor } from "./platform";
 
 describe("npm start", () => {
   test("idle long polls are recognised and left out of the log", () => {

@@ -86,6 +86,9 @@ export async function drainIngests(datasetId: string, chunkDeadlineMs?: number):
   return chunks;
 }
 
+/** A valid BackboneSpec as stored JSON, for tests that insert backbone rows directly. */
+export const SEEDED_BACKBONE_SPEC = JSON.stringify({ name: "seeded", feature_layer: "conv_pw_13_relu", input_size: [224, 224], normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, pooling: "avg", resize: "squash" });
+
 /** A runner registered by the setup file (tests/workers/apply-migrations.ts), as POST /v1/runners would. */
 export const RUNNER_TOKEN = "et_rnr_test0000000000000000000000000";
 export const RUNNER_ID = "rnr_test";

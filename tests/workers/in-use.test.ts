@@ -6,11 +6,11 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { getDb } from "../../workers/services/db";
 import { completeJob, heartbeat, leaseJob } from "../../workers/services/jobs";
-import { callJson, createProject, createTrainableDataset } from "./helpers";
+import { SEEDED_BACKBONE_SPEC, callJson, createProject, createTrainableDataset } from "./helpers";
 
 async function seedBackbone(projectId: string, id: string) {
-  await env.DB.prepare("insert into backbones (id, project_id, name, spec, object_prefix, format, param_count, weight_bytes) values (?, ?, 'mine', '{}', ?, 'layers-model', 1, 1)")
-    .bind(id, projectId, `projects/${projectId}/backbones/${id}`)
+  await env.DB.prepare("insert into backbones (id, project_id, name, spec, object_prefix, format, param_count, weight_bytes) values (?, ?, 'mine', ?, ?, 'layers-model', 1, 1)")
+    .bind(id, projectId, SEEDED_BACKBONE_SPEC, `projects/${projectId}/backbones/${id}`)
     .run();
 }
 

@@ -185,14 +185,14 @@ describe("runner protocol", () => {
     const image = await call("GET", `/v1/runner/jobs/${job.id}/images/${lease.body.images[0].sha256}`, { key: "et_rnr_test0000000000000000000000000", headers: { "x-lease-token": token } });
     expect(image.status).toBe(200);
     expect((await image.arrayBuffer()).byteLength).toBeGreaterThan(50);
-    expect((await runnerCall("POST", `/v1/runner/jobs/${job.id}/complete`, { json: { lease_token: token, labels: ["cat", "dog"], metrics: { accuracy: 1 }, epochs: [], head_bytes: 4 } })).body.error.code).toBe("artifacts_missing");
+    expect((await runnerCall("POST", `/v1/runner/jobs/${job.id}/complete`, { json: { lease_token: token, labels: ["cat", "dog"], metrics: { accuracy: 1, per_class: [], confusion_matrix: [[1, 0], [0, 1]] }, epochs: [], head_bytes: 4 } })).body.error.code).toBe("artifacts_missing");
     for (const name of ["head.json", "head.bin", "model.json", "weights.bin"]) {
       const put = await call("PUT", `/v1/runner/jobs/${job.id}/artifacts/${name}`, { key: "et_rnr_test0000000000000000000000000", body: new Uint8Array([1, 2, 3, 4]), headers: { "x-lease-token": token } });
       expect(put.status).toBe(200);
     }
     await runnerCall("POST", `/v1/runner/jobs/${job.id}/epochs`, { json: { lease_token: token, epochs: [{ epoch: 1, train_loss: 0.5, val_loss: 0.6, train_accuracy: 0.8, val_accuracy: 0.7 }] } });
     const metrics = { accuracy: 0.9, per_class: [], confusion_matrix: [[1, 0], [0, 1]] };
-    const complete = await runnerCall("POST", `/v1/runner/jobs/${job.id}/complete`, { json: { lease_token: token, labels: ["cat", "dog"], metrics, epochs: [{ epoch: 1 }], head_bytes: 4 } });
+    const complete = await runnerCall("POST", `/v1/runner/jobs/${job.id}/complete`, { json: { lease_token: token, labels: ["cat", "dog"], metrics, epochs: [{ epoch: 1, train_loss: 0.5, val_loss: 0.6, train_accuracy: 0.8, val_accuracy: 0.7 }], head_bytes: 4 } });
     expect(complete.status).toBe(200);
     const read = (await callJson("GET", `/v1/jobs/${job.id}`, { key })).body;
     expect(read).toMatchObject({ status: "succeeded", model_id: complete.body.model_id });

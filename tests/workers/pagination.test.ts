@@ -4,7 +4,7 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { callJson, callMetered, createProject } from "./helpers";
+import { SEEDED_BACKBONE_SPEC, callJson, callMetered, createProject } from "./helpers";
 
 /** Inserts `n` rows of a project-owned table straight into D1, created `base`+i ms (the API path is tested elsewhere). */
 async function seed(table: "datasets" | "jobs" | "models" | "aliases", projectId: string, n: number, base = Date.UTC(2026, 0, 1)) {
@@ -93,8 +93,8 @@ describe("pagination of every list", () => {
     expect(new Set(keys.map((k) => k.id)).size).toBe(7);
     const at = (i: number) => new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
     for (let i = 0; i < 5; i++) {
-      await env.DB.prepare("insert into backbones (id, project_id, name, spec, object_prefix, format, param_count, weight_bytes, created_at, updated_at) values (?, ?, ?, '{}', 'x', 'layers-model', 1, 1, ?, ?)")
-        .bind(`bb_${projectId}_${i}`, projectId, `own ${i}`, at(i), at(i))
+      await env.DB.prepare("insert into backbones (id, project_id, name, spec, object_prefix, format, param_count, weight_bytes, created_at, updated_at) values (?, ?, ?, ?, 'x', 'layers-model', 1, 1, ?, ?)")
+        .bind(`bb_${projectId}_${i}`, projectId, `own ${i}`, SEEDED_BACKBONE_SPEC, at(i), at(i))
         .run();
     }
     const all = (await callJson("GET", "/v1/backbones?limit=100", { key })).body.backbones;

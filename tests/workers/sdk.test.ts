@@ -5,20 +5,19 @@
  * injected by a thin fetch wrapper in front of the Worker; everything else is the Worker itself.
  */
 import { env } from "cloudflare:test";
-import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { Edgetune, EdgetuneError, collect, zipSource, type ResumeStore, type ZipSourceEntry } from "../../sdk/index";
 import { appendEvent } from "../../workers/services/jobs";
 import { getDb } from "../../workers/services/db";
 import { makePng, makeStoredPng } from "../fixtures/images";
-import { BASE, callJson, createDataset, createProject, createTrainableDataset, drainIngests } from "./helpers";
+import { BASE, callJson, createDataset, createProject, createTrainableDataset, drainIngests, validatedFetch } from "./helpers";
 
 type Shim = (request: Request, forward: (r: Request) => Promise<Response>) => Promise<Response>;
 
 /** A client whose requests reach the Worker through `shim` (default: straight through); counts requests. */
 function client(key: string, shim?: Shim, extra: Partial<ConstructorParameters<typeof Edgetune>[0]> = {}) {
   const seen: Request[] = [];
-  const forward = (r: Request) => exports.default.fetch(r);
+  const forward = (r: Request) => validatedFetch(r); // every answer checked against the OpenAPI documents
   const sdk = new Edgetune({
     url: BASE, apiKey: key, baseBackoffMs: 5, random: () => 0.5, ...extra,
     fetch: async (input, init) => {
