@@ -32,8 +32,11 @@ export interface CandidateResult extends Candidate {
   fold_accuracies: number[];
 }
 
-/** `metrics.selection` of a model whose job asked for `auto` (API.md "Training choices and evaluation"). */
-export interface Selection {
+/**
+ * `metrics.selection` of a model whose job asked for `auto` (API.md "Training choices and evaluation"). A type, not an
+ * interface, so it fits the open (passthrough) `selection` of the /complete request's validated metrics.
+ */
+export type Selection = {
   strategy: "cv";
   folds: number;
   seed: number;
@@ -43,7 +46,7 @@ export interface Selection {
   /** Its index in `candidates`. */
   chosen_index: number;
   search_ms: number;
-}
+};
 
 /**
  * L-BFGS iterations per fit in the search and in the refit of the winner (same budget, so the refit is the model
