@@ -59,6 +59,7 @@ const exampleConfig: z.output<typeof jobSchema>["config"] = {
     epochs: 100, batch_size: 32, learning_rate: 0.001, optimizer: "adam", weight_decay: 0.1, label_smoothing: 0.1, validation_fraction: 0.2,
     use_dataset_split: true, seed: 42, early_stopping_patience: 15, class_weighting: "balanced",
   },
+  augmentation: { views: 0, tta: "none" },
 };
 
 export const exampleJob: z.output<typeof jobSchema> = {
