@@ -52,7 +52,7 @@ describe("a report from a runner whose lease lapsed", () => {
     await backdateLease(jobId);
     const before = await snapshot(jobId, projectId);
     // Metrics past 256 KB would be stored as metrics.json beside the head: none may be written either.
-    const metrics = { accuracy: 0.9, confusion_matrix: Array.from({ length: 300 }, () => Array.from({ length: 300 }, () => 1)) };
+    const metrics = { accuracy: 0.9, per_class: [], confusion_matrix: Array.from({ length: 300 }, () => Array.from({ length: 300 }, () => 1)) };
     const complete = await runnerCall("POST", `/v1/runner/jobs/${jobId}/complete`, { json: { lease_token: token, labels: ["cat", "dog"], metrics, epochs: [], head_bytes: 4 } });
     expect(complete.status).toBe(409);
     expect(complete.body.error.code).toBe("lease_lost");
