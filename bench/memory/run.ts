@@ -40,7 +40,7 @@ function noisePng(bytes: number, seed: number): Uint8Array {
 
 async function main() {
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-bench-memory-"));
-  const platform: Platform = await startPlatform({ port: await freePort(), stateDir, adminKey: ADMIN, runner: false, log: (line: string) => fs.appendFileSync(path.join(stateDir, "platform.log"), line) });
+  const platform: Platform = await startPlatform({ port: await freePort(), stateDir, adminKey: ADMIN, runner: false, publishBuiltins: true, log: (line: string) => fs.appendFileSync(path.join(stateDir, "platform.log"), line) });
   // wrangler dev's proxy sometimes closes a kept-alive connection as a large body starts on it ("other side
   // closed" before any answer): such a call is sent again, once. Every call here is idempotent.
   const request = (method: string, route: string, init: Parameters<typeof requestAt>[3]) =>
@@ -120,6 +120,14 @@ async function main() {
     const completeBody = JSON.stringify({ lease_token: token, labels, metrics, epochs: [], head_bytes: 4 });
     await measure("POST /v1/runner/jobs/:id/complete", `1,000-label metrics, ${(completeBody.length / 2 ** 20).toFixed(1)} MiB of JSON`, () =>
       ok(request("POST", `/v1/runner/jobs/${job.id}/complete`, { key: platform.runnerToken, body: completeBody, headers: { "content-type": "application/json" } }), "completing"));
+
+    // The self-contained bundle of the model just registered: its manifest, then the two largest files it lists
+    // (the builtin backbone's 10 MB of weights, and the 48 MiB weights.bin artifact above as the head's tfjs copy).
+    renewLease = async () => {}; // the job is complete: no lease left to renew
+    const modelId = (await ok(request("GET", `/v1/jobs/${job.id}`, { key }), "reading the job")).body.model_id as string;
+    await measure("GET /v1/models/:id/bundle/manifest", "the manifest (sizes from R2 head())", () => ok(request("GET", `/v1/models/${modelId}/bundle/manifest`, { key }), "the bundle manifest"));
+    await measure("GET /v1/models/:id/bundle/files/backbone-weights.bin", "10 MB builtin backbone weights", () => ok(request("GET", `/v1/models/${modelId}/bundle/files/backbone-weights.bin`, { key }), "the backbone's weights"));
+    await measure("GET /v1/models/:id/bundle/files/head-weights.bin", "48 MiB artifact", () => ok(request("GET", `/v1/models/${modelId}/bundle/files/head-weights.bin`, { key }), "the head's tfjs weights"));
     log(`load average: ${os.loadavg().map((v) => v.toFixed(2)).join(" ")}`);
   } finally {
     inspector?.close();

@@ -163,8 +163,9 @@ modelRoutes.openapi(
 
 // The self-contained bundle: a manifest, then one GET per file. Peak memory per request: the manifest route holds the
 // model row and a JSON document of a few KB (labels, spec, ~16 file entries; sizes come from R2 head() calls); the
-// files route holds nothing but R2's body stream, which the response pipes through in chunks of at most 64 KB. A
-// 10 MB backbone thus costs the isolate tens of KB, not 10 MB, nor the 4/3 of it a base64 string would.
+// files route holds nothing but R2's body stream, which the response pipes through in chunks. Measured by
+// bench/memory (isolate heap, peak - before): manifest +0.3 MiB; the 10 MB backbone weights +0.0; a 48 MiB file +0.0.
+// No base64 string, no file in memory.
 modelRoutes.openapi(
   createRoute({
     method: "get", path: "/models/{id}/bundle/manifest", tags: ["models"], security,
