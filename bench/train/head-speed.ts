@@ -8,7 +8,8 @@
  *   each fits twice, the second fit has a warm JIT (as every job after a runner's first);
  * - "lbfgs-onnx1-old": lbfgs-onnx1 as it was before issue 12's solver pass (a transposed copy of x fed to onnxruntime,
  *   linear heads run to a 1e-10 relative decrease, so early stopping's patience ends them), "lbfgs-onnx1-xt": that copy
- *   with today's tolerance; side by side with "lbfgs-onnx1" they show what each change buys;
+ *   with today's tolerance, "lbfgs-onnx1-gather": standardised training rows gathered instead of folding the
+ *   standardisation into the weights over the raw rows (linear heads); side by side with "lbfgs-onnx1" they show what each change buys;
  * - "minibatch" on tfjs-wasm: the trainer before L-BFGS (Adam, batch 32, dropout for MLPs), one fit.
  *
  * Data sets:
@@ -18,7 +19,7 @@
  * - synthetic 20,000 x 1024, 5 classes (Gaussian clusters with overlapping noise; 80/20 stratified split).
  *
  *   npx tsx bench/train/head-speed.ts [--sets flowers5,synthetic20k] [--heads linear,mlp]
- *                                     [--solvers lbfgs-js,lbfgs-onnx1,lbfgs-onnx2,minibatch,lbfgs-onnx1-old,lbfgs-onnx1-xt]
+ *                                     [--solvers lbfgs-js,lbfgs-onnx1,lbfgs-onnx2,minibatch,lbfgs-onnx1-old,lbfgs-onnx1-xt,lbfgs-onnx1-gather]
  *                                     [--minibatch-max-epochs N]   (caps the tfjs trainer on the 20k set; default 100)
  *
  * Prints a markdown table. Numbers, not a test: the 2-core box is shared, so compare rows of the same run; CPU ms
@@ -134,6 +135,7 @@ const CONTENDERS: Record<string, { solver: HeadSolver; backend?: ObjectiveBacken
   "lbfgs-js": { solver: "lbfgs", backend: "js", label: "L-BFGS, objective in plain JS" },
   // Before issue 12's solver pass: xᵀ materialised, linear heads run to lbfgs.ts's 1e-10 relative decrease.
   "lbfgs-onnx1-old": { solver: "lbfgs", backend: "onnx", threads: 1, label: "L-BFGS, onnxruntime 1 thread, xᵀ copy, rel. decrease 1e-10", options: { firstGradient: "xt", linearRelativeDecreaseTolerance: 1e-10 } },
+  "lbfgs-onnx1-gather": { solver: "lbfgs", backend: "onnx", threads: 1, label: "L-BFGS, onnxruntime 1 thread, standardised rows gathered, rel. decrease 1e-5", options: { rawRows: false } },
   "lbfgs-onnx1-xt": { solver: "lbfgs", backend: "onnx", threads: 1, label: "L-BFGS, onnxruntime 1 thread, xᵀ copy, rel. decrease 1e-5", options: { firstGradient: "xt" } },
   "lbfgs-onnx1": { solver: "lbfgs", backend: "onnx", threads: 1, label: "L-BFGS, objective in onnxruntime, 1 thread" },
   "lbfgs-onnx2": { solver: "lbfgs", backend: "onnx", threads: 2, label: "L-BFGS, objective in onnxruntime, 2 threads" },

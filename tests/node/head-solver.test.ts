@@ -11,7 +11,7 @@ import { applyHead } from "../../shared/head";
 import { createRandom } from "../../shared/random";
 import { splitStratified } from "../../shared/split";
 import { DEFAULT_HYPERPARAMETERS } from "../../gpu-runner/src/train/defaults";
-import { DenseObjective, parameterCount, type DenseObjectiveInput } from "../../gpu-runner/src/train/dense-objective";
+import { denseLogits, DenseObjective, parameterCount, type DenseObjectiveInput } from "../../gpu-runner/src/train/dense-objective";
 import { Lbfgs, type Objective } from "../../gpu-runner/src/train/lbfgs";
 import { trainHeadLbfgs } from "../../gpu-runner/src/train/lbfgs-head";
 import { loadOrt, OnnxObjective } from "../../gpu-runner/src/train/onnx-objective";
@@ -198,6 +198,40 @@ describe.skipIf(!ortAvailable)("OnnxObjective (onnxruntime)", () => {
   }
 });
 
+describe.skipIf(!ortAvailable)("OnnxObjective on raw rows (standardisation folded into the first layer)", () => {
+  for (const hidden of [[], [6]]) {
+    it(`has the value, gradient and logits of the objective on gathered standardised rows, hidden ${JSON.stringify(hidden)}`, async () => {
+      const random = createRandom(17);
+      const rowCount = 70, dim = 9, classCount = 3;
+      const embeddings = Float32Array.from({ length: rowCount * dim }, (_, k) => 5 * (k % dim) + (1 + (k % 3)) * random.nextNormal());
+      const labels = Int32Array.from({ length: rowCount }, () => random.nextInt(classCount));
+      const trainRows = Array.from({ length: 50 }, (_, k) => (k * 13) % rowCount); // 50 distinct rows, out of order
+      const standardize = computeStandardization(embeddings, dim, trainRows);
+      const trainLabels = Int32Array.from(trainRows, (row) => labels[row]!);
+      const trainTargets = Float32Array.from({ length: trainRows.length * classCount }, (_, k) => (trainLabels[Math.floor(k / classCount)] === k % classCount ? 0.9 : 0.05));
+      const gathered = { x: gatherStandardizedRows(embeddings, dim, trainRows, standardize), rows: trainRows.length, dim, targets: trainTargets, labels: trainLabels, classCount, hidden, l2: 0.05 };
+      const spread = new Float32Array(rowCount * classCount);
+      trainRows.forEach((row, position) => spread.set(trainTargets.subarray(position * classCount, (position + 1) * classCount), row * classCount));
+      const rawInput = { ...gathered, x: embeddings, rows: rowCount, targets: spread, labels };
+      const reference = (await OnnxObjective.create(gathered, 1))!;
+      const raw = (await OnnxObjective.create(rawInput, 1, "transA", undefined, { standardize, trainRows }))!;
+      const theta = Float64Array.from({ length: reference.dimension }, () => 0.3 * random.nextNormal());
+      const gReference = new Float64Array(theta.length);
+      const gRaw = new Float64Array(theta.length);
+      const fReference = await reference.evaluate(theta, gReference);
+      const fRaw = await raw.evaluate(theta, gRaw);
+      assert.ok(Math.abs(fReference - fRaw) < 1e-5, `value ${fReference} vs ${fRaw}`);
+      assert.ok(maxAbsDiff(gReference, gRaw) < 1e-5, `gradient differs by ${maxAbsDiff(gReference, gRaw)}`);
+      assert.equal(raw.lastCorrect, reference.lastCorrect);
+      const valRows = [1, 2, 4];
+      const valLogits = raw.logitsOfRows(theta, valRows)!;
+      const expected = denseLogits(theta, gatherStandardizedRows(embeddings, dim, valRows, standardize), valRows.length, dim, hidden, classCount);
+      assert.ok(maxAbsDiff(valLogits, expected) < 1e-4, `validation logits differ by ${maxAbsDiff(valLogits, expected)}`);
+      assert.equal(raw.logitsOfRows(theta.map((value) => value + 1), valRows), null, "logits at a θ never evaluated");
+    });
+  }
+});
+
 describe("trainHeadLbfgs", () => {
   const config = (overrides: Partial<typeof DEFAULT_HYPERPARAMETERS> = {}) => ({ head: { type: "linear" as const }, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, ...overrides } });
 
@@ -217,11 +251,14 @@ describe("trainHeadLbfgs", () => {
 
   it("is deterministic: the same input gives bit-identical heads and metrics, on each backend", async () => {
     const variants = ortAvailable ? ([["js", 1], ["onnx", 1], ["onnx", 2]] as const) : ([["js", 1]] as const);
-    for (const [backend, threads] of variants) {
-      const first = await trainHeadLbfgs(makeClusters(), { head: { type: "mlp", hidden: [8], dropout: 0 }, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: 20 } }, {}, { backend, threads });
-      const second = await trainHeadLbfgs(makeClusters(), { head: { type: "mlp", hidden: [8], dropout: 0 }, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: 20 } }, {}, { backend, threads });
-      assert.deepEqual(second.epochs, first.epochs, `${backend}, ${threads} thread(s)`);
-      assert.deepEqual(second.head.layers, first.head.layers, `${backend}, ${threads} thread(s)`);
+    // A linear head on onnxruntime fits on raw rows (onnx-objective.ts RawRows), an MLP on gathered ones: both covered.
+    for (const head of [{ type: "mlp" as const, hidden: [8], dropout: 0 }, { type: "linear" as const }]) {
+      for (const [backend, threads] of variants) {
+        const first = await trainHeadLbfgs(makeClusters(), { head, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: 20 } }, {}, { backend, threads });
+        const second = await trainHeadLbfgs(makeClusters(), { head, hyperparameters: { ...DEFAULT_HYPERPARAMETERS, epochs: 20 } }, {}, { backend, threads });
+        assert.deepEqual(second.epochs, first.epochs, `${head.type}, ${backend}, ${threads} thread(s)`);
+        assert.deepEqual(second.head.layers, first.head.layers, `${head.type}, ${backend}, ${threads} thread(s)`);
+      }
     }
   });
 
@@ -257,6 +294,16 @@ describe("trainHeadLbfgs", () => {
       });
       assert.equal(correct, labels.length, `${backend}: ${correct} of ${labels.length} rows right`);
     }
+  });
+
+  it.skipIf(!ortAvailable)("fits the same head on raw rows as on gathered standardised rows (onnxruntime)", async () => {
+    const input = makeClusters(3);
+    const gathered = await trainHeadLbfgs(input, config(), {}, { backend: "onnx", rawRows: false });
+    const raw = await trainHeadLbfgs(input, config(), {}, { backend: "onnx" });
+    assert.equal(raw.epochs.length, gathered.epochs.length);
+    assert.equal(raw.bestEpoch, gathered.bestEpoch);
+    assert.ok(Math.abs(raw.epochs.at(-1)!.val_loss - gathered.epochs.at(-1)!.val_loss) < 1e-4);
+    assert.ok(maxAbsDiff(applyHead(raw.head, input.embeddings.subarray(0, 40 * input.dim), 40), applyHead(gathered.head, input.embeddings.subarray(0, 40 * input.dim), 40)) < 1e-3);
   });
 
   it("reports one epoch per iteration and stops on the caller's request", async () => {

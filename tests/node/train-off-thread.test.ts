@@ -58,7 +58,10 @@ describe("trainHeadOffThread", () => {
 
   it("stops after the current epoch when the signal aborts, returning the best head so far", async () => {
     const controller = new AbortController();
-    const result = await trainHeadOffThread(makeClusters(), { ...config, hyperparameters: { ...config.hyperparameters, epochs: 1000, early_stopping_patience: 0 } }, {
+    // An MLP, whose solver runs to a 1e-10 relative decrease: a linear head converges (1e-5, lbfgs-head.ts) within a
+    // dozen iterations here, which could finish before the abort reaches the worker.
+    const head = { type: "mlp" as const, hidden: [32], dropout: 0 };
+    const result = await trainHeadOffThread(makeClusters(), { head, hyperparameters: { ...config.hyperparameters, epochs: 1000, early_stopping_patience: 0 } }, {
       onEpoch: (metrics) => void (metrics.epoch === 2 && controller.abort()),
     }, { signal: controller.signal });
     assert.equal(result.stopReason, "stopped_by_caller");

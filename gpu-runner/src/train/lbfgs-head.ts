@@ -43,6 +43,8 @@ export interface LbfgsHeadOptions {
   threads?: number;
   /** false: always fit on the full features (tests compare both ways); default: in the rows' span when smaller. */
   rowSpace?: boolean;
+  /** false: gather standardised training rows for onnxruntime; default: a linear head fits on the raw rows when they cover most of the set. */
+  rawRows?: boolean;
   /** How onnxruntime computes the first layer's weight gradient (onnx-objective.ts); default "transA". */
   firstGradient?: FirstLayerGradient;
   /** Linear heads: converged when an iteration lowers the objective by less than this, relative (default `LINEAR_RELATIVE_DECREASE_TOLERANCE`). */
@@ -67,6 +69,8 @@ interface PreparedRows {
   valX: Float32Array;
   /** xᵀ of `trainX` when the caller asked for it (onnxruntime takes both), written in the same pass. */
   trainXTransposed?: Float32Array;
+  /** Nothing gathered: `trainX` is the embeddings as they are, `valX` empty (onnx-objective.ts `RawRows`). */
+  raw?: boolean;
 }
 
 /**
@@ -77,7 +81,13 @@ interface PreparedRows {
 const preparedCache = new WeakMap<Float32Array, Map<string, PreparedRows>>();
 const PREPARED_PER_MATRIX = 8;
 
-function prepareRows(input: HeadTrainingInput, useSpace: boolean, wantTransposed: boolean): PreparedRows {
+/**
+ * A fit on raw rows (onnx-objective.ts `RawRows`) computes on every row of the embeddings; it pays when the training
+ * and validation rows are most of them (a job's split), not for a cross-validation fold on a subset.
+ */
+const RAW_ROWS_MIN_COVERAGE = 0.8;
+
+function prepareRows(input: HeadTrainingInput, useSpace: boolean, wantTransposed: boolean, allowRaw = false): PreparedRows {
   const { embeddings, dim, trainIndex, valIndex } = input;
   const key = `${dim}|${useSpace}|${trainIndex.join(",")}|${valIndex.join(",")}`;
   const cached = preparedCache.get(embeddings)?.get(key);
@@ -85,6 +95,10 @@ function prepareRows(input: HeadTrainingInput, useSpace: boolean, wantTransposed
   const standardize = computeStandardization(embeddings, dim, trainIndex);
   // Fewer rows than features: fit in the span of the training rows (row-space.ts), the same head at a fraction of the cost.
   const inSpace = useSpace && isSpanWorthIt(trainIndex.length, dim);
+  const rowCount = embeddings.length / dim;
+  if (allowRaw && !inSpace && trainIndex.length + valIndex.length >= RAW_ROWS_MIN_COVERAGE * rowCount) {
+    return { standardize, space: null, trainX: embeddings, valX: new Float32Array(0), raw: true };
+  }
   const trainXTransposed = wantTransposed && !inSpace ? new Float32Array(trainIndex.length * dim) : undefined;
   const trainFeatures = gatherStandardizedRows(embeddings, dim, trainIndex, standardize, trainXTransposed);
   const valFeatures = gatherStandardizedRows(embeddings, dim, valIndex, standardize);
@@ -96,6 +110,13 @@ function prepareRows(input: HeadTrainingInput, useSpace: boolean, wantTransposed
   if (entries.size >= PREPARED_PER_MATRIX) entries.delete(entries.keys().next().value!);
   entries.set(key, prepared);
   return prepared;
+}
+
+/** Targets [trainRows.length, k] → [rowCount, k], each training row's at its row, zero elsewhere. */
+function spreadTargets(trainTargets: Float32Array, trainRows: readonly number[], rowCount: number, classCount: number): Float32Array {
+  const targets = new Float32Array(rowCount * classCount);
+  trainRows.forEach((row, position) => targets.set(trainTargets.subarray(position * classCount, (position + 1) * classCount), row * classCount));
+  return targets;
 }
 
 export async function trainHeadLbfgs(input: HeadTrainingInput, config: HeadTrainingConfig, hooks: TrainHeadHooks = {}, options: LbfgsHeadOptions = {}): Promise<TrainHeadResult> {
@@ -117,28 +138,41 @@ export async function trainHeadLbfgs(input: HeadTrainingInput, config: HeadTrain
   const useOnnx = wantOnnx && (await loadOrt()) !== null;
   const threads = options.threads ?? 1;
   const firstGradient = options.firstGradient ?? "transA";
-  const { standardize, space, trainX, valX, trainXTransposed } = prepareRows(input, options.rowSpace !== false, useOnnx && firstGradient === "xt");
+  // Linear heads only: an MLP's first-layer gradient is a compute-bound GEMM (256 units), where the rows outside
+  // training would cost more than the gather saves.
+  const allowRaw = useOnnx && hidden.length === 0 && firstGradient === "transA" && options.rawRows !== false;
+  const { standardize, space, trainX, valX, trainXTransposed, raw } = prepareRows(input, options.rowSpace !== false, useOnnx && firstGradient === "xt", allowRaw);
   const fitDim = space ? space.rank : dim;
   const initial = initializeLayers(fitDim, hidden, classCount, createRandom(params.seed));
   // He-uniform scale for d inputs, not r: span coordinates carry the rows' whole norm in r < d values.
   if (space && hidden.length > 0) initial[0]!.weights.forEach((w, i, weights) => (weights[i] = w * Math.sqrt(fitDim / dim)));
   const start = fromDenseLayers(initial);
+  const trainTargets = buildTargets(trainLabels, classCount, smoothing, classWeights);
   const objectiveInput: DenseObjectiveInput = {
     x: trainX,
-    rows: trainCount,
+    rows: raw ? input.labels.length : trainCount,
     dim: fitDim,
-    targets: buildTargets(trainLabels, classCount, smoothing, classWeights),
-    labels: trainLabels,
+    targets: raw ? spreadTargets(trainTargets, input.trainIndex, input.labels.length, classCount) : trainTargets,
+    labels: raw ? input.labels : trainLabels,
     classCount,
     hidden,
     l2: params.weight_decay,
   };
   const valTargets = buildTargets(valLabels, classCount, smoothing, null);
-  const onnxObjective = useOnnx ? await OnnxObjective.create(objectiveInput, threads, firstGradient, trainXTransposed) : null;
-  const onnxLogits = onnxObjective ? await OnnxLogits.create(fitDim, hidden, classCount, threads) : null;
+  const rawRows = raw ? { standardize, trainRows: input.trainIndex } : undefined;
+  const onnxObjective = useOnnx ? await OnnxObjective.create(objectiveInput, threads, firstGradient, trainXTransposed, rawRows) : null;
+  const onnxLogits = onnxObjective && !raw ? await OnnxLogits.create(fitDim, hidden, classCount, threads) : null;
   const objective: Objective & { lastDataLoss: number; lastCorrect: number } = onnxObjective ?? new DenseObjective(objectiveInput);
-  const valLogits = async (theta: Float64Array) =>
-    onnxLogits ? onnxLogits.logits(theta, valX, valCount, fitDim) : denseLogits(theta, valX, valCount, fitDim, hidden, classCount);
+  const valLogits = async (theta: Float64Array): Promise<Float32Array> => {
+    if (raw) {
+      // The validation rows went through the last evaluation's forward pass; evaluate θ again only if it was elsewhere.
+      const fromLast = onnxObjective!.logitsOfRows(theta, input.valIndex);
+      if (fromLast) return fromLast;
+      await onnxObjective!.evaluate(theta, new Float64Array(theta.length));
+      return onnxObjective!.logitsOfRows(theta, input.valIndex)!;
+    }
+    return onnxLogits ? onnxLogits.logits(theta, valX, valCount, fitDim) : denseLogits(theta, valX, valCount, fitDim, hidden, classCount);
+  };
   return iterate();
 
   /** θ in span coordinates → θ on the features: the first kernel lifted, every other parameter as it is. */
