@@ -29,6 +29,11 @@ export interface CatalogEntry {
    * and scripts/publish-builtins.ts refuse files that differ).
    */
   vendored?: { dir: string; files: { "model.json": string; "weights.bin": string } };
+  /**
+   * Channels of each of `spec.feature_layer`, in order: the embedding's column ranges per layer, which lets `auto`
+   * try heads on some of the layers (gpu-runner/src/train/feature-subset.ts).
+   */
+  featureChannels?: number[];
 }
 
 /**
@@ -59,6 +64,7 @@ export const BUILTIN_BACKBONES: readonly CatalogEntry[] = [
       resize: "squash",
     },
     weightsVersion: "tfjs-models-mobilenet_v1_0.75_224",
+    featureChannels: [384, 768],
     files: {
       "model.json": { sha256: "4396d0c4202c410e1a3fb1808c647bd428536a0c01656738d3dc8b5553d8f946", bytes: 47_125 },
       "weights.bin": { sha256: "0c27b9b79c52b63b42e78628f640cd7259e2bfab5d82151a2d30e902d8f376b2", bytes: 10_407_904 },

@@ -315,6 +315,10 @@ export const perClassMetricsSchema = z.object({
 const candidateSchema = z.object({
   head: z.record(z.string(), z.unknown()).describe("the candidate head (HeadSpec)"),
   hyperparameters: z.record(z.string(), z.unknown()).describe("the hyperparameters it was tried with"),
+  features: z
+    .object({ layers: z.array(z.string()), ranges: z.array(z.tuple([z.number().int(), z.number().int()])) })
+    .optional()
+    .describe("only these feature layers (column ranges of the embedding); absent: all of them"),
   cv_accuracy_mean: z.number().describe("mean validation accuracy over the folds"),
   cv_accuracy_std: z.number().describe("standard deviation of that accuracy over the folds"),
 });

@@ -5,7 +5,7 @@
  * search time, and — for information only, never used to choose — each candidate's held-out accuracy when refit
  * on all training images.
  *
- *   npx tsx bench/train/cv-search.ts [--workers N]
+ *   npx tsx bench/train/cv-search.ts [--workers N] [--no-subsets]
  */
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -15,7 +15,8 @@ import { createEngine } from "../../gpu-runner/src/engine/index";
 import { workerFoldRunner } from "../../gpu-runner/src/train/cv-pool";
 import { fitFold } from "../../gpu-runner/src/train/fit-fold";
 import { candidateGrid, selectHead } from "../../gpu-runner/src/train/select-head";
-import { DEFAULT_BACKBONE, featureSpecOf } from "../../shared/catalog";
+import { DEFAULT_BACKBONE, featureLayers, featureSpecOf } from "../../shared/catalog";
+import { featureSubsets } from "../../gpu-runner/src/train/feature-subset";
 import { hyperparametersSchema } from "../../shared/schemas";
 import { flowersAvailable, loadFlowers } from "../embed/flowers";
 
@@ -47,21 +48,25 @@ const trainIndex = flowers.isTrain.flatMap((t, i) => (t ? [i] : []));
 const valIndex = flowers.isTrain.flatMap((t, i) => (t ? [] : [i]));
 const hyperparameters = hyperparametersSchema.parse({});
 const data = { embeddings, dim, labels: flowers.labels, classCount: flowers.classes.length, hyperparameters };
+// As the runner does for this backbone: heads on each feature layer alone are candidates too.
+// `--no-subsets`: the grid without them (the grid before they were added, for comparisons).
+const subsets = process.argv.includes("--no-subsets") ? [] : featureSubsets(featureLayers(DEFAULT_BACKBONE.spec), DEFAULT_BACKBONE.featureChannels, dim);
 
 const runs: number[] = [];
 let result!: Awaited<ReturnType<typeof selectHead>>;
 for (let run = 0; run < 3; run++) {
   const started = performance.now();
-  result = await selectHead({ labels: flowers.labels, trainIndex }, { folds: 5, seed: hyperparameters.seed, runFolds: workerFoldRunner(data, { maxWorkers: workers }) });
+  result = await selectHead({ labels: flowers.labels, trainIndex }, { folds: 5, seed: hyperparameters.seed, featureSubsets: subsets, runFolds: workerFoldRunner(data, { maxWorkers: workers }) });
   runs.push(performance.now() - started);
 }
 runs.sort((a, b) => a - b);
 console.log(`flowers5, ${DEFAULT_BACKBONE.name} (${dim}-d), ${trainIndex.length} train / ${valIndex.length} held out; ${result.selection.candidates.length} candidates x ${result.selection.folds} folds`);
+console.log(`load average ${(await import("node:os")).loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 console.log(`CV search wall time: median ${(runs[1]! / 1000).toFixed(2)} s (runs: ${runs.map((r) => (r / 1000).toFixed(2)).join(", ")} s), worker threads: ${workers ?? "default"}`);
 console.log("\n| candidate | CV accuracy (mean ± std) | held-out accuracy (refit; not used to choose) | chosen |");
 console.log("| --- | --- | --- | --- |");
-for (const [index, candidate] of candidateGrid(hyperparameters).entries()) {
+for (const [index, candidate] of candidateGrid(hyperparameters, subsets).entries()) {
   const listed = result.selection.candidates[index]!;
   const heldOut = await fitFold(data, { candidate, trainRows: trainIndex, heldRows: valIndex }); // refit as run-job does: keep last
-  console.log(`| ${candidate.head.type} ${JSON.stringify(candidate.hyperparameters)} | ${(listed.cv_accuracy_mean * 100).toFixed(1)}% ± ${(listed.cv_accuracy_std * 100).toFixed(1)} | ${(heldOut.accuracy * 100).toFixed(1)}% | ${index === result.selection.chosen_index ? "yes" : ""} |`);
+  console.log(`| ${candidate.head.type} ${JSON.stringify(candidate.hyperparameters)}${candidate.features ? ` on ${candidate.features.layers.join(" + ")}` : ""} | ${(listed.cv_accuracy_mean * 100).toFixed(1)}% ± ${(listed.cv_accuracy_std * 100).toFixed(1)} | ${(heldOut.accuracy * 100).toFixed(1)}% | ${index === result.selection.chosen_index ? "yes" : ""} |`);
 }

@@ -16,9 +16,10 @@ import { PREPROCESS_VERSION } from "../../shared/image/preprocess";
 import { applyHead, headToTfjsModel, serializeHead } from "../../shared/head";
 import { sha256Hex } from "../../shared/ids";
 import { evaluate, listMisclassified } from "../../shared/metrics";
-import { embeddingCacheKey, featureSpecOf, preprocessSpecOf, viewEmbeddingCacheKey } from "../../shared/catalog";
+import { embeddingCacheKey, featureLayers, featureSpecOf, findBuiltinBackbone, preprocessSpecOf, viewEmbeddingCacheKey } from "../../shared/catalog";
 import { MIRROR_VIEW } from "../../shared/image/augment";
 import { augmentTrainingSet } from "./augment-set";
+import { expandHead, featureSubsets, selectColumns, subsetWidth, type FeatureSubset } from "./train/feature-subset";
 import { resolveSplit, type SplitTag } from "../../shared/split";
 import { LeaseLostError, type LeasedJob, type Progress, type Rejection, type RunnerClient } from "./api-client";
 import { loadJobBackbone } from "./backbones/job-backbone";
@@ -219,6 +220,8 @@ interface HeadChoice {
   head: HeadSpec;
   hyperparameters: Hyperparameters;
   selection: Selection | null;
+  /** `auto` chose a head on some of the feature layers: trained on their columns, stored on the whole embedding. */
+  features?: FeatureSubset;
 }
 
 /**
@@ -230,13 +233,15 @@ async function selectStep(ctx: RunJobContext, keeper: LeaseKeeper, set: Training
   if (head.type !== "auto") return { head, hyperparameters, selection: null };
   keeper.setProgress("selecting", 0, 1);
   const runFolds = workerFoldRunner({ embeddings: set.embeddings, dim: set.dim, labels: set.labels, classCount: set.labelNames.length, hyperparameters }, { signal: keeper.signal });
+  const { backbone } = ctx.leased;
+  const subsets = featureSubsets(featureLayers(backbone.spec), findBuiltinBackbone(backbone.id)?.featureChannels, set.dim);
   const { selection, chosen } = await selectHead(
     { labels: set.labels, trainIndex: set.imageTrain, viewRows: set.viewRows },
-    { folds: head.folds, seed: hyperparameters.seed, jobEpochs: hyperparameters.epochs, runFolds, onProgress: (done, total) => keeper.setProgress("selecting", done, total) },
+    { folds: head.folds, seed: hyperparameters.seed, jobEpochs: hyperparameters.epochs, featureSubsets: subsets, runFolds, onProgress: (done, total) => keeper.setProgress("selecting", done, total) },
   );
   const best = selection.chosen;
-  ctx.log(`job ${ctx.leased.job.id}: auto chose ${chosen.head.type} ${JSON.stringify(chosen.hyperparameters)} (CV ${(best.cv_accuracy_mean * 100).toFixed(1)}% ± ${(best.cv_accuracy_std * 100).toFixed(1)}, ${selection.folds} folds, ${selection.candidates.length} candidates, ${selection.search_ms} ms)`);
-  return { head: chosen.head, hyperparameters: { ...hyperparameters, ...chosen.hyperparameters }, selection };
+  ctx.log(`job ${ctx.leased.job.id}: auto chose ${chosen.head.type} ${JSON.stringify(chosen.hyperparameters)}${chosen.features ? ` on ${chosen.features.layers.join(" + ")}` : ""} (CV ${(best.cv_accuracy_mean * 100).toFixed(1)}% ± ${(best.cv_accuracy_std * 100).toFixed(1)}, ${selection.folds} folds, ${selection.candidates.length} candidates, ${selection.search_ms} ms)`);
+  return { head: chosen.head, hyperparameters: { ...hyperparameters, ...chosen.hyperparameters }, selection, features: chosen.features };
 }
 
 /** Trains the head in a worker thread, streaming epochs to the API in batches (at most one report per second). */
@@ -253,8 +258,9 @@ async function trainStep(ctx: RunJobContext, keeper: LeaseKeeper, set: TrainingS
     await client.recordEpochs(job.id, lease.token, batch);
   };
   const train = ctx.trainingThread ? ctx.trainingThread.train.bind(ctx.trainingThread) : trainHeadOffThread;
+  const features = choice.features;
   const trained = await train(
-    { embeddings: set.embeddings, dim: set.dim, labels: set.labels, classCount: set.labelNames.length, trainIndex: set.split.train, valIndex: set.split.val, labelNames: set.labelNames },
+    { embeddings: features ? selectColumns(set.embeddings, set.dim, features) : set.embeddings, dim: features ? subsetWidth(features) : set.dim, labels: set.labels, classCount: set.labelNames.length, trainIndex: set.split.train, valIndex: set.split.val, labelNames: set.labelNames },
     // `auto`'s refit keeps its final weights, as in the search: the validation rows only measure it.
     { head, hyperparameters, threads: ctx.threads, keep: choice.selection ? "last" : "best_val" },
     {
@@ -267,7 +273,7 @@ async function trainStep(ctx: RunJobContext, keeper: LeaseKeeper, set: TrainingS
     { signal: keeper.signal },
   );
   await flushEpochs();
-  return trained;
+  return features ? { ...trained, head: expandHead(trained.head, features, set.dim) } : trained;
 }
 
 /**
@@ -316,7 +322,7 @@ async function uploadArtifactsStep(ctx: RunJobContext, trained: TrainHeadResult,
     preprocessing: { version: PREPROCESS_VERSION, ...preprocessSpecOf(backbone.spec) },
     labels: set.labelNames,
     metrics: { ...evaluated.metrics, misclassified: evaluated.misclassified, selection },
-    training: { requested_head: job.config.head, head: headSpec, hyperparameters, solver: "lbfgs", best_epoch: trained.bestEpoch, stop_reason: trained.stopReason, epochs_run: trained.epochs.length, split: set.hasOwnSplit ? "dataset" : "stratified", train_count: set.imageTrain.length, view_rows: set.split.train.length - set.imageTrain.length, val_count: set.split.val.length, augmentation: job.config.augmentation },
+    training: { requested_head: job.config.head, head: headSpec, hyperparameters, ...(choice.features ? { feature_layers: choice.features.layers } : {}), solver: "lbfgs", best_epoch: trained.bestEpoch, stop_reason: trained.stopReason, epochs_run: trained.epochs.length, split: set.hasOwnSplit ? "dataset" : "stratified", train_count: set.imageTrain.length, view_rows: set.split.train.length - set.imageTrain.length, val_count: set.split.val.length, augmentation: job.config.augmentation },
     content_hashes_sha256: await sha256Hex(contentHashes.join("\n")),
     images: contentHashes.length,
     skipped,

@@ -9,6 +9,7 @@ import type { Hyperparameters } from "../../../shared/schemas";
 import type { FoldTask } from "./select-head";
 import { trainHeadLbfgs } from "./lbfgs-head";
 import { validateInput } from "./train-head-common";
+import { selectColumns, subsetWidth, type FeatureSubset } from "./feature-subset";
 
 export interface FoldData {
   /** Shape [itemCount, dim]. */
@@ -28,8 +29,22 @@ export interface FoldResult {
 }
 
 /** The candidate trained on `task.trainRows`, applied to `task.heldRows`. */
+/** Column subsets of a fold data's embeddings, made once per thread (a subset's folds and candidates share one). */
+const subsetMatrices = new WeakMap<FoldData, Map<string, Float32Array>>();
+
+function columnsOf(data: FoldData, subset: FeatureSubset): Float32Array {
+  const key = JSON.stringify(subset.ranges);
+  const byData = subsetMatrices.get(data) ?? new Map<string, Float32Array>();
+  subsetMatrices.set(data, byData);
+  if (!byData.has(key)) byData.set(key, selectColumns(data.embeddings, data.dim, subset));
+  return byData.get(key)!;
+}
+
 export async function fitFold(data: FoldData, task: FoldTask): Promise<FoldResult> {
-  const { embeddings, dim, labels, classCount } = data;
+  const { labels, classCount } = data;
+  const subset = task.candidate.features;
+  const embeddings = subset ? columnsOf(data, subset) : data.embeddings;
+  const dim = subset ? subsetWidth(subset) : data.dim;
   const input = { embeddings, dim, labels, classCount, trainIndex: task.trainRows, valIndex: task.heldRows };
   validateInput(input);
   const trained = await trainHeadLbfgs(

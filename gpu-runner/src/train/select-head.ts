@@ -17,12 +17,15 @@
 import { createRandom, deriveSeed } from "../../../shared/random";
 import type { HeadSpec, Hyperparameters } from "../../../shared/schemas";
 import type { FoldResult } from "./fit-fold";
+import type { FeatureSubset } from "./feature-subset";
 
 /** One point of the search: a trainable head and the hyperparameters that differ from the job's. */
 export interface Candidate {
   head: HeadSpec;
   /** Overrides of the job's hyperparameters (the rest, e.g. seed, epochs, class weighting, are the job's). */
   hyperparameters: Partial<Hyperparameters>;
+  /** Only some of the embedding's feature layers (feature-subset.ts); absent: all of them. */
+  features?: FeatureSubset;
 }
 
 export interface CandidateResult extends Candidate {
@@ -63,16 +66,21 @@ export const SEARCH_MAX_ITERATIONS = 50;
  * small (64 hidden units: 256 cost 4x the time here for the same CV accuracy on flowers5), since on frozen ImageNet
  * features an MLP rarely beats a well-regularised linear head below a few thousand images. Every candidate trains
  * for at most `SEARCH_MAX_ITERATIONS` (fewer if the job asks for fewer epochs) without early stopping: the held-out
- * fold only scores.
+ * fold only scores. With `subsets` (the backbone joins several feature layers), linear heads on each subset too.
  */
-export function candidateGrid(job: Pick<Hyperparameters, "epochs"> = { epochs: SEARCH_MAX_ITERATIONS }): Candidate[] {
+export function candidateGrid(job: Pick<Hyperparameters, "epochs"> = { epochs: SEARCH_MAX_ITERATIONS }, subsets: readonly FeatureSubset[] = []): Candidate[] {
   const budget = { epochs: Math.min(job.epochs, SEARCH_MAX_ITERATIONS), early_stopping_patience: 0 };
   const linear: Candidate[] = [];
   for (const weight_decay of [1, 0.1, 0.01]) {
     for (const label_smoothing of [0.1, 0]) linear.push({ head: { type: "linear" }, hyperparameters: { weight_decay, label_smoothing, ...budget } });
   }
   const mlp: Candidate[] = [{ head: { type: "mlp", hidden: [64], dropout: 0.2 }, hyperparameters: { weight_decay: 0.1, label_smoothing: 0.1, ...budget } }];
-  return [...linear, ...mlp];
+  // Feature-layer combinations, when the backbone's embedding joins several layers: a linear head on each subset
+  // (label smoothing on), listed after the heads on every layer so that a tie keeps all of them.
+  const subsetHeads: Candidate[] = subsets.flatMap((features) =>
+    [1, 0.1, 0.01].map((weight_decay): Candidate => ({ head: { type: "linear" }, hyperparameters: { weight_decay, label_smoothing: 0.1, ...budget }, features })),
+  );
+  return [...linear, ...mlp, ...subsetHeads];
 }
 
 /** How many folds a training set supports: the request, capped by the smallest class's training rows; at least 2. */
@@ -141,6 +149,8 @@ export interface SelectHeadOptions {
   candidates?: Candidate[];
   /** The job's epoch budget (caps the search's iterations). */
   jobEpochs?: number;
+  /** Feature-layer subsets to try (`featureSubsets`), for the default grid. */
+  featureSubsets?: readonly FeatureSubset[];
   runFolds: FoldRunner;
   onProgress?: (done: number, total: number) => void;
 }
@@ -148,7 +158,7 @@ export interface SelectHeadOptions {
 /** Cross-validates every candidate and picks the winner (see the file comment). Deterministic for a seed. */
 export async function selectHead(input: SelectHeadInput, options: SelectHeadOptions): Promise<{ selection: Selection; chosen: Candidate }> {
   const started = performance.now();
-  const candidates = options.candidates ?? candidateGrid({ epochs: options.jobEpochs ?? SEARCH_MAX_ITERATIONS });
+  const candidates = options.candidates ?? candidateGrid({ epochs: options.jobEpochs ?? SEARCH_MAX_ITERATIONS }, options.featureSubsets);
   const trainLabels = Int32Array.from(input.trainIndex, (row) => input.labels[row]!);
   const k = foldCountFor(options.folds, trainLabels);
   const folds = stratifiedFolds(input.labels, input.trainIndex, k, options.seed);
