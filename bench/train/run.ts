@@ -4,16 +4,21 @@
  * side in one run:
  *   1. the old default: builtin `mobilenet_v2` (nsfwjs) with a fixed linear head;
  *   2. the new default backbone (`mobilenet_v1_075`) with a fixed linear head;
- *   3. no backbone and no head given: the default backbone with `auto` (CV search), then its model's held-out
- *      accuracy measured AT THE EDGE (every val/ image through POST /v1/models/:id/predict) against the reported one;
- * each with its wall time, embeddings computed, held-out accuracy, ECE and, for `auto`, the CV search time. Then the
- * PyTorch peer's embedding throughput, alone.
+ *   3. no backbone and no head given: the default backbone with `auto` (CV search);
+ *   4. `auto` + augmentation (`--views K`, default 4 views of each training image, and flip averaging);
+ *   5. fine-tuning the last block (`fine_tune: {"blocks": 1}`) when the API offers it (its OpenAPI document lists the
+ *      field), otherwise a row that says it is not available;
+ * each with its wall time, embeddings computed (views apart), held-out accuracy, ECE and, for `auto`, the CV search
+ * time (the runner's selection step). The `auto` models' held-out accuracy is then measured AT THE EDGE (every val/
+ * image through POST /v1/models/:id/predict) against the reported one. Then the PyTorch peer's embedding throughput,
+ * alone. The load average is printed beside the table: the machine is shared.
  *
- *   npx tsx bench/train/run.ts [--engine auto|onnx|tfjs-wasm|...] [--epochs N] [--no-pytorch] [--no-edge]
+ *   npx tsx bench/train/run.ts [--engine auto|onnx|tfjs-wasm|...] [--epochs N] [--views K] [--no-pytorch] [--no-edge]
  *
  * Prints numbers; it is not a test. Times are wall-clock from POST /v1/jobs to `succeeded`.
  */
 import { spawnSync } from "node:child_process";
+import { loadavg } from "node:os";
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +31,7 @@ const FLOWERS = path.join(SHARED, "datasets", "flowers5");
 const arg = (name: string, fallback: string) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1]! : fallback);
 const engine = arg("engine", "auto");
 const epochs = arg("epochs", "");
+const views = Number(arg("views", "4"));
 
 if (!existsSync(FLOWERS)) {
   console.log(`skipped: ${FLOWERS} not found (set EDGETUNE_SHARED_DIR)`);
@@ -68,7 +74,7 @@ const poll = async <T>(fn: () => Promise<T | null>, timeoutMs: number, what: str
 };
 
 const rows: string[] = [];
-let edgeLine = "edge: skipped (--no-edge)";
+const edgeLines: string[] = [];
 const valFiles: Array<{ label: string; bytes: Uint8Array; path: string }> = [];
 for (const label of readdirSync(FLOWERS).sort()) {
   readdirSync(path.join(FLOWERS, label)).filter((f) => /\.jpe?g$/i.test(f)).sort().forEach((file, index) => {
@@ -87,15 +93,25 @@ try {
   console.log(`dataset: ${ready.status}, ${ready.image_count}/${count} images, ${ready.labels.map((l: any) => `${l.name} ${l.train}+${l.val}`).join(", ")}, ingest ${Date.now() - t} ms`);
 
   const hyperparameters = epochs ? { epochs: Number(epochs) } : undefined;
-  const runs: Array<{ label: string; backbone?: string; head?: unknown }> = [
+  const openapi = await (await fetch(`${platform.url}/openapi.json`)).json();
+  const fineTuneOffered = JSON.stringify(openapi.components?.schemas?.CreateJobRequest ?? {}).includes("fine_tune");
+  const runs: Array<{ label: string; backbone?: string; head?: unknown; augmentation?: unknown; fine_tune?: unknown; unavailable?: string }> = [
     { label: "old default: mobilenet_v2 (nsfwjs) + linear", backbone: "mobilenet_v2", head: { type: "linear" } },
     { label: "new default backbone mobilenet_v1_075 + linear", head: { type: "linear" } },
     { label: "no backbone, no head: mobilenet_v1_075 + auto", head: undefined },
+    { label: `auto + augmentation (${views} views, flip averaging)`, augmentation: { views, tta: "flip" } },
+    fineTuneOffered
+      ? { label: "auto + fine-tuning 1 block", fine_tune: { blocks: 1 } }
+      : { label: "fine-tuning 1 block", unavailable: "not available: the API has no fine_tune field yet (issue 11, item 4, not on main)" },
   ];
-  let autoModel: any = null;
+  const autoModels: Array<{ label: string; model: any }> = [];
   for (const run of runs) {
+    if (run.unavailable) {
+      rows.push(`| ${run.label} | - | - | - | ${run.unavailable} | - | - | - | - |`);
+      continue;
+    }
     t = Date.now();
-    const job = await call("POST", "/v1/jobs", { json: { dataset_id: dataset.id, backbone: run.backbone, head: run.head, hyperparameters } });
+    const job = await call("POST", "/v1/jobs", { json: { dataset_id: dataset.id, backbone: run.backbone, head: run.head, hyperparameters, augmentation: run.augmentation, fine_tune: run.fine_tune } });
     const done = await poll(async () => {
       const j = await call("GET", `/v1/jobs/${job.id}`);
       return ["succeeded", "failed", "canceled"].includes(j.status) ? j : null;
@@ -107,17 +123,18 @@ try {
     const timings = done.metrics.timings_ms;
     const selection = model.metrics.selection;
     const chosen = selection ? `${selection.chosen.head.type} ${JSON.stringify(selection.chosen.hyperparameters)} (CV ${(selection.chosen.cv_accuracy_mean * 100).toFixed(1)}% ± ${(selection.chosen.cv_accuracy_std * 100).toFixed(1)})` : "-";
-    rows.push(`| ${run.label} | ${e.engine} | ${e.computed} | ${(wallMs / 1000).toFixed(2)} | ${(model.metrics.accuracy * 100).toFixed(1)}% | ${(model.metrics.ece ?? model.metrics.expected_calibration_error).toFixed(3)} | ${timings.training_ms} | ${timings.selection_ms ?? "-"} | ${chosen} |`);
-    console.log(`${run.label}: runner timings ${JSON.stringify(timings)}`);
+    const embeddedCell = `${e.computed}${e.views ? ` + ${e.views.computed} views` : ""}`;
+    rows.push(`| ${run.label} | ${e.engine} | ${embeddedCell} | ${(wallMs / 1000).toFixed(2)} | ${(model.metrics.accuracy * 100).toFixed(1)}% | ${(model.metrics.ece ?? model.metrics.expected_calibration_error).toFixed(3)} | ${timings.training_ms} | ${timings.selection_ms ?? "-"} | ${chosen} |`);
+    console.log(`${run.label}: runner timings ${JSON.stringify(timings)}; load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
     if (selection) {
-      autoModel = model;
+      autoModels.push({ label: run.label, model });
       for (const candidate of selection.candidates) console.log(`  candidate ${candidate.head.type} ${JSON.stringify(candidate.hyperparameters)}: CV ${(candidate.cv_accuracy_mean * 100).toFixed(1)}% ± ${(candidate.cv_accuracy_std * 100).toFixed(1)}`);
     }
   }
 
-  if (autoModel && !process.argv.includes("--no-edge")) {
+  for (const { label, model } of process.argv.includes("--no-edge") ? [] : autoModels) {
     // The held-out images through the edge, one request each, against the runner's reported per-image predictions.
-    const evaluation = await (await fetch(`${platform.url}/v1/models/${autoModel.id}/files/evaluation.json`, { headers: { authorization: `Bearer ${platform.adminKey}` } })).json() as { images: Array<{ path: string; predicted: string; probability: number }> };
+    const evaluation = await (await fetch(`${platform.url}/v1/models/${model.id}/files/evaluation.json`, { headers: { authorization: `Bearer ${platform.adminKey}` } })).json() as { images: Array<{ path: string; predicted: string; probability: number }> };
     const reported = new Map(evaluation.images.map((image) => [image.path, image]));
     let correct = 0;
     let agree = 0;
@@ -125,7 +142,7 @@ try {
     const latencies: number[] = [];
     for (const file of valFiles) {
       const started = performance.now();
-      const answer = await call("POST", `/v1/models/${autoModel.id}/predict?top_k=1`, { body: file.bytes as Uint8Array<ArrayBuffer>, type: "image/jpeg" });
+      const answer = await call("POST", `/v1/models/${model.id}/predict?top_k=1`, { body: file.bytes as Uint8Array<ArrayBuffer>, type: "image/jpeg" });
       latencies.push(performance.now() - started);
       const top = answer.predictions[0][0];
       if (top.label === file.label) correct++;
@@ -136,7 +153,7 @@ try {
       }
     }
     latencies.sort((a, b) => a - b);
-    edgeLine = `edge (auto model ${autoModel.id}): held-out accuracy ${((correct / valFiles.length) * 100).toFixed(1)}% at the edge vs ${(autoModel.metrics.accuracy * 100).toFixed(1)}% reported; top-1 agrees with the runner on ${agree}/${valFiles.length}, max |probability difference| ${maxDiff.toExponential(2)}; client wall p50 ${latencies[Math.floor(latencies.length / 2)]!.toFixed(1)} ms`;
+    edgeLines.push(`edge (${label}, model ${model.id}): held-out accuracy ${((correct / valFiles.length) * 100).toFixed(1)}% at the edge vs ${(model.metrics.accuracy * 100).toFixed(1)}% reported; top-1 agrees with the runner on ${agree}/${valFiles.length}, max |probability difference| ${maxDiff.toExponential(2)}; client wall p50 ${latencies[Math.floor(latencies.length / 2)]!.toFixed(1)} ms`);
   }
 } finally {
   await platform.stop();
@@ -144,7 +161,8 @@ try {
 console.log("\n| run | engine | images embedded | job wall s | held-out accuracy | ECE | head training ms | CV search ms | auto chose |");
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const row of rows) console.log(row);
-console.log(edgeLine);
+for (const line of edgeLines.length ? edgeLines : ["edge: skipped"]) console.log(line);
+console.log(`load average (1, 5, 15 min) at the end: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 
 if (!process.argv.includes("--no-pytorch")) {
   // The peer, alone (the platform is stopped): Debian's PyTorch, MobileNetV2 224, 2 threads.
