@@ -306,6 +306,17 @@ describe("trainHeadLbfgs", () => {
     assert.ok(maxAbsDiff(applyHead(raw.head, input.embeddings.subarray(0, 40 * input.dim), 40), applyHead(gathered.head, input.embeddings.subarray(0, 40 * input.dim), 40)) < 1e-3);
   });
 
+  it("fits a linear head on embeddings held in a SharedArrayBuffer (as the runner hands them over), on each backend", async () => {
+    const input = makeClusters(4);
+    const shared = new Float32Array(new SharedArrayBuffer(input.embeddings.byteLength));
+    shared.set(input.embeddings);
+    for (const backend of ortAvailable ? (["js", "onnx"] as const) : (["js"] as const)) {
+      const onShared = await trainHeadLbfgs({ ...input, embeddings: shared }, config(), {}, { backend });
+      const onPlain = await trainHeadLbfgs(input, config(), {}, { backend });
+      assert.deepEqual(onShared.head, onPlain.head, backend);
+    }
+  });
+
   it("reports one epoch per iteration and stops on the caller's request", async () => {
     const seen: number[] = [];
     const result = await trainHeadLbfgs(makeClusters(), config({ epochs: 50, early_stopping_patience: 0 }), {

@@ -87,6 +87,21 @@ const PREPARED_PER_MATRIX = 8;
  */
 const RAW_ROWS_MIN_COVERAGE = 0.8;
 
+/** Unshared copies of embeddings that live on a SharedArrayBuffer, one per matrix, freed with it. */
+const unsharedCopies = new WeakMap<Float32Array, Float32Array>();
+
+/**
+ * The embeddings on a plain ArrayBuffer: onnxruntime-node rejects a tensor over a SharedArrayBuffer ("Invalid
+ * argument"), and the runner keeps embeddings on one to hand them to the training thread without a copy. A memcpy
+ * of 20,000 × 1024 floats, once per matrix (cross-validation folds reuse it), still costs less than a gather.
+ */
+function unsharedView(embeddings: Float32Array): Float32Array {
+  if (!(embeddings.buffer instanceof SharedArrayBuffer)) return embeddings;
+  let copy = unsharedCopies.get(embeddings);
+  if (!copy) unsharedCopies.set(embeddings, (copy = new Float32Array(embeddings)));
+  return copy;
+}
+
 function prepareRows(input: HeadTrainingInput, useSpace: boolean, wantTransposed: boolean, allowRaw = false): PreparedRows {
   const { embeddings, dim, trainIndex, valIndex } = input;
   const key = `${dim}|${useSpace}|${trainIndex.join(",")}|${valIndex.join(",")}`;
@@ -97,7 +112,7 @@ function prepareRows(input: HeadTrainingInput, useSpace: boolean, wantTransposed
   const inSpace = useSpace && isSpanWorthIt(trainIndex.length, dim);
   const rowCount = embeddings.length / dim;
   if (allowRaw && !inSpace && trainIndex.length + valIndex.length >= RAW_ROWS_MIN_COVERAGE * rowCount) {
-    return { standardize, space: null, trainX: embeddings, valX: new Float32Array(0), raw: true };
+    return { standardize, space: null, trainX: unsharedView(embeddings), valX: new Float32Array(0), raw: true };
   }
   const trainXTransposed = wantTransposed && !inSpace ? new Float32Array(trainIndex.length * dim) : undefined;
   const trainFeatures = gatherStandardizedRows(embeddings, dim, trainIndex, standardize, trainXTransposed);
