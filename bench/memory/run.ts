@@ -23,6 +23,7 @@ import { zipSync } from "fflate";
 import { sha256Hex } from "../../shared/ids";
 import { freePort, startPlatform } from "../../scripts/platform.mjs";
 import { makeColouredPng } from "../../tests/fixtures/images";
+import { buildTinyModel, tinySpec } from "../../tests/fixtures/tiny-model";
 import { ok, request as requestAt } from "../lib/http";
 import { connectInspector, peakHeapDuring, type HeapUsage, type IsolateInspector } from "../lib/workerd";
 
@@ -87,6 +88,16 @@ async function main() {
       }
       throw new Error("the ingest did not finish");
     });
+
+    // A user backbone as a multipart form: a tiny model beside 48 MiB of stored padding (read from R2 in ranges).
+    const padding = new Uint8Array(48 * 2 ** 20);
+    for (let i = 0; i < padding.length; i += 4096) padding[i] = (i / 4096) & 0xff;
+    const modelZip = zipSync({ ...buildTinyModel().files, "padding.bin": padding }, { level: 0 });
+    const modelForm = new FormData();
+    modelForm.set("spec", JSON.stringify(tinySpec({ name: "memory-bench" })));
+    modelForm.set("model", new Blob([modelZip], { type: "application/zip" }), "model.zip");
+    await measure("POST /v1/backbones (multipart)", `zip ${(modelZip.length / 2 ** 20).toFixed(1)} MiB`, () =>
+      ok(request("POST", "/v1/backbones", { key, body: modelForm }), "importing the backbone", 201));
 
     // A job leased by the platform's runner token: the runner routes.
     await ok(request("POST", "/v1/jobs", { key, json: { dataset_id: datasetId } }), "creating a job", 201);

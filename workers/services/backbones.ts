@@ -16,11 +16,12 @@ import { backbones, jobs, models } from "../db/schema";
 import type { Db } from "./db";
 import { afterCursor, decodeCursor, invalidCursor, newestFirst, pageOf, type PageQuery } from "./pagination";
 import { nowIso } from "./db";
-import { backboneFileKey, backboneObjectPrefix, builtinObjectPrefix, type BackboneFile } from "./object-keys";
+import { backboneFileKey, backboneObjectPrefix, backboneUploadKey, builtinObjectPrefix, type BackboneFile } from "./object-keys";
 import { checkGroupBytes, checkSpecAgainstModel, parseModelJson, summarizeModel, withSingleWeightsFile, type ModelFormat, type ModelJson, type ModelSummary } from "./model-validation";
 import { edgeRefusal, type BackboneCost } from "./edge-budget";
 import { FETCH_FAILED_MESSAGE, UrlFetchError, UrlRefusedError, policedFetch, sameOriginRelative, type UrlPolicy } from "./url-policy";
-import { ZipFormatError, findOverlappingEntries, readCentralDirectory, streamEntry, vetEntrySize, type ByteSource, type ZipEntry } from "./zip-reader";
+import { ZipFormatError, findOverlappingEntries, r2Source, readCentralDirectory, streamEntry, vetEntrySize, type ByteSource, type ZipEntry } from "./zip-reader";
+import { receiveStreamedForm } from "./streamed-form";
 
 export interface ResolvedBackbone {
   id: string;
@@ -55,11 +56,11 @@ export async function resolveBackbone(db: Db, projectId: string, nameOrId: strin
 export type BackboneRow = typeof backbones.$inferSelect;
 
 /**
- * Upload limits. A Worker isolate has 128 MB of memory. The zip form holds its request body once (the multipart
- * parser buffers it) and inflates weight files as streams straight into R2, so it peaks near body + one inflater
- * chunk (64 KB); the URL form streams each fetched file into R2 as it arrives. 100 MB caps
- * on the body and on the weights keep the zip form under the isolate limit with room for the runtime; a larger model
- * would need to go to R2 first (as dataset archives do) and be read from there in ranges.
+ * Upload limits. A Worker isolate has 128 MB of memory. The zip form never holds its body: the multipart body streams
+ * into R2 (services/streamed-form.ts, one 8 MiB part buffer), then the zip is read back in ranges and its weight files
+ * inflate as streams into R2 (one inflater chunk, 64 KB, at a time): about 9 MB at peak, whatever the model's size
+ * (model.json, at most MAX_MODEL_JSON_BYTES, is the one entry held whole). The URL form streams each fetched file
+ * into R2 as it arrives. 100 MB bounds the R2 bytes and the time one import takes.
  */
 export const MAX_MODEL_BODY_BYTES = 100 * 1000 * 1000;
 export const MAX_WEIGHT_BYTES = 100 * 1000 * 1000;
@@ -245,12 +246,33 @@ export async function loadBackboneFiles(bucket: R2Bucket, resolved: ResolvedBack
 // ---------------------------------------------------------------- the zip form
 
 /** Random access to an uploaded file (a multipart `File`) without copying it whole. */
-export function blobSource(blob: Blob): ByteSource {
-  return {
-    size: blob.size,
-    read: async (offset, length) => new Uint8Array(await blob.slice(offset, offset + length).arrayBuffer()),
-    stream: (offset, length) => blob.slice(offset, offset + length).stream(),
-  };
+/**
+ * Receives the multipart import form (`spec` text, `model` zip) with the zip streamed into a temporary R2 object, and
+ * hands `use` the text fields and the zip as a ranged R2 source; the temporary object is deleted afterwards, whatever
+ * `use` does. (A Worker killed in between leaves it under `projects/{p}/uploads/`: nothing reads that prefix back.)
+ */
+export async function withUploadedModelForm<T>(
+  bucket: R2Bucket,
+  projectId: string,
+  request: Request,
+  use: (form: { fields: Map<string, string>; model: ByteSource | null }) => Promise<T>,
+): Promise<T> {
+  const declared = Number(request.headers.get("content-length") ?? NaN);
+  const tooLarge = (bytes: number) => new ApiError("payload_too_large", `The upload is ${bytes} bytes; the limit is ${MAX_MODEL_BODY_BYTES} bytes. Quantize the model or import it by URL.`, { limit_bytes: MAX_MODEL_BODY_BYTES });
+  if (Number.isFinite(declared) && declared > MAX_MODEL_BODY_BYTES) throw tooLarge(declared);
+  if (!request.body) throw new ApiError("empty_body", "The request has no body; send the spec and model fields as multipart/form-data.");
+  const key = backboneUploadKey(projectId, newId("bb"));
+  const form = await receiveStreamedForm(request.body, request.headers.get("content-type") ?? "", bucket, key, {
+    maxBodyBytes: MAX_MODEL_BODY_BYTES,
+    maxFieldBytes: 64 * 1024,
+    fileField: "model",
+    tooLarge,
+  });
+  try {
+    return await use({ fields: form.fields, model: form.file ? r2Source(bucket, key, form.file.size) : null });
+  } finally {
+    if (form.file) await bucket.delete(key);
+  }
 }
 
 /** `a/./b/../c` → `a/c`; null when the path climbs out of the archive. */

@@ -24,6 +24,9 @@ export const archiveEntriesObjectKey = (projectId: string, ingestId: string) => 
 export const backboneObjectPrefix = (projectId: string, backboneId: string) => `projects/${projectId}/backbones/${backboneId}`;
 export const builtinObjectPrefix = (catalogId: string) => `backbones/builtin/${catalogId}`;
 /** A backbone file under its prefix (a row's `object_prefix`, or one of the two prefixes above). */
+/** A backbone zip on its way in: the multipart form's file, read from here in ranges and deleted after the import. */
+export const backboneUploadKey = (projectId: string, uploadId: string) => `projects/${projectId}/uploads/backbone-${uploadId}.zip`;
+
 export const backboneFileKey = (prefix: string, file: BackboneFile) => `${prefix}/${file}`;
 
 export const modelObjectPrefix = (projectId: string, modelId: string) => `projects/${projectId}/models/${modelId}`;

@@ -52,6 +52,18 @@ export function r2Source(bucket: R2Bucket, key: string, size: number): ByteSourc
       if (!object) throw new ZipFormatError("archive_missing", "The uploaded archive is no longer in storage; upload it again.");
       return new Uint8Array(await object.arrayBuffer());
     },
+    // A ranged GET streamed through, so an entry of any size is never held whole (a 100 MB weight file).
+    stream(offset, length) {
+      const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+      bucket
+        .get(key, { range: { offset, length } })
+        .then((object) => {
+          if (!object) throw new ZipFormatError("archive_missing", "The uploaded archive is no longer in storage; upload it again.");
+          return object.body.pipeTo(writable);
+        })
+        .catch((err) => writable.abort(err).catch(() => undefined));
+      return readable;
+    },
   };
 }
 
