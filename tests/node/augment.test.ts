@@ -128,3 +128,27 @@ describe("a head trained with flip averaging", () => {
     assert.equal(parseHead(plain.manifest, plain.weights).tta, undefined);
   });
 });
+
+describe("training on an augmented set", () => {
+  it("fits on onnxruntime from the SharedArrayBuffer the set lives on (onnxruntime refuses shared memory)", async () => {
+    const { trainHeadLbfgs } = await import("../../gpu-runner/src/train/lbfgs-head");
+    const { loadOrt } = await import("../../gpu-runner/src/train/onnx-objective");
+    if (!(await loadOrt())) return console.log("skipped: onnxruntime-node does not load here");
+    const dim = 6, n = 60, random = createRandom(8);
+    const labels = Int32Array.from({ length: n }, (_, i) => i % 3);
+    const embeddings = Float32Array.from({ length: n * dim }, (_, i) => labels[Math.floor(i / dim)]! + random.nextNormal());
+    const shas = Array.from({ length: n }, (_, i) => `s${i}`);
+    const val = [0, 1, 2, 3, 4, 5];
+    const train = Array.from({ length: n }, (_, i) => i).filter((i) => !val.includes(i));
+    const views = new Map([[1, new Map(shas.map((sha, i) => [sha, embeddings.slice(i * dim, (i + 1) * dim)]))]]);
+    const set = augmentTrainingSet({ shas, labels, split: { train, val }, embeddings, dim }, { views: 1, tta: "none" }, views);
+    assert.ok(set.embeddings.buffer instanceof SharedArrayBuffer);
+    const trained = await trainHeadLbfgs(
+      { embeddings: set.embeddings, dim, labels: set.labels, classCount: 3, trainIndex: set.split.train, valIndex: set.split.val },
+      { head: { type: "linear" }, hyperparameters: hyperparametersSchema.parse({ epochs: 10 }), keep: "last" },
+      {},
+      { backend: "onnx" },
+    );
+    assert.ok(trained.epochs.length >= 1 && Number.isFinite(trained.epochs.at(-1)!.val_loss));
+  });
+});
