@@ -5,7 +5,7 @@
  */
 import { PREPROCESS_VERSION, type PreprocessSpec } from "./image/preprocess";
 import { AUGMENT_VERSION } from "./image/augment";
-import type { FeatureSpec } from "./backbone/types";
+import type { PooledFeatureSpec } from "./backbone/types";
 import type { BackboneSpec } from "./schemas";
 
 export interface CatalogEntry {
@@ -34,6 +34,11 @@ export interface CatalogEntry {
    * try heads on some of the layers (gpu-runner/src/train/feature-subset.ts).
    */
   featureChannels?: number[];
+  /**
+   * How many of its last blocks `fine_tune` may train (shared/backbone/separable-blocks.ts finds them); absent: the
+   * backbone cannot be fine-tuned (422 fine_tune_unsupported).
+   */
+  fineTuneBlocks?: number;
 }
 
 /**
@@ -65,6 +70,7 @@ export const BUILTIN_BACKBONES: readonly CatalogEntry[] = [
     },
     weightsVersion: "tfjs-models-mobilenet_v1_0.75_224",
     featureChannels: [384, 768],
+    fineTuneBlocks: 2,
     files: {
       "model.json": { sha256: "4396d0c4202c410e1a3fb1808c647bd428536a0c01656738d3dc8b5553d8f946", bytes: 47_125 },
       "weights.bin": { sha256: "0c27b9b79c52b63b42e78628f640cd7259e2bfab5d82151a2d30e902d8f376b2", bytes: 10_407_904 },
@@ -115,7 +121,7 @@ export const featureLayers = (spec: BackboneSpec): string[] => (Array.isArray(sp
  * The feature spec (layers or graph nodes, pooling, and the input size for models that leave it free) of a backbone
  * spec: what the runner's engines and the Worker's embedder build, so both compute the same embedding.
  */
-export function featureSpecOf(spec: BackboneSpec): FeatureSpec {
+export function featureSpecOf(spec: BackboneSpec): PooledFeatureSpec {
   return { feature_layers: featureLayers(spec), pooling: spec.pooling, input_size: [spec.input_size[0], spec.input_size[1]] };
 }
 
@@ -144,4 +150,12 @@ export function embeddingCacheKey(backboneId: string, weightsVersion: string, sp
  */
 export function viewEmbeddingCacheKey(backboneId: string, weightsVersion: string, spec: BackboneSpec, view: number): string {
   return `${embeddingCacheKey(backboneId, weightsVersion, spec)}|view ${view}|${AUGMENT_VERSION}`;
+}
+
+/**
+ * Cut activations (the unpooled output of `cutLayer`, the input of the blocks `fine_tune` trains) are cached like
+ * embeddings under this key + each image's sha256: backbone weights, cut layer, preprocessing code and parameters.
+ */
+export function cutActivationCacheKey(backboneId: string, weightsVersion: string, spec: BackboneSpec, cutLayer: string): string {
+  return [backboneId, weightsVersion, `cut:${cutLayer}`, "map", spec.input_size.join("x"), spec.resize, spec.normalization.mean.join(","), spec.normalization.std.join(","), PREPROCESS_VERSION].join("|");
 }

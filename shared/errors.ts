@@ -127,6 +127,7 @@ export const ERROR_STATUS = {
   url_fetch_failed: 422,
   embedding_dim_mismatch: 422,
   job_too_costly: 422,
+  fine_tune_unsupported: 422,
   // ---- too many requests (429)
   rate_limited: 429,
   // ---- our side (500, 503)

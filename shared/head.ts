@@ -17,3 +17,4 @@
 export * from "./head/format";
 export * from "./head/apply";
 export * from "./head/tfjs-export";
+export * from "./head/blocks-format";

@@ -228,6 +228,16 @@ export const augmentationSchema = z
 export type Augmentation = z.infer<typeof augmentationSchema>;
 export const NO_AUGMENTATION: Augmentation = { views: 0, tta: "none" };
 
+/**
+ * `fine_tune: {"blocks": N}`: also train the backbone's last N blocks (with the head) on activations cached at their
+ * input; only for backbones whose blocks edgetune knows (the catalog's `fineTuneBlocks`), else 422 `fine_tune_unsupported`.
+ */
+export const fineTuneSchema = z
+  .object({ blocks: z.number().int().min(1).max(2).describe("how many of the backbone's last blocks to train (1 or 2)") })
+  .strict()
+  .meta({ id: "FineTune" });
+export type FineTune = z.infer<typeof fineTuneSchema>;
+
 export const createJobRequest = z
   .object({
     dataset_id: z.string().min(1).describe("the dataset to train on (its current version is frozen for the job)"),
@@ -235,6 +245,7 @@ export const createJobRequest = z
     head: jobHeadSpecSchema.optional().describe('default {"type": "auto"}: chosen by cross-validation on the training images'),
     hyperparameters: hyperparametersSchema.optional(),
     augmentation: augmentationSchema.optional().describe("default: no views, no test-time averaging"),
+    fine_tune: fineTuneSchema.optional().describe("also train the backbone's last 1 or 2 blocks; with `auto` the fine-tuned blocks are kept only when they beat head-only on held-out training images"),
     max_attempts: z.number().int().min(1).max(10).optional().describe("runs before the job fails for good when runners crash or lose their lease; default 3"),
   })
   .strict()
@@ -249,6 +260,7 @@ export const jobConfigSchema = z
     head: jobHeadSpecSchema,
     hyperparameters: hyperparametersSchema,
     augmentation: augmentationSchema.default(NO_AUGMENTATION).describe("training views and test-time averaging (none by default)"),
+    fine_tune: fineTuneSchema.optional().describe("the backbone's last blocks to train with the head (absent: head only)"),
   })
   .meta({ id: "JobConfig", description: "The job's settings with every default filled in" });
 export type JobConfig = z.infer<typeof jobConfigSchema>;
@@ -585,7 +597,7 @@ export const epochsRequestSchema = z
 export const okResponseSchema = z.object({ ok: z.literal(true).describe("always true") });
 
 /** Artifacts a model consists of; anything else is refused. */
-export const MODEL_ARTIFACTS = ["head.json", "head.bin", "model.json", "weights.bin", "card.json", "evaluation.json"] as const;
+export const MODEL_ARTIFACTS = ["head.json", "head.bin", "model.json", "weights.bin", "card.json", "evaluation.json", "blocks.bin"] as const;
 export const artifactResponseSchema = z.object({ name: z.enum(MODEL_ARTIFACTS).describe("the artifact stored"), bytes: z.number().int().describe("its size") });
 
 export const completeRequestSchema = z

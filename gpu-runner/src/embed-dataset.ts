@@ -45,6 +45,12 @@ export const DECODE_AHEAD = 2;
 const LOOKUP_CHUNK = 1000;
 /** A pack is stored in shards of at most this many bytes: the API's limit per embeddings body (32 MB). */
 const PACK_SHARD_BYTES = 32 * 1024 * 1024;
+/**
+ * A per-image lookup answer is assembled in a 128 MB Worker isolate: at most this many bytes of records per call.
+ * Embeddings (a few KB each) never reach it; the cut activations of fine-tuning (150 KB each for MobileNet v1 0.75's
+ * last block) do.
+ */
+const LOOKUP_MAX_BYTES = 32 * 1024 * 1024;
 
 export interface EmbedDatasetInput {
   client: RunnerClient;
@@ -151,8 +157,9 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
 
   // 1. The cache: the whole pack when this exact set was embedded before, else per image.
   let fromPack = false;
-  for (let start = 0; start < unique.length; start += LOOKUP_CHUNK) {
-    const chunk = unique.slice(start, start + LOOKUP_CHUNK).filter((sha) => !bySha.has(sha));
+  const lookupChunk = Math.max(1, Math.min(LOOKUP_CHUNK, Math.floor(LOOKUP_MAX_BYTES / (EMBEDDING_RECORD_HEADER_BYTES + dim * 4))));
+  for (let start = 0; start < unique.length; start += lookupChunk) {
+    const chunk = unique.slice(start, start + lookupChunk).filter((sha) => !bySha.has(sha));
     if (chunk.length === 0) continue;
     const found = await client.lookupEmbeddings(input.jobId, input.leaseToken, input.cacheKey, chunk, start === 0 && usePack ? pack : undefined);
     parseRecords(found.records, dim, bySha);

@@ -16,10 +16,13 @@ import { PREPROCESS_VERSION } from "../../shared/image/preprocess";
 import { applyHead, headToTfjsModel, serializeHead } from "../../shared/head";
 import { sha256Hex } from "../../shared/ids";
 import { evaluate, listMisclassified } from "../../shared/metrics";
-import { embeddingCacheKey, featureLayers, featureSpecOf, findBuiltinBackbone, preprocessSpecOf, viewEmbeddingCacheKey } from "../../shared/catalog";
+import { cutActivationCacheKey, embeddingCacheKey, featureLayers, featureSpecOf, findBuiltinBackbone, preprocessSpecOf, viewEmbeddingCacheKey } from "../../shared/catalog";
 import { MIRROR_VIEW } from "../../shared/image/augment";
 import { augmentTrainingSet } from "./augment-set";
 import { expandHead, featureSubsets, selectColumns, subsetWidth, type FeatureSubset } from "./train/feature-subset";
+import { extractBlocks, stackOutputDim, UnknownBlocksError, type BlockStack } from "../../shared/backbone/separable-blocks";
+import { serializeBlocks } from "../../shared/head";
+import { fineTuneOffThread } from "./train/fine-tune-thread";
 import { resolveSplit, type SplitTag } from "../../shared/split";
 import { LeaseLostError, type LeasedJob, type Progress, type Rejection, type RunnerClient } from "./api-client";
 import { loadJobBackbone } from "./backbones/job-backbone";
@@ -215,6 +218,76 @@ async function augmentStep(ctx: RunJobContext, keeper: LeaseKeeper, engine: Embe
   };
 }
 
+/** What fine-tuning did (the model's `metrics.fine_tune`), and the blocks when the model keeps them. */
+interface FineTuneOutcome {
+  stack: BlockStack | null;
+  report: Record<string, unknown>;
+}
+
+/**
+ * `fine_tune: {"blocks": N}`: activations at the cut (the input of the last N blocks), cache first, like embeddings,
+ * so a retrain runs no backbone pass below the cut; then the blocks are trained with a linear head in a worker thread
+ * (train/fine-tune.ts: early stopping on held-out TRAINING images; the validation split is never touched there).
+ * The returned set holds the fine-tuned blocks' pooled output as embeddings, for the head steps that follow.
+ *
+ * With `head: auto` the fine-tuned blocks are kept only when they beat the pretrained blocks with a head alone on
+ * those held-out training images; otherwise the model is head-only (the spec's embeddings). Fine-tuning is not one of
+ * `auto`'s default candidates: on the 2-core dev box one block over flowers5's 240 fit images took minutes per job
+ * under shared load (bench/train/fine-tune.ts), against seconds for the whole head search.
+ */
+async function fineTuneStep(ctx: RunJobContext, keeper: LeaseKeeper, set: TrainingSet, bundle: BackboneBundle): Promise<{ set: TrainingSet; outcome: FineTuneOutcome }> {
+  const { leased, client, log } = ctx;
+  const { job, lease, backbone } = leased;
+  const blocks = job.config.fine_tune!.blocks;
+  // The API refuses the combination (jobs.ts checkFineTunable): the blocks train on the original images' cut activations only.
+  if (job.config.augmentation.views > 0 || job.config.augmentation.tta !== "none") throw new PermanentJobError("fine_tune does not combine with augmentation (views or tta)");
+  let stack: BlockStack;
+  try {
+    stack = extractBlocks(bundle.modelJson, bundle.weightData, blocks, backbone.spec.input_size);
+  } catch (error) {
+    if (error instanceof UnknownBlocksError) throw new PermanentJobError(`fine_tune: backbone ${backbone.name}: ${error.message}`);
+    throw error;
+  }
+  keeper.setProgress("cut_activations", 0, set.items.length);
+  const engine = await ctx.engineFor(bundle, { feature_layers: [stack.cutLayer], pooling: "none", input_size: backbone.spec.input_size }, backbone.builtin ? "builtin" : "user");
+  const cut = await embedDataset({
+    client, jobId: job.id, leaseToken: lease.token,
+    cacheKey: await sha256Hex(cutActivationCacheKey(backbone.id, backbone.weights_version, backbone.spec, stack.cutLayer)),
+    // All of the job's images, as for embeddings: the pack id is the hash of exactly those (the API checks it).
+    images: leased.images, engine, codecs: ctx.codecs, decodePool: ctx.decodePool,
+    preprocess: preprocessSpecOf(backbone.spec), maxPixels: ctx.maxPixels ?? DEFAULT_MAX_PIXELS, signal: keeper.signal,
+    onProgress: (done, total) => keeper.setProgress("cut_activations", done, total), log,
+  });
+  keeper.signal.throwIfAborted();
+  const per = cut.dim;
+  const activations = new Float32Array(new SharedArrayBuffer(set.items.length * per * 4));
+  set.items.forEach((item, row) => {
+    const values = cut.bySha.get(item.sha256);
+    if (!values) throw new Error(`fine_tune: no cut activation for ${item.path}`);
+    activations.set(values, row * per);
+  });
+  cut.bySha.clear();
+  keeper.setProgress("fine_tuning", 0, 1);
+  const trained = await fineTuneOffThread(
+    { stack, activations, labels: set.labels, classCount: set.labelNames.length, trainIndex: set.imageTrain, seed: job.config.hyperparameters.seed, labelSmoothing: job.config.hyperparameters.label_smoothing, itemCount: set.items.length },
+    { signal: keeper.signal, log },
+  );
+  const better = trained.holdoutAccuracyFineTuned > trained.holdoutAccuracyHeadOnly;
+  const kept = job.config.head.type !== "auto" || better;
+  const report = {
+    blocks, cut_layer: stack.cutLayer, kept,
+    holdout_accuracy_head_only: trained.holdoutAccuracyHeadOnly, holdout_accuracy_fine_tuned: trained.holdoutAccuracyFineTuned,
+    best_epoch: trained.bestEpoch, epochs: trained.epochs, fit_count: trained.fitCount, holdout_count: trained.holdoutCount,
+    train_ms: trained.trainMs, cut_activations: { cached: cut.cached, computed: cut.computed, bytes_per_image: per * 4 },
+  };
+  log(`job ${job.id}: fine-tuned ${blocks} block(s) from ${stack.cutLayer}: holdout accuracy ${(trained.holdoutAccuracyHeadOnly * 100).toFixed(1)}% head-only → ${(trained.holdoutAccuracyFineTuned * 100).toFixed(1)}% (best epoch ${trained.bestEpoch}, ${trained.trainMs} ms); ${kept ? "kept" : "not kept (auto: no better than head-only)"}`);
+  if (!kept) return { set, outcome: { stack: null, report } };
+  const dim = stackOutputDim(trained.stack);
+  const embeddings = new Float32Array(new SharedArrayBuffer(trained.embeddings.byteLength));
+  embeddings.set(trained.embeddings);
+  return { set: { ...set, embeddings, dim }, outcome: { stack: trained.stack, report } };
+}
+
 /** What to train: the job's head, or the one `auto` chose (with its settings and the search's record). */
 interface HeadChoice {
   head: HeadSpec;
@@ -305,11 +378,12 @@ function evaluateStep(trained: TrainHeadResult, set: TrainingSet) {
 type Evaluation = ReturnType<typeof evaluateStep>;
 
 /** Uploads head, tfjs export and model card together; head.json goes last, alone: its presence means the head is complete. */
-async function uploadArtifactsStep(ctx: RunJobContext, trained: TrainHeadResult, set: TrainingSet, choice: HeadChoice, evaluated: Evaluation, skipped: Rejection[], engineName: string): Promise<{ headBytes: number }> {
+async function uploadArtifactsStep(ctx: RunJobContext, trained: TrainHeadResult, set: TrainingSet, choice: HeadChoice, evaluated: Evaluation, skipped: Rejection[], engineName: string, fineTuned: FineTuneOutcome | null): Promise<{ headBytes: number }> {
   const { client, leased } = ctx;
   const { job, lease, backbone } = leased;
   const { hyperparameters, head: headSpec, selection } = choice;
-  const { manifest, weights } = serializeHead(trained.head);
+  const blocks = fineTuned?.stack ? serializeBlocks(fineTuned.stack) : null;
+  const { manifest, weights } = serializeHead(blocks ? { ...trained.head, blocks: blocks.manifest } : trained.head);
   const tfjsHead = headToTfjsModel(trained.head);
   const contentHashes = set.items.map((item) => item.sha256);
   const card = {
@@ -321,7 +395,7 @@ async function uploadArtifactsStep(ctx: RunJobContext, trained: TrainHeadResult,
     backbone: { id: backbone.id, name: backbone.name, weights_version: backbone.weights_version, spec: backbone.spec },
     preprocessing: { version: PREPROCESS_VERSION, ...preprocessSpecOf(backbone.spec) },
     labels: set.labelNames,
-    metrics: { ...evaluated.metrics, misclassified: evaluated.misclassified, selection },
+    metrics: { ...evaluated.metrics, misclassified: evaluated.misclassified, selection, ...(fineTuned ? { fine_tune: fineTuned.report } : {}) },
     training: { requested_head: job.config.head, head: headSpec, hyperparameters, ...(choice.features ? { feature_layers: choice.features.layers } : {}), solver: "lbfgs", best_epoch: trained.bestEpoch, stop_reason: trained.stopReason, epochs_run: trained.epochs.length, split: set.hasOwnSplit ? "dataset" : "stratified", train_count: set.imageTrain.length, view_rows: set.split.train.length - set.imageTrain.length, val_count: set.split.val.length, augmentation: job.config.augmentation },
     content_hashes_sha256: await sha256Hex(contentHashes.join("\n")),
     images: contentHashes.length,
@@ -330,6 +404,7 @@ async function uploadArtifactsStep(ctx: RunJobContext, trained: TrainHeadResult,
   };
   const encoder = new TextEncoder();
   const artifacts: Array<[string, Uint8Array]> = [
+    ...(blocks ? [["blocks.bin", blocks.weights] as [string, Uint8Array]] : []),
     ["head.bin", weights],
     ["weights.bin", new Uint8Array(tfjsHead.weightData)],
     ["model.json", encoder.encode(JSON.stringify(tfjsHead.modelJson))],
@@ -374,7 +449,8 @@ export async function runJob(ctx: RunJobContext): Promise<JobOutcome> {
   try {
     // 1. Backbone and engine.
     keeper.setProgress("loading_backbone", 0, 1);
-    const engine = await timed("backbone_ms", async () => ctx.engineFor(await loadJobBackbone(client, leased.backbone, log, { jobId: job.id, leaseToken: lease.token }), featureSpecOf(leased.backbone.spec), leased.backbone.builtin ? "builtin" : "user"));
+    const bundle = await timed("backbone_ms", () => loadJobBackbone(client, leased.backbone, log, { jobId: job.id, leaseToken: lease.token }));
+    const engine = await ctx.engineFor(bundle, featureSpecOf(leased.backbone.spec), leased.backbone.builtin ? "builtin" : "user");
     keeper.signal.throwIfAborted();
 
     // 2. Embeddings, cache first.
@@ -412,7 +488,16 @@ export async function runJob(ctx: RunJobContext): Promise<JobOutcome> {
     set = augmented.set;
     keeper.signal.throwIfAborted();
 
-    // 4. The head (embeddings only: the backbone stays frozen), chosen by CV first for `auto`; 5. evaluation.
+    // 3b. `fine_tune`: the last blocks trained on cached cut activations; the head then learns on their output.
+    let fineTuned: FineTuneOutcome | null = null;
+    if (job.config.fine_tune) {
+      const tuned = await timed("fine_tune_ms", () => fineTuneStep(ctx, keeper, set, bundle));
+      set = tuned.set;
+      fineTuned = tuned.outcome;
+      keeper.signal.throwIfAborted();
+    }
+
+    // 4. The head (on embeddings: the backbone, or all of it below the fine-tuned blocks, stays frozen), chosen by CV first for `auto`; 5. evaluation.
     const choice = await timed("selection_ms", () => selectStep(ctx, keeper, set));
     keeper.signal.throwIfAborted();
     const trained = await timed("training_ms", () => trainStep(ctx, keeper, set, choice));
@@ -425,7 +510,7 @@ export async function runJob(ctx: RunJobContext): Promise<JobOutcome> {
 
     // 6. Artifacts, then completion (idempotent under the lease: a lost lease refuses it and changes nothing).
     keeper.setProgress("uploading", 0, 6);
-    const { headBytes } = await timed("upload_ms", () => uploadArtifactsStep(ctx, trained, set, choice, evaluated, skipped, engine.name));
+    const { headBytes } = await timed("upload_ms", () => uploadArtifactsStep(ctx, trained, set, choice, evaluated, skipped, engine.name, fineTuned));
     timings.total_ms = Math.round(performance.now() - started);
     await keeper.stop();
     const modelId = await client.complete(job.id, {
@@ -436,6 +521,7 @@ export async function runJob(ctx: RunJobContext): Promise<JobOutcome> {
         misclassified: evaluated.misclassified.slice(0, MAX_MISCLASSIFIED_IN_METRICS),
         misclassified_count: evaluated.misclassified.length,
         ...(choice.selection ? { selection: choice.selection } : {}),
+        ...(fineTuned ? { fine_tune: fineTuned.report } : {}),
         head: choice.head,
         best_epoch: trained.bestEpoch,
         stop_reason: trained.stopReason,

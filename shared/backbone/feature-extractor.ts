@@ -79,6 +79,7 @@ export async function buildFeatureExtractor(tf: Tf, bundle: BackboneBundle, spec
   const pooled: tfjs.SymbolicTensor[] = [];
   outputs.forEach((output, index) => {
     const name = spec.feature_layers[index];
+    if (spec.pooling === "none") return void pooled.push(tf.layers.flatten({ name: `feature_map_${name}` }).apply(output) as tfjs.SymbolicTensor);
     pooled.push(tf.layers.globalAveragePooling2d({ name: `feature_avg_${index}_${name}` }).apply(output) as tfjs.SymbolicTensor);
     if (spec.pooling === "avg+max") {
       pooled.push(tf.layers.globalMaxPooling2d({ name: `feature_max_${index}_${name}` }).apply(output) as tfjs.SymbolicTensor);

@@ -45,6 +45,7 @@ export async function buildGraphFeatureExtractor(tf: Tf, bundle: BackboneBundle,
     throw new Error(`backbone ${bundle.name} is not a graph model; build it with buildFeatureExtractor (or buildAnyFeatureExtractor, which picks)`);
   }
   validateFeatureSpec(modelJson, spec);
+  if (spec.pooling === "none") throw new Error(`backbone ${bundle.name}: a graph model's feature maps are not served unpooled (fine-tuning needs a layers model)`);
   const inputShape = getInputShape(modelJson, spec.input_size);
   const inputName = getGraphInputNode(modelJson).name;
   const featureNodes = [...spec.feature_layers];

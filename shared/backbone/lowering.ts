@@ -78,7 +78,7 @@ export interface LoweredBackbone {
   shapes: Shape[];
   /** The feature layers in spec order: the value each names and its channels. */
   features: Array<{ layer: string; value: number; channels: number }>;
-  /** Length of the embedding: channels of every feature layer, twice with avg+max pooling. */
+  /** Length of the embedding: channels of every feature layer, twice with avg+max pooling; h·w·c with pooling "none". */
   dim: number;
   /** Layers that became part of another op or an alias (batch norm and activations folded, pads absorbed, dropout). */
   folded: string[];
@@ -270,7 +270,9 @@ export function lowerBackbone(modelJson: ModelJsonLike, weightData: ArrayBuffer,
     const v = value(layer);
     return { layer, value: v, channels: shapes[v]![2] };
   });
-  const dim = featureList.reduce((sum, f) => sum + f.channels, 0) * (spec.pooling === "avg+max" ? 2 : 1);
+  // pooling "none" (one feature layer): its map itself, h·w·c values (the cut activation of fine-tuning).
+  const map = shapes[featureList[0]!.value]!;
+  const dim = spec.pooling === "none" ? map[0] * map[1] * map[2] : featureList.reduce((sum, f) => sum + f.channels, 0) * (spec.pooling === "avg+max" ? 2 : 1);
   return { inputShape, ops, shapes, features: featureList, dim, folded };
 }
 

@@ -312,9 +312,10 @@ export function validateFeatureSpec(modelJson: ModelJsonLike, spec: FeatureSpec)
   if (!Array.isArray(spec.feature_layers) || spec.feature_layers.length === 0) {
     throw new Error("feature spec: feature_layers must name at least one layer");
   }
-  if (spec.pooling !== "avg" && spec.pooling !== "avg+max") {
-    throw new Error(`feature spec: pooling must be "avg" or "avg+max", got ${JSON.stringify(spec.pooling)}`);
+  if (spec.pooling !== "avg" && spec.pooling !== "avg+max" && spec.pooling !== "none") {
+    throw new Error(`feature spec: pooling must be "avg", "avg+max" or "none", got ${JSON.stringify(spec.pooling)}`);
   }
+  if (spec.pooling === "none" && (spec.feature_layers.length !== 1 || spec.flip_average)) throw new Error("feature spec: pooling \"none\" takes one feature layer and no flip averaging");
   // A graph model's feature "layers" are node names (the Worker checks the same at import).
   const graph = isGraphModel(modelJson);
   const kind = graph ? "node" : "layer";

@@ -80,7 +80,8 @@ export interface BackboneBundle {
 export interface FeatureSpec {
   /** Layer names of a layers model, node names of a graph model. */
   feature_layers: string[];
-  pooling: "avg" | "avg+max";
+  /** "none": one feature layer's map itself, NHWC, flattened (`h * w * c` values; the cut activation of fine-tuning). */
+  pooling: "avg" | "avg+max" | "none";
   flip_average?: boolean;
   /**
    * `[height, width]` of the images the backbone is fed (the backbone spec's `input_size`). Used only where the model
@@ -89,3 +90,6 @@ export interface FeatureSpec {
    */
   input_size?: [number, number];
 }
+
+/** A feature spec whose embedding is pooled (what a backbone spec describes; "none" is only the fine-tuning cut). */
+export type PooledFeatureSpec = FeatureSpec & { pooling: "avg" | "avg+max" };

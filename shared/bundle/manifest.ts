@@ -4,7 +4,7 @@
  * model. Plain types (no zod) so that the runtime module stays small; the API's zod schema
  * (shared/schemas.ts `bundleManifestSchema`) is checked against them.
  */
-import type { FeatureSpec } from "../backbone/types";
+import type { PooledFeatureSpec } from "../backbone/types";
 import type { PreprocessSpec } from "../image/preprocess";
 
 export const BUNDLE_FORMAT = "edgetune-bundle/2";
@@ -39,7 +39,7 @@ export interface BundleManifest {
     license?: string;
   };
   /** Which inner activations become the embedding and how they are pooled (shared/backbone/types.ts). */
-  feature_spec: FeatureSpec;
+  feature_spec: PooledFeatureSpec;
   /** The image pipeline's parameters; `version` names the code (shared/image/preprocess.ts PREPROCESS_VERSION). */
   preprocessing: PreprocessSpec & { version: string };
   /** How many labels `predict` returns by default: the API's default `top_k`. */

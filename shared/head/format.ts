@@ -5,6 +5,8 @@
 import * as z from "zod/mini";
 
 export const HEAD_FORMAT = "edgetune-head/1";
+/** A head preceded by fine-tuned backbone blocks (the manifest's `blocks`): readers of /1 refuse it rather than serve it wrong. */
+export const HEAD_FORMAT_WITH_BLOCKS = "edgetune-head/2";
 
 export type HeadActivation = "relu" | "softmax" | "linear";
 
@@ -40,6 +42,8 @@ export interface Head {
    * whoever embeds an image for it (the edge, an exported bundle) must do the same. Absent: "none".
    */
   tta?: "none" | "flip";
+  /** Fine-tuned blocks the embedding comes from (their weights are the separate blocks.bin); absent for a head-only model. */
+  blocks?: BlocksManifest;
 }
 
 /** Where a tensor sits in the weights binary. Both numbers count float32 values, not bytes. */
@@ -48,6 +52,39 @@ const weightRangeSchema = z.object({
   length: z.int().check(z.minimum(0)),
 });
 export type WeightRange = z.infer<typeof weightRangeSchema>;
+
+/** Fine-tuned blocks (`fine_tune`) run between the backbone's cut and the head; weights in blocks.bin (blocks-format.ts). */
+const positiveInt = () => z.int().check(z.minimum(1));
+const shapeSchema = z.tuple([positiveInt(), positiveInt(), positiveInt()]);
+
+export const blocksManifestSchema = z.object({
+  /** The backbone layer the frozen trunk runs up to; its output is the first block's input. */
+  cut_layer: z.string().check(z.minLength(1)),
+  /** The layer whose (fine-tuned) output is pooled into the embedding. */
+  output_layer: z.string().check(z.minLength(1)),
+  pooling: z.literal("avg"),
+  blocks: z
+    .array(
+      z.object({
+        name: z.string(),
+        type: z.literal("separable"),
+        input_shape: shapeSchema,
+        output_shape: shapeSchema,
+        kernel_size: z.tuple([z.int().check(z.minimum(1), z.maximum(7)), z.int().check(z.minimum(1), z.maximum(7))]),
+        stride: z.union([z.literal(1), z.literal(2)]),
+        padding: z.literal("same"),
+        activation: z.literal("relu6"),
+        depthwise_kernel: weightRangeSchema,
+        depthwise_bias: weightRangeSchema,
+        pointwise_kernel: weightRangeSchema,
+        pointwise_bias: weightRangeSchema,
+      }),
+    )
+    .check(z.minLength(1), z.maxLength(2)),
+  /** Exact size of blocks.bin. */
+  weights_byte_length: z.int().check(z.minimum(0)),
+});
+export type BlocksManifest = z.infer<typeof blocksManifestSchema>;
 
 const denseLayerManifestSchema = z.object({
   type: z.literal("dense"),
@@ -65,7 +102,7 @@ const denseLayerManifestSchema = z.object({
  * this very code, and classic zod would add about 450 KB (its locales included) to that module; mini adds about 20.
  */
 export const headManifestSchema = z.looseObject({
-  format: z.literal(HEAD_FORMAT),
+  format: z.enum([HEAD_FORMAT, HEAD_FORMAT_WITH_BLOCKS]),
   input_dim: z.int().check(z.minimum(1)),
   labels: z.array(z.string()).check(z.minLength(1)),
   standardize: z.nullable(z.object({ mean: z.array(z.number()), std: z.array(z.number()) })),
@@ -74,6 +111,8 @@ export const headManifestSchema = z.looseObject({
   weights_byte_length: z.int().check(z.minimum(0)),
   /** See `Head.tta`; absent in heads written before it existed, which means "none". */
   tta: z.optional(z.enum(["none", "flip"])),
+  /** Present exactly when `format` is "edgetune-head/2". */
+  blocks: z.optional(blocksManifestSchema),
 });
 export type HeadManifest = z.infer<typeof headManifestSchema>;
 
@@ -111,7 +150,7 @@ export function serializeHead(head: Head): { manifest: HeadManifest; weights: Ui
     bias: place(layer.bias),
   }));
   const manifest: HeadManifest = {
-    format: HEAD_FORMAT,
+    format: head.blocks ? HEAD_FORMAT_WITH_BLOCKS : HEAD_FORMAT,
     input_dim: head.inputDim,
     labels: [...head.labels],
     // Array.from on a Float32Array yields the exact float32 values as doubles; JSON round-trips them exactly.
@@ -121,6 +160,7 @@ export function serializeHead(head: Head): { manifest: HeadManifest; weights: Ui
     layers,
     weights_byte_length: packed.byteLength,
     ...(head.tta === "flip" ? { tta: "flip" as const } : {}),
+    ...(head.blocks ? { blocks: head.blocks } : {}),
   };
   return { manifest, weights: toLittleEndianBytes(packed) };
 }
@@ -141,6 +181,13 @@ export function parseHead(manifest: unknown, weights: ArrayBuffer | ArrayBufferV
     throw new HeadFormatError(issue.message, issue.path.length ? issue.path.join(".") : "manifest");
   }
   const spec = parsed.data;
+  if ((spec.format === HEAD_FORMAT_WITH_BLOCKS) !== (spec.blocks !== undefined)) {
+    throw new HeadFormatError(spec.blocks ? `a head with blocks has format "${HEAD_FORMAT_WITH_BLOCKS}"` : `format "${HEAD_FORMAT_WITH_BLOCKS}" needs blocks`, "format");
+  }
+  if (spec.blocks) {
+    const lastBlock = spec.blocks.blocks[spec.blocks.blocks.length - 1]!;
+    if (lastBlock.output_shape[2] !== spec.input_dim) throw new HeadFormatError(`the last block outputs ${lastBlock.output_shape[2]} channels but input_dim is ${spec.input_dim}`, "input_dim");
+  }
   const bytes =
     weights instanceof ArrayBuffer ? new Uint8Array(weights) : new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength);
   if (bytes.byteLength !== spec.weights_byte_length) {
@@ -199,7 +246,7 @@ export function parseHead(manifest: unknown, weights: ArrayBuffer | ArrayBufferV
   const badValue = floats.findIndex((value) => !Number.isFinite(value));
   if (badValue >= 0) throw new HeadFormatError(`float ${badValue} of the weights binary is ${floats[badValue]}`, "weights");
 
-  return { inputDim: spec.input_dim, labels: [...spec.labels], standardize, layers, ...(spec.tta === "flip" ? { tta: "flip" as const } : {}) };
+  return { inputDim: spec.input_dim, labels: [...spec.labels], standardize, layers, ...(spec.tta === "flip" ? { tta: "flip" as const } : {}), ...(spec.blocks ? { blocks: spec.blocks } : {}) };
 }
 
 /**
@@ -245,7 +292,7 @@ function sliceRange(floats: Float32Array, range: WeightRange, expectedLength: nu
 const HOST_IS_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** float32 view of little-endian bytes; no copy when the bytes are 4-byte aligned on a little-endian host. */
-function readLittleEndianFloats(bytes: Uint8Array): Float32Array {
+export function readLittleEndianFloats(bytes: Uint8Array): Float32Array {
   const count = bytes.byteLength >>> 2;
   if (HOST_IS_LITTLE_ENDIAN) {
     if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, count);

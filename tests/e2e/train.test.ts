@@ -17,7 +17,10 @@ import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 import { loadVendoredBundle } from "../../gpu-runner/src/backbones/builtin-vendored";
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { DEFAULT_BACKBONE, featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
-import { applyHead, parseHead } from "../../shared/head";
+import { applyHead, parseBlocks, parseHead } from "../../shared/head";
+import * as tfjs from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import { embedWithBlocks } from "../../gpu-runner/src/train/fine-tune";
 import { averageEmbeddings } from "../../shared/image/augment";
 import { imageToTensorInput } from "../../shared/image/preprocess";
 import { makeColouredPng, makeUndecodablePng } from "../fixtures/images";
@@ -233,6 +236,59 @@ describe("a fine-tune job on the local platform", () => {
     } finally {
       await engine.close();
     }
+  });
+
+  test("fine_tune 1 block: trains conv_dw_13/conv_pw_13 on cached cut activations, predicts at the edge as the runner computes, and a retrain computes no activation", async () => {
+    const config = { dataset_id: datasetId, head: { type: "linear" }, fine_tune: { blocks: 1 }, hyperparameters: { epochs: 30, seed: 7 } };
+    const created = await api(platform, "POST", "/v1/jobs", { json: config });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const job = await waitForJob(created.body.id, (j) => finished(j.status), "the fine-tune job to finish", 600_000);
+    assert.equal(job.status, "succeeded", `${job.error}\n${runner.output().slice(-2000)}`);
+    const model = (await api(platform, "GET", `/v1/models/${job.model_id}`)).body;
+    const report = model.metrics.fine_tune;
+    assert.equal(report.blocks, 1);
+    assert.equal(report.cut_layer, "conv_pw_12_relu");
+    assert.equal(report.kept, true);
+    assert.equal(report.cut_activations.computed, 24);
+    assert.equal(report.cut_activations.bytes_per_image, 7 * 7 * 768 * 4);
+    assert.ok(report.fit_count > 0 && report.holdout_count > 0 && report.epochs.length >= 1);
+
+    const auth = { authorization: `Bearer ${platform.adminKey}` };
+    const [manifest, headBin, blocksBin] = await Promise.all([
+      fetch(`${platform.url}/v1/models/${job.model_id}/files/head.json`, { headers: auth }).then((r) => r.json()),
+      fetch(`${platform.url}/v1/models/${job.model_id}/files/head.bin`, { headers: auth }).then((r) => r.arrayBuffer()),
+      fetch(`${platform.url}/v1/models/${job.model_id}/files/blocks.bin`, { headers: auth }).then((r) => r.arrayBuffer()),
+    ]);
+    assert.equal(manifest.format, "edgetune-head/2");
+    assert.equal(blocksBin.byteLength, 598_272 * 4);
+    const head = parseHead(manifest, headBin);
+    const stack = parseBlocks(head.blocks!, blocksBin);
+    // The runner's path: Node decoders, the trunk to the cut on the runner's default engine, the stored blocks on tfjs-wasm, the head.
+    await tfjs.setBackend("wasm");
+    const bundle = await loadVendoredBundle(DEFAULT_BACKBONE);
+    const engine = await createEngine(bundle, { feature_layers: [stack.cutLayer], pooling: "none", input_size: [224, 224] }, { engine: "auto" });
+    try {
+      for (const [index, image] of [makeColouredPng(40, 40, COLOURS.red!, 9101), makeColouredPng(57, 31, [120, 120, 60], 9102), makeColouredPng(64, 64, [40, 120, 130], 9103)].entries()) {
+        const tensor = await imageToTensorInput(image, preprocessSpecOf(DEFAULT_BACKBONE.spec), await getNodeCodecs());
+        const expected = applyHead(head, embedWithBlocks(tfjs, stack, await engine.embed(tensor, 1), [0]), 1);
+        const edge = await api(platform, "POST", `/v1/models/${job.model_id}/predict?top_k=3`, { body: image as Uint8Array<ArrayBuffer>, headers: { "content-type": "image/png" } });
+        assert.equal(edge.status, 200, JSON.stringify(edge.body));
+        for (const { label, probability } of edge.body.predictions[0] as Array<{ label: string; probability: number }>) {
+          const want = expected[head.labels.indexOf(label)]!;
+          assert.ok(Math.abs(probability - want) <= 1e-4, `image ${index} ${label}: edge ${probability} vs runner ${want} (${engine.name})`);
+        }
+      }
+    } finally {
+      await engine.close();
+    }
+
+    const again = await api(platform, "POST", "/v1/jobs", { json: config });
+    const retrain = await waitForJob(again.body.id, (j) => finished(j.status), "the fine-tune retrain to finish", 600_000);
+    assert.equal(retrain.status, "succeeded", retrain.error);
+    const retrained = (await api(platform, "GET", `/v1/models/${retrain.model_id}`)).body;
+    assert.equal(retrained.metrics.fine_tune.cut_activations.computed, 0);
+    assert.equal(retrained.metrics.fine_tune.cut_activations.cached, 24);
+    assert.deepEqual(retrained.metrics.fine_tune.epochs, report.epochs);
   });
 });
 

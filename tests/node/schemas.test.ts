@@ -147,6 +147,15 @@ describe("job schemas reject nonsense, naming the field", () => {
     assertRejectedAt(createJobRequest, { dataset_id: "" }, "dataset_id");
     assertRejectedAt(createJobRequest, {}, "dataset_id");
   });
+
+  it("fine_tune: takes 1 or 2 blocks, rejects anything else at fine_tune.blocks, and travels in the leased config", () => {
+    assert.deepEqual(createJobRequest.parse({ dataset_id: "ds_1", fine_tune: { blocks: 1 } }).fine_tune, { blocks: 1 });
+    for (const blocks of [0, 3, 1.5, "1"]) assertRejectedAt(createJobRequest, { dataset_id: "ds_1", fine_tune: { blocks } }, "fine_tune.blocks");
+    assertRejectedAt(createJobRequest, { dataset_id: "ds_1", fine_tune: {} }, "fine_tune.blocks");
+    const config = jobConfigSchema.parse({ head: { type: "auto" }, hyperparameters: {}, fine_tune: { blocks: 2 } });
+    assert.deepEqual(config.fine_tune, { blocks: 2 });
+    assert.equal(jobConfigSchema.parse({ head: { type: "auto" }, hyperparameters: {} }).fine_tune, undefined);
+  });
 });
 
 // ---- backbone spec ------------------------------------------------------------------------------------------

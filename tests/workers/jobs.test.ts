@@ -4,7 +4,7 @@ import { getDb } from "../../workers/services/db";
 import { runScheduledSweeps } from "../../workers/services/sweeps";
 import { LEASE_MS, completeJob, failJob, heartbeat, leaseJob, sweepExpiredLeases } from "../../workers/services/jobs";
 import { sha256Hex } from "../../shared/ids";
-import { RUNNER_TOKEN, call, callJson, createDataset, createProject, createTrainableDataset, runnerCall } from "./helpers";
+import { RUNNER_TOKEN, call, callJson, callMetered, createDataset, createProject, createTrainableDataset, runnerCall } from "./helpers";
 
 async function createJob(key: string, datasetId: string, extra: Record<string, unknown> = {}) {
   return callJson("POST", "/v1/jobs", { key, json: { dataset_id: datasetId, ...extra } });
@@ -36,6 +36,28 @@ describe("jobs API", () => {
     expect(res.body.error.details.issues[0].path).toBe("hyperparameters.learning_rate");
     const head = await createJob(key, datasetId, { head: { type: "mlp", hidden: [0] } });
     expect(head.body.error.details.issues[0].path).toBe("head.hidden.0");
+  });
+
+  it("keeps fine_tune in the job config, answers 400 naming fine_tune.blocks outside 1..2 and 422 for a backbone without known blocks", async () => {
+    const { key, datasetId } = await createTrainableDataset();
+    const created = await callMetered("POST", "/v1/jobs", { key, json: { dataset_id: datasetId, fine_tune: { blocks: 2 } } });
+    expect(created.status).toBe(201);
+    expect(created.body.config.fine_tune).toEqual({ blocks: 2 });
+    expect(created.d1.statements).toBeLessThanOrEqual(12);
+    for (const blocks of [0, 3, 1.5]) {
+      const res = await createJob(key, datasetId, { fine_tune: { blocks } });
+      expect(res.status).toBe(400);
+      expect(res.body.error.details.issues[0].path).toBe("fine_tune.blocks");
+    }
+    const nsfw = await createJob(key, datasetId, { backbone: "mobilenet_v2", fine_tune: { blocks: 1 } });
+    expect(nsfw.status).toBe(422);
+    expect(nsfw.body.error.code).toBe("fine_tune_unsupported");
+    expect(nsfw.body.error.message).toContain("mobilenet_v1_075");
+    expect(nsfw.body.error.details).toMatchObject({ backbone: "bb_builtin_mobilenet_v2", blocks: 1, max_blocks: 0 });
+    const augmented = await createJob(key, datasetId, { fine_tune: { blocks: 1 }, augmentation: { views: 2 } });
+    expect(augmented.status).toBe(422);
+    expect(augmented.body.error.code).toBe("fine_tune_unsupported");
+    expect(augmented.body.error.message).toContain("augmentation");
   });
 
   it("answers 409 dataset_not_trainable with the reason", async () => {

@@ -6,7 +6,7 @@
 import type { Tf } from "../../shared/backbone/feature-extractor";
 import { buildAnyFeatureExtractor } from "../../shared/backbone/any-feature-extractor";
 import { isGraphModel } from "../../shared/backbone/model-json";
-import type { LayersModelJson } from "../../shared/backbone/types";
+import type { FeatureSpec, LayersModelJson } from "../../shared/backbone/types";
 import { featureSpecOf } from "../../shared/catalog";
 import type { BackboneSpec } from "../../shared/schemas";
 import { compileFusedBackbone, UnsupportedGraphError } from "./fused-backbone";
@@ -31,8 +31,9 @@ export interface Embedder {
  * Builds the embedder of a stored backbone (`model.json` + its weight bytes, as `loadBackboneFiles` returns them).
  * @param options.engine force the fused or the runner's path (tests compare them); default: fused when it can.
  */
-export async function createEmbedder(tf: Tfjs, files: { modelJson: LayersModelJson; weightData: ArrayBuffer }, spec: BackboneSpec, options: { engine?: "fused" | "runner"; log?: (message: string) => void } = {}): Promise<Embedder> {
-  const featureSpec = featureSpecOf(spec);
+export async function createEmbedder(tf: Tfjs, files: { modelJson: LayersModelJson; weightData: ArrayBuffer }, spec: BackboneSpec, options: { engine?: "fused" | "runner"; log?: (message: string) => void; feature?: FeatureSpec } = {}): Promise<Embedder> {
+  // `feature` overrides the spec's layers and pooling: a fine-tuned model's trunk runs to its cut, unpooled.
+  const featureSpec = options.feature ?? featureSpecOf(spec);
   const graph = isGraphModel(files.modelJson);
   let fallbackReason = graph ? "a graph model" : undefined;
   if (options.engine !== "runner" && !graph) {

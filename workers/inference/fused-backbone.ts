@@ -170,6 +170,8 @@ export function compileFusedBackbone(tf: TfjsCore, modelJson: ModelJsonLike, wei
               values[s] = null;
             }
           });
+          // pooling "none": the trunk up to one layer, its map returned as is (NHWC) for a fine-tuned model's blocks.
+          if (spec.pooling === "none") return new Float32Array(values[featureSlots[0]!]!.dataSync() as Float32Array);
           const embedding = tf.tidy(() => {
             const pooled: Tensor[] = [];
             for (const s of featureSlots) {

@@ -104,12 +104,12 @@ modelRoutes.openapi(
   },
 );
 
-const FILES = ["model.json", "weights.bin", "head.json", "head.bin", "card.json", "evaluation.json"] as const;
+const FILES = ["model.json", "weights.bin", "head.json", "head.bin", "card.json", "evaluation.json", "blocks.bin"] as const;
 
 modelRoutes.openapi(
   createRoute({
     method: "get", path: "/models/{id}/files/{name}", tags: ["models"], security,
-    summary: "One artifact: the head as a tfjs layers model (model.json, weights.bin), edgetune's compact head (head.json, head.bin), the model card, or every validation image's prediction (evaluation.json)",
+    summary: "One artifact: the head as a tfjs layers model (model.json, weights.bin), edgetune's compact head (head.json, head.bin), a fine-tuned model's blocks (blocks.bin), the model card, or every validation image's prediction (evaluation.json)",
     request: { params: modelParam.extend({ name: z.enum(FILES).meta({ param: { name: "name", in: "path" }, description: "which artifact" }) }) },
     responses: { 200: binaryResponse("The file: JSON for the .json files, raw little-endian float32 weights for the .bin files", "application/json", "application/octet-stream"), 401: errors[401], 404: errors[404] },
   }),

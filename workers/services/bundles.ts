@@ -58,6 +58,10 @@ function storedKey(row: ModelRow, backbone: ResolvedBackbone | null, name: Bundl
  * files are gone 409 model_artifacts_missing, rather than a download that fails halfway.
  */
 export async function describeBundle(db: Db, bucket: R2Bucket, row: ModelRow): Promise<BundleManifest> {
+  // The bundle runtime runs the backbone's feature spec then the head; a fine-tuned model's blocks (blocks.bin) are not in it.
+  if ((row.metrics as { fine_tune?: { kept?: boolean } } | null)?.fine_tune?.kept) {
+    throw new ApiError("fine_tune_unsupported", `Model '${row.id}' was fine-tuned (its last backbone blocks were trained); bundles hold head-only models. Predict through POST /v1/models/${row.id}/predict, or train without fine_tune for a bundle.`, { model_id: row.id });
+  }
   const backbone = await bundleBackbone(db, row);
   const names = Object.keys(BUNDLE_MODEL_FILES) as BundleModelFileName[];
   const sizes = await Promise.all(names.map(async (name) => (await bucket.head(storedKey(row, backbone, name)))?.size ?? null));

@@ -32,6 +32,7 @@ import type { Env } from "../env";
 import { BoundedCache, type BoundedCacheStats } from "../inference/bounded-cache";
 import { getWorkerCodecs } from "../inference/codecs";
 import { createEmbedder, type Embedder } from "../inference/embedder";
+import { embedCutMap, loadBlocks, withBlocks } from "../inference/fine-tuned-blocks";
 import { ensureTfjsWasm, InferenceUnavailableError } from "../inference/tfjs-wasm";
 import { loadBackboneFiles, resolveBackbone, type ResolvedBackbone } from "./backbones";
 import { edgeRefusal } from "./edge-budget";
@@ -169,7 +170,7 @@ function backboneKey(backbone: string): string {
   return builtin ? `${builtin.id}@${builtin.weightsVersion}` : `${backbone}@${backbone}`;
 }
 
-async function buildResidentBackbone(env: Env, db: Db, model: ModelRow): Promise<ResidentBackbone> {
+async function buildResidentBackbone(env: Env, db: Db, model: ModelRow, cutLayer?: string): Promise<ResidentBackbone> {
   let resolved: ResolvedBackbone;
   try {
     resolved = await resolveBackbone(db, model.projectId, model.backbone);
@@ -196,7 +197,8 @@ async function buildResidentBackbone(env: Env, db: Db, model: ModelRow): Promise
     throw new ApiError("backbone_too_large", `Backbone '${resolved.id}' needs ${floatBytes} bytes of float32 weights; the edge serves backbones up to ${MAX_EDGE_BACKBONE_FLOAT_BYTES} bytes. Send precomputed embeddings instead.`, { backbone: resolved.id, limit_bytes: MAX_EDGE_BACKBONE_FLOAT_BYTES });
   }
   const tf = await ensureTfjsWasm({ timeoutMs: getConfig(env).tfjsInitTimeoutMs });
-  const embedder = await createEmbedder(tf, files, resolved.spec, { log: (message) => console.warn(`backbone ${resolved.id}: ${message}`) });
+  const feature = cutLayer ? { feature_layers: [cutLayer], pooling: "none" as const, input_size: resolved.spec.input_size } : undefined;
+  const embedder = await createEmbedder(tf, files, resolved.spec, { feature, log: (message) => console.warn(`backbone ${resolved.id}: ${message}`) });
   return { id: resolved.id, spec: resolved.spec, embedder, users: 0, evicted: false, disposed: false };
 }
 
@@ -213,22 +215,26 @@ const edgeBusy = (reason: "backbone_load" | "predictions", message: string, limi
 export const edgeActivity: { loadingBackbone: string | null; imagePredictions: number } = { loadingBackbone: null, imagePredictions: 0 };
 
 /** Loads the backbone under `key` unless another one is loading (503 edge_busy). */
-async function loadBackboneAlone(env: Env, db: Db, model: ModelRow, key: string): Promise<ResidentBackbone> {
+async function loadBackboneAlone(env: Env, db: Db, model: ModelRow, key: string, cutLayer?: string): Promise<ResidentBackbone> {
   if (edgeActivity.loadingBackbone !== null) throw edgeBusy("backbone_load", `This isolate is loading another backbone; it loads one at a time.`, 1);
   edgeActivity.loadingBackbone = key;
   try {
-    return await buildResidentBackbone(env, db, model);
+    return await buildResidentBackbone(env, db, model, cutLayer);
   } finally {
     edgeActivity.loadingBackbone = null;
   }
 }
 
-/** Runs `use` with the model's backbone, holding it so that an eviction meanwhile does not free it under us. */
-async function withBackbone<T>(env: Env, db: Db, model: ModelRow, use: (backbone: ResidentBackbone) => Promise<T>): Promise<T> {
+/**
+ * Runs `use` with the model's backbone, holding it so that an eviction meanwhile does not free it under us. With
+ * `cutLayer` (a fine-tuned model), the trunk up to that layer, unpooled: one more entry of the backbone cache, shared
+ * by every model fine-tuned from the same cut (MobileNet v1 0.75 to conv_pw_12: 7.6 MB of the 10.4 MB of weights).
+ */
+async function withBackbone<T>(env: Env, db: Db, model: ModelRow, use: (backbone: ResidentBackbone) => Promise<T>, cutLayer?: string): Promise<T> {
   let resident: ResidentBackbone;
-  const key = backboneKey(model.backbone);
+  const key = backboneKey(model.backbone) + (cutLayer ? `#cut:${cutLayer}` : "");
   do {
-    resident = await backboneCache.get(key, () => loadBackboneAlone(env, db, model, key));
+    resident = await backboneCache.get(key, () => loadBackboneAlone(env, db, model, key, cutLayer));
     // Evicted and freed between the cache's answer and here (another backbone's load finished meanwhile): ask again.
   } while (resident.disposed);
   resident.users++;
@@ -330,39 +336,56 @@ async function embedImages(env: Env, db: Db, model: ModelRow, head: Head, images
   const embeddings = await withBackbone(env, db, model, async (backbone) => {
     timings.backbone_load = elapsed(phase);
     const { embedder } = backbone;
+    if (head.blocks) {
+      // A fine-tuned model: the shared trunk to the cut, then this model's blocks (fine-tuned-blocks.ts), then the head.
+      const tf = await ensureTfjsWasm({ timeoutMs: getConfig(env).tfjsInitTimeoutMs });
+      const load = () => loadBlocks(tf, head, model.id, async () => (await readModelArtifact(env.BUCKET, model, "blocks.bin"))?.arrayBuffer() ?? null);
+      return withBlocks(`${model.projectId}/${model.id}`, load, (tensors) => embedEach(env, backbone, images, head.inputDim, timings, async (pixels) => embedCutMap(tf, tensors, await embedder.embed(pixels))));
+    }
     if (embedder.dim !== head.inputDim) {
       console.error(`model ${model.id}: head expects ${head.inputDim} features, backbone ${backbone.id} gives ${embedder.dim}`);
       throw new ApiError("model_backbone_mismatch", `Model '${model.id}' expects ${head.inputDim}-value embeddings but its backbone '${backbone.id}' produces ${embedder.dim}. Train the model again.`, { model_id: model.id });
     }
-    const codecs = await getWorkerCodecs().catch((error: unknown) => {
-      throw new InferenceUnavailableError("the image decoders failed to initialise", { cause: error });
-    });
-    const preprocess = preprocessSpecOf(backbone.spec);
-    const out = new Float32Array(count * embedder.dim);
-    timings.decode = timings.preprocess = timings.embed = 0;
-    for (const image of images) {
-      let at = performance.now();
-      let decoded;
-      try {
-        decoded = await decodeImage(image.bytes, codecs, { maxPixels });
-      } catch (error) {
-        throw aboutImage(error, image);
-      }
-      timings.decode += elapsed(at);
-      at = performance.now();
-      const pixels = preprocessImage(decoded, preprocess);
-      decoded = undefined; // the RGBA buffer can go before the backbone runs
-      timings.preprocess += elapsed(at);
-      at = performance.now();
+    // A head trained with flip averaging sees the mean of the image's and its mirror's embedding, as on the runner.
+    const [height, width] = backbone.spec.input_size;
+    return embedEach(env, backbone, images, embedder.dim, timings, async (pixels) => {
       const embedding = await embedder.embed(pixels);
-      // A head trained with flip averaging sees the mean of the image's and its mirror's embedding, as on the runner.
-      const [height, width] = preprocess.input_size;
-      out.set(head.tta === "flip" ? averageEmbeddings(embedding, await embedder.embed(mirrorInputTensor(pixels, height, width))) : embedding, image.index * embedder.dim);
-      timings.embed += elapsed(at);
-    }
-    return out;
-  });
+      return head.tta === "flip" ? averageEmbeddings(embedding, await embedder.embed(mirrorInputTensor(pixels, height, width))) : embedding;
+    });
+  }, head.blocks?.cut_layer);
   return { embeddings, count };
+}
+
+/**
+ * Each image decoded (EXIF-upright), resized and normalised with shared/image (the runner's code), then `embed`ded,
+ * one at a time: `[images.length, dim]` embeddings in request order.
+ */
+async function embedEach(env: Env, backbone: ResidentBackbone, images: ImageInput[], dim: number, timings: Record<string, number>, embed: (pixels: Float32Array) => Promise<Float32Array>): Promise<Float32Array> {
+  const maxPixels = getConfig(env).predictMaxPixels;
+  const codecs = await getWorkerCodecs().catch((error: unknown) => {
+    throw new InferenceUnavailableError("the image decoders failed to initialise", { cause: error });
+  });
+  const preprocess = preprocessSpecOf(backbone.spec);
+  const out = new Float32Array(images.length * dim);
+  timings.decode = timings.preprocess = timings.embed = 0;
+  for (const image of images) {
+    let at = performance.now();
+    let decoded;
+    try {
+      decoded = await decodeImage(image.bytes, codecs, { maxPixels });
+    } catch (error) {
+      throw aboutImage(error, image);
+    }
+    timings.decode += elapsed(at);
+    at = performance.now();
+    const pixels = preprocessImage(decoded, preprocess);
+    decoded = undefined; // the RGBA buffer can go before the backbone runs
+    timings.preprocess += elapsed(at);
+    at = performance.now();
+    out.set(await embed(pixels), image.index * dim);
+    timings.embed += elapsed(at);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- operators

@@ -13,10 +13,10 @@
  */
 import { and, asc, desc, eq, gt, inArray, isNull, lt, sql } from "drizzle-orm";
 import { DEFAULT_QUOTAS, runningJobsOfProject, underRunningQuota } from "./quotas";
-import { DEFAULT_BACKBONE } from "../../shared/catalog";
+import { BUILTIN_BACKBONES, DEFAULT_BACKBONE, findBuiltinBackbone } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
 import { newId, randomString } from "../../shared/ids";
-import { augmentationSchema, DEFAULT_JOB_HEAD, hyperparametersSchema, jobConfigSchema, jobHeadSpecSchema, type CreateJobRequest, type EpochMetrics, type JobConfig, type Progress } from "../../shared/schemas";
+import { augmentationSchema, DEFAULT_JOB_HEAD, NO_AUGMENTATION, type Augmentation, hyperparametersSchema, jobConfigSchema, jobHeadSpecSchema, type CreateJobRequest, type EpochMetrics, type JobConfig, type Progress } from "../../shared/schemas";
 import { jobEvents, jobs, models } from "../db/schema";
 import { resolveBackbone } from "./backbones";
 import { freezeVersion, getDataset, labelStats, listSnapshotImages, notTrainableReason } from "./datasets";
@@ -235,6 +235,24 @@ export function checkJobCost(images: number, epochs: number): void {
   }
 }
 
+/** 422 `fine_tune_unsupported` unless the catalog knows `blocks` trainable blocks of the backbone (and no augmentation is asked). */
+export function checkFineTunable(backbone: { id: string; name: string }, blocks: number, augmentation: Augmentation = NO_AUGMENTATION): void {
+  const known = findBuiltinBackbone(backbone.id)?.fineTuneBlocks ?? 0;
+  if (blocks <= known && (augmentation.views > 0 || augmentation.tta !== "none")) {
+    // The fine-tuned blocks train on the cut activations of the original images only, and the edge runs them once per image.
+    throw new ApiError("fine_tune_unsupported", "fine_tune does not combine with augmentation (views or tta) yet: leave one of them out.", { backbone: backbone.id, blocks, max_blocks: known });
+  }
+  if (blocks <= known) return;
+  const supported = BUILTIN_BACKBONES.filter((entry) => entry.fineTuneBlocks).map((entry) => `${entry.name} (up to ${entry.fineTuneBlocks} blocks)`);
+  throw new ApiError(
+    "fine_tune_unsupported",
+    known === 0
+      ? `Backbone '${backbone.name}' has no blocks edgetune knows how to fine-tune; fine_tune works with ${supported.join(", ")}. Leave fine_tune out to train the head only.`
+      : `Backbone '${backbone.name}' can fine-tune at most ${known} blocks; ${blocks} were asked.`,
+    { backbone: backbone.id, blocks, max_blocks: known },
+  );
+}
+
 export async function startJob(db: Db, projectId: string, request: CreateJobRequest): Promise<JobRow> {
   const dataset = await getDataset(db, projectId, request.dataset_id);
   if (!dataset) throw notFound("dataset", request.dataset_id);
@@ -242,7 +260,8 @@ export async function startJob(db: Db, projectId: string, request: CreateJobRequ
   const reason = dataset.status === "ready" ? notTrainableReason(dataset.status, labels) : `The dataset is ${dataset.status}${dataset.status === "ingesting" ? "; wait until it is ready" : ""}.`;
   if (reason) throw new ApiError("dataset_not_trainable", reason, { dataset_id: dataset.id, status: dataset.status });
   const backbone = await resolveBackbone(db, projectId, request.backbone ?? DEFAULT_BACKBONE.name);
-  const config = { kind: "train" as const, head: jobHeadSpecSchema.parse(request.head ?? DEFAULT_JOB_HEAD), hyperparameters: hyperparametersSchema.parse(request.hyperparameters ?? {}), augmentation: augmentationSchema.parse(request.augmentation ?? {}) };
+  const config = { kind: "train" as const, head: jobHeadSpecSchema.parse(request.head ?? DEFAULT_JOB_HEAD), hyperparameters: hyperparametersSchema.parse(request.hyperparameters ?? {}), augmentation: augmentationSchema.parse(request.augmentation ?? {}), ...(request.fine_tune ? { fine_tune: request.fine_tune } : {}) };
+  if (request.fine_tune) checkFineTunable(backbone, request.fine_tune.blocks, config.augmentation);
   // Each augmentation view is one more training row per image.
   checkJobCost(labels.reduce((n, l) => n + l.count, 0) * (1 + config.augmentation.views), config.hyperparameters.epochs);
   const version = await freezeVersion(db, dataset.id);

@@ -141,7 +141,10 @@ export function convertToOnnx(bundle: BackboneBundle, spec: FeatureSpec): OnnxCo
   // Feature head: global pooling of each feature map, concatenated in spec order.
   const pooled: string[] = [];
   const dim = lowered.dim;
-  lowered.features.forEach((feature, index) => {
+  // pooling "none": the feature map itself, NHWC and flattened (the cut activation partial fine-tuning caches).
+  if (spec.pooling === "none") nodes.push({ opType: "Transpose", inputs: [valueName[lowered.features[0]!.value]!], outputs: ["feature_nhwc"], name: "feature_nhwc", attributes: { perm: [0, 2, 3, 1] } });
+  if (spec.pooling === "none") pooled.push("feature_nhwc");
+  else lowered.features.forEach((feature, index) => {
     const value = valueName[feature.value]!;
     nodes.push({ opType: "GlobalAveragePool", inputs: [value], outputs: [`feature_avg_${index}`], name: `feature_avg_${index}` });
     pooled.push(`feature_avg_${index}`);
