@@ -377,6 +377,17 @@ export const modelMetricsSchema = z
       .optional()
       .describe('how `head: {"type": "auto"}` chose: every candidate\'s cross-validation accuracy on the training images'),
     val_count: z.number().int().optional().describe("validation images the metrics are computed on"),
+    fine_tune: z
+      .object({
+        blocks: z.number().int().describe("blocks asked"),
+        cut_layer: z.string().describe("the backbone layer the frozen trunk runs to"),
+        kept: z.boolean().describe("whether the model carries the fine-tuned blocks (with auto: only when they beat head-only on held-out training images)"),
+        holdout_accuracy_head_only: z.number().describe("a head alone on the pretrained blocks, on the held-out training images"),
+        holdout_accuracy_fine_tuned: z.number().describe("the fine-tuned blocks and head (best epoch), same images"),
+      })
+      .passthrough()
+      .optional()
+      .describe("`fine_tune` jobs: what training the last blocks did (also best_epoch, epochs, fit/holdout counts, train_ms, cut activations cached/computed)"),
   })
   .passthrough()
   .meta({ description: "Validation metrics of a model (computed by the runner on held-out images)" });

@@ -20,9 +20,10 @@ const queuedJob = { ...exampleJob, status: "queued" as const, attempt: 0, progre
 jobRoutes.openapi(
   createRoute({
     method: "post", path: "/jobs", tags: ["jobs"], security,
-    summary: "Start a fine-tune job: frozen backbone, new head trained on the dataset's current version",
+    summary: "Start a fine-tune job: frozen backbone (or all of it below the last blocks with fine_tune), new head trained on the dataset's current version",
+    description: "422 codes: job_too_costly (epochs x images past the limit), fine_tune_unsupported (a backbone without blocks edgetune knows, or fine_tune with augmentation).",
     request: { body: jsonBody(createJobRequest, { dataset_id: EXAMPLE_IDS.dataset, backbone: "mobilenet_v2", head: { type: "auto" }, hyperparameters: { epochs: 100, seed: 42 } }) },
-    responses: { 201: jsonResponse("The queued job", jobSchema, queuedJob), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409] },
+    responses: { 201: jsonResponse("The queued job", jobSchema, queuedJob), 400: errors[400], 401: errors[401], 404: errors[404], 409: errors[409], 422: errors[422] },
   }),
   async (c) => {
     await enforceQuotas(c.var.db, c.var.caller.projectId, getConfig(c.env).quotas, { queued_jobs: 1 });
