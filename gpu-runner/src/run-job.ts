@@ -221,7 +221,7 @@ async function augmentStep(ctx: RunJobContext, keeper: LeaseKeeper, engine: Embe
 /** What fine-tuning did (the model's `metrics.fine_tune`), and the blocks when the model keeps them. */
 interface FineTuneOutcome {
   stack: BlockStack | null;
-  report: Record<string, unknown>;
+  report: { blocks: number; cut_layer: string; kept: boolean; holdout_accuracy_head_only: number; holdout_accuracy_fine_tuned: number; [more: string]: unknown };
 }
 
 /**
