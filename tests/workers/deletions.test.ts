@@ -5,7 +5,7 @@
  * halfway and orphaned the rest of the objects).
  */
 import { env } from "cloudflare:test";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { meterD1 } from "../../workers/services/d1-meter";
 import { imageObjectKey } from "../../workers/services/object-keys";
 import { runPurgeMessage } from "../../workers/services/deletions";
@@ -32,7 +32,12 @@ describe("deleting a dataset", () => {
     const sampled = Array.from({ length: 200 }, (_, k) => (k + 1) * 100);
     for (const i of sampled) await env.BUCKET.put(imageObjectKey(projectId, shaOf(i)), "x");
 
+    // This test runs the purge messages itself: the DELETE's message must not also reach the pool's queue consumer,
+    // which would purge the same deletion concurrently whenever the test takes over ~1 s to get there.
+    const send = vi.spyOn(env.INGEST_QUEUE, "send").mockResolvedValue(undefined as never);
     const res = await callMetered("DELETE", `/v1/datasets/${big}`, { key });
+    expect(send).toHaveBeenCalledWith({ kind: "purge", deletion_id: expect.any(String) });
+    send.mockRestore();
     expect(res.status).toBe(204);
     expect(res.d1.maxParams).toBeLessThanOrEqual(100);
     expect(res.d1.statements).toBeLessThan(100);
