@@ -328,7 +328,10 @@ const candidateSchema = z.object({
   head: z.record(z.string(), z.unknown()).describe("the candidate head (HeadSpec)"),
   hyperparameters: z.record(z.string(), z.unknown()).describe("the hyperparameters it was tried with"),
   features: z
-    .object({ layers: z.array(z.string()), ranges: z.array(z.tuple([z.number().int(), z.number().int()])) })
+    .object({
+      layers: z.array(z.string()).describe("the feature layers this candidate's head reads, by name"),
+      ranges: z.array(z.tuple([z.number().int(), z.number().int()])).describe("each layer's [start, end) column range in the whole embedding"),
+    })
     .optional()
     .describe("only these feature layers (column ranges of the embedding); absent: all of them"),
   cv_accuracy_mean: z.number().describe("mean validation accuracy over the folds"),
