@@ -232,8 +232,9 @@ interface FineTuneOutcome {
  *
  * With `head: auto` the fine-tuned blocks are kept only when they beat the pretrained blocks with a head alone on
  * those held-out training images; otherwise the model is head-only (the spec's embeddings). Fine-tuning is not one of
- * `auto`'s default candidates: on the 2-core dev box one block over flowers5's 240 fit images took minutes per job
- * under shared load (bench/train/fine-tune.ts), against seconds for the whole head search.
+ * `auto`'s default candidates: on the 2-core dev box (load 6 to 8) training one block over flowers5's 240 fit images
+ * took 132 s (4 epochs, early-stopped), two blocks 289 s (`npx tsx bench/train/fine-tune.ts --blocks both`), against
+ * seconds for the whole head search; and it did not beat head-only there (85% and 83% held-out, 86% head-only).
  */
 async function fineTuneStep(ctx: RunJobContext, keeper: LeaseKeeper, set: TrainingSet, bundle: BackboneBundle): Promise<{ set: TrainingSet; outcome: FineTuneOutcome }> {
   const { leased, client, log } = ctx;

@@ -28,7 +28,10 @@ import { trainHeadLbfgs } from "./lbfgs-head";
 
 type Tf = typeof tfjs;
 
-/** Epoch bounds: each epoch over 240 flowers5 fit images costs a few seconds on one WASM thread (bench/train/run.ts). */
+/**
+ * Epoch bounds: one epoch over flowers5's 240 fit images took about 30 s for one block, 70 s for two, on one WASM
+ * thread of the loaded 2-core dev box (bench/train/fine-tune.ts); early stopping ended both after 4 epochs.
+ */
 export const MAX_EPOCHS = 15;
 export const PATIENCE = 3;
 /** Small steps for pretrained convolutions, larger for the head (it starts from its L-BFGS fit). */
