@@ -7,6 +7,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { buildTinyModel, tinySpec } from "../fixtures/tiny-model";
 import { FORM_FILE_PART_BYTES, receiveStreamedForm } from "../../workers/services/streamed-form";
+import { concatBytes } from "../../shared/bytes";
 import { buildZip, callJson, createProject } from "./helpers";
 
 const encoder = new TextEncoder();
@@ -21,13 +22,7 @@ function formBody(boundary: string, parts: { name: string; filename?: string; bo
     chunks.push(encoder.encode("\r\n"));
   }
   if (closing) chunks.push(encoder.encode(`--${boundary}--\r\n`));
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }
 
 /** `bytes` as a stream of chunks of the given sizes, cycling. */
