@@ -1,12 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { eq, sql } from "drizzle-orm";
 import { DEFAULT_BACKBONE } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
 import { DEFAULT_JOB_HEAD, hyperparametersSchema, NO_AUGMENTATION } from "../../shared/schemas";
 import { createRouter } from "../app";
-import { datasets } from "../db/schema";
 import { resolveBackbone } from "../services/backbones";
-import { getDataset, labelStats, notTrainableReason } from "../services/datasets";
+import { freezeVersion, getDataset, labelStats, notTrainableReason } from "../services/datasets";
 import { getDiagnostics } from "../services/diagnostics";
 import { createJob } from "../services/jobs";
 import { errors, idParam, jsonBody, jsonResponse, security } from "./openapi-helpers";
@@ -77,12 +75,12 @@ diagnosticsRoutes.openapi(
     if (reason) throw new ApiError("dataset_not_trainable", reason, { dataset_id: dataset.id, status: dataset.status });
     const backbone = await resolveBackbone(db, caller.projectId, body.backbone ?? DEFAULT_BACKBONE.name);
     // The report describes one version: freeze it as a training job does.
-    const frozen = await db.update(datasets).set({ frozenVersion: sql`max(${datasets.frozenVersion}, ${datasets.version})` }).where(eq(datasets.id, dataset.id)).returning({ version: datasets.version }).get();
+    const version = await freezeVersion(db, dataset.id);
     const job = await createJob(db, {
-      projectId: caller.projectId, datasetId: dataset.id, datasetVersion: frozen!.version, backbone: backbone.id,
+      projectId: caller.projectId, datasetId: dataset.id, datasetVersion: version, backbone: backbone.id,
       config: { kind: "diagnostics", head: DEFAULT_JOB_HEAD, hyperparameters: hyperparametersSchema.parse({}), augmentation: NO_AUGMENTATION },
     });
-    return c.json({ job_id: job.id, dataset_version: frozen!.version }, 202);
+    return c.json({ job_id: job.id, dataset_version: version }, 202);
   },
 );
 

@@ -2,13 +2,13 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { findBuiltinBackbone } from "../../shared/catalog";
 import { ApiError, notFound } from "../../shared/errors";
 import { PREPROCESS_VERSION } from "../../shared/image/preprocess";
-import { compareEvaluations, type EvaluatedImage } from "../../shared/compare";
+import { compareEvaluations } from "../../shared/compare";
 import { bundleManifestSchema, modelComparisonSchema, modelSchema } from "../../shared/schemas";
 import { forceQuery, pageQuery } from "../services/pagination";
 import { createRouter } from "../app";
 import { resolveBackbone } from "../services/backbones";
 import { BUNDLE_FILE_NAMES, describeBundle, openBundleFile } from "../services/bundles";
-import { deleteModel, getModel, listModels, modelView, modelViewFull, readModelArtifact } from "../services/models";
+import { deleteModel, getModel, listModels, loadEvaluation, modelView, modelViewFull, readModelArtifact } from "../services/models";
 import { binaryResponse, errors, idParam, jsonResponse, nextCursorSchema, security } from "./openapi-helpers";
 import { EXAMPLE_IDS, exampleComparison, exampleModel, page } from "./openapi-examples";
 
@@ -46,23 +46,6 @@ modelRoutes.openapi(
   }),
   async (c) => c.json(await listModels(c.var.db, c.var.caller.projectId, c.req.valid("query")), 200),
 );
-
-/**
- * A model's per-image validation results (the runner's `evaluation.json`). 8 MB is about 40,000 images; two of them
- * parsed stay far inside the isolate's 128 MB (peak memory of the compare route: 2 x 8 MB of text and their parse).
- */
-const MAX_EVALUATION_BYTES = 8 * 1024 * 1024;
-
-async function loadEvaluation(bucket: R2Bucket, row: { id: string; objectPrefix: string }): Promise<EvaluatedImage[]> {
-  const object = await bucket.get(`${row.objectPrefix}/evaluation.json`);
-  if (!object) throw new ApiError("evaluation_missing", `Model '${row.id}' has no per-image validation results (it was trained before they were recorded). Train it again to compare it.`, { model_id: row.id });
-  if (object.size > MAX_EVALUATION_BYTES) {
-    await object.body.cancel();
-    throw new ApiError("evaluation_too_large", `Model '${row.id}' was validated on more images than a comparison handles here (${object.size} bytes of results, limit ${MAX_EVALUATION_BYTES}).`, { model_id: row.id, limit_bytes: MAX_EVALUATION_BYTES });
-  }
-  const parsed = (await object.json()) as { images?: EvaluatedImage[] };
-  return parsed.images ?? [];
-}
 
 // Registered before /models/{id}, which would otherwise take "compare" for an id.
 modelRoutes.openapi(

@@ -1,5 +1,6 @@
 import { and, desc, eq } from "drizzle-orm";
 import { ApiError } from "../../shared/errors";
+import type { EvaluatedImage } from "../../shared/compare";
 import { aliases, models } from "../db/schema";
 import type { Db } from "./db";
 import { afterCursor, newestFirst, pageOf, type PageQuery } from "./pagination";
@@ -112,4 +113,21 @@ export async function storeModelArtifact(bucket: R2Bucket, prefix: string, artif
 /** True when the model's compact head (head.json) is in storage: a job may only complete once it is. */
 export async function isHeadStored(bucket: R2Bucket, prefix: string): Promise<boolean> {
   return (await bucket.head(modelArtifactKey(prefix, "head.json"))) !== null;
+}
+
+/**
+ * A model's per-image validation results (the runner's `evaluation.json`). 8 MB is about 40,000 images; two of them
+ * parsed stay far inside the isolate's 128 MB (peak memory of the compare route: 2 x 8 MB of text and their parse).
+ */
+const MAX_EVALUATION_BYTES = 8 * 1024 * 1024;
+
+export async function loadEvaluation(bucket: R2Bucket, row: { id: string; objectPrefix: string }): Promise<EvaluatedImage[]> {
+  const object = await bucket.get(modelArtifactKey(row.objectPrefix, "evaluation.json"));
+  if (!object) throw new ApiError("evaluation_missing", `Model '${row.id}' has no per-image validation results (it was trained before they were recorded). Train it again to compare it.`, { model_id: row.id });
+  if (object.size > MAX_EVALUATION_BYTES) {
+    await object.body.cancel();
+    throw new ApiError("evaluation_too_large", `Model '${row.id}' was validated on more images than a comparison handles here (${object.size} bytes of results, limit ${MAX_EVALUATION_BYTES}).`, { model_id: row.id, limit_bytes: MAX_EVALUATION_BYTES });
+  }
+  const parsed = (await object.json()) as { images?: EvaluatedImage[] };
+  return parsed.images ?? [];
 }
