@@ -14,6 +14,7 @@
  * second, and their peak), with the load average at the start and the end (the machine is shared).
  */
 import fs from "node:fs";
+import { numberFlag as flag } from "../lib/args";
 import os from "node:os";
 import path from "node:path";
 import { loadNsfwjsBundle } from "../../gpu-runner/src/backbones/builtin-nsfwjs";
@@ -26,11 +27,6 @@ import { makeColouredPng, makePng } from "../../tests/fixtures/images";
 import { ok, request as requestAt } from "../lib/http";
 import { workerdProcesses } from "../lib/workerd";
 
-const args = process.argv.slice(2);
-const flag = (name: string, fallback: number) => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 ? Number(args[at + 1]) || fallback : fallback;
-};
 const SECONDS = flag("seconds", 60);
 const CONCURRENCY = flag("concurrency", 16);
 const ADMIN = "et_admin_bench_load_0123456789abcdefgh";

@@ -18,6 +18,7 @@
  *   5. stops the platform, then runs the same backbone in this Node process, one engine at a time.
  */
 import fs from "node:fs";
+import { numberFlag as flag } from "../lib/args";
 import os from "node:os";
 import path from "node:path";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
@@ -35,10 +36,6 @@ import { makePng } from "../../tests/fixtures/images";
 import { freePort, type startPlatform as StartPlatform } from "../../scripts/platform.mjs";
 
 const args = process.argv.slice(2);
-const flag = (name: string, fallback: number) => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 ? Number(args[at + 1]) || fallback : fallback;
-};
 const HEADS = flag("heads", 1000);
 const WARM = flag("warm", 60);
 const SECONDS = flag("seconds", 8);

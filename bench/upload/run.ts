@@ -4,16 +4,11 @@
  *   npx tsx bench/upload/run.ts [--mb 200] [--images 2000]
  */
 import fs from "node:fs";
+import { numberFlag as arg } from "../lib/args";
 import { zipSync } from "fflate";
 import { makeStoredPng } from "../../tests/fixtures/images";
 import { api, startTestPlatform, waitFor } from "../../tests/e2e/platform";
 
-const args = process.argv.slice(2);
-/** `--name value`; a missing flag (indexOf -1) must not read args[0] as its value. */
-const arg = (name: string, fallback: number) => {
-  const at = args.indexOf(`--${name}`);
-  return at >= 0 ? Number(args[at + 1]) || fallback : fallback;
-};
 const targetMb = arg("mb", 200);
 const images = arg("images", 2000);
 

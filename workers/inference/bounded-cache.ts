@@ -134,3 +134,54 @@ export class BoundedCache<V> {
     }
   }
 }
+
+/** A cached value that requests hold while they use it (native memory: tensors, a WASM executor). */
+export interface HeldValue {
+  users: number;
+  evicted: boolean;
+  disposed: boolean;
+}
+
+/**
+ * A BoundedCache of held values: an evicted value is freed at once when no request holds it, otherwise when the last
+ * holder lets go, so an eviction caused by one request never frees what another is computing with.
+ */
+export class HeldCache<V extends HeldValue> {
+  readonly cache: BoundedCache<V>;
+
+  constructor(options: Omit<BoundedCacheOptions<V>, "onEvict"> & { dispose: (value: V) => void }) {
+    const { dispose, ...bounds } = options;
+    this.dispose = dispose;
+    this.cache = new BoundedCache<V>({
+      ...bounds,
+      onEvict: (_key, value) => {
+        value.evicted = true;
+        this.disposeIfUnused(value);
+      },
+    });
+  }
+
+  private readonly dispose: (value: V) => void;
+
+  private disposeIfUnused(value: V): void {
+    if (value.evicted && value.users === 0 && !value.disposed) {
+      value.disposed = true;
+      this.dispose(value);
+    }
+  }
+
+  /** Runs `use` with the value of `key` held (loaded with `load` on a miss). */
+  async use<T>(key: string, load: () => Promise<V>, use: (value: V) => Promise<T>): Promise<T> {
+    let value: V;
+    // Evicted and freed between the cache's answer and here (another load finished meanwhile): ask again.
+    do value = await this.cache.get(key, load);
+    while (value.disposed);
+    value.users++;
+    try {
+      return await use(value);
+    } finally {
+      value.users--;
+      this.disposeIfUnused(value);
+    }
+  }
+}

@@ -16,7 +16,7 @@
 import { parseBlocks, type Head } from "../../shared/head";
 import { blockTensors, disposeBlockTensors, runBlocks, type BlockTensors } from "../../shared/backbone/separable-blocks";
 import { ApiError, withContext } from "../../shared/errors";
-import { BoundedCache } from "./bounded-cache";
+import { HeldCache } from "./bounded-cache";
 import type { Tfjs } from "./tfjs-wasm";
 
 export const DEFAULT_BLOCK_CACHE_MAX_BYTES = 24 * 1024 * 1024;
@@ -31,22 +31,13 @@ export interface ResidentBlocks {
   disposed: boolean;
 }
 
-function disposeIfUnused(resident: ResidentBlocks): void {
-  if (resident.evicted && resident.users === 0 && !resident.disposed) {
-    resident.disposed = true;
-    disposeBlockTensors(resident.tensors);
-  }
-}
-
-export const blockCache = new BoundedCache<ResidentBlocks>({
+const heldBlocks = new HeldCache<ResidentBlocks>({
   maxEntries: BLOCK_CACHE_MAX_ENTRIES,
   maxBytes: DEFAULT_BLOCK_CACHE_MAX_BYTES,
   sizeOf: (resident) => resident.bytes,
-  onEvict: (_key, resident) => {
-    resident.evicted = true;
-    disposeIfUnused(resident);
-  },
+  dispose: (resident) => disposeBlockTensors(resident.tensors),
 });
+export const blockCache = heldBlocks.cache;
 
 /**
  * Loads a model's blocks: `fetchBytes` reads its blocks.bin, checked against the head manifest's `blocks`, then
@@ -65,17 +56,8 @@ export async function loadBlocks(tf: Tfjs, head: Head, modelId: string, fetchByt
 }
 
 /** Runs `use` with the model's blocks held (an eviction meanwhile does not free them under us). */
-export async function withBlocks<T>(key: string, load: () => Promise<ResidentBlocks>, use: (tensors: BlockTensors[]) => Promise<T>): Promise<T> {
-  let resident: ResidentBlocks;
-  do resident = await blockCache.get(key, load);
-  while (resident.disposed);
-  resident.users++;
-  try {
-    return await use(resident.tensors);
-  } finally {
-    resident.users--;
-    disposeIfUnused(resident);
-  }
+export function withBlocks<T>(key: string, load: () => Promise<ResidentBlocks>, use: (tensors: BlockTensors[]) => Promise<T>): Promise<T> {
+  return heldBlocks.use(key, load, (resident) => use(resident.tensors));
 }
 
 /** One image's cut map `[h * w * c]` (NHWC) through the blocks and average pooling → its embedding `[k]`. */

@@ -29,7 +29,7 @@ import type { BackboneSpec } from "../../shared/schemas";
 import { jobs } from "../db/schema";
 import { getConfig } from "../config";
 import type { Env } from "../env";
-import { BoundedCache, type BoundedCacheStats } from "../inference/bounded-cache";
+import { BoundedCache, HeldCache, type BoundedCacheStats } from "../inference/bounded-cache";
 import { getWorkerCodecs } from "../inference/codecs";
 import { createEmbedder, type Embedder } from "../inference/embedder";
 import { embedCutMap, loadBlocks, withBlocks } from "../inference/fine-tuned-blocks";
@@ -143,23 +143,13 @@ interface ResidentBackbone {
   disposed: boolean;
 }
 
-/** Frees an evicted backbone once no request holds it. */
-function disposeIfUnused(resident: ResidentBackbone): void {
-  if (resident.evicted && resident.users === 0 && !resident.disposed) {
-    resident.disposed = true;
-    resident.embedder.dispose();
-  }
-}
-
-export const backboneCache = new BoundedCache<ResidentBackbone>({
+const heldBackbones = new HeldCache<ResidentBackbone>({
   maxEntries: BACKBONE_CACHE_MAX_ENTRIES,
   maxBytes: BACKBONE_CACHE_MAX_BYTES,
   sizeOf: (resident) => resident.embedder.weightBytes,
-  onEvict: (_key, resident) => {
-    resident.evicted = true;
-    disposeIfUnused(resident);
-  },
+  dispose: (resident) => resident.embedder.dispose(),
 });
+export const backboneCache = heldBackbones.cache;
 
 /**
  * The cache key of a model's backbone, known without a D1 query: a builtin backbone's weights version comes from the
@@ -231,19 +221,8 @@ async function loadBackboneAlone(env: Env, db: Db, model: ModelRow, key: string,
  * by every model fine-tuned from the same cut (MobileNet v1 0.75 to conv_pw_12: 7.6 MB of the 10.4 MB of weights).
  */
 async function withBackbone<T>(env: Env, db: Db, model: ModelRow, use: (backbone: ResidentBackbone) => Promise<T>, cutLayer?: string): Promise<T> {
-  let resident: ResidentBackbone;
   const key = backboneKey(model.backbone) + (cutLayer ? `#cut:${cutLayer}` : "");
-  do {
-    resident = await backboneCache.get(key, () => loadBackboneAlone(env, db, model, key, cutLayer));
-    // Evicted and freed between the cache's answer and here (another backbone's load finished meanwhile): ask again.
-  } while (resident.disposed);
-  resident.users++;
-  try {
-    return await use(resident);
-  } finally {
-    resident.users--;
-    disposeIfUnused(resident);
-  }
+  return heldBackbones.use(key, () => loadBackboneAlone(env, db, model, key, cutLayer), use);
 }
 
 // ---------------------------------------------------------------- prediction
