@@ -112,6 +112,7 @@ export const ERROR_STATUS = {
   unsupported_model_format: 422,
   unsupported_input_shape: 422,
   input_size_mismatch: 422,
+  extra_input_sizes_builtin_only: 422,
   feature_layer_not_found: 422,
   feature_layer_not_spatial: 422,
   weight_file_missing: 422,

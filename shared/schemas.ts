@@ -156,6 +156,11 @@ export const backboneSpecSchema = z
     name: nameSchema.describe("a name for the backbone, unique in the project; builtin names are reserved"),
     feature_layer: z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(4)]).describe("layer (or layers, concatenated) whose output is pooled into the embedding"),
     input_size: z.tuple([z.number().int().min(32).max(1024), z.number().int().min(32).max(1024)]).describe("[height, width] in pixels the model takes"),
+    extra_input_sizes: z
+      .array(z.tuple([z.number().int().min(32).max(1024), z.number().int().min(32).max(1024)]))
+      .max(2)
+      .optional()
+      .describe("builtin backbones only: more [height, width] sizes each image is also fed at; the embedding is the mean of every size's (multi-scale features)"),
     normalization: normalizationSchema,
     pooling: z.enum(["avg", "avg+max"]).default("avg").describe("how each feature map becomes a vector: global average, or average and max concatenated (twice the length)"),
     resize: z.enum(["squash", "center_crop"]).default("squash").describe("squash: the whole image scaled to input_size (aspect ratio not kept); center_crop: scaled to cover it, the centre kept"),

@@ -24,7 +24,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { featureSpecOf, findBuiltinBackbone, preprocessSpecOf } from "../../shared/catalog";
-import { imageToTensorInput } from "../../shared/image/preprocess";
+import { imageToTensorInput, inputTensorLength } from "../../shared/image/preprocess";
 import { sha256Hex } from "../../shared/ids";
 import type { RunnerClient } from "../../gpu-runner/src/api-client";
 import { loadBuiltinBundle } from "../../gpu-runner/src/backbones/job-backbone";
@@ -78,9 +78,9 @@ for (const name of backbones) {
   if (!entry) throw new Error(`unknown builtin backbone ${name}`);
   const engine = await createEngine(await loadBuiltinBundle(entry.id), featureSpecOf(entry.spec), { engine: "onnx", threads });
   const preprocess = preprocessSpecOf(entry.spec);
-  const [h, w] = preprocess.input_size;
-  const batch = new Float32Array(32 * h * w * 3);
-  for (let i = 0; i < 32; i++) batch.set(await imageToTensorInput(originals[i * 7]!, preprocess, codecs), i * h * w * 3);
+  const perImage = inputTensorLength(preprocess);
+  const batch = new Float32Array(32 * perImage);
+  for (let i = 0; i < 32; i++) batch.set(await imageToTensorInput(originals[i * 7]!, preprocess, codecs), i * perImage);
   let engineCpuMsPerImage = 0;
   const engineOnly = async () => {
     await engine.embed(batch, 32);

@@ -22,7 +22,8 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { zipSync } from "fflate";
-import { DEFAULT_BACKBONE, featureSpecOf } from "../../shared/catalog";
+import { DEFAULT_BACKBONE, featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
+import { inputTensorLength } from "../../shared/image/preprocess";
 import { loadBuiltinBundle } from "../../gpu-runner/src/backbones/job-backbone";
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { startPlatform } from "../../scripts/platform.mjs";
@@ -217,8 +218,7 @@ try {
   const bundle = await loadBuiltinBundle(DEFAULT_BACKBONE.id);
   const spec = DEFAULT_BACKBONE.spec;
   const alone = await createEngine(bundle, featureSpecOf(spec), { engine: engine === "auto" ? "onnx" : (engine as "onnx") });
-  const [h, w] = spec.input_size;
-  const batch = new Float32Array(32 * h * w * 3).map((_, i) => ((i * 2654435761) % 1000) / 1000);
+  const batch = new Float32Array(32 * inputTensorLength(preprocessSpecOf(spec))).map((_, i) => ((i * 2654435761) % 1000) / 1000);
   await alone.embed(batch, 32);
   const rates: number[] = [];
   for (let round = 0; round < 5; round++) {

@@ -18,9 +18,9 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { extractBlocks } from "../../shared/backbone/separable-blocks";
 import type { FeatureSpec } from "../../shared/backbone/types";
-import { featureSpecOf, preprocessSpecOf, DEFAULT_BACKBONE } from "../../shared/catalog";
+import { featureSpecOf, preprocessSpecOf, singleSizeSpec, DEFAULT_BACKBONE } from "../../shared/catalog";
 import { applyHead } from "../../shared/head";
-import { imageToTensorInput } from "../../shared/image/preprocess";
+import { imageToTensorInput, inputTensorLength } from "../../shared/image/preprocess";
 import { loadVendoredBundle } from "../../gpu-runner/src/backbones/builtin-vendored";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 import { createEngine } from "../../gpu-runner/src/engine";
@@ -57,10 +57,12 @@ labelNames.forEach((label, labelIndex) => {
 const labels = Int32Array.from(items, (item) => item.label);
 const trainIndex = items.flatMap((item, i) => (item.val ? [] : [i]));
 const valIndex = items.flatMap((item, i) => (item.val ? [i] : []));
-const [h, w] = entry.spec.input_size;
+// Fine-tuning feeds one input size (shared/catalog.ts singleSizeSpec), as the runner does.
+const singleSize = singleSizeSpec(entry.spec);
+const perImage = inputTensorLength(preprocessSpecOf(singleSize));
 const pixels = await timed(`decode ${items.length} images`, async () => {
-  const out = new Float32Array(items.length * h * w * 3);
-  for (const [i, item] of items.entries()) out.set(await imageToTensorInput(readFileSync(item.file), preprocessSpecOf(entry.spec), codecs), i * h * w * 3);
+  const out = new Float32Array(items.length * perImage);
+  for (const [i, item] of items.entries()) out.set(await imageToTensorInput(readFileSync(item.file), preprocessSpecOf(singleSize), codecs), i * perImage);
   return out;
 });
 const runEngine = async (feature: FeatureSpec) => {
@@ -85,7 +87,7 @@ const linearAccuracy = async (embeddings: Float32Array, dim: number) => {
   return correct / valIndex.length;
 };
 
-const spec = featureSpecOf(entry.spec);
+const spec = featureSpecOf(singleSize);
 const headOnly = await timed("head-only (spec features): embed + linear head", async () => {
   const { values, dim } = await runEngine(spec);
   return linearAccuracy(values, dim);

@@ -18,7 +18,7 @@
  */
 import { chunk } from "../../shared/chunk";
 import { isImageError } from "../../shared/image/errors";
-import { imageToTensorInput, type PreprocessSpec } from "../../shared/image/preprocess";
+import { imageToTensorInput, inputTensorLength, type PreprocessSpec } from "../../shared/image/preprocess";
 import type { ImageCodecs } from "../../shared/image/codecs";
 import { sha256Hex } from "../../shared/ids";
 import { EMBEDDING_RECORD_HEADER_BYTES, bytesToHex, hexToBytes } from "../../shared/wire";
@@ -178,8 +178,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
 
   // 2. The rest, batch by batch, decoding of the next DECODE_AHEAD batches overlapping the backbone run of this one.
   const skipped: Rejection[] = [];
-  const [h, w] = input.preprocess.input_size;
-  const perImage = h * w * 3;
+  const perImage = inputTensorLength(input.preprocess);
   const started = performance.now();
   let computed = 0;
   let storing: Promise<void> = Promise.resolve();

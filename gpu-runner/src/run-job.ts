@@ -16,7 +16,7 @@ import { PREPROCESS_VERSION } from "../../shared/image/preprocess";
 import { applyHead, headToTfjsModel, serializeHead } from "../../shared/head";
 import { sha256Hex } from "../../shared/ids";
 import { evaluate, listMisclassified } from "../../shared/metrics";
-import { cutActivationCacheKey, embeddingCacheKey, featureLayers, featureSpecOf, findBuiltinBackbone, preprocessSpecOf, viewEmbeddingCacheKey } from "../../shared/catalog";
+import { cutActivationCacheKey, embeddingCacheKey, featureLayers, featureSpecOf, findBuiltinBackbone, preprocessSpecOf, singleSizeSpec, viewEmbeddingCacheKey } from "../../shared/catalog";
 import { MIRROR_VIEW } from "../../shared/image/augment";
 import { augmentTrainingSet } from "./augment-set";
 import { expandHead, featureSubsets, selectColumns, subsetWidth, type FeatureSubset } from "./train/feature-subset";
@@ -256,7 +256,8 @@ async function fineTuneStep(ctx: RunJobContext, keeper: LeaseKeeper, set: Traini
     cacheKey: await sha256Hex(cutActivationCacheKey(backbone.id, backbone.weights_version, backbone.spec, stack.cutLayer)),
     // All of the job's images, as for embeddings: the pack id is the hash of exactly those (the API checks it).
     images: leased.images, engine, codecs: ctx.codecs, decodePool: ctx.decodePool,
-    preprocess: preprocessSpecOf(backbone.spec), maxPixels: ctx.maxPixels ?? DEFAULT_MAX_PIXELS, signal: keeper.signal,
+    // One input size: the blocks train on, and the edge serves a fine-tuned model from, the activations at input_size.
+    preprocess: preprocessSpecOf(singleSizeSpec(backbone.spec)), maxPixels: ctx.maxPixels ?? DEFAULT_MAX_PIXELS, signal: keeper.signal,
     onProgress: (done, total) => keeper.setProgress("cut_activations", done, total), log,
   });
   keeper.signal.throwIfAborted();
@@ -394,7 +395,7 @@ async function uploadArtifactsStep(ctx: RunJobContext, trained: TrainHeadResult,
     dataset_id: job.dataset_id,
     dataset_version: job.dataset_version,
     backbone: { id: backbone.id, name: backbone.name, weights_version: backbone.weights_version, spec: backbone.spec },
-    preprocessing: { version: PREPROCESS_VERSION, ...preprocessSpecOf(backbone.spec) },
+    preprocessing: { version: PREPROCESS_VERSION, ...preprocessSpecOf(blocks ? singleSizeSpec(backbone.spec) : backbone.spec) },
     labels: set.labelNames,
     metrics: { ...evaluated.metrics, misclassified: evaluated.misclassified, selection, ...(fineTuned ? { fine_tune: fineTuned.report } : {}) },
     training: { requested_head: job.config.head, head: headSpec, hyperparameters, ...(choice.features ? { feature_layers: choice.features.layers } : {}), solver: "lbfgs", best_epoch: trained.bestEpoch, stop_reason: trained.stopReason, epochs_run: trained.epochs.length, split: set.hasOwnSplit ? "dataset" : "stratified", train_count: set.imageTrain.length, view_rows: set.split.train.length - set.imageTrain.length, val_count: set.split.val.length, augmentation: job.config.augmentation },

@@ -52,7 +52,7 @@ export async function buildFeatureExtractor(tf: Tf, bundle: BackboneBundle, spec
   }
   validateFeatureSpec(bundle.modelJson, spec);
   const inputShape = getInputShape(bundle.modelJson, spec.input_size);
-  const pruned = pruneToFeatureLayers(bundle.modelJson, spec.feature_layers);
+  const pruned = pruneToFeatureLayers(bundle.modelJson, spec.feature_layers, inputShape);
   const trunk = (await tf.models.modelFromJSON({ modelTopology: pruned.modelTopology as tfjs.io.ModelJSON["modelTopology"] })) as tfjs.LayersModel;
 
   // Decode every weight (dequantizing uint8 ones), keep those the cut model owns, and insist on all of them.

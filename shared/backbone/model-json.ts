@@ -253,6 +253,12 @@ export function getGraphInputNode(modelJson: ModelJsonLike): GraphNodeRecord {
  * `[height, width, channels]` of the model's single image input: a layers model's InputLayer `batch_input_shape`, a
  * graph model's Placeholder `shape` attribute. A free height or width (null, or -1 in a graph) is taken from
  * `inputSize` (the backbone spec's `input_size`); a free channel count means RGB, 3.
+ *
+ * For a layers model `inputSize` also wins over a declared height and width: a convolutional trunk cut before its
+ * classifier runs at any input size, and the builtin MobileNet v1 0.75, published for 224x224, is served at the
+ * size its catalog spec chose by cross-validation (shared/catalog.ts). A user's upload is refused unless its spec's
+ * `input_size` equals what its model declares (workers/services/model-validation.ts), so there the two agree. A
+ * graph model keeps its declared size: its graph may hold shape constants.
  */
 export function getInputShape(modelJson: ModelJsonLike, inputSize?: [number, number]): [number, number, number] {
   if (isGraphModel(modelJson)) {
@@ -263,7 +269,8 @@ export function getInputShape(modelJson: ModelJsonLike, inputSize?: [number, num
   if (!inputShape || inputShape.length !== 4) {
     throw new Error("model.json needs one InputLayer with batch_input_shape [null, height, width, channels]");
   }
-  return resolveImageShape(inputShape, inputSize, `InputLayer ${JSON.stringify(inputName)}`);
+  const resized = inputSize ? [inputShape[0] ?? null, inputSize[0], inputSize[1], inputShape[3] ?? null] : inputShape;
+  return resolveImageShape(resized, inputSize, `InputLayer ${JSON.stringify(inputName)}`);
 }
 
 /** `[H, W, C]` from a declared `[batch, H, W, C]` with free axes as null. */
@@ -342,7 +349,7 @@ export function inboundLayerNames(layer: LayerRecord): string[] {
  * model's outputs (the classifier head and everything after the last feature layer are dropped). The weights
  * manifest is left as is (it still describes `weightData`); loaders skip the weights of dropped layers by name.
  */
-export function pruneToFeatureLayers<T extends ModelJsonLike>(modelJson: T, featureLayers: string[]): T {
+export function pruneToFeatureLayers<T extends ModelJsonLike>(modelJson: T, featureLayers: string[], inputShape?: [number, number, number]): T {
   const layers = getLayerRecords(modelJson);
   const byName = new Map(layers.map((layer) => [layer.name, layer]));
   const keep = new Set<string>();
@@ -355,7 +362,10 @@ export function pruneToFeatureLayers<T extends ModelJsonLike>(modelJson: T, feat
     keep.add(name);
     stack.push(...inboundLayerNames(layer));
   }
-  const keptLayers = layers.filter((layer) => keep.has(layer.name));
+  // With `inputShape` (getInputShape's answer for the spec), the cut model declares it: tfjs builds layers for it.
+  const keptLayers = layers
+    .filter((layer) => keep.has(layer.name))
+    .map((layer) => (inputShape && batchInputShape(layer) ? withBatchInputShape(layer, [null, ...inputShape]) : layer));
   const inputs = keptLayers.filter((layer) => layer.class_name === "InputLayer").map((layer) => [layer.name, 0, 0]);
   const config = {
     ...modelConfig(modelJson),
@@ -369,6 +379,13 @@ export function pruneToFeatureLayers<T extends ModelJsonLike>(modelJson: T, feat
   if (topology.model_config) topology.model_config = { ...topology.model_config, ...functional, config };
   else Object.assign(topology, functional, { config });
   return { ...modelJson, modelTopology: topology };
+}
+
+/** `layer` declaring `shape` under whichever key it declared its batch input shape. */
+function withBatchInputShape(layer: LayerRecord, shape: (number | null)[]): LayerRecord {
+  const config = { ...layer.config };
+  for (const key of ["batch_input_shape", "batchInputShape", "batch_shape"]) if (key in config) config[key] = shape;
+  return { ...layer, config };
 }
 
 /** A weight as plain data: shape and float32 values (dequantized like tfjs does: `v * scale + min`). */

@@ -84,11 +84,17 @@ export interface FeatureSpec {
   pooling: "avg" | "avg+max" | "none";
   flip_average?: boolean;
   /**
-   * `[height, width]` of the images the backbone is fed (the backbone spec's `input_size`). Used only where the model
-   * leaves its input size free (`[null, null, null, 3]` in a layers model, `[-1, -1, -1, 3]` in a graph model); a
-   * size fixed in the model wins (the API rejects a spec that disagrees with it at import).
+   * `[height, width]` of the images the backbone is fed (the backbone spec's `input_size`). A layers model runs at
+   * this size whatever it declares (a builtin is served at the size its catalog chose); a graph model uses it only
+   * where it leaves its size free (`[-1, -1, -1, 3]`). The API rejects a user's spec that disagrees with the size
+   * the model fixes, at import (shared/backbone/model-json.ts getInputShape).
    */
   input_size?: [number, number];
+  /**
+   * More sizes the image is fed at (a builtin spec's `extra_input_sizes`): the input tensor holds the image at
+   * `input_size` then at each of these (shared/image/preprocess.ts), and the embedding is the mean of each size's.
+   */
+  extra_input_sizes?: [number, number][];
 }
 
 /** A feature spec whose embedding is pooled (what a backbone spec describes; "none" is only the fine-tuning cut). */

@@ -24,10 +24,10 @@ import type { Tf } from "../backbone/feature-extractor";
 import type { LayersModelJson } from "../backbone/types";
 import { applyHead, topK, type LabelProbability } from "../head/apply";
 import { parseHead, type Head } from "../head/format";
-import { averageEmbeddings, mirrorInputTensor } from "../image/augment";
+import { averageEmbeddings, mirrorInputSizes } from "../image/augment";
 import { initCodecs, type ImageCodecs } from "../image/codecs";
 import { decodeImage, DEFAULT_MAX_PIXELS } from "../image/decode";
-import { PREPROCESS_VERSION, preprocessImage } from "../image/preprocess";
+import { inputSizes, PREPROCESS_VERSION, preprocessImage } from "../image/preprocess";
 import { inspectImage } from "../image/sniff";
 import { BUNDLE_FORMAT, type BundleManifest } from "./manifest";
 
@@ -132,35 +132,47 @@ export async function loadBundle(tf: unknown, source: BundleSource, options: Loa
   const codecs: ImageCodecs = await initCodecs({ jpeg, png });
   const head: Head = parseHead(JSON.parse(text(headJsonBytes!)), toArrayBuffer(headWeightBytes!));
   const t = tf as Tf;
-  const extractor: AnyFeatureExtractor = await buildAnyFeatureExtractor(
-    t,
-    { name: manifest.backbone.id, modelJson: JSON.parse(text(modelJsonBytes!)) as LayersModelJson, weightData: toArrayBuffer(weightBytes!), inputRange: [0, 1] },
-    manifest.feature_spec,
-  );
-  if (extractor.dim !== head.inputDim) {
-    extractor.dispose();
-    throw new Error(`edgetune bundle: the backbone gives ${extractor.dim}-value embeddings but the head expects ${head.inputDim}. Export the model again.`);
+  const bundle = { name: manifest.backbone.id, modelJson: JSON.parse(text(modelJsonBytes!)) as LayersModelJson, weightData: toArrayBuffer(weightBytes!), inputRange: [0, 1] as [number, number] };
+  // One extractor per input size (a builtin fed at several sizes averages their embeddings, as the edge does).
+  const sizes = inputSizes({ input_size: manifest.feature_spec.input_size ?? manifest.preprocessing.input_size, extra_input_sizes: manifest.feature_spec.extra_input_sizes });
+  const extractors: AnyFeatureExtractor[] = [];
+  const disposeAll = () => extractors.forEach((extractor) => extractor.dispose());
+  try {
+    for (const input_size of sizes) extractors.push(await buildAnyFeatureExtractor(t, bundle, { ...manifest.feature_spec, input_size, extra_input_sizes: undefined }));
+  } catch (error) {
+    disposeAll();
+    throw error;
+  }
+  const dim = extractors[0]!.dim;
+  if (dim !== head.inputDim) {
+    disposeAll();
+    throw new Error(`edgetune bundle: the backbone gives ${dim}-value embeddings but the head expects ${head.inputDim}. Export the model again.`);
   }
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
-  const [h, w, c] = extractor.inputShape;
 
-  /** One normalised [h, w, 3] tensor through the backbone: [dim]. */
+  /** One image's normalised tensor (each input size's [h, w, 3] in turn) through the backbone: [dim]. */
   async function embedPixels(pixels: Float32Array): Promise<Float32Array> {
-    const input = t.tensor4d(pixels, [1, h, w, c]);
-    try {
-      const embedding = (await extractor.embedAsync(input)) as tfjs.Tensor2D;
-      const data = new Float32Array(embedding.dataSync() as Float32Array);
-      embedding.dispose();
-      return data;
-    } finally {
-      input.dispose();
+    const parts: Float32Array[] = [];
+    let offset = 0;
+    for (const extractor of extractors) {
+      const [h, w, c] = extractor.inputShape;
+      const input = t.tensor4d(pixels.subarray(offset, offset + h * w * c), [1, h, w, c]);
+      offset += h * w * c;
+      try {
+        const embedding = (await extractor.embedAsync(input)) as tfjs.Tensor2D;
+        parts.push(new Float32Array(embedding.dataSync() as Float32Array));
+        embedding.dispose();
+      } finally {
+        input.dispose();
+      }
     }
+    return averageEmbeddings(...parts);
   }
 
   async function embedChecked(bytes: Uint8Array): Promise<Float32Array> {
     const pixels = preprocessImage(await decodeImage(bytes, codecs, { maxPixels }), manifest.preprocessing);
     const embedding = await embedPixels(pixels);
-    return head.tta === "flip" ? averageEmbeddings(embedding, await embedPixels(mirrorInputTensor(pixels, h, w))) : embedding;
+    return head.tta === "flip" ? averageEmbeddings(embedding, await embedPixels(mirrorInputSizes(pixels, sizes))) : embedding;
   }
 
   return {
@@ -181,6 +193,6 @@ export async function loadBundle(tf: unknown, source: BundleSource, options: Loa
     async embed(image) {
       return embedChecked(await imageBytes(image));
     },
-    dispose: () => extractor.dispose(),
+    dispose: disposeAll,
   };
 }

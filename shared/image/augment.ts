@@ -102,12 +102,36 @@ export function mirrorInputTensor(tensor: Float32Array, height: number, width: n
 }
 
 /**
- * Mean of two embeddings of the same length, in float32 (`(a + b) / 2` per value, rounded once): how flip
- * averaging combines an image's and its mirror's embedding, on the runner and at the edge alike.
+ * `mirrorInputTensor` of each input size's part of a multi-size input tensor (shared/image/preprocess.ts inputSizes):
+ * what `preprocessImage` gives for view 1.
  */
-export function averageEmbeddings(a: Float32Array, b: Float32Array): Float32Array {
-  if (a.length !== b.length) throw new RangeError(`embeddings differ in length: ${a.length} and ${b.length}`);
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = (a[i]! + b[i]!) / 2;
+export function mirrorInputSizes(tensor: Float32Array, sizes: readonly [number, number][]): Float32Array {
+  if (sizes.length === 1) return mirrorInputTensor(tensor, sizes[0]![0], sizes[0]![1]);
+  const out = new Float32Array(tensor.length);
+  let offset = 0;
+  for (const [height, width] of sizes) {
+    const length = height * width * 3;
+    out.set(mirrorInputTensor(tensor.subarray(offset, offset + length), height, width), offset);
+    offset += length;
+  }
+  if (offset !== tensor.length) throw new RangeError(`tensor holds ${tensor.length} floats, not ${offset}`);
+  return out;
+}
+
+/**
+ * Mean of embeddings of the same length, in float32 (`(a + b) / 2` per value for two, rounded once): how flip
+ * averaging combines an image's and its mirror's embedding, and how a backbone with several input sizes combines
+ * each size's, on the runner and at the edge alike.
+ */
+export function averageEmbeddings(...parts: Float32Array[]): Float32Array {
+  const [first, ...rest] = parts;
+  if (!first) throw new RangeError("averageEmbeddings needs at least one embedding");
+  for (const part of rest) if (part.length !== first.length) throw new RangeError(`embeddings differ in length: ${first.length} and ${part.length}`);
+  const out = new Float32Array(first.length);
+  for (let i = 0; i < first.length; i++) {
+    let sum = first[i]!;
+    for (const part of rest) sum += part[i]!;
+    out[i] = sum / parts.length;
+  }
   return out;
 }

@@ -28,10 +28,26 @@ export interface PreprocessSpec {
   /** "squash": the whole image scaled to height x width; "center_crop": scaled to cover it, the centre kept. */
   resize: "squash" | "center_crop";
   /**
+   * More [height, width] sizes the image is also fed at (a backbone spec's `extra_input_sizes`): the tensor holds
+   * the image at `input_size`, then at each of these, one after the other, and the embedding is the mean of each
+   * size's (shared/image/augment.ts averageEmbeddings).
+   */
+  extra_input_sizes?: [number, number][];
+  /**
    * A deterministic transformed view (shared/image/augment.ts): 0 or absent is the image as served, 1 its mirror,
    * 2 and up a crop with small colour changes. Only training-time augmentation and flip averaging set it.
    */
   view?: number;
+}
+
+/** Every [height, width] an image is fed at: `input_size`, then `extra_input_sizes`. */
+export function inputSizes(spec: Pick<PreprocessSpec, "input_size" | "extra_input_sizes">): [number, number][] {
+  return [spec.input_size, ...(spec.extra_input_sizes ?? [])];
+}
+
+/** Floats in one image's input tensor: height x width x 3, summed over its input sizes. */
+export function inputTensorLength(spec: Pick<PreprocessSpec, "input_size" | "extra_input_sizes">): number {
+  return inputSizes(spec).reduce((sum, [h, w]) => sum + h * w * 3, 0);
 }
 
 const PRECISION_BITS = 22; // as Pillow's 8-bit path: 255 * 2^22 * (1 + rounding) stays below 2^31
@@ -44,24 +60,47 @@ const HALF = 1 << (PRECISION_BITS - 1);
  * @returns Float32Array of shape [h, w, 3] (NHWC for one image, RGB order)
  */
 export function preprocessImage(image: RgbaImage, spec: PreprocessSpec, target?: Float32Array): Float32Array {
-  const [outHeight, outWidth] = spec.input_size;
   checkSpec(spec);
   const { width, height } = image;
   if (!(width > 0 && height > 0) || image.data.length !== width * height * 4) {
     throw new RangeError(`image data holds ${image.data.length} bytes, not ${width}x${height}x4`);
   }
-  const output = target ?? new Float32Array(outHeight * outWidth * 3);
-  if (output.length !== outHeight * outWidth * 3) {
-    throw new RangeError(`target holds ${output.length} floats, not ${outHeight}x${outWidth}x3`);
+  const sizes = inputSizes(spec);
+  const length = inputTensorLength(spec);
+  const output = target ?? new Float32Array(length);
+  if (output.length !== length) {
+    throw new RangeError(`target holds ${output.length} floats, not ${sizes.map(([h, w]) => `${h}x${w}x3`).join(" + ")}`);
   }
   const pixels = hasTransparency(image.data) ? flattenOntoWhite(image.data) : image.data;
+  const transform = viewTransform(spec.view ?? 0);
+  const table = changesColour(transform) ? viewNormalizationTable(transform, spec.mean, spec.std) : normalizationTable(spec.mean, spec.std);
+  let offset = 0;
+  for (const [outHeight, outWidth] of sizes) {
+    const part = output.subarray(offset, offset + outHeight * outWidth * 3);
+    resampleInto(pixels, width, height, outHeight, outWidth, spec.resize, transform, table, part);
+    offset += part.length;
+  }
+  return output;
+}
 
+/** One input size of `preprocessImage`: the source box, both resampling passes, the mirror of the view. */
+function resampleInto(
+  pixels: Uint8ClampedArray | Uint8Array,
+  width: number,
+  height: number,
+  outHeight: number,
+  outWidth: number,
+  resize: PreprocessSpec["resize"],
+  transform: ReturnType<typeof viewTransform>,
+  table: Float32Array,
+  output: Float32Array,
+): void {
   // The source box (fractional pixels) that maps onto the output.
   let left = 0;
   let top = 0;
   let right = width;
   let bottom = height;
-  if (spec.resize === "center_crop") {
+  if (resize === "center_crop") {
     const scale = Math.max(outWidth / width, outHeight / height);
     const boxWidth = outWidth / scale;
     const boxHeight = outHeight / scale;
@@ -70,7 +109,6 @@ export function preprocessImage(image: RgbaImage, spec: PreprocessSpec, target?:
     right = left + boxWidth;
     bottom = top + boxHeight;
   }
-  const transform = viewTransform(spec.view ?? 0);
   const { crop } = transform;
   if (crop.x0 !== 0 || crop.y0 !== 0 || crop.x1 !== 1 || crop.y1 !== 1) {
     const boxWidth = right - left;
@@ -85,10 +123,8 @@ export function preprocessImage(image: RgbaImage, spec: PreprocessSpec, target?:
   const firstRow = vertical.bounds[0]!;
   const lastRow = vertical.bounds[2 * (outHeight - 1)]! + vertical.bounds[2 * (outHeight - 1) + 1]!;
   const between = resampleRows(pixels, width, firstRow, lastRow - firstRow, horizontal);
-  const table = changesColour(transform) ? viewNormalizationTable(transform, spec.mean, spec.std) : normalizationTable(spec.mean, spec.std);
   resampleColumnsToFloats(between, outWidth, firstRow, vertical, table, output);
   if (transform.mirror) mirrorRowsInPlace(output, outHeight, outWidth);
-  return output;
 }
 
 /**
@@ -272,9 +308,10 @@ function flattenOntoWhite(data: Uint8ClampedArray | Uint8Array): Uint8ClampedArr
 }
 
 function checkSpec(spec: PreprocessSpec): void {
-  const [h, w] = spec.input_size;
-  if (!Number.isInteger(h) || !Number.isInteger(w) || h < 1 || w < 1) {
-    throw new RangeError(`input_size must be two positive integers, got [${spec.input_size.join(", ")}]`);
+  for (const [h, w] of inputSizes(spec)) {
+    if (!Number.isInteger(h) || !Number.isInteger(w) || h < 1 || w < 1) {
+      throw new RangeError(`input sizes must be two positive integers each, got [${h}, ${w}]`);
+    }
   }
   if (spec.mean.length !== 3 || spec.std.length !== 3 || spec.std.some((s) => !(Math.abs(s) > 0))) {
     throw new RangeError("mean and std must hold 3 numbers each, and std no zero");

@@ -152,7 +152,7 @@ describe("a fine-tune job on the local platform", () => {
     assert.equal(parsedCard.backbone.id, DEFAULT_BACKBONE.id);
     assert.equal(parsedCard.images, 24);
     assert.match(parsedCard.content_hashes_sha256, /^[0-9a-f]{64}$/);
-    assert.equal(parsedCard.preprocessing.input_size.join("x"), "224x224");
+    assert.equal(parsedCard.preprocessing.input_size.join("x"), "288x288"); // the default backbone's CV-chosen size
     const headManifest = await api(platform, "GET", `/v1/models/${job.model_id}/files/head.json`);
     assert.equal(headManifest.status, 200);
   });
@@ -250,7 +250,7 @@ describe("a fine-tune job on the local platform", () => {
     assert.equal(report.cut_layer, "conv_pw_12_relu");
     assert.equal(report.kept, true);
     assert.equal(report.cut_activations.computed, 24);
-    assert.equal(report.cut_activations.bytes_per_image, 7 * 7 * 768 * 4);
+    assert.equal(report.cut_activations.bytes_per_image, 9 * 9 * 768 * 4); // conv_pw_12 at 288x288 (stride 32)
     assert.ok(report.fit_count > 0 && report.holdout_count > 0 && report.epochs.length >= 1);
 
     const auth = { authorization: `Bearer ${platform.adminKey}` };
@@ -266,7 +266,7 @@ describe("a fine-tune job on the local platform", () => {
     // The runner's path: Node decoders, the trunk to the cut on the runner's default engine, the stored blocks on tfjs-wasm, the head.
     await tfjs.setBackend("wasm");
     const bundle = await loadVendoredBundle(DEFAULT_BACKBONE);
-    const engine = await createEngine(bundle, { feature_layers: [stack.cutLayer], pooling: "none", input_size: [224, 224] }, { engine: "auto" });
+    const engine = await createEngine(bundle, { feature_layers: [stack.cutLayer], pooling: "none", input_size: DEFAULT_BACKBONE.spec.input_size }, { engine: "auto" });
     try {
       for (const [index, image] of [makeColouredPng(40, 40, COLOURS.red!, 9101), makeColouredPng(57, 31, [120, 120, 60], 9102), makeColouredPng(64, 64, [40, 120, 130], 9103)].entries()) {
         const tensor = await imageToTensorInput(image, preprocessSpecOf(DEFAULT_BACKBONE.spec), await getNodeCodecs());

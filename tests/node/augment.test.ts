@@ -9,9 +9,9 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { describe, it } from "vitest";
-import { AUGMENT_VERSION, averageEmbeddings, MAX_VIEWS, mirrorInputTensor, viewTransform } from "../../shared/image/augment";
+import { AUGMENT_VERSION, averageEmbeddings, MAX_VIEWS, mirrorInputSizes, mirrorInputTensor, viewTransform } from "../../shared/image/augment";
 import { decodeImage } from "../../shared/image/decode";
-import { preprocessImage } from "../../shared/image/preprocess";
+import { inputSizes, inputTensorLength, preprocessImage } from "../../shared/image/preprocess";
 import { createRandom } from "../../shared/random";
 import { hyperparametersSchema } from "../../shared/schemas";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
@@ -44,6 +44,28 @@ describe("augmentation views", () => {
     assert.equal(sha256(preprocessImage(image, { ...spec, view: 0 })), EXPECTED.jpeg.squash);
     assert.deepEqual(preprocessImage(image, { ...spec, view: 1 }), mirrorInputTensor(plain, spec.input_size[0], spec.input_size[1]));
     assert.deepEqual(mirrorInputTensor(mirrorInputTensor(plain, 24, 24), 24, 24), plain);
+  });
+
+  it("several input sizes: the tensor is each size's input in turn, for every view, and view 1 mirrors each part", async () => {
+    const image = await fixture("jpeg");
+    const spec = { ...SPECS.squash!, input_size: [24, 24] as [number, number], extra_input_sizes: [[30, 18]] as [number, number][] };
+    assert.deepEqual(inputSizes(spec), [[24, 24], [30, 18]]);
+    assert.equal(inputTensorLength(spec), 24 * 24 * 3 + 30 * 18 * 3);
+    for (const view of [0, 1, 2]) {
+      const single = (input_size: [number, number]) => preprocessImage(image, { ...SPECS.squash!, input_size, view });
+      const both = preprocessImage(image, { ...spec, view });
+      assert.deepEqual(both, Float32Array.from([...single([24, 24]), ...single([30, 18])]));
+    }
+    assert.deepEqual(preprocessImage(image, { ...spec, view: 1 }), mirrorInputSizes(preprocessImage(image, spec), inputSizes(spec)));
+    assert.throws(() => preprocessImage(image, spec, new Float32Array(24 * 24 * 3)), /24x24x3 \+ 30x18x3/);
+  });
+
+  it("averages any number of embeddings value by value, two exactly as (a + b) / 2", () => {
+    const a = Float32Array.of(1, 2, 0.1), b = Float32Array.of(3, -2, 0.2), c = Float32Array.of(0.5, 7, -1);
+    assert.deepEqual(averageEmbeddings(a), a);
+    assert.deepEqual(averageEmbeddings(a, b), Float32Array.from(a, (v, i) => (v + b[i]!) / 2));
+    assert.deepEqual(averageEmbeddings(a, b, c), Float32Array.from(a, (v, i) => (v + b[i]! + c[i]!) / 3));
+    assert.throws(() => averageEmbeddings(a, Float32Array.of(1)), /differ in length/);
   });
 
   it("gives every view its own crop and colours inside the documented bounds, the same on every call", () => {

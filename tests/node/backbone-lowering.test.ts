@@ -7,7 +7,12 @@ import assert from "node:assert/strict";
 import { beforeAll, describe, expect, it } from "vitest";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
+import { buildFeatureExtractor } from "../../shared/backbone/feature-extractor";
 import { foldBatchNorm, lowerBackbone, UnsupportedGraphError } from "../../shared/backbone/lowering";
+import { getInputShape } from "../../shared/backbone/model-json";
+import { averageEmbeddings } from "../../shared/image/augment";
+import { createEngine } from "../../gpu-runner/src/engine/index";
+import { createEmbedder } from "../../workers/inference/embedder";
 import type { BackboneBundle, FeatureSpec } from "../../shared/backbone/types";
 import { compileFusedBackbone } from "../../workers/inference/fused-backbone";
 import { convertToOnnx, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from "../../gpu-runner/src/engine/onnx/convert";
@@ -27,7 +32,8 @@ function namespaced(bundle: BackboneBundle, scope = "inner_scope"): BackboneBund
 
 function byEdge(bundle: BackboneBundle, spec: FeatureSpec, images: Float32Array, n: number): Float32Array {
   const compiled = compileFusedBackbone(tf, bundle.modelJson, bundle.weightData, spec);
-  const perImage = TINY_SIZE * TINY_SIZE * 3;
+  const [h, w] = spec.input_size ?? [TINY_SIZE, TINY_SIZE];
+  const perImage = h * w * 3;
   const out = new Float32Array(n * compiled.dim);
   for (let i = 0; i < n; i++) out.set(compiled.embed(images.subarray(i * perImage, (i + 1) * perImage)), i * compiled.dim);
   compiled.dispose();
@@ -38,7 +44,8 @@ async function byOnnx(bundle: BackboneBundle, spec: FeatureSpec, images: Float32
   const conversion = convertToOnnx(bundle, spec);
   const session = await ort!.InferenceSession.create(conversion.bytes, { executionProviders: ["cpu"], intraOpNumThreads: 1 });
   try {
-    const outputs = await session.run({ [ONNX_INPUT_NAME]: new ort!.Tensor("float32", images, [n, TINY_SIZE, TINY_SIZE, 3]) });
+    const [h, w] = spec.input_size ?? [TINY_SIZE, TINY_SIZE];
+    const outputs = await session.run({ [ONNX_INPUT_NAME]: new ort!.Tensor("float32", images, [n, h, w, 3]) });
     return outputs[ONNX_OUTPUT_NAME].data as Float32Array;
   } finally {
     await session.release();
@@ -165,6 +172,80 @@ describe("the backbone lowering and its two back ends", () => {
     if (!ort) return;
     const onnx = await byOnnx(bundle, spec, images, IMAGES);
     assert.ok(maxAbsDiff(onnx, expected) < 1e-4, `onnx: max abs diff ${maxAbsDiff(onnx, expected)}`);
+  });
+
+  it("runs a convolutional trunk at the spec's input_size, not the declared one, on every path as tfjs runs it", async () => {
+    // The default backbone, published for 224x224, is served at 288x288 (shared/catalog.ts). Non-square here so that
+    // a swapped height and width shows.
+    const spec: FeatureSpec = { feature_layers: ["project", "out_relu"], pooling: "avg", input_size: [48, 40] };
+    expect(getInputShape(plain.modelJson)).toEqual([TINY_SIZE, TINY_SIZE, 3]);
+    expect(getInputShape(plain.modelJson, [48, 40])).toEqual([48, 40, 3]);
+    const n = 2;
+    const images = Float32Array.from({ length: n * 48 * 40 * 3 }, (_, i) => Math.sin(i * 0.37) * 0.9);
+    // The reference: tfjs-layers itself, loading the model with its InputLayer edited to 48x40.
+    const edited = structuredClone(plain.modelJson) as any;
+    for (const layer of edited.modelTopology.model_config?.config?.layers ?? edited.modelTopology.config.layers) {
+      if (layer.config?.batch_input_shape) layer.config.batch_input_shape = [null, 48, 40, 3];
+    }
+    const full = await tf.loadLayersModel(tf.io.fromMemory({ modelTopology: edited.modelTopology, weightSpecs: edited.weightsManifest[0].weights, weightData: plain.weightData }));
+    const probe = tf.model({ inputs: full.inputs, outputs: ["project", "out_relu"].map((name) => full.getLayer(name).output as tf.SymbolicTensor) });
+    const input = tf.tensor4d(images, [n, 48, 40, 3]);
+    const maps = probe.predict(input) as tf.Tensor[];
+    const pooled = tf.concat(maps.map((map) => map.mean([1, 2])), 1);
+    const expected = (await pooled.data()) as Float32Array;
+    tf.dispose([input, pooled, ...maps]);
+    full.dispose();
+
+    const extractor = await buildFeatureExtractor(tf, plain, spec);
+    expect(extractor.inputShape).toEqual([48, 40, 3]);
+    const runnerInput = tf.tensor4d(images, [n, 48, 40, 3]);
+    const runnerOut = extractor.embed(runnerInput);
+    const runnerTfjs = (await runnerOut.data()) as Float32Array;
+    tf.dispose([runnerInput, runnerOut]);
+    extractor.dispose();
+    assert.ok(maxAbsDiff(runnerTfjs, expected) < 1e-5, `runner tfjs: max abs diff ${maxAbsDiff(runnerTfjs, expected)}`);
+    const edge = byEdge(plain, spec, images, n);
+    assert.ok(maxAbsDiff(edge, expected) < 1e-5, `edge: max abs diff ${maxAbsDiff(edge, expected)}`);
+    if (!ort) return;
+    const onnx = await byOnnx(plain, spec, images, n);
+    assert.ok(maxAbsDiff(onnx, expected) < 1e-4, `onnx: max abs diff ${maxAbsDiff(onnx, expected)}`);
+  });
+
+  it("several input sizes: the runner's engine and the edge's embedder both give the mean of each size's embedding", async () => {
+    const spec: FeatureSpec = { feature_layers: ["out_relu"], pooling: "avg", input_size: [TINY_SIZE, TINY_SIZE], extra_input_sizes: [[40, 48]] };
+    const n = 2;
+    const small = makeImages(n);
+    const large = Float32Array.from({ length: n * 40 * 48 * 3 }, (_, i) => Math.cos(i * 0.11) * 0.8);
+    const single = async (input_size: [number, number], images: Float32Array) => {
+      const engine = await createEngine(plain, { ...spec, input_size, extra_input_sizes: undefined }, { engine: "tfjs-cpu" });
+      try {
+        return await engine.embed(images, n);
+      } finally {
+        await engine.close();
+      }
+    };
+    const expected = averageEmbeddings(await single([TINY_SIZE, TINY_SIZE], small), await single([40, 48], large));
+    // Each image's tensor holds its sizes one after the other (shared/image/preprocess.ts).
+    const perImage = [TINY_SIZE * TINY_SIZE * 3, 40 * 48 * 3];
+    const batch = new Float32Array(n * (perImage[0]! + perImage[1]!));
+    for (let i = 0; i < n; i++) {
+      batch.set(small.subarray(i * perImage[0]!, (i + 1) * perImage[0]!), i * (perImage[0]! + perImage[1]!));
+      batch.set(large.subarray(i * perImage[1]!, (i + 1) * perImage[1]!), i * (perImage[0]! + perImage[1]!) + perImage[0]!);
+    }
+    const runner = await createEngine(plain, spec, { engine: "tfjs-cpu" });
+    const runnerOut = await runner.embed(batch, n);
+    await runner.close();
+    assert.ok(maxAbsDiff(runnerOut, expected) < 1e-6, `runner: max abs diff ${maxAbsDiff(runnerOut, expected)}`);
+    await expect(createEngine(plain, spec, { engine: "tfjs-cpu" }).then((engine) => engine.embed(small, n))).rejects.toThrow(/expected 2 x/);
+
+    const edge = await createEmbedder(tf as never, plain, { name: "tiny", feature_layer: "out_relu", input_size: [TINY_SIZE, TINY_SIZE], normalization: { mean: [0, 0, 0], std: [1, 1, 1] }, pooling: "avg", resize: "squash" }, { feature: spec });
+    expect(edge.engine).toBe("fused");
+    for (let i = 0; i < n; i++) {
+      const got = await edge.embed(batch.subarray(i * (perImage[0]! + perImage[1]!), (i + 1) * (perImage[0]! + perImage[1]!)));
+      const want = expected.subarray(i * got.length, (i + 1) * got.length);
+      assert.ok(maxAbsDiff(got, want) < 1e-5, `edge image ${i}: max abs diff ${maxAbsDiff(got, want)}`);
+    }
+    edge.dispose();
   });
 
   it("folds batch norm in float32 with tfjs' float32 rsqrt, for conv and depthwise kernels alike", () => {

@@ -175,6 +175,15 @@ describe("POST /v1/backbones rejects malformed models with 422", () => {
     expect(body.error.message).toContain('"input_size": [32, 32]');
   });
 
+  it("extra_input_sizes_builtin_only: a user's backbone is fed at the one size its model declares", async () => {
+    const { key } = await createProject();
+    const { status, body } = await upload(key, buildTinyModel().files, tinySpec({ extra_input_sizes: [[48, 48]] }));
+    expect(status).toBe(422);
+    expect(body.error).toMatchObject({ code: "extra_input_sizes_builtin_only", details: { extra_input_sizes: [[48, 48]] } });
+    expect(body.error.message).toContain("Remove it");
+    expect((await callJson("GET", "/v1/backbones", { key })).body.backbones.filter((b: any) => !b.builtin)).toHaveLength(0);
+  });
+
   it("input_size_mismatch for a graph model's placeholder shape", async () => {
     const { key } = await createProject();
     const { status, body } = await upload(key, buildTinyGraphModel().files, tinySpec({ feature_layer: "conv/Conv2D", input_size: [64, 64] }));
@@ -480,7 +489,7 @@ describe("GET and DELETE /v1/backbones", () => {
     const { body: own } = await upload(key, buildTinyModel().files);
     const { status, body } = await callJson("GET", "/v1/backbones", { key });
     expect(status).toBe(200);
-    expect(body.backbones[0]).toMatchObject({ id: "bb_builtin_mobilenet_v1_075", name: "mobilenet_v1_075", builtin: true, spec: { input_size: [224, 224], normalization: { mean: [0.5, 0.5, 0.5] } } });
+    expect(body.backbones[0]).toMatchObject({ id: "bb_builtin_mobilenet_v1_075", name: "mobilenet_v1_075", builtin: true, spec: { input_size: [288, 288], extra_input_sizes: [[352, 352]], normalization: { mean: [0.5, 0.5, 0.5] } } });
     expect(body.backbones[1]).toMatchObject({ id: "bb_builtin_mobilenet_v2", name: "mobilenet_v2", builtin: true, spec: { input_size: [224, 224] } });
     for (const builtin of body.backbones.slice(0, 2)) {
       expect(builtin.license).toBeTruthy();

@@ -8,6 +8,8 @@ import { buildAnyFeatureExtractor } from "../../shared/backbone/any-feature-extr
 import { isGraphModel } from "../../shared/backbone/model-json";
 import type { FeatureSpec, LayersModelJson } from "../../shared/backbone/types";
 import { featureSpecOf } from "../../shared/catalog";
+import { averageEmbeddings } from "../../shared/image/augment";
+import { inputSizes } from "../../shared/image/preprocess";
 import type { BackboneSpec } from "../../shared/schemas";
 import { compileFusedBackbone, UnsupportedGraphError } from "./fused-backbone";
 import type { Tfjs } from "./tfjs-wasm";
@@ -34,6 +36,7 @@ export interface Embedder {
 export async function createEmbedder(tf: Tfjs, files: { modelJson: LayersModelJson; weightData: ArrayBuffer }, spec: BackboneSpec, options: { engine?: "fused" | "runner"; log?: (message: string) => void; feature?: FeatureSpec } = {}): Promise<Embedder> {
   // `feature` overrides the spec's layers and pooling: a fine-tuned model's trunk runs to its cut, unpooled.
   const featureSpec = options.feature ?? featureSpecOf(spec);
+  if (featureSpec.extra_input_sizes?.length) return createMultiSizeEmbedder(tf, files, spec, { ...options, feature: featureSpec });
   const graph = isGraphModel(files.modelJson);
   let fallbackReason = graph ? "a graph model" : undefined;
   if (options.engine !== "runner" && !graph) {
@@ -71,5 +74,41 @@ export async function createEmbedder(tf: Tfjs, files: { modelJson: LayersModelJs
       }
     },
     dispose: () => extractor.dispose(),
+  };
+}
+
+/**
+ * A backbone fed at several input sizes (`extra_input_sizes`): one embedder per size, the image's tensor split into
+ * its sizes' parts (shared/image/preprocess.ts), the embedding the mean of each size's, as on the runner
+ * (gpu-runner/src/engine/index.ts createMultiSizeEngine). `inputShape` is the first size's.
+ */
+async function createMultiSizeEmbedder(tf: Tfjs, files: { modelJson: LayersModelJson; weightData: ArrayBuffer }, spec: BackboneSpec, options: { engine?: "fused" | "runner"; log?: (message: string) => void; feature: FeatureSpec }): Promise<Embedder> {
+  const sizes = inputSizes({ input_size: options.feature.input_size!, extra_input_sizes: options.feature.extra_input_sizes });
+  const parts: Embedder[] = [];
+  try {
+    for (const input_size of sizes) parts.push(await createEmbedder(tf, files, spec, { ...options, feature: { ...options.feature, input_size, extra_input_sizes: undefined } }));
+  } catch (error) {
+    for (const part of parts) part.dispose();
+    throw error;
+  }
+  const lengths = sizes.map(([h, w]) => h * w * 3);
+  const total = lengths.reduce((a, b) => a + b, 0);
+  return {
+    engine: parts[0]!.engine,
+    fallbackReason: parts[0]!.fallbackReason,
+    inputShape: parts[0]!.inputShape,
+    dim: parts[0]!.dim,
+    weightBytes: parts.reduce((sum, part) => sum + part.weightBytes, 0),
+    async embed(image) {
+      if (image.length !== total) throw new RangeError(`embed: expected ${sizes.map(([h, w]) => `${h}x${w}x3`).join(" + ")} = ${total} floats, got ${image.length}`);
+      const embeddings: Float32Array[] = [];
+      let offset = 0;
+      for (const [k, part] of parts.entries()) {
+        embeddings.push(await part.embed(image.subarray(offset, offset + lengths[k]!)));
+        offset += lengths[k]!;
+      }
+      return averageEmbeddings(...embeddings);
+    },
+    dispose: () => parts.forEach((part) => part.dispose()),
   };
 }

@@ -97,7 +97,7 @@ backboneRoutes.openapi(
       "multipart/form-data: `spec` (BackboneSpec as JSON) and `model` (a zip with model.json and its weight files, possibly in a sub-folder; at most 100 MB). " +
       "application/json: the BackboneSpec fields plus `url` of a model.json whose weight files sit beside it. Weights at most 100 MB. " +
       "422 codes: model_json_missing, model_json_invalid, unsupported_model_format, weight_file_missing, weight_size_mismatch, feature_layer_not_found, " +
-      "feature_layer_not_spatial, input_size_mismatch, unsupported_input_shape, model_fetch_failed, url_not_allowed, not_a_zip, corrupt_zip, corrupt_entry, " +
+      "feature_layer_not_spatial, input_size_mismatch, extra_input_sizes_builtin_only, unsupported_input_shape, model_fetch_failed, url_not_allowed, not_a_zip, corrupt_zip, corrupt_entry, " +
       "zip_bomb (an entry declaring a compression ratio above 20:1 for weights, 100:1 for model.json: refused before it is inflated), entry_too_large; " +
       "the import audit (shared/backbone/audit.ts): model_layer_not_allowed (Lambda, custom or other non-allowlisted Keras layers), model_op_not_allowed, " +
       "model_control_flow (While, If, Switch, Merge, tensor lists/arrays...), model_function_library, model_dynamic_shape (an input dimension other than the batch left free), each naming the layer or node. " +

@@ -18,12 +18,12 @@
  */
 import { and, eq } from "drizzle-orm";
 import { getWeightSpecs } from "../../shared/backbone/model-json";
-import { findBuiltinBackbone, preprocessSpecOf } from "../../shared/catalog";
+import { findBuiltinBackbone, preprocessSpecOf, singleSizeSpec } from "../../shared/catalog";
 import { ApiError, notFound, withContext } from "../../shared/errors";
 import { applyHead, headBytes, parseHead, topK, type Head, type LabelProbability } from "../../shared/head";
 import { decodeImage } from "../../shared/image/decode";
-import { preprocessImage } from "../../shared/image/preprocess";
-import { averageEmbeddings, mirrorInputTensor } from "../../shared/image/augment";
+import { inputSizes, preprocessImage, type PreprocessSpec } from "../../shared/image/preprocess";
+import { averageEmbeddings, mirrorInputSizes } from "../../shared/image/augment";
 import { inspectImage } from "../../shared/image/sniff";
 import type { BackboneSpec } from "../../shared/schemas";
 import { jobs } from "../db/schema";
@@ -319,17 +319,18 @@ async function embedImages(env: Env, db: Db, model: ModelRow, head: Head, images
       // A fine-tuned model: the shared trunk to the cut, then this model's blocks (fine-tuned-blocks.ts), then the head.
       const tf = await ensureTfjsWasm({ timeoutMs: getConfig(env).tfjsInitTimeoutMs });
       const load = () => loadBlocks(tf, head, model.id, async () => (await readModelArtifact(env.BUCKET, model, "blocks.bin"))?.arrayBuffer() ?? null);
-      return withBlocks(`${model.projectId}/${model.id}`, load, (tensors) => embedEach(env, backbone, images, head.inputDim, timings, async (pixels) => embedCutMap(tf, tensors, await embedder.embed(pixels))));
+      return withBlocks(`${model.projectId}/${model.id}`, load, (tensors) => embedEach(env, backbone, preprocessSpecOf(singleSizeSpec(backbone.spec)), images, head.inputDim, timings, async (pixels) => embedCutMap(tf, tensors, await embedder.embed(pixels))));
     }
     if (embedder.dim !== head.inputDim) {
       console.error(`model ${model.id}: head expects ${head.inputDim} features, backbone ${backbone.id} gives ${embedder.dim}`);
       throw new ApiError("model_backbone_mismatch", `Model '${model.id}' expects ${head.inputDim}-value embeddings but its backbone '${backbone.id}' produces ${embedder.dim}. Train the model again.`, { model_id: model.id });
     }
     // A head trained with flip averaging sees the mean of the image's and its mirror's embedding, as on the runner.
-    const [height, width] = backbone.spec.input_size;
-    return embedEach(env, backbone, images, embedder.dim, timings, async (pixels) => {
+    const preprocess = preprocessSpecOf(backbone.spec);
+    const sizes = inputSizes(preprocess);
+    return embedEach(env, backbone, preprocess, images, embedder.dim, timings, async (pixels) => {
       const embedding = await embedder.embed(pixels);
-      return head.tta === "flip" ? averageEmbeddings(embedding, await embedder.embed(mirrorInputTensor(pixels, height, width))) : embedding;
+      return head.tta === "flip" ? averageEmbeddings(embedding, await embedder.embed(mirrorInputSizes(pixels, sizes))) : embedding;
     });
   }, head.blocks?.cut_layer);
   return { embeddings, count };
@@ -339,12 +340,11 @@ async function embedImages(env: Env, db: Db, model: ModelRow, head: Head, images
  * Each image decoded (EXIF-upright), resized and normalised with shared/image (the runner's code), then `embed`ded,
  * one at a time: `[images.length, dim]` embeddings in request order.
  */
-async function embedEach(env: Env, backbone: ResidentBackbone, images: ImageInput[], dim: number, timings: Record<string, number>, embed: (pixels: Float32Array) => Promise<Float32Array>): Promise<Float32Array> {
+async function embedEach(env: Env, backbone: ResidentBackbone, preprocess: PreprocessSpec, images: ImageInput[], dim: number, timings: Record<string, number>, embed: (pixels: Float32Array) => Promise<Float32Array>): Promise<Float32Array> {
   const maxPixels = getConfig(env).predictMaxPixels;
   const codecs = await getWorkerCodecs().catch((error: unknown) => {
     throw new InferenceUnavailableError("the image decoders failed to initialise", { cause: error });
   });
-  const preprocess = preprocessSpecOf(backbone.spec);
   const out = new Float32Array(images.length * dim);
   timings.decode = timings.preprocess = timings.embed = 0;
   for (const image of images) {

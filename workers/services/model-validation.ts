@@ -174,6 +174,10 @@ function notFoundError(missing: string[], candidates: string[], kind: "layer" | 
  * be told), and the input's fixed height/width match `spec.input_size`. Throws 422 with the names to use instead.
  */
 export function checkSpecAgainstModel(modelJson: ModelJson, format: ModelFormat, spec: BackboneSpec, file = "model.json"): void {
+  if (spec.extra_input_sizes?.length) {
+    // Feeding a model at sizes it does not declare is safe only for a trunk known to be fully convolutional.
+    throw new ApiError("extra_input_sizes_builtin_only", `spec.extra_input_sizes is available on builtin backbones only (their trunks are known to run at any size). Remove it; "input_size" must be the size the model declares.`, { extra_input_sizes: spec.extra_input_sizes });
+  }
   const wanted = featureLayers(spec);
   const topology = readModelJson(modelJson);
   if (format === "graph-model") {

@@ -5,6 +5,8 @@
  * see bench/embed/throughput.ts.
  */
 import { availableParallelism } from "node:os";
+import { averageEmbeddings } from "../../../shared/image/augment";
+import { inputSizes } from "../../../shared/image/preprocess";
 import { createOnnxEngine } from "./onnx-engine";
 import { createTfjsEngine } from "./tfjs-engine";
 import { EngineUnavailableError, type BackboneBundle, type EmbeddingEngine, type EngineKind, type EngineOptions, type FeatureSpec } from "./types";
@@ -36,6 +38,7 @@ async function createOne(kind: EngineKind, bundle: BackboneBundle, feature: Feat
  * logged and skipped, and any other failure of a faster engine is logged and skipped too.
  */
 export async function createEngine(bundle: BackboneBundle, feature: FeatureSpec, options: EngineOptions = {}): Promise<EmbeddingEngine> {
+  if (feature.extra_input_sizes?.length) return createMultiSizeEngine(bundle, feature, options);
   const resolved = {
     threads: options.threads ?? availableParallelism(),
     maxBatch: options.maxBatch ?? DEFAULT_MAX_BATCH,
@@ -61,4 +64,42 @@ export async function createEngine(bundle: BackboneBundle, feature: FeatureSpec,
     }
   }
   throw new Error(`no embedding engine could start: ${failures.join("; ")}`);
+}
+
+/**
+ * A backbone fed at several input sizes (`feature.extra_input_sizes`): one engine per size, each image's tensor
+ * split into its sizes' parts (shared/image/preprocess.ts lays them out one after the other), and the embedding the
+ * mean of each size's, as the edge computes it (workers/inference/embedder.ts).
+ */
+async function createMultiSizeEngine(bundle: BackboneBundle, feature: FeatureSpec, options: EngineOptions): Promise<EmbeddingEngine> {
+  const sizes = inputSizes({ input_size: feature.input_size!, extra_input_sizes: feature.extra_input_sizes });
+  const engines: EmbeddingEngine[] = [];
+  try {
+    for (const input_size of sizes) engines.push(await createEngine(bundle, { ...feature, input_size, extra_input_sizes: undefined }, options));
+  } catch (error) {
+    await Promise.all(engines.map((engine) => engine.close()));
+    throw error;
+  }
+  const lengths = sizes.map(([h, w]) => h * w * 3);
+  const perImage = lengths.reduce((a, b) => a + b, 0);
+  return {
+    name: `${engines[0]!.name} at ${sizes.map((size) => size.join("x")).join(" + ")}`,
+    dim: engines[0]!.dim,
+    async embed(batch, n) {
+      if (!Number.isInteger(n) || n < 0 || batch.length !== n * perImage) throw new Error(`embed: expected ${n} x ${perImage} floats, got ${batch.length}`);
+      let offset = 0;
+      const parts: Float32Array[] = [];
+      for (const [k, engine] of engines.entries()) {
+        const length = lengths[k]!;
+        const part = new Float32Array(n * length);
+        for (let i = 0; i < n; i++) part.set(batch.subarray(i * perImage + offset, i * perImage + offset + length), i * length);
+        parts.push(await engine.embed(part, n));
+        offset += length;
+      }
+      return averageEmbeddings(...parts);
+    },
+    async close() {
+      await Promise.all(engines.map((engine) => engine.close()));
+    },
+  };
 }
