@@ -16,7 +16,7 @@ import { ROOT } from "../../scripts/platform.mjs";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 import { loadVendoredBundle } from "../../gpu-runner/src/backbones/builtin-vendored";
 import { createEngine } from "../../gpu-runner/src/engine/index";
-import { DEFAULT_BACKBONE, featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
+import { DEFAULT_BACKBONE, featureSpecOf, preprocessSpecOf, singleSizeSpec } from "../../shared/catalog";
 import { applyHead, parseBlocks, parseHead } from "../../shared/head";
 import * as tfjs from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
@@ -269,7 +269,7 @@ describe("a fine-tune job on the local platform", () => {
     const engine = await createEngine(bundle, { feature_layers: [stack.cutLayer], pooling: "none", input_size: DEFAULT_BACKBONE.spec.input_size }, { engine: "auto" });
     try {
       for (const [index, image] of [makeColouredPng(40, 40, COLOURS.red!, 9101), makeColouredPng(57, 31, [120, 120, 60], 9102), makeColouredPng(64, 64, [40, 120, 130], 9103)].entries()) {
-        const tensor = await imageToTensorInput(image, preprocessSpecOf(DEFAULT_BACKBONE.spec), await getNodeCodecs());
+        const tensor = await imageToTensorInput(image, preprocessSpecOf(singleSizeSpec(DEFAULT_BACKBONE.spec)), await getNodeCodecs());
         const expected = applyHead(head, embedWithBlocks(tfjs, stack, await engine.embed(tensor, 1), [0]), 1);
         const edge = await api(platform, "POST", `/v1/models/${job.model_id}/predict?top_k=3`, { body: image as Uint8Array<ArrayBuffer>, headers: { "content-type": "image/png" } });
         assert.equal(edge.status, 200, JSON.stringify(edge.body));
