@@ -5,7 +5,9 @@
  * without a better val loss, best epoch kept):
  * - "lbfgs-js", "lbfgs-onnx1", "lbfgs-onnx2": full-batch L-BFGS (lbfgs-head.ts) with its objective in plain
  *   TypeScript or in onnxruntime on 1 or 2 threads (sessions built beforehand, as the runner's training thread does);
- *   each fits twice, the second fit has a warm JIT (as every job after a runner's first);
+ *   each fits twice, the second fit has a warm JIT (as every job after a runner's first); MLPs by L-BFGS at any size;
+ * - "adam-onnx2": MLP heads by mini-batch Adam over the same onnxruntime graph (minibatch-adam.ts), what the runner
+ *   uses from 4,096 training rows (lbfgs-head.ts ADAM_MIN_ROWS); linear heads are L-BFGS whatever the option;
  * - "lbfgs-onnx1-old": lbfgs-onnx1 as it was before issue 12's solver pass (a transposed copy of x fed to onnxruntime,
  *   linear heads run to a 1e-10 relative decrease, so early stopping's patience ends them), "lbfgs-onnx1-xt": that copy
  *   with today's tolerance, "lbfgs-onnx1-gather": standardised training rows gathered instead of folding the
@@ -19,7 +21,7 @@
  * - synthetic 20,000 x 1024, 5 classes (Gaussian clusters with overlapping noise; 80/20 stratified split).
  *
  *   npx tsx bench/train/head-speed.ts [--sets flowers5,synthetic20k] [--heads linear,mlp]
- *                                     [--solvers lbfgs-js,lbfgs-onnx1,lbfgs-onnx2,minibatch,lbfgs-onnx1-old,lbfgs-onnx1-xt,lbfgs-onnx1-gather]
+ *                                     [--solvers lbfgs-js,lbfgs-onnx1,lbfgs-onnx2,adam-onnx2,minibatch,lbfgs-onnx1-old,lbfgs-onnx1-xt,lbfgs-onnx1-gather]
  *                                     [--minibatch-max-epochs N]   (caps the tfjs trainer on the 20k set; default 100)
  *
  * Prints a markdown table. Numbers, not a test: the 2-core box is shared, so compare rows of the same run; CPU ms
@@ -137,8 +139,10 @@ const CONTENDERS: Record<string, { solver: HeadSolver; backend?: ObjectiveBacken
   "lbfgs-onnx1-old": { solver: "lbfgs", backend: "onnx", threads: 1, label: "L-BFGS, onnxruntime 1 thread, xᵀ copy, rel. decrease 1e-10", options: { firstGradient: "xt", linearRelativeDecreaseTolerance: 1e-10 } },
   "lbfgs-onnx1-gather": { solver: "lbfgs", backend: "onnx", threads: 1, label: "L-BFGS, onnxruntime 1 thread, standardised rows gathered, rel. decrease 1e-5", options: { rawRows: false } },
   "lbfgs-onnx1-xt": { solver: "lbfgs", backend: "onnx", threads: 1, label: "L-BFGS, onnxruntime 1 thread, xᵀ copy, rel. decrease 1e-5", options: { firstGradient: "xt" } },
-  "lbfgs-onnx1": { solver: "lbfgs", backend: "onnx", threads: 1, label: "L-BFGS, objective in onnxruntime, 1 thread" },
-  "lbfgs-onnx2": { solver: "lbfgs", backend: "onnx", threads: 2, label: "L-BFGS, objective in onnxruntime, 2 threads" },
+  "lbfgs-onnx1": { solver: "lbfgs", backend: "onnx", threads: 1, label: "L-BFGS, objective in onnxruntime, 1 thread", options: { mlpSolver: "lbfgs" } },
+  "lbfgs-onnx2": { solver: "lbfgs", backend: "onnx", threads: 2, label: "L-BFGS, objective in onnxruntime, 2 threads", options: { mlpSolver: "lbfgs" } },
+  // MLP heads: mini-batch Adam over the same onnxruntime graph (minibatch-adam.ts), what `auto` picks from 4,096 rows.
+  "adam-onnx2": { solver: "lbfgs", backend: "onnx", threads: 2, label: "mini-batch Adam (1,024 rows), objective in onnxruntime, 2 threads", options: { mlpSolver: "adam" } },
   minibatch: { solver: "minibatch", label: "mini-batch Adam (tfjs-wasm)" },
 };
 

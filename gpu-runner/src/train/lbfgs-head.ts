@@ -14,9 +14,10 @@
  * few dozen full passes over the data, and a full pass in plain JS costs less than one tfjs epoch of 32-row batches.
  */
 import type { Head, Standardization } from "../../../shared/head";
-import { createRandom } from "../../../shared/random";
+import { createRandom, deriveSeed } from "../../../shared/random";
 import { denseLogits, DenseObjective, fromDenseLayers, parameterCount, toDenseLayers, type DenseObjectiveInput } from "./dense-objective";
 import { Lbfgs, type Objective } from "./lbfgs";
+import { MinibatchAdam } from "./minibatch-adam";
 import { crossEntropySum, loadOrt, OnnxLogits, OnnxObjective, type FirstLayerGradient } from "./onnx-objective";
 import { isSpanWorthIt, rowSpaceOf, type RowSpace } from "./row-space";
 import type { EpochMetrics, HeadTrainingConfig, HeadTrainingInput, TrainHeadHooks, TrainHeadResult, TrainingStopReason } from "./train-head";
@@ -49,7 +50,24 @@ export interface LbfgsHeadOptions {
   firstGradient?: FirstLayerGradient;
   /** Linear heads: converged when an iteration lowers the objective by less than this, relative (default `LINEAR_RELATIVE_DECREASE_TOLERANCE`). */
   linearRelativeDecreaseTolerance?: number;
+  /** MLP heads: "adam" (mini-batch, minibatch-adam.ts), "lbfgs", or "auto" (default): Adam from `ADAM_MIN_ROWS` training rows on onnxruntime. */
+  mlpSolver?: "auto" | "adam" | "lbfgs";
 }
+
+/**
+ * From this many training rows an MLP head trains by mini-batch Adam (minibatch-adam.ts) rather than full-batch
+ * L-BFGS, when onnxruntime is there: 2.5x faster at the same accuracy on 16,000 × 1024 rows (numbers in
+ * minibatch-adam.ts). Below a few thousand rows an L-BFGS pass costs milliseconds and needs no learning rate, so
+ * flowers5-sized sets and cross-validation folds of them keep it.
+ */
+export const ADAM_MIN_ROWS = 4096;
+
+/**
+ * Epochs without a better validation loss before a mini-batch fit stops: an Adam epoch is a whole pass of many
+ * updates, worth several L-BFGS iterations, so the job's `early_stopping_patience` (counted in L-BFGS iterations)
+ * is capped at this.
+ */
+export const ADAM_PATIENCE = 3;
 
 /**
  * `auto` uses onnxruntime when one pass over the data is at least this many multiply-adds (rows × parameters). Its
@@ -201,7 +219,13 @@ export async function trainHeadLbfgs(input: HeadTrainingInput, config: HeadTrain
 
   async function iterate(): Promise<TrainHeadResult> {
     const relativeDecreaseTolerance = hidden.length === 0 ? options.linearRelativeDecreaseTolerance ?? LINEAR_RELATIVE_DECREASE_TOLERANCE : undefined;
-    const solver = await Lbfgs.start(objective, start, { memory: LBFGS_MEMORY, relativeDecreaseTolerance });
+    const mlpSolver = options.mlpSolver ?? "auto";
+    const wantAdam = hidden.length > 0 && useOnnx && !space && !raw && (mlpSolver === "adam" || (mlpSolver === "auto" && trainCount >= ADAM_MIN_ROWS));
+    const adam = wantAdam ? await MinibatchAdam.start(objectiveInput, start, { seed: deriveSeed(params.seed, 1), threads }) : null;
+    const solver = adam ?? (await Lbfgs.start(objective, start, { memory: LBFGS_MEMORY, relativeDecreaseTolerance }));
+    // Where the last step's training loss and accuracy are read.
+    const progress: { lastDataLoss: number; lastCorrect: number } = adam ?? objective;
+    const patience = adam ? Math.min(params.early_stopping_patience, ADAM_PATIENCE) : params.early_stopping_patience;
 
     const epochs: EpochMetrics[] = [];
     let best: { epoch: number; valLoss: number; theta: Float64Array } | null = null;
@@ -217,9 +241,9 @@ export async function trainHeadLbfgs(input: HeadTrainingInput, config: HeadTrain
       const val = crossEntropySum(await valLogits(solver.x), valTargets, valLabels, classCount);
       const metrics: EpochMetrics = {
         epoch,
-        train_loss: objective.lastDataLoss,
+        train_loss: progress.lastDataLoss,
         val_loss: val.lossSum / valCount,
-        train_accuracy: objective.lastCorrect / trainCount,
+        train_accuracy: progress.lastCorrect / trainCount,
         val_accuracy: val.correct / valCount,
       };
       epochs.push(metrics);
@@ -229,7 +253,7 @@ export async function trainHeadLbfgs(input: HeadTrainingInput, config: HeadTrain
         stopReason = "stopped_by_caller";
         break;
       }
-      if (params.early_stopping_patience > 0 && epoch - best.epoch >= params.early_stopping_patience) {
+      if (patience > 0 && epoch - best.epoch >= patience) {
         stopReason = "early_stopping";
         break;
       }

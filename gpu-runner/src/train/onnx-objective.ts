@@ -221,11 +221,22 @@ export class OnnxObjective implements Objective {
     this.dimension = parameterCount(dim, hidden, classCount);
     this.lastTheta = new Float64Array(this.dimension);
     this.layers = new LayerTensors(layerShapes(dim, hidden, classCount));
-    this.targetsScaled = Float32Array.from(targets, (t) => t / rows);
+    this.targetsScaled = new Float32Array(targets.length);
     if (xTransposed && xTransposed.length !== rows * dim) throw new RangeError(`xTransposed has ${xTransposed.length} values, expected ${dim} × ${rows}`);
     this.xTransposed = firstGradient === "xt" ? xTransposed ?? transpose(input.x, rows, dim) : null;
     this.weightsScaled = new Float32Array(input.rows);
-    for (let r = 0; r < input.rows; r++) {
+    this.refreshTargets();
+  }
+
+  /**
+   * Re-reads `input.targets` after the caller refilled it in place (mini-batch training reuses one objective per
+   * batch shape: minibatch-adam.ts). Not for raw rows, where x and targets are fixed.
+   */
+  refreshTargets(): void {
+    const { targets, classCount } = this.input;
+    const rows = this.raw ? this.raw.trainRows.length : this.input.rows;
+    for (let i = 0; i < targets.length; i++) this.targetsScaled[i] = targets[i]! / rows;
+    for (let r = 0; r < this.input.rows; r++) {
       let sum = 0;
       for (let c = 0; c < classCount; c++) sum += targets[r * classCount + c]!;
       this.weightsScaled[r] = sum / rows;
