@@ -240,12 +240,20 @@ describe("the backbone lowering and its two back ends", () => {
 
     const edge = await createEmbedder(tf as never, plain, { name: "tiny", feature_layer: "out_relu", input_size: [TINY_SIZE, TINY_SIZE], normalization: { mean: [0, 0, 0], std: [1, 1, 1] }, pooling: "avg", resize: "squash" }, { feature: spec });
     expect(edge.engine).toBe("fused");
+    // Both sizes run on one copy of the weights (fused-backbone.ts SharedWeights).
+    const oneSize = compileFusedBackbone(tf, plain.modelJson, plain.weightData, { ...spec, extra_input_sizes: undefined });
+    expect(edge.weightBytes).toBe(oneSize.weightBytes);
+    const tensorsBefore = tf.memory().numTensors;
+    oneSize.dispose();
+    expect(tf.memory().numTensors).toBeLessThan(tensorsBefore);
     for (let i = 0; i < n; i++) {
       const got = await edge.embed(batch.subarray(i * (perImage[0]! + perImage[1]!), (i + 1) * (perImage[0]! + perImage[1]!)));
       const want = expected.subarray(i * got.length, (i + 1) * got.length);
       assert.ok(maxAbsDiff(got, want) < 1e-5, `edge image ${i}: max abs diff ${maxAbsDiff(got, want)}`);
     }
+    const held = tf.memory().numTensors;
     edge.dispose();
+    expect(held - tf.memory().numTensors).toBeGreaterThan(0); // the shared weights are freed with the embedder
   });
 
   it("folds batch norm in float32 with tfjs' float32 rsqrt, for conv and depthwise kernels alike", () => {

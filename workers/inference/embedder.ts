@@ -11,8 +11,18 @@ import { featureSpecOf } from "../../shared/catalog";
 import { averageEmbeddings } from "../../shared/image/augment";
 import { inputSizes } from "../../shared/image/preprocess";
 import type { BackboneSpec } from "../../shared/schemas";
-import { compileFusedBackbone, UnsupportedGraphError } from "./fused-backbone";
+import { compileFusedBackbone, UnsupportedGraphError, type SharedWeights } from "./fused-backbone";
 import type { Tfjs } from "./tfjs-wasm";
+
+export interface EmbedderOptions {
+  /** Force the fused or the runner's path (tests compare them); default: fused when it can. */
+  engine?: "fused" | "runner";
+  log?: (message: string) => void;
+  /** Overrides the spec's layers and pooling: a fine-tuned model's trunk runs to its cut, unpooled. */
+  feature?: FeatureSpec;
+  /** One model's weights at several input sizes (fused-backbone.ts SharedWeights); the caller frees them. */
+  sharedWeights?: SharedWeights;
+}
 
 export interface Embedder {
   /** "fused" (BN folded, activations fused), "layers" (tfjs-layers) or "graph" (tfjs-converter's GraphModel). */
@@ -31,9 +41,8 @@ export interface Embedder {
 
 /**
  * Builds the embedder of a stored backbone (`model.json` + its weight bytes, as `loadBackboneFiles` returns them).
- * @param options.engine force the fused or the runner's path (tests compare them); default: fused when it can.
  */
-export async function createEmbedder(tf: Tfjs, files: { modelJson: LayersModelJson; weightData: ArrayBuffer }, spec: BackboneSpec, options: { engine?: "fused" | "runner"; log?: (message: string) => void; feature?: FeatureSpec } = {}): Promise<Embedder> {
+export async function createEmbedder(tf: Tfjs, files: { modelJson: LayersModelJson; weightData: ArrayBuffer }, spec: BackboneSpec, options: EmbedderOptions = {}): Promise<Embedder> {
   // `feature` overrides the spec's layers and pooling: a fine-tuned model's trunk runs to its cut, unpooled.
   const featureSpec = options.feature ?? featureSpecOf(spec);
   if (featureSpec.extra_input_sizes?.length) return createMultiSizeEmbedder(tf, files, spec, { ...options, feature: featureSpec });
@@ -41,7 +50,7 @@ export async function createEmbedder(tf: Tfjs, files: { modelJson: LayersModelJs
   let fallbackReason = graph ? "a graph model" : undefined;
   if (options.engine !== "runner" && !graph) {
     try {
-      const compiled = compileFusedBackbone(tf, files.modelJson, files.weightData, featureSpec);
+      const compiled = compileFusedBackbone(tf, files.modelJson, files.weightData, featureSpec, options.sharedWeights);
       return { engine: "fused", inputShape: compiled.inputShape, dim: compiled.dim, weightBytes: compiled.weightBytes, embed: async (image) => compiled.embed(image), dispose: compiled.dispose };
     } catch (error) {
       if (!(error instanceof UnsupportedGraphError) || options.engine === "fused") throw error;
@@ -82,13 +91,20 @@ export async function createEmbedder(tf: Tfjs, files: { modelJson: LayersModelJs
  * its sizes' parts (shared/image/preprocess.ts), the embedding the mean of each size's, as on the runner
  * (gpu-runner/src/engine/index.ts createMultiSizeEngine). `inputShape` is the first size's.
  */
-async function createMultiSizeEmbedder(tf: Tfjs, files: { modelJson: LayersModelJson; weightData: ArrayBuffer }, spec: BackboneSpec, options: { engine?: "fused" | "runner"; log?: (message: string) => void; feature: FeatureSpec }): Promise<Embedder> {
+async function createMultiSizeEmbedder(tf: Tfjs, files: { modelJson: LayersModelJson; weightData: ArrayBuffer }, spec: BackboneSpec, options: EmbedderOptions & { feature: FeatureSpec }): Promise<Embedder> {
   const sizes = inputSizes({ input_size: options.feature.input_size!, extra_input_sizes: options.feature.extra_input_sizes });
   const parts: Embedder[] = [];
-  try {
-    for (const input_size of sizes) parts.push(await createEmbedder(tf, files, spec, { ...options, feature: { ...options.feature, input_size, extra_input_sizes: undefined } }));
-  } catch (error) {
+  // One copy of the weights for every size: MobileNet v1 0.75 at 288 and 352 holds 7.2 MB, not 14.5 MB, and the
+  // WASM heap, which never shrinks, stays smaller (bench/predict/multi-size-memory.ts).
+  const sharedWeights: SharedWeights = new Map();
+  const disposeAll = () => {
     for (const part of parts) part.dispose();
+    for (const tensor of sharedWeights.values()) tensor.dispose();
+  };
+  try {
+    for (const input_size of sizes) parts.push(await createEmbedder(tf, files, spec, { ...options, sharedWeights, feature: { ...options.feature, input_size, extra_input_sizes: undefined } }));
+  } catch (error) {
+    disposeAll();
     throw error;
   }
   const lengths = sizes.map(([h, w]) => h * w * 3);
@@ -98,7 +114,8 @@ async function createMultiSizeEmbedder(tf: Tfjs, files: { modelJson: LayersModel
     fallbackReason: parts[0]!.fallbackReason,
     inputShape: parts[0]!.inputShape,
     dim: parts[0]!.dim,
-    weightBytes: parts.reduce((sum, part) => sum + part.weightBytes, 0),
+    // Fused parts share their weights (each reports the shared total); other engines hold a copy each.
+    weightBytes: parts.every((part) => part.engine === "fused") ? parts[0]!.weightBytes : parts.reduce((sum, part) => sum + part.weightBytes, 0),
     async embed(image) {
       if (image.length !== total) throw new RangeError(`embed: expected ${sizes.map(([h, w]) => `${h}x${w}x3`).join(" + ")} = ${total} floats, got ${image.length}`);
       const embeddings: Float32Array[] = [];
@@ -109,6 +126,6 @@ async function createMultiSizeEmbedder(tf: Tfjs, files: { modelJson: LayersModel
       }
       return averageEmbeddings(...embeddings);
     },
-    dispose: () => parts.forEach((part) => part.dispose()),
+    dispose: disposeAll,
   };
 }

@@ -35,6 +35,12 @@ type TfjsCore = typeof import("@tensorflow/tfjs-core");
 
 export { UnsupportedGraphError };
 
+/**
+ * Weight tensors shared by compiles of one model at several input sizes (embedder.ts createMultiSizeEmbedder), keyed
+ * by their order and shape. Whoever creates the map disposes its tensors, after every compile that uses them.
+ */
+export type SharedWeights = Map<string, Tensor>;
+
 export interface CompiledBackbone {
   /** `[H, W, C]` of one input image. */
   readonly inputShape: Shape;
@@ -71,13 +77,22 @@ type Step =
  * @throws UnsupportedGraphError for a model the lowering does not take, or flip averaging; Error for a model.json
  *   that contradicts itself.
  */
-export function compileFusedBackbone(tf: TfjsCore, modelJson: ModelJsonLike, weightData: ArrayBuffer, spec: FeatureSpec): CompiledBackbone {
+export function compileFusedBackbone(tf: TfjsCore, modelJson: ModelJsonLike, weightData: ArrayBuffer, spec: FeatureSpec, sharedWeights?: SharedWeights): CompiledBackbone {
   if (spec.flip_average) throw new UnsupportedGraphError("flip averaging is not compiled");
   const lowered = lowerBackbone(modelJson, weightData, spec);
   const { inputShape, shapes } = lowered;
   const owned: Tensor[] = [];
-  const keep = <T extends Tensor>(tensor: T): T => (owned.push(tensor), tensor);
-  const tensor1d = (values: Float32Array | null) => (values ? keep(tf.tensor1d(values)) : null);
+  let weightKey = 0;
+  // The weights of one model are the same tensors at every input size: with `sharedWeights`, the first compile puts
+  // them there (the caller frees them) and the next ones take them, in the same order of lowered ops.
+  const keep = <T extends Tensor>(make: () => T, shape: readonly number[]): T => {
+    const key = `${weightKey++}:${shape.join("x")}`;
+    if (!sharedWeights) return owned.push(make()), owned[owned.length - 1] as T;
+    let tensor = sharedWeights.get(key) as T | undefined;
+    if (!tensor) sharedWeights.set(key, (tensor = make()));
+    return tensor;
+  };
+  const tensor1d = (values: Float32Array | null) => (values ? keep(() => tf.tensor1d(values), [values.length]) : null);
   let slotCount = shapes.length; // one slot per lowered value, plus one per pad run before a conv
   const inputSlot = INPUT_VALUE;
 
@@ -97,7 +112,7 @@ export function compileFusedBackbone(tf: TfjsCore, modelJson: ModelJsonLike, wei
             steps.push({ kind: "pad", input: op.input, out: input, paddings: op.padding });
             pad = "valid";
           }
-          const filter = keep(tf.tensor4d(op.kernel, op.kernelShape));
+          const filter = keep(() => tf.tensor4d(op.kernel, op.kernelShape), op.kernelShape);
           steps.push({ kind: "conv", input, out: op.out, depthwise: op.depthwise, filter, bias: tensor1d(op.bias), strides: op.strides, pad, dilations: op.dilations, activation: op.activation });
           break;
         }
@@ -125,7 +140,7 @@ export function compileFusedBackbone(tf: TfjsCore, modelJson: ModelJsonLike, wei
     lastRead.forEach((index, s) => {
       if (s !== inputSlot && index >= 0 && index < steps.length) releaseAfter[index]!.push(s);
     });
-    const weightBytes = owned.reduce((sum, t) => sum + t.size * 4, 0);
+    const weightBytes = (sharedWeights ? [...sharedWeights.values()] : owned).reduce((sum, t) => sum + t.size * 4, 0);
 
     const run = (step: Step, values: (Tensor | null)[]): Tensor => {
       const get = (s: number) => values[s]!;
