@@ -46,6 +46,41 @@ export function preprocessSpecFor(size: number, range: [number, number]): Prepro
   return { input_size: [size, size], mean: [mean, mean, mean], std: [std, std, std], resize: "squash" };
 }
 
+/** One photo of flowers5's fixed split: per class, sorted file names, every 4th held out. */
+export interface FlowerFile {
+  path: string;
+  label: number;
+  train: boolean;
+}
+
+/** The fixed split as file paths and labels (the recipe probes decode and embed them themselves). */
+export async function listFlowersSplit(): Promise<{ classes: string[]; files: FlowerFile[]; labels: Int32Array; train: number[]; held: number[] }> {
+  const classes = (await readdir(FLOWERS_DIR, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const files: FlowerFile[] = [];
+  for (const [label, name] of classes.entries()) {
+    const names = (await readdir(path.join(FLOWERS_DIR, name))).filter((f) => /\.jpe?g$/i.test(f)).sort();
+    names.forEach((file, index) => files.push({ path: path.join(FLOWERS_DIR, name, file), label, train: index % 4 !== 3 }));
+  }
+  return {
+    classes,
+    files,
+    labels: Int32Array.from(files, (f) => f.label),
+    train: files.flatMap((f, i) => (f.train ? [i] : [])),
+    held: files.flatMap((f, i) => (f.train ? [] : [i])),
+  };
+}
+
+/** Top-1 accuracy of `probs` ([rows.length, classCount]) against `labels[rows[k]]`. */
+export function topOneAccuracy(probs: Float32Array, rows: readonly number[], labels: Int32Array, classCount: number): number {
+  let correct = 0;
+  rows.forEach((row, k) => {
+    let best = 0;
+    for (let c = 1; c < classCount; c++) if (probs[k * classCount + c]! > probs[k * classCount + best]!) best = c;
+    if (best === labels[row]) correct++;
+  });
+  return correct / rows.length;
+}
+
 export function flowersAvailable(): boolean {
   return existsSync(FLOWERS_DIR);
 }

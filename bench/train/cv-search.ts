@@ -1,24 +1,21 @@
 /**
  * The `auto` head search on flowers5 alone (no platform): embeds the fixed split (every 4th file per class held out)
- * with the default builtin backbone once (cached under bench/out/), then runs `selectHead` exactly as a runner does
+ * with the default builtin backbone once, as a runner does (bench/lib/flowers-embeddings.ts, cached under bench/out/), then runs `selectHead` exactly as a runner does
  * (stratified 5-fold CV on the 300 training images, worker threads) and prints every candidate's CV accuracy, the
  * search time, and — for information only, never used to choose — each candidate's held-out accuracy when refit
  * on all training images.
  *
  *   npx tsx bench/train/cv-search.ts [--workers N] [--no-subsets]
  */
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { loadVendoredBundle } from "../../gpu-runner/src/backbones/builtin-vendored";
-import { createEngine } from "../../gpu-runner/src/engine/index";
 import { workerFoldRunner } from "../../gpu-runner/src/train/cv-pool";
 import { fitFold } from "../../gpu-runner/src/train/fit-fold";
 import { candidateGrid, selectHead } from "../../gpu-runner/src/train/select-head";
-import { DEFAULT_BACKBONE, featureLayers, featureSpecOf } from "../../shared/catalog";
+import { DEFAULT_BACKBONE, featureLayers } from "../../shared/catalog";
 import { featureSubsets } from "../../gpu-runner/src/train/feature-subset";
 import { hyperparametersSchema } from "../../shared/schemas";
-import { flowersAvailable, loadFlowers } from "../embed/flowers";
+import { flowersAvailable } from "../embed/flowers";
+import { embedFlowersSplit } from "../lib/flowers-embeddings";
 
 if (!flowersAvailable()) {
   console.log("skipped: ../shared/datasets/flowers5 not found (set EDGETUNE_SHARED_DIR)");
@@ -26,26 +23,8 @@ if (!flowersAvailable()) {
 }
 tf.env().set("PROD", true);
 const workers = process.argv.includes("--workers") ? Number(process.argv[process.argv.indexOf("--workers") + 1]) : undefined;
-const cacheDir = path.resolve(import.meta.dirname, "../out/cv-search");
-const key = `${DEFAULT_BACKBONE.id}-${DEFAULT_BACKBONE.weightsVersion}-${[DEFAULT_BACKBONE.spec.feature_layer].flat().join("+")}-${DEFAULT_BACKBONE.spec.pooling}`;
-const bundle = await loadVendoredBundle(DEFAULT_BACKBONE);
-const flowers = await loadFlowers(224, bundle.inputRange);
-const n = flowers.labels.length;
-let embeddings: Float32Array;
-try {
-  const bytes = await readFile(path.join(cacheDir, `${key}.bin`));
-  embeddings = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-} catch {
-  const engine = await createEngine(bundle, featureSpecOf(DEFAULT_BACKBONE.spec), { engine: "onnx" });
-  embeddings = await engine.embed((await flowers.images.data()) as Float32Array, n);
-  await engine.close();
-  await mkdir(cacheDir, { recursive: true });
-  await writeFile(path.join(cacheDir, `${key}.bin`), new Uint8Array(embeddings.buffer));
-}
-flowers.images.dispose();
-const dim = embeddings.length / n;
-const trainIndex = flowers.isTrain.flatMap((t, i) => (t ? [i] : []));
-const valIndex = flowers.isTrain.flatMap((t, i) => (t ? [] : [i]));
+const flowers = await embedFlowersSplit(DEFAULT_BACKBONE);
+const { embeddings, dim, trainIndex, valIndex } = flowers;
 const hyperparameters = hyperparametersSchema.parse({});
 const data = { embeddings, dim, labels: flowers.labels, classCount: flowers.classes.length, hyperparameters };
 // As the runner does for this backbone: heads on each feature layer alone are candidates too.

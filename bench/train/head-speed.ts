@@ -27,20 +27,17 @@
  * Prints a markdown table. Numbers, not a test: the 2-core box is shared, so compare rows of the same run; CPU ms
  * (this process, all threads) is steadier than wall ms when other work competes for the cores.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { DEFAULT_BACKBONE, featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
-import { preprocessImage } from "../../shared/image/preprocess";
+import { DEFAULT_BACKBONE } from "../../shared/catalog";
+import { embedFlowersSplit } from "../lib/flowers-embeddings";
 import { createRandom } from "../../shared/random";
 import type { HeadSpec } from "../../shared/schemas";
 import { splitStratified } from "../../shared/split";
-import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
-import { loadBuiltinBundle } from "../../gpu-runner/src/backbones/job-backbone";
-import { createEngine } from "../../gpu-runner/src/engine/index";
 import { DEFAULT_HYPERPARAMETERS } from "../../gpu-runner/src/train/defaults";
 import { trainHeadLbfgs, type LbfgsHeadOptions, type ObjectiveBackend } from "../../gpu-runner/src/train/lbfgs-head";
 import { warmUpHeadSessions } from "../../gpu-runner/src/train/onnx-objective";
@@ -50,54 +47,20 @@ tf.env().set("PROD", true);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SHARED = process.env.EDGETUNE_SHARED_DIR ?? path.resolve(here, "../../../shared");
 const FLOWERS = path.join(SHARED, "datasets", "flowers5");
-const OUT = path.resolve(here, "../out");
 const arg = (name: string, fallback: string) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1]! : fallback);
 const sets = arg("sets", "flowers5,synthetic20k").split(",");
 const headNames = arg("heads", "linear,mlp").split(",");
 const solvers = arg("solvers", "lbfgs-js,lbfgs-onnx1,lbfgs-onnx2,minibatch").split(",");
 const minibatchMaxEpochs = Number(arg("minibatch-max-epochs", "100"));
 
-/** flowers5 through the builtin backbone (onnx engine), cached as bench/out/head-speed-flowers5.{f32,json}. */
+/** flowers5 through the default backbone as a runner embeds it (bench/lib/flowers-embeddings.ts, cached). */
 async function flowers5(): Promise<HeadTrainingInput | null> {
   if (!existsSync(FLOWERS)) {
     console.log(`flowers5 skipped: ${FLOWERS} not found (set EDGETUNE_SHARED_DIR)`);
     return null;
   }
-  const cacheBin = path.join(OUT, `head-speed-flowers5-${DEFAULT_BACKBONE.name}.f32`);
-  const cacheMeta = path.join(OUT, `head-speed-flowers5-${DEFAULT_BACKBONE.name}.json`);
-  if (!existsSync(cacheBin)) {
-    const codecs = await getNodeCodecs();
-    const spec = DEFAULT_BACKBONE!.spec;
-    const engine = await createEngine(await loadBuiltinBundle(DEFAULT_BACKBONE.id), featureSpecOf(spec), { engine: "onnx" });
-    const labels: number[] = [];
-    const isVal: boolean[] = [];
-    const chunks: Float32Array[] = [];
-    const classes = readdirSync(FLOWERS).sort();
-    for (const [label, name] of classes.entries()) {
-      const files = readdirSync(path.join(FLOWERS, name)).filter((f) => /\.jpe?g$/i.test(f)).sort();
-      for (const [index, file] of files.entries()) {
-        const rgba = await codecs.decodeJpeg(new Uint8Array(readFileSync(path.join(FLOWERS, name, file))));
-        const pixels = preprocessImage(rgba, preprocessSpecOf(spec));
-        chunks.push(await engine.embed(pixels, 1));
-        labels.push(label);
-        isVal.push(index % 4 === 3);
-      }
-    }
-    await engine.close();
-    const all = new Float32Array(chunks.length * engine.dim);
-    chunks.forEach((chunk, row) => all.set(chunk, row * engine.dim));
-    mkdirSync(OUT, { recursive: true });
-    writeFileSync(cacheBin, all);
-    writeFileSync(cacheMeta, JSON.stringify({ dim: engine.dim, labels, isVal, classes }));
-  }
-  const meta = JSON.parse(readFileSync(cacheMeta, "utf8")) as { dim: number; labels: number[]; isVal: boolean[]; classes: string[] };
-  const bytes = readFileSync(cacheBin);
-  const embeddings = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-  const rows = meta.labels.map((_, row) => row);
-  return {
-    embeddings, dim: meta.dim, labels: Int32Array.from(meta.labels), classCount: meta.classes.length, labelNames: meta.classes,
-    trainIndex: rows.filter((row) => !meta.isVal[row]), valIndex: rows.filter((row) => meta.isVal[row]),
-  };
+  const set = await embedFlowersSplit(DEFAULT_BACKBONE);
+  return { embeddings: set.embeddings, dim: set.dim, labels: set.labels, classCount: set.classes.length, labelNames: set.classes, trainIndex: set.trainIndex, valIndex: set.valIndex };
 }
 
 /**

@@ -13,7 +13,7 @@
  * MobileNet v1 is fully convolutional up to its global pooling, so a larger input only needs the declared input
  * shape changed; the weights are the vendored ones.
  */
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { loadavg } from "node:os";
 import path from "node:path";
 import { loadVendoredBundle } from "../../gpu-runner/src/backbones/builtin-vendored";
@@ -25,11 +25,11 @@ import { applyHead } from "../../shared/head";
 import { averageEmbeddings } from "../../shared/image/augment";
 import { decodeImage } from "../../shared/image/decode";
 import { preprocessImage, type PreprocessSpec } from "../../shared/image/preprocess";
-import { DEFAULT_BACKBONE, NSFWJS_MOBILENET_V2, preprocessSpecOf } from "../../shared/catalog";
+import { DEFAULT_BACKBONE, NSFWJS_MOBILENET_V2, preprocessSpecOf, singleSizeSpec } from "../../shared/catalog";
 import { createRandom } from "../../shared/random";
 import { hyperparametersSchema } from "../../shared/schemas";
 import type { BackboneBundle } from "../../shared/backbone/types";
-import { FLOWERS_DIR, flowersAvailable } from "../embed/flowers";
+import { flowersAvailable, listFlowersSplit, topOneAccuracy } from "../embed/flowers";
 
 if (!flowersAvailable()) {
   console.log("skipped: ../shared/datasets/flowers5 not found (set EDGETUNE_SHARED_DIR)");
@@ -43,16 +43,8 @@ const POOLINGS = (process.env.POOLINGS ?? "avg,avg+max").split(",") as ("avg" | 
 const LAYER_SETS = list("LAYER_SETS", "13;9,13").map((s) => s.split(",").map((k) => `conv_pw_${k}_relu`));
 const L2S = (process.env.L2S ?? "0.1,0.3,1,3").split(",").map(Number);
 
-const classes = (await readdir(FLOWERS_DIR, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
-const files: { path: string; label: number; train: boolean }[] = [];
-for (const [label, name] of classes.entries()) {
-  const names = (await readdir(path.join(FLOWERS_DIR, name))).filter((f) => /\.jpe?g$/i.test(f)).sort();
-  names.forEach((file, index) => files.push({ path: path.join(FLOWERS_DIR, name, file), label, train: index % 4 !== 3 }));
-}
+const { classes, files, labels, train, held } = await listFlowersSplit();
 const n = files.length;
-const labels = Int32Array.from(files, (f) => f.label);
-const train = files.flatMap((f, i) => (f.train ? [i] : []));
-const held = files.flatMap((f, i) => (f.train ? [] : [i]));
 const codecs = await getNodeCodecs();
 const decoded = await Promise.all(files.map(async (f) => decodeImage(new Uint8Array(await readFile(f.path)), codecs)));
 
@@ -111,13 +103,7 @@ async function fitScore(f: Features, l2: number, fitRows: number[], scoreRows: n
   const hyperparameters = { ...hyperparametersSchema.parse({ label_smoothing: 0.1, epochs: 50, early_stopping_patience: 0 }), weight_decay: l2 };
   const trained = await trainHeadLbfgs({ embeddings: x, dim, labels: y, classCount: classes.length, trainIndex, valIndex }, { head: { type: "linear" }, hyperparameters, keep: "last" });
   const probs = applyHead(trained.head, x.subarray(fitRows.length * dim), scoreRows.length);
-  let correct = 0;
-  scoreRows.forEach((row, k) => {
-    let best = 0;
-    for (let c = 1; c < classes.length; c++) if (probs[k * classes.length + c]! > probs[k * classes.length + best]!) best = c;
-    if (best === labels[row]) correct++;
-  });
-  return correct / scoreRows.length;
+  return topOneAccuracy(probs, scoreRows, labels, classes.length);
 }
 const FOLDS = 5;
 const foldOf = new Map<number, number>();
@@ -157,7 +143,7 @@ for (const size of SIZES) {
     for (const pooling of POOLINGS) {
       for (const layers of LAYER_SETS) {
         const tag = `v1-${size}-${resize}-${pooling}-${layers.map((l) => l.replace("conv_pw_", "").replace("_relu", "")).join("+")}`;
-        const spec = { ...preprocessSpecOf(DEFAULT_BACKBONE.spec), input_size: [size, size] as [number, number], resize };
+        const spec = { ...preprocessSpecOf(singleSizeSpec(DEFAULT_BACKBONE.spec)), input_size: [size, size] as [number, number], resize };
         const f = await embed(tag, size === 224 ? v1 : withInputSize(v1, size), layers, pooling, spec);
         await report(f);
         if (process.env.TTA === "1") {
@@ -173,7 +159,7 @@ for (const size of SIZES) {
 for (const pair of list("MULTISCALE", "")) {
   const parts: Features[] = [];
   for (const size of pair.split(",").map(Number)) {
-    const spec = { ...preprocessSpecOf(DEFAULT_BACKBONE.spec), input_size: [size, size] as [number, number], resize: "squash" as const };
+    const spec = { ...preprocessSpecOf(singleSizeSpec(DEFAULT_BACKBONE.spec)), input_size: [size, size] as [number, number], resize: "squash" as const };
     parts.push(await embed(`v1-${size}-squash-avg-13`, size === 224 ? v1 : withInputSize(v1, size), ["conv_pw_13_relu"], "avg", spec));
   }
   await report(concat(parts));

@@ -11,7 +11,7 @@
  * Embeds every image in views 0..K once with the vendored MobileNet v1 0.75 at conv_pw_9..13 (avg), cached under
  * bench/out/recipe/, then fits linear heads with the runner's L-BFGS trainer (50 iterations, keep last).
  */
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { loadavg } from "node:os";
 import path from "node:path";
 import { loadVendoredBundle } from "../../gpu-runner/src/backbones/builtin-vendored";
@@ -22,9 +22,9 @@ import { applyHead } from "../../shared/head";
 import { averageEmbeddings } from "../../shared/image/augment";
 import { decodeImage } from "../../shared/image/decode";
 import { preprocessImage } from "../../shared/image/preprocess";
-import { DEFAULT_BACKBONE, preprocessSpecOf } from "../../shared/catalog";
+import { DEFAULT_BACKBONE, preprocessSpecOf, singleSizeSpec } from "../../shared/catalog";
 import { hyperparametersSchema } from "../../shared/schemas";
-import { FLOWERS_DIR, flowersAvailable } from "../embed/flowers";
+import { flowersAvailable, listFlowersSplit, topOneAccuracy } from "../embed/flowers";
 
 if (!flowersAvailable()) {
   console.log("skipped: ../shared/datasets/flowers5 not found (set EDGETUNE_SHARED_DIR)");
@@ -35,16 +35,8 @@ const LAYERS = ["conv_pw_9_relu", "conv_pw_10_relu", "conv_pw_11_relu", "conv_pw
 const CHANNELS = [384, 384, 384, 768, 768];
 const OUT = path.resolve(import.meta.dirname, "../out/recipe");
 
-const classes = (await readdir(FLOWERS_DIR, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
-const files: { path: string; label: number; train: boolean }[] = [];
-for (const [label, name] of classes.entries()) {
-  const names = (await readdir(path.join(FLOWERS_DIR, name))).filter((f) => /\.jpe?g$/i.test(f)).sort();
-  names.forEach((file, index) => files.push({ path: path.join(FLOWERS_DIR, name, file), label, train: index % 4 !== 3 }));
-}
+const { classes, files, labels, train, held } = await listFlowersSplit();
 const n = files.length;
-const labels = Int32Array.from(files, (f) => f.label);
-const train = files.flatMap((f, i) => (f.train ? [i] : []));
-const held = files.flatMap((f, i) => (f.train ? [] : [i]));
 const fullDim = CHANNELS.reduce((a, b) => a + b, 0);
 
 async function embedView(view: number): Promise<Float32Array> {
@@ -54,7 +46,8 @@ async function embedView(view: number): Promise<Float32Array> {
     return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   } catch {}
   const codecs = await getNodeCodecs();
-  const spec = { ...preprocessSpecOf(DEFAULT_BACKBONE.spec), view };
+  // The published 224x224, one size (this probe predates the default's CV-chosen sizes: bench/train/input-probe.ts).
+  const spec = { ...preprocessSpecOf(singleSizeSpec(DEFAULT_BACKBONE.spec)), input_size: [224, 224] as [number, number], view };
   const engine = await createEngine(await loadVendoredBundle(DEFAULT_BACKBONE), { feature_layers: LAYERS, pooling: "avg", input_size: [224, 224] }, { engine: "onnx" });
   if (engine.dim !== fullDim) throw new Error(`engine dim ${engine.dim}, expected ${fullDim}`);
   const out = new Float32Array(n * fullDim);
@@ -120,13 +113,7 @@ async function fitScore(r: Recipe, fitRows: number[], scoreRows: number[]): Prom
   const hyperparameters = { ...hyperparametersSchema.parse({ label_smoothing: r.smoothing, epochs: 50, early_stopping_patience: 0 }), weight_decay: r.l2 };
   const trained = await trainHeadLbfgs({ embeddings: x, dim, labels: y, classCount: classes.length, trainIndex, valIndex }, { head: { type: "linear" }, hyperparameters, keep: "last" });
   const probs = applyHead(trained.head, x.subarray(fitCount * dim), scoreRows.length);
-  let correct = 0;
-  scoreRows.forEach((row, k) => {
-    let best = 0;
-    for (let c = 1; c < classes.length; c++) if (probs[k * classes.length + c]! > probs[k * classes.length + best]!) best = c;
-    if (best === labels[row]) correct++;
-  });
-  return correct / scoreRows.length;
+  return topOneAccuracy(probs, scoreRows, labels, classes.length);
 }
 
 const FOLDS = 5;

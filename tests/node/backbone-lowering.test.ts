@@ -52,6 +52,16 @@ async function byOnnx(bundle: BackboneBundle, spec: FeatureSpec, images: Float32
   }
 }
 
+/** `expected` from the runner's tfjs extractor (when given), the edge's fused compiler and ONNX (when installed). */
+async function expectEveryPath(bundle: BackboneBundle, spec: FeatureSpec, images: Float32Array, n: number, expected: Float32Array, runnerTfjs?: Float32Array): Promise<void> {
+  if (runnerTfjs) assert.ok(maxAbsDiff(runnerTfjs, expected) < 1e-5, `runner tfjs: max abs diff ${maxAbsDiff(runnerTfjs, expected)}`);
+  const edge = byEdge(bundle, spec, images, n);
+  assert.ok(maxAbsDiff(edge, expected) < 1e-5, `edge: max abs diff ${maxAbsDiff(edge, expected)}`);
+  if (!ort) return;
+  const onnx = await byOnnx(bundle, spec, images, n);
+  assert.ok(maxAbsDiff(onnx, expected) < 1e-4, `onnx: max abs diff ${maxAbsDiff(onnx, expected)}`);
+}
+
 /** A model with what MobileNet lacks: pooling ('same' and 'valid'), padding 'same' cannot express, a dilated conv. */
 async function makePoolingBundle(): Promise<BackboneBundle> {
   const input = tf.input({ shape: [TINY_SIZE, TINY_SIZE, 3], name: "input_1" });
@@ -149,11 +159,7 @@ describe("the backbone lowering and its two back ends", () => {
     expect(lowered.ops[0]).toMatchObject({ padding: [[1, 1], [2, 1]], activation: "linear" });
     const images = makeImages(IMAGES);
     const expected = await referenceEmbeddings(bundle, spec, images, IMAGES);
-    const edge = byEdge(bundle, spec, images, IMAGES);
-    assert.ok(maxAbsDiff(edge, expected) < 1e-5, `edge: max abs diff ${maxAbsDiff(edge, expected)}`);
-    if (!ort) return;
-    const onnx = await byOnnx(bundle, spec, images, IMAGES);
-    assert.ok(maxAbsDiff(onnx, expected) < 1e-4, `onnx: max abs diff ${maxAbsDiff(onnx, expected)}`);
+    await expectEveryPath(bundle, spec, images, IMAGES, expected);
   });
 
   it("runs a Sequential model (no inbound_nodes) at the edge, on the runner's tfjs and ONNX paths as tfjs runs it", async () => {
@@ -165,13 +171,7 @@ describe("the backbone lowering and its two back ends", () => {
     expect(lowered.folded).toEqual(expect.arrayContaining(["seq_pad", "seq_bn", "seq_relu"]));
     const images = makeImages(IMAGES);
     const expected = await sequentialAsTfjsRuns(bundle, "seq_project", images, IMAGES);
-    const runnerTfjs = await referenceEmbeddings(bundle, spec, images, IMAGES);
-    assert.ok(maxAbsDiff(runnerTfjs, expected) < 1e-5, `runner tfjs: max abs diff ${maxAbsDiff(runnerTfjs, expected)}`);
-    const edge = byEdge(bundle, spec, images, IMAGES);
-    assert.ok(maxAbsDiff(edge, expected) < 1e-5, `edge: max abs diff ${maxAbsDiff(edge, expected)}`);
-    if (!ort) return;
-    const onnx = await byOnnx(bundle, spec, images, IMAGES);
-    assert.ok(maxAbsDiff(onnx, expected) < 1e-4, `onnx: max abs diff ${maxAbsDiff(onnx, expected)}`);
+    await expectEveryPath(bundle, spec, images, IMAGES, expected, await referenceEmbeddings(bundle, spec, images, IMAGES));
   });
 
   it("runs a convolutional trunk at the spec's input_size, not the declared one, on every path as tfjs runs it", async () => {
@@ -203,12 +203,7 @@ describe("the backbone lowering and its two back ends", () => {
     const runnerTfjs = (await runnerOut.data()) as Float32Array;
     tf.dispose([runnerInput, runnerOut]);
     extractor.dispose();
-    assert.ok(maxAbsDiff(runnerTfjs, expected) < 1e-5, `runner tfjs: max abs diff ${maxAbsDiff(runnerTfjs, expected)}`);
-    const edge = byEdge(plain, spec, images, n);
-    assert.ok(maxAbsDiff(edge, expected) < 1e-5, `edge: max abs diff ${maxAbsDiff(edge, expected)}`);
-    if (!ort) return;
-    const onnx = await byOnnx(plain, spec, images, n);
-    assert.ok(maxAbsDiff(onnx, expected) < 1e-4, `onnx: max abs diff ${maxAbsDiff(onnx, expected)}`);
+    await expectEveryPath(plain, spec, images, n, expected, runnerTfjs);
   });
 
   it("several input sizes: the runner's engine and the edge's embedder both give the mean of each size's embedding", async () => {
