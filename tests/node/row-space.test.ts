@@ -37,8 +37,11 @@ describe("rowSpaceOf", () => {
     }
   });
 
-  it("projects new rows onto the span and lifts a kernel back so that x·Wᵀ is unchanged on the span", () => {
-    const n = 12, d = 40, units = 3;
+  it.each([
+    { n: 12, units: 3 },
+    { n: 11, units: 4 },
+  ])("projects new rows onto the span and lifts a kernel back so that x·Wᵀ is unchanged on the span ($n rows, $units units)", ({ n, units }) => {
+    const d = 40;
     const x = randomRows(n, d, 2);
     const space = rowSpaceOf(x, n, d)!;
     const random = createRandom(5);

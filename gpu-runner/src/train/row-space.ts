@@ -94,21 +94,38 @@ export function rowSpaceOf(x: Float32Array, n: number, d: number): RowSpace | nu
       return out;
     },
     lift(kernel, units) {
-      const out = new Float64Array(units * d);
-      const weights = new Float64Array(rank);
+      // G[u] = L_kept⁻ᵀ · B[u] (back substitution, reading L_kept by columns as rows of its transpose), then
+      // W = G · X_kept: two units × two kept rows per inner loop, so each load feeds two multiply-adds.
+      const keptT = new Float64Array(rank * rank);
+      for (let row = 0; row < rank; row++) for (let c = 0; c <= row; c++) keptT[c * rank + row] = kept[row * rank + c]!;
+      const rowWeights = new Float64Array(units * rank);
       for (let u = 0; u < units; u++) {
-        // W[u] = Σ_c B[u, c] q_c with q_c = Σ_p (L_kept⁻ᵀ)[p, c] x_p: back substitution gives the row weights.
+        const g = u * rank;
         for (let p = rank - 1; p >= 0; p--) {
-          let value = kernel[u * rank + p]!;
-          for (let k = p + 1; k < rank; k++) value -= kept[k * rank + p]! * weights[k]!;
-          weights[p] = value / kept[p * rank + p]!;
+          const column = p * rank;
+          let value = kernel[g + p]!;
+          for (let k = p + 1; k < rank; k++) value -= keptT[column + k]! * rowWeights[g + k]!;
+          rowWeights[g + p] = value / keptT[column + p]!;
         }
-        const w = u * d;
-        for (let p = 0; p < rank; p++) {
-          const weight = weights[p]!;
-          if (weight === 0) continue;
-          const b = p * d;
-          for (let k = 0; k < d; k++) out[w + k] += weight * keptRows[b + k]!;
+      }
+      const out = new Float64Array(units * d);
+      for (let u = 0; u < units; u += 2) {
+        const u1 = Math.min(u + 1, units - 1);
+        const w0 = u * d;
+        const w1 = u1 * d;
+        for (let p = 0; p < rank; p += 2) {
+          const p1 = Math.min(p + 1, rank - 1);
+          // An odd count pairs the last row with itself at weight 0.
+          const same = p1 === p;
+          const g00 = rowWeights[u * rank + p]!, g01 = same ? 0 : rowWeights[u * rank + p1]!;
+          const g10 = u1 === u ? 0 : rowWeights[u1 * rank + p]!, g11 = u1 === u || same ? 0 : rowWeights[u1 * rank + p1]!;
+          const b0 = p * d;
+          const b1 = p1 * d;
+          for (let k = 0; k < d; k++) {
+            const x0 = keptRows[b0 + k]!, x1 = keptRows[b1 + k]!;
+            out[w0 + k] += g00 * x0 + g01 * x1;
+            out[w1 + k] += g10 * x0 + g11 * x1;
+          }
         }
       }
       return out;
