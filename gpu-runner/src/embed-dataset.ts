@@ -9,16 +9,17 @@
  * - decoding: on the decode pool's threads (one per core), `DECODE_AHEAD` batches ahead of the backbone, so the
  *   pool always has a queue while the backbone runs (with one batch ahead it idled at every batch boundary);
  * - the backbone, one batch at a time (onnxruntime and the WASM pool run off the main thread too).
- * Memory stays bounded: at most (1 + DECODE_AHEAD) batches of pixels (32 × 224 × 224 × 3 floats = 19 MB each) and
- * that many batches of bytes. Results are placed in batch order, whichever thread finishes first.
+ * Memory stays bounded: at most (1 + DECODE_AHEAD) batches of pixels (32 × 224 × 224 × 3 floats = 19 MB each; 80 MB
+ * at 288 + 352), reused from batch to batch, and that many batches of bytes. Results are placed in batch order, whichever thread finishes first.
  *
- * CPU per image, MobileNet v1 0.75 on onnxruntime here: 9.0 ms for the engine alone, 13.2 ms for the whole pipeline
- * (bench/embed/pipeline.ts). On a 2-core box the stages share the cores, so the end-to-end rate cannot pass ~69% of
- * the engine's own; on a GPU host the engine's work leaves the CPU and the decode pool has every core.
+ * CPU per image on onnxruntime here (bench/embed/pipeline.ts): the default MobileNet v1 0.75 at 288 + 352, 35 ms for
+ * the engine alone and 41 to 42 ms for the whole pipeline; the builtin MobileNetV2 at 224, 7.2 and 11.6 ms. On a
+ * 2-core box the stages share the cores, so the end-to-end rate cannot pass 84% (62%) of the engine's own; on a GPU
+ * host the engine's work leaves the CPU and the decode pool has every core.
  */
 import { chunk } from "../../shared/chunk";
 import { isImageError } from "../../shared/image/errors";
-import { imageToTensorInput, inputTensorLength, type PreprocessSpec } from "../../shared/image/preprocess";
+import { imageToTensorInput, inputSizes, inputTensorLength, type PreprocessSpec } from "../../shared/image/preprocess";
 import type { ImageCodecs } from "../../shared/image/codecs";
 import { sha256Hex } from "../../shared/ids";
 import { EMBEDDING_RECORD_HEADER_BYTES, bytesToHex, hexToBytes } from "../../shared/wire";
@@ -179,6 +180,13 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   // 2. The rest, batch by batch, decoding of the next DECODE_AHEAD batches overlapping the backbone run of this one.
   const skipped: Rejection[] = [];
   const perImage = inputTensorLength(input.preprocess);
+  // Each batch's pixels: one array per input size when the engine takes them so (embedParts), else one array. The
+  // arrays are reused from batch to batch: a fresh 80 MB batch (MobileNet v1 0.75 at 288 + 352) is zeroed, faulted
+  // in page by page and collected again, which cost the main thread more than the copies into it.
+  const sizeLengths = inputSizes(input.preprocess).map(([h, w]) => h * w * 3);
+  const byParts = sizeLengths.length > 1 && engine.embedParts !== undefined;
+  const freeBuffers: Float32Array[][] = [];
+  const takeBuffers = () => freeBuffers.pop() ?? (byParts ? sizeLengths : [perImage]).map((length) => new Float32Array(EMBED_BATCH * length));
   const started = performance.now();
   let computed = 0;
   let storing: Promise<void> = Promise.resolve();
@@ -203,7 +211,7 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
   /** Batch `b` decoded and preprocessed into one `[n, h, w, 3]` buffer; starts the downloads of the batches after it. */
   const prepare = async (b: number) => {
     const shas = batches[b]!;
-    const batch = new Float32Array(shas.length * perImage);
+    const buffers = takeBuffers();
     const kept: string[] = [];
     const downloaded = await download(b);
     downloads.delete(b);
@@ -229,12 +237,20 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
       if (!result) skipped.push({ path, code: "image_missing", message: "the image is no longer in storage; upload it again" });
       else if ("rejected" in result) skipped.push({ path, ...result.rejected });
       else {
-        batch.set(result.pixels, kept.length * perImage);
+        if (byParts) {
+          let offset = 0;
+          sizeLengths.forEach((length, k) => {
+            buffers[k]!.set(result.pixels.subarray(offset, offset + length), kept.length * length);
+            offset += length;
+          });
+        } else buffers[0]!.set(result.pixels, kept.length * perImage);
         kept.push(sha);
       }
     });
     breakdownMs.decode += performance.now() - t;
-    return { batch: batch.subarray(0, kept.length * perImage), shas: kept };
+    const n = kept.length;
+    const parts = byParts ? buffers.map((buffer, k) => buffer.subarray(0, n * sizeLengths[k]!)) : [buffers[0]!.subarray(0, n * perImage)];
+    return { parts, buffers, shas: kept };
   };
 
   // Batches being prepared, at most decodeAhead + 1 at a time; each one's failure is raised when its turn comes.
@@ -251,14 +267,17 @@ export async function embedDataset(input: EmbedDatasetInput): Promise<EmbedDatas
       signal.throwIfAborted();
       if (storeFailure) throw storeFailure.error;
       ensurePrepared(b);
-      const { batch, shas } = await prepared.get(b)!;
+      const { parts, buffers, shas } = await prepared.get(b)!;
       prepared.delete(b);
-      const embedding = shas.length > 0 ? withTimeout(engine.embed(batch, shas.length), EMBED_BATCH_TIMEOUT_MS, `embedding a batch of ${shas.length} images on ${engine.name}`) : Promise.resolve(new Float32Array(0));
+      const run = () => (byParts ? engine.embedParts!(parts, shas.length) : engine.embed(parts[0]!, shas.length));
+      const embedding = shas.length > 0 ? withTimeout(run(), EMBED_BATCH_TIMEOUT_MS, `embedding a batch of ${shas.length} images on ${engine.name}`) : Promise.resolve(new Float32Array(0));
       // The next batches start decoding now, while the backbone runs this one.
       for (let ahead = 1; ahead <= decodeAhead; ahead++) ensurePrepared(b + ahead);
       const waitStarted = performance.now();
       const values = await untilAborted(embedding, signal);
       breakdownMs.backboneWait += performance.now() - waitStarted;
+      // The engine has read the batch (a timed-out or aborted run never gets here, so its arrays are not reused).
+      freeBuffers.push(buffers);
       shas.forEach((sha, i) => bySha.set(sha, values.slice(i * dim, (i + 1) * dim)));
       computed += shas.length;
       if (shas.length > 0) {

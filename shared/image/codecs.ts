@@ -24,6 +24,11 @@ export interface RgbaImage {
   data: Uint8ClampedArray;
   width: number;
   height: number;
+  /**
+   * Set when every alpha byte is known to be 255 (a decoded JPEG): preprocessImage then skips its transparency
+   * scan (0.2 ms of a 500x375 photo's ~3 ms). Absent means "unknown", and the pixels are checked.
+   */
+  opaque?: boolean;
 }
 
 /** Ready decoders; obtain them from `initCodecs` (or a getter from `createCodecLoader`). */

@@ -50,7 +50,8 @@ export async function decodeImage(bytes: Uint8Array, codecs: ImageCodecs, option
       { format: info.format },
     );
   }
-  return { ...applyExifOrientation(stored, info.orientation), info };
+  // A JPEG has no alpha channel: mozjpeg writes 255 to every alpha byte, so preprocessImage need not scan for one.
+  return { ...applyExifOrientation(stored, info.orientation), info, opaque: info.format === "jpeg" };
 }
 
 /**

@@ -71,7 +71,7 @@ export function preprocessImage(image: RgbaImage, spec: PreprocessSpec, target?:
   if (output.length !== length) {
     throw new RangeError(`target holds ${output.length} floats, not ${sizes.map(([h, w]) => `${h}x${w}x3`).join(" + ")}`);
   }
-  const pixels = hasTransparency(image.data) ? flattenOntoWhite(image.data) : image.data;
+  const pixels = !image.opaque && hasTransparency(image.data) ? flattenOntoWhite(image.data) : image.data;
   const transform = viewTransform(spec.view ?? 0);
   const table = changesColour(transform) ? viewNormalizationTable(transform, spec.mean, spec.std) : normalizationTable(spec.mean, spec.std);
   let offset = 0;

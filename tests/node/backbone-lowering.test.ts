@@ -229,6 +229,9 @@ describe("the backbone lowering and its two back ends", () => {
     }
     const runner = await createEngine(plain, spec, { engine: "tfjs-cpu" });
     const runnerOut = await runner.embed(batch, n);
+    // The same batch already split by size (as embed-dataset.ts builds it): the very same embeddings.
+    assert.deepEqual(await runner.embedParts!([small, large], n), runnerOut);
+    await expect(runner.embedParts!([small], n)).rejects.toThrow(/expected 2 parts/);
     await runner.close();
     assert.ok(maxAbsDiff(runnerOut, expected) < 1e-6, `runner: max abs diff ${maxAbsDiff(runnerOut, expected)}`);
     await expect(createEngine(plain, spec, { engine: "tfjs-cpu" }).then((engine) => engine.embed(small, n))).rejects.toThrow(/expected 2 x/);

@@ -28,6 +28,13 @@ function embedOne(pixels: Float32Array, offset: number): number[] {
   return out.map(Math.fround);
 }
 
+/** Per channel, the plain sum of a tensor's values. */
+const sumOf = (pixels: Float32Array): number[] => {
+  const out = [0, 0, 0];
+  for (let i = 0; i < pixels.length; i++) out[i % 3]! += pixels[i]!;
+  return out.map(Math.fround);
+};
+
 /** A stand-in backbone: deterministic, slow enough (a timer per batch) that decoding runs while it works. */
 function fakeEngine(): EmbeddingEngine & { batches: number[] } {
   const batches: number[] = [];
@@ -116,6 +123,41 @@ describe("embedDataset", () => {
         assert.deepEqual([...result.bySha.get(item.sha256)!], embedOne(pixels, 0), `${item.path} (${decodePool ? "pool" : "this thread"})`);
       }
     }
+  });
+
+  it("hands a backbone fed at two input sizes its batches split by size, from arrays reused batch after batch", async () => {
+    const codecs = await getNodeCodecs();
+    const { images, list } = await makeImages(150);
+    const twoSizes: PreprocessSpec = { ...preprocess, extra_input_sizes: [[5, 7]] };
+    const lengths = [PER_IMAGE, 5 * 7 * 3];
+    const seen = new Set<ArrayBufferLike>();
+    const engine: EmbeddingEngine = {
+      name: "fake, two sizes",
+      dim: DIM * 2,
+      embed: () => Promise.reject(new Error("embed must not be called: the batch comes split by size")),
+      async embedParts(parts, n) {
+        assert.deepEqual(parts.map((part) => part.length), lengths.map((length) => n * length));
+        parts.forEach((part) => seen.add(part.buffer));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        const out = new Float32Array(n * DIM * 2);
+        for (let image = 0; image < n; image++) {
+          out.set(embedOne(parts[0]!, image * PER_IMAGE), image * DIM * 2);
+          out.set(sumOf(parts[1]!.subarray(image * lengths[1]!, (image + 1) * lengths[1]!)), image * DIM * 2 + DIM);
+        }
+        return out;
+      },
+      async close() {},
+    };
+    const result = await embedDataset({ ...inputFor(fakeApi(images), list, engine, codecs, pool), preprocess: twoSizes });
+    assert.equal(result.computed, list.length - 2);
+    for (const item of list) {
+      const embedding = result.bySha.get(item.sha256);
+      if (!embedding) continue;
+      const pixels = await imageToTensorInput(images.get(item.sha256)!, twoSizes, codecs, { maxPixels: 1e7 });
+      assert.deepEqual([...embedding], [...embedOne(pixels, 0), ...sumOf(pixels.subarray(PER_IMAGE))], item.path);
+    }
+    // 5 batches, at most DECODE_AHEAD + 1 of them in memory at once: the arrays of the first ones are reused.
+    assert.ok(seen.size <= 2 * (DECODE_AHEAD + 1), `${seen.size} arrays for 5 batches`);
   });
 
   it("fails the attempt when a download fails, after the work it started has settled", async () => {

@@ -402,6 +402,14 @@ describe("decodeImage", () => {
     assert.deepEqual(image.info, inspectImage(jpeg, LIMIT));
   });
 
+  it("marks a JPEG opaque (every alpha byte 255, so preprocessImage skips its scan) and a PNG not", async () => {
+    const jpeg = await decodeImage(await encodeJpeg(makeImage(24, 16, (x, y) => [x * 10, y * 15, 90]), { quality: 80 }), codecs);
+    assert.equal(jpeg.opaque, true);
+    for (let i = 3; i < jpeg.data.length; i += 4) assert.equal(jpeg.data[i], 255);
+    const png = await decodeImage(encodePng(makeImage(2, 1, () => [0, 0, 0, 255])), codecs);
+    assert.equal(png.opaque, false);
+  });
+
   it("decodes PNGs losslessly: RGBA, grey, palette, and 16-bit samples reduced to their high byte", async () => {
     const source = pattern(7, 5, true);
     assert.deepEqual((await decodeImage(encodePng(source), codecs)).data, source.data);
@@ -540,10 +548,11 @@ describe("preprocessImage", () => {
     assert.deepEqual(rgbAt(squashed, 47, 25), [0, 0, 255]);
   });
 
-  it("flattens transparent pixels onto white", () => {
+  it("flattens transparent pixels onto white, unless the image says it is opaque", () => {
     const image = makeImage(2, 1, (x) => (x === 0 ? [0, 0, 0, 0] : [0, 0, 0, 128]));
-    const output = preprocessImage(image, { input_size: [1, 2], mean: [0, 0, 0], std: [1, 1, 1], resize: "squash" });
-    assert.deepEqual([...output].map((v) => Math.round(v * 255)), [255, 255, 255, 127, 127, 127]);
+    const spec: PreprocessSpec = { input_size: [1, 2], mean: [0, 0, 0], std: [1, 1, 1], resize: "squash" };
+    assert.deepEqual([...preprocessImage(image, spec)].map((v) => Math.round(v * 255)), [255, 255, 255, 127, 127, 127]);
+    assert.deepEqual([...preprocessImage({ ...image, opaque: true }, spec)].map((v) => Math.round(v * 255)), [0, 0, 0, 0, 0, 0]);
   });
 
   it("writes into a given view of a batch tensor", () => {

@@ -11,9 +11,16 @@ export interface EmbeddingEngine {
   readonly dim: number;
   /**
    * `batch`: `n * H * W * C` float32, NHWC, already in the bundle's `inputRange` → `n * dim` float32 embeddings.
-   * Calls may overlap; each engine serialises or splits them as it needs.
+   * Calls may overlap; each engine serialises or splits them as it needs. The batch is neither kept nor detached:
+   * the caller may refill it once the promise settles.
    */
   embed(batch: Float32Array, n: number): Promise<Float32Array>;
+  /**
+   * Backbones fed at several input sizes only (`feature.extra_input_sizes`): the same batch as one array per input
+   * size, `parts[k]` holding the `n` images at size k one after the other, so the engine runs each size's part as it
+   * is instead of gathering it from `embed`'s image-by-image layout (bench/embed/pipeline.ts measured that copy).
+   */
+  embedParts?(parts: Float32Array[], n: number): Promise<Float32Array>;
   /** Frees native sessions, workers and tensors. The engine must not be used afterwards. */
   close(): Promise<void>;
 }
