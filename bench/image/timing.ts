@@ -5,7 +5,8 @@
  *
  * (FLOWERS5_DIR overrides the dataset folder, ../shared/datasets/flowers5 from the repository root by default.)
  * Prints, per image, the median and 90th percentile of inspectImage, decodeImage (which includes inspectImage and
- * the EXIF orientation) and preprocessImage to 224x224 center_crop. Each image runs `ROUNDS` times and keeps its
+ * the EXIF orientation) and preprocessImage to 224x224 center_crop and to the default backbone's 288 + 352, each in
+ * TypeScript (what the Worker runs) and with the runner's SIMD resampler (shared/image/resample.wat, same floats). Each image runs `ROUNDS` times and keeps its
  * fastest round, which filters the noise of a shared machine.
  */
 import assert from "node:assert/strict";
@@ -19,6 +20,7 @@ import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 const DATASET_DIR = resolve(process.env.FLOWERS5_DIR ?? "../shared/datasets/flowers5");
 const ROUNDS = 3;
 const SPEC: PreprocessSpec = { input_size: [224, 224], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], resize: "center_crop" };
+const TWO_SIZES: PreprocessSpec = { input_size: [288, 288], extra_input_sizes: [[352, 352]], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], resize: "squash" };
 
 async function listImages(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true, recursive: true });
@@ -35,11 +37,11 @@ if (!(await stat(DATASET_DIR).catch(() => null))?.isDirectory()) {
   const codecs = await getNodeCodecs();
   const files = await listImages(DATASET_DIR);
   const images = await Promise.all(files.map(async (file) => new Uint8Array(await readFile(file))));
-  const times = { inspect: [] as number[], decode: [] as number[], preprocess: [] as number[] };
+  const times = { inspect: [] as number[], decode: [] as number[], preprocess: [] as number[], simd: [] as number[], twoSizes: [] as number[], twoSizesSimd: [] as number[] };
   let bytes = 0;
   for (const image of images) {
     bytes += image.length;
-    let best = { inspect: Infinity, decode: Infinity, preprocess: Infinity };
+    let best = { inspect: Infinity, decode: Infinity, preprocess: Infinity, simd: Infinity, twoSizes: Infinity, twoSizesSimd: Infinity };
     for (let round = 0; round < ROUNDS; round++) {
       const t0 = performance.now();
       const info = inspectImage(image, { maxPixels: 40_000_000 });
@@ -48,13 +50,18 @@ if (!(await stat(DATASET_DIR).catch(() => null))?.isDirectory()) {
       const t2 = performance.now();
       const input = preprocessImage(decoded, SPEC);
       const t3 = performance.now();
+      preprocessImage(decoded, SPEC, undefined, codecs.resample);
+      const t4 = performance.now();
+      preprocessImage(decoded, TWO_SIZES);
+      const t5 = performance.now();
+      preprocessImage(decoded, TWO_SIZES, undefined, codecs.resample);
+      const t6 = performance.now();
       assert.equal(input.length, 224 * 224 * 3);
       assert.deepEqual([decoded.width, decoded.height], [info.uprightWidth, info.uprightHeight]);
-      best = { inspect: Math.min(best.inspect, t1 - t0), decode: Math.min(best.decode, t2 - t1), preprocess: Math.min(best.preprocess, t3 - t2) };
+      const spent = { inspect: t1 - t0, decode: t2 - t1, preprocess: t3 - t2, simd: t4 - t3, twoSizes: t5 - t4, twoSizesSimd: t6 - t5 };
+      for (const key of Object.keys(best) as (keyof typeof best)[]) best[key] = Math.min(best[key], spent[key]);
     }
-    times.inspect.push(best.inspect);
-    times.decode.push(best.decode);
-    times.preprocess.push(best.preprocess);
+    for (const key of Object.keys(best) as (keyof typeof best)[]) times[key].push(best[key]);
   }
   const line = (name: string, values: number[], unit: "ms" | "µs") => {
     const scale = unit === "µs" ? 1000 : 1;
@@ -65,4 +72,7 @@ if (!(await stat(DATASET_DIR).catch(() => null))?.isDirectory()) {
   console.log(line("inspectImage", times.inspect, "µs"));
   console.log(line("decodeImage (incl. inspect)", times.decode, "ms"));
   console.log(line("preprocessImage 224x224 center_crop", times.preprocess, "ms"));
+  console.log(line("  the same with the runner's SIMD resampler", times.simd, "ms"));
+  console.log(line("preprocessImage 288x288 + 352x352 squash (the default backbone)", times.twoSizes, "ms"));
+  console.log(line("  the same with the runner's SIMD resampler", times.twoSizesSimd, "ms"));
 }

@@ -12,11 +12,17 @@
  */
 import decodeWithMozjpeg, { init as initMozjpeg } from "@jsquash/jpeg/decode.js";
 import { createPngDecoder } from "./png-decoder";
+import type { ResampleKernels } from "./preprocess";
+import { createResampleKernels } from "./resample-wasm";
 
-/** Compiled decoder modules: `mozjpeg_dec.wasm` and `squoosh_png_bg.wasm` from node_modules/@jsquash. */
+/**
+ * Compiled decoder modules: `mozjpeg_dec.wasm` and `squoosh_png_bg.wasm` from node_modules/@jsquash; optionally
+ * this folder's `resample.wasm` (the runner passes it; the Worker resamples its one image per request in TypeScript).
+ */
 export interface CodecModules {
   jpeg: WebAssembly.Module;
   png: WebAssembly.Module;
+  resample?: WebAssembly.Module;
 }
 
 /** 8-bit RGBA pixels, row-major, `data.length === width * height * 4`. */
@@ -37,6 +43,11 @@ export interface ImageCodecs {
   decodeJpeg(bytes: Uint8Array): Promise<RgbaImage>;
   /** Decodes a PNG to 8-bit RGBA (16-bit samples reduced to 8 bits). Rejects on undecodable data. */
   decodePng(bytes: Uint8Array): Promise<RgbaImage>;
+  /**
+   * Faster resampling passes with the same output (resample-wasm.ts), when the runtime compiled them:
+   * `imageToTensorInput` hands them to `preprocessImage`.
+   */
+  resample?: ResampleKernels;
 }
 
 /** Decoded pixels above which the JPEG decoder is re-instantiated afterwards to give its grown heap back. */
@@ -72,7 +83,9 @@ async function instantiate(modules: CodecModules): Promise<ImageCodecs> {
     });
   await startJpegDecoder();
 
+  const resample = modules.resample ? createResampleKernels(modules.resample) : undefined;
   return {
+    resample,
     async decodeJpeg(bytes) {
       lastJpegMessage = "";
       try {

@@ -54,12 +54,25 @@ const PRECISION_BITS = 22; // as Pillow's 8-bit path: 255 * 2^22 * (1 + rounding
 const HALF = 1 << (PRECISION_BITS - 1);
 
 /**
+ * The two resampling passes done elsewhere with the same integers (shared/image/resample-wasm.ts: WebAssembly SIMD,
+ * which the runner's decode threads use). Without them, or when `load` declines an image, the TypeScript passes
+ * below run; both give the same floats (tests/node/resample-wasm.test.ts).
+ */
+export interface ResampleKernels {
+  /** Takes the image's RGBA bytes for the `resample` calls that follow; false when it cannot hold them. */
+  load(pixels: Uint8ClampedArray | Uint8Array): boolean;
+  /** One input size over the loaded image: what resampleRows then resampleColumnsToFloats compute, into `output`. */
+  resample(width: number, firstRow: number, rows: number, horizontal: ResampleWeights, vertical: ResampleWeights, table: Float32Array, output: Float32Array): void;
+}
+
+/**
  * Resizes and normalises one image.
  * @param image upright RGBA pixels (`decodeImage`'s output)
  * @param target optional destination of length h*w*3 (for instance a view into a batch tensor)
+ * @param kernels optional faster resampling passes (same output)
  * @returns Float32Array of shape [h, w, 3] (NHWC for one image, RGB order)
  */
-export function preprocessImage(image: RgbaImage, spec: PreprocessSpec, target?: Float32Array): Float32Array {
+export function preprocessImage(image: RgbaImage, spec: PreprocessSpec, target?: Float32Array, kernels?: ResampleKernels): Float32Array {
   checkSpec(spec);
   const { width, height } = image;
   if (!(width > 0 && height > 0) || image.data.length !== width * height * 4) {
@@ -74,10 +87,11 @@ export function preprocessImage(image: RgbaImage, spec: PreprocessSpec, target?:
   const pixels = !image.opaque && hasTransparency(image.data) ? flattenOntoWhite(image.data) : image.data;
   const transform = viewTransform(spec.view ?? 0);
   const table = changesColour(transform) ? viewNormalizationTable(transform, spec.mean, spec.std) : normalizationTable(spec.mean, spec.std);
+  const loaded = kernels?.load(pixels) ? kernels : undefined;
   let offset = 0;
   for (const [outHeight, outWidth] of sizes) {
     const part = output.subarray(offset, offset + outHeight * outWidth * 3);
-    resampleInto(pixels, width, height, outHeight, outWidth, spec.resize, transform, table, part);
+    resampleInto(pixels, width, height, outHeight, outWidth, spec.resize, transform, table, part, loaded);
     offset += part.length;
   }
   return output;
@@ -94,6 +108,7 @@ function resampleInto(
   transform: ReturnType<typeof viewTransform>,
   table: Float32Array,
   output: Float32Array,
+  kernels: ResampleKernels | undefined,
 ): void {
   // The source box (fractional pixels) that maps onto the output.
   let left = 0;
@@ -122,8 +137,8 @@ function resampleInto(
   // Horizontal pass over only the source rows that the vertical pass reads, then vertical pass into floats.
   const firstRow = vertical.bounds[0]!;
   const lastRow = vertical.bounds[2 * (outHeight - 1)]! + vertical.bounds[2 * (outHeight - 1) + 1]!;
-  const between = resampleRows(pixels, width, firstRow, lastRow - firstRow, horizontal);
-  resampleColumnsToFloats(between, outWidth, firstRow, vertical, table, output);
+  if (kernels) kernels.resample(width, firstRow, lastRow - firstRow, horizontal, vertical, table, output);
+  else resampleColumnsToFloats(resampleRows(pixels, width, firstRow, lastRow - firstRow, horizontal), outWidth, firstRow, vertical, table, output);
   if (transform.mirror) mirrorRowsInPlace(output, outHeight, outWidth);
 }
 
@@ -137,7 +152,7 @@ export async function imageToTensorInput(
   codecs: ImageCodecs,
   options?: DecodeOptions,
 ): Promise<Float32Array> {
-  return preprocessImage(await decodeImage(bytes, codecs, options), spec);
+  return preprocessImage(await decodeImage(bytes, codecs, options), spec, undefined, codecs.resample);
 }
 
 /**
@@ -224,7 +239,7 @@ function resampleColumnsToFloats(
   }
 }
 
-interface ResampleWeights {
+export interface ResampleWeights {
   /** Per output index: first source index, number of taps. */
   bounds: Int32Array;
   /** Per output index: `taps` fixed-point weights, of which the first `count` are used. */
