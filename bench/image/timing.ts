@@ -6,8 +6,8 @@
  * (FLOWERS5_DIR overrides the dataset folder, ../shared/datasets/flowers5 from the repository root by default.)
  * Prints, per image, the median and 90th percentile of inspectImage, decodeImage (which includes inspectImage and
  * the EXIF orientation) and preprocessImage to 224x224 center_crop and to the default backbone's 288 + 352, each in
- * TypeScript (what the Worker runs) and with the runner's SIMD resampler (shared/image/resample.wat, same floats). Each image runs `ROUNDS` times and keeps its
- * fastest round, which filters the noise of a shared machine.
+ * TypeScript (what the Worker runs) and with the runner's SIMD resampler (shared/image/resample.wat, same floats).
+ * Each image runs `ROUNDS` times and keeps its fastest round, which filters the noise of a shared machine.
  */
 import assert from "node:assert/strict";
 import { readdir, readFile, stat } from "node:fs/promises";
