@@ -10,7 +10,7 @@
  * The engine-only figure is taken before and after the end-to-end run (the box is shared: the spread says how much
  * the load moved). `--copies N` embeds each photo N times as distinct files (a JPEG comment makes each one new).
  *
- *   npx tsx bench/embed/pipeline.ts [--copies 2] [--rounds 5] [--threads N] [--backbones mobilenet_v2,mobilenet_v1_075]
+ *   npx tsx bench/embed/pipeline.ts [--copies 2] [--rounds 5] [--threads N] [--decode-threads N] [--backbones mobilenet_v2,mobilenet_v1_075]
  *                                   [--decode-ahead 1,2]   (one end-to-end run per setting; the runner uses DECODE_AHEAD)
  *
  * On 2 cores the decode pool and the engine share the same two cores: the ratio cannot reach 1 here unless decoding
@@ -39,6 +39,8 @@ const arg = (name: string, fallback: string) => (process.argv.includes(`--${name
 const copies = Number(arg("copies", "2"));
 const rounds = Number(arg("rounds", "5"));
 const threads = Number(arg("threads", String(os.availableParallelism())));
+/** Decode pool threads (default: as many as the engine's, as the runner does). */
+const decodeThreads = Number(arg("decode-threads", String(threads)));
 const backbones = arg("backbones", "mobilenet_v2,mobilenet_v1_075").split(",");
 /** Batches decoded ahead of the backbone, one end-to-end run each (embed-dataset.ts DECODE_AHEAD is the runner's). */
 const aheads = arg("decode-ahead", `1,${DECODE_AHEAD}`).split(",").map(Number);
@@ -68,9 +70,9 @@ const client = {
 } as unknown as RunnerClient;
 
 const codecs = await getNodeCodecs();
-const pool = new DecodePool({ threads });
+const pool = new DecodePool({ threads: decodeThreads });
 await pool.ready;
-console.log(`${photos.size} photos (${copies} x flowers5), onnx engine and decode pool on ${threads} threads each, ${os.availableParallelism()} cores; load average ${load()}`);
+console.log(`${photos.size} photos (${copies} x flowers5), onnx engine on ${threads} threads, decode pool on ${decodeThreads}, ${os.availableParallelism()} cores; load average ${load()}`);
 console.log("| backbone | batches decoded ahead | engine only, before (img/s) | end to end (img/s) | engine only, after (img/s) | end to end / mean engine only | e2e breakdown (ms summed over batches: fetch, decode, backbone wait) | CPU ms per image: engine only / end to end = the ceiling of the ratio when both use every core |");
 console.log("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |");
 for (const name of backbones) {
