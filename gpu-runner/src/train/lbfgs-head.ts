@@ -52,6 +52,10 @@ export interface LbfgsHeadOptions {
   linearRelativeDecreaseTolerance?: number;
   /** MLP heads: "adam" (mini-batch, minibatch-adam.ts), "lbfgs", or "auto" (default): Adam from `ADAM_MIN_ROWS` training rows on onnxruntime. */
   mlpSolver?: "auto" | "adam" | "lbfgs";
+  /** Mini-batch Adam's schedule in epochs (default: minibatch-adam.ts ADAM_EPOCHS, at least ADAM_MIN_UPDATES batches). */
+  adamEpochs?: number;
+  /** Mini-batch Adam's peak learning rate (default minibatch-adam.ts ADAM_LEARNING_RATE). */
+  adamLearningRate?: number;
 }
 
 /**
@@ -221,7 +225,7 @@ export async function trainHeadLbfgs(input: HeadTrainingInput, config: HeadTrain
     const relativeDecreaseTolerance = hidden.length === 0 ? options.linearRelativeDecreaseTolerance ?? LINEAR_RELATIVE_DECREASE_TOLERANCE : undefined;
     const mlpSolver = options.mlpSolver ?? "auto";
     const wantAdam = hidden.length > 0 && useOnnx && !space && !raw && (mlpSolver === "adam" || (mlpSolver === "auto" && trainCount >= ADAM_MIN_ROWS));
-    const adam = wantAdam ? await MinibatchAdam.start(objectiveInput, start, { seed: deriveSeed(params.seed, 1), threads }) : null;
+    const adam = wantAdam ? await MinibatchAdam.start(objectiveInput, start, { seed: deriveSeed(params.seed, 1), threads, epochs: options.adamEpochs, learningRate: options.adamLearningRate }) : null;
     const solver = adam ?? (await Lbfgs.start(objective, start, { memory: LBFGS_MEMORY, relativeDecreaseTolerance }));
     // Where the last step's training loss and accuracy are read.
     const progress: { lastDataLoss: number; lastCorrect: number } = adam ?? objective;
