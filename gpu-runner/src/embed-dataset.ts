@@ -10,12 +10,14 @@
  *   pool always has a queue while the backbone runs (with one batch ahead it idled at every batch boundary);
  * - the backbone, one batch at a time (onnxruntime and the WASM pool run off the main thread too).
  * Memory stays bounded: at most (1 + DECODE_AHEAD) batches of pixels (32 × 224 × 224 × 3 floats = 19 MB each; 80 MB
- * at 288 + 352), reused from batch to batch, and that many batches of bytes. Results are placed in batch order, whichever thread finishes first.
+ * at 288 + 352), reused from batch to batch, and that many batches of bytes. Results are placed in batch order,
+ * whichever thread finishes first.
  *
- * CPU per image on onnxruntime here (bench/embed/pipeline.ts): the default MobileNet v1 0.75 at 288 + 352, 35 ms for
- * the engine alone and 41 to 42 ms for the whole pipeline; the builtin MobileNetV2 at 224, 7.2 and 11.6 ms. On a
- * 2-core box the stages share the cores, so the end-to-end rate cannot pass 84% (62%) of the engine's own; on a GPU
- * host the engine's work leaves the CPU and the decode pool has every core.
+ * CPU per image on onnxruntime here (bench/embed/pipeline.ts): the default MobileNet v1 0.75 at 288 + 352, 34 ms for
+ * the engine alone and 37 ms for the whole pipeline; the builtin MobileNetV2 at 224, 6.8 and 9.7 to 10 ms (decoding
+ * alone is ~2 ms of it). On a 2-core box the stages share the cores, so the end-to-end rate cannot pass ~91% (~69%) of
+ * the engine's own; measured 81-82% (63-64%). On a GPU host the engine's work leaves the CPU and the decode pool has
+ * every core.
  */
 import { chunk } from "../../shared/chunk";
 import { isImageError } from "../../shared/image/errors";

@@ -4,8 +4,9 @@
  * past `DECODE_TIMEOUT_MS` (a decoder stuck on a hostile file) fails that image's batch with a clear error and its
  * thread is replaced; a crashed thread is replaced too.
  *
- * Why a pool: decoding a 640x480 JPEG costs 6 to 8 ms in mozjpeg plus ~3 ms of resizing, about as much as embedding
- * it on onnxruntime here; on one thread, decoding alone capped the runner at about a third of its engine's rate.
+ * Why a pool: decoding a 640x480 JPEG costs 6 to 8 ms in mozjpeg plus ~3 ms of resizing (0.35 to 1.2 ms for a
+ * flowers5 photo since the SIMD resampler, shared/image/resample-wasm.ts), about as much as embedding it on
+ * onnxruntime here; on one thread, decoding alone capped the runner at about a third of its engine's rate.
  */
 import { availableParallelism } from "node:os";
 import type { PreprocessSpec } from "../../../shared/image/preprocess";
