@@ -114,7 +114,8 @@ const poll = async <T>(fn: () => Promise<T | null>, timeoutMs: number, what: str
     const value = await fn();
     if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
+    // Every 25 ms: a warm retrain takes a few hundred ms, and a coarser poll would add up to its period to it.
+    await new Promise((r) => setTimeout(r, 25));
   }
 };
 
