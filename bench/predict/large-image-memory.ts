@@ -1,0 +1,92 @@
+/**
+ * Memory of one edge prediction on a large photo with the default backbone resident, in Node running the edge's code
+ * path (tfjs-wasm with the fused two-size embedder, the @jsquash decoders without the runner's SIMD resampler,
+ * preprocess.ts's TypeScript passes). What a Worker isolate holds is its JS heap plus its WebAssembly memories, which
+ * Node counts as `heapUsed` and `external`; Cloudflare's limit is 128 MB per isolate.
+ *
+ * For each size (one fresh process each, so no memory carries over), it prints that sum with the backbone warm and
+ * then after each step of one prediction. It measures when each step returns, without collecting garbage in between
+ * (an isolate collects when it likes), so each reading bounds that step's peak from below. The decoder's own WASM
+ * memory, grown to hold the photo, is only dropped after the decode (shared/image/codecs.ts re-instantiates it above
+ * 8 MP), and it is still counted then.
+ *
+ *   npx tsx bench/predict/large-image-memory.ts   (4, 8 and 12 MP photos, each measured in its own child process)
+ *
+ * Prints numbers; asserts nothing. The heads cache (up to 32 MiB, workers/config.ts) is not in these figures.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { loadavg, tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import encodeWithMozjpeg, { init as initMozjpegEncoder } from "@jsquash/jpeg/encode.js";
+import { loadVendoredBundle } from "../../gpu-runner/src/backbones/builtin-vendored";
+import { CODEC_WASM_PATHS } from "../../gpu-runner/src/codecs-node";
+import { DEFAULT_BACKBONE, preprocessSpecOf } from "../../shared/catalog";
+import { initCodecs } from "../../shared/image/codecs";
+import { decodeImage } from "../../shared/image/decode";
+import { preprocessImage } from "../../shared/image/preprocess";
+import { createEmbedder } from "../../workers/inference/embedder";
+
+/** A smooth picture with detail, so that its JPEG is about the size of a phone photo's, in `file`. */
+async function writePhoto(megapixels: number, file: string): Promise<void> {
+  const height = Math.round(Math.sqrt((megapixels * 1e6 * 3) / 4));
+  const width = Math.round((height * 4) / 3);
+  const require = createRequire(import.meta.url);
+  await (initMozjpegEncoder as unknown as (module: WebAssembly.Module) => Promise<void>)(await WebAssembly.compile(await readFile(require.resolve("@jsquash/jpeg/codec/enc/mozjpeg_enc.wasm"))));
+  const data = new Uint8ClampedArray(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 4;
+      data[i] = 128 + 100 * Math.sin(x / 37 + y / 53);
+      data[i + 1] = 128 + 90 * Math.sin((x * y) / 9000);
+      data[i + 2] = (x ^ y) & 255;
+      data[i + 3] = 255;
+    }
+  }
+  await writeFile(file, new Uint8Array(await encodeWithMozjpeg({ data, width, height, colorSpace: "srgb" } as ImageData, { quality: 90 })));
+}
+
+const file = process.argv[2];
+if (!file) {
+  // The photos are made here; each child only decodes and embeds, so no encoder memory is in its figures.
+  const dir = await mkdtemp(path.join(tmpdir(), "edgetune-large-image-"));
+  console.log("| photo | backbone warm | + the request's bytes | after decode | after preprocess | after embed | peak |");
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const megapixels of [4, 8, 12]) {
+    const photo = path.join(dir, `${megapixels}mp.jpg`);
+    await writePhoto(megapixels, photo);
+    process.stdout.write(execFileSync(process.execPath, ["--expose-gc", "--import", "tsx", fileURLToPath(import.meta.url), photo], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }));
+  }
+  await rm(dir, { recursive: true, force: true });
+  console.log(`JS heap + WebAssembly memories (Node's heapUsed + external), MB. Load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+} else {
+  const mb = () => {
+    const usage = process.memoryUsage();
+    return (usage.heapUsed + usage.external) / 1e6;
+  };
+  const codecs = await initCodecs({
+    jpeg: await WebAssembly.compile(await readFile(CODEC_WASM_PATHS.jpeg)),
+    png: await WebAssembly.compile(await readFile(CODEC_WASM_PATHS.png)),
+  });
+  await tf.setBackend("wasm");
+  const embedder = await createEmbedder(tf as never, await loadVendoredBundle(DEFAULT_BACKBONE), DEFAULT_BACKBONE.spec, {});
+  const spec = preprocessSpecOf(DEFAULT_BACKBONE.spec);
+  // Warm: one small prediction, so that tfjs's heap has grown to the backbone's working size, as in a serving isolate.
+  await embedder.embed(preprocessImage({ data: new Uint8ClampedArray(64 * 48 * 4).fill(200), width: 64, height: 48 }, spec));
+  (globalThis as { gc?: () => void }).gc?.();
+  const readings = [mb()];
+  const bytes = new Uint8Array(await readFile(file));
+  readings.push(mb());
+  const image = await decodeImage(bytes, codecs, { maxPixels: 50_000_000 });
+  readings.push(mb());
+  const tensor = preprocessImage(image, spec);
+  readings.push(mb());
+  await embedder.embed(tensor);
+  readings.push(mb());
+  console.log(`| ${image.width}x${image.height} (${((image.width * image.height) / 1e6).toFixed(1)} MP, JPEG ${(bytes.length / 1e6).toFixed(1)} MB) | ${readings.map((value) => value.toFixed(1)).join(" | ")} | ${Math.max(...readings).toFixed(1)} |`);
+  embedder.dispose();
+}
