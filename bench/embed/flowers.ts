@@ -54,12 +54,18 @@ export interface FlowerFile {
 }
 
 /** The fixed split as file paths and labels (the recipe probes decode and embed them themselves). */
+/**
+ * flowers5's fixed split: within each class, files sorted by name, every 4th (index 3, 7, ...) is held out. Every
+ * benchmark uses it, bench/scale's uploads included (as the dataset's own train/ and val/ folders).
+ */
+export const isHeldOut = (indexInClass: number): boolean => indexInClass % 4 === 3;
+
 export async function listFlowersSplit(): Promise<{ classes: string[]; files: FlowerFile[]; labels: Int32Array; train: number[]; held: number[] }> {
   const classes = (await readdir(FLOWERS_DIR, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
   const files: FlowerFile[] = [];
   for (const [label, name] of classes.entries()) {
     const names = (await readdir(path.join(FLOWERS_DIR, name))).filter((f) => /\.jpe?g$/i.test(f)).sort();
-    names.forEach((file, index) => files.push({ path: path.join(FLOWERS_DIR, name, file), label, train: index % 4 !== 3 }));
+    names.forEach((file, index) => files.push({ path: path.join(FLOWERS_DIR, name, file), label, train: !isHeldOut(index) }));
   }
   return {
     classes,

@@ -1,7 +1,7 @@
 /**
  * The bench/scale data set: `count` distinct photos generated from ../shared/datasets/flowers5 (see
- * generate-worker.ts), written once as a stored (uncompressed) zip to bench/out/scale/flowers5-<count>.zip and reused
- * by later runs. Generation runs on a worker pool, one thread per core, and streams into the zip (memory stays small).
+ * generate-worker.ts), written once as a stored (uncompressed) zip to bench/out/scale/flowers5-<count>-…-split.zip
+ * and reused by later runs. Photos of flowers5's held-out originals go under val/, the others under train/. Generation runs on a worker pool, one thread per core, and streams into the zip (memory stays small).
  */
 import { createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, statSync } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -9,6 +9,7 @@ import path from "node:path";
 import { Zip, ZipPassThrough } from "fflate";
 import { ThreadPool } from "../../gpu-runner/src/threads/pool";
 import { siblingModule } from "../../gpu-runner/src/threads/start-worker";
+import { isHeldOut } from "../embed/flowers";
 import { loadSharp, makeSharpPhoto } from "./generate-sharp";
 
 export interface GeneratedSet {
@@ -45,10 +46,12 @@ export async function generateSet(flowersDir: string, outDir: string, count: num
   // Interleave labels so photo i and i+1 come from different classes.
   const byLabel = labels.map((label) => readdirSync(path.join(flowersDir, label)).filter((f) => /\.jpe?g$/i.test(f)).sort().map((f) => path.join(flowersDir, label, f)));
   const originals: string[] = [];
-  const originalLabels: string[] = [];
+  // Where each original's photos go: `train/<label>/` or `val/<label>/` by flowers5's fixed split, so that no
+  // validation photo is a crop of an original the head trained on (the platform takes the archive's own split).
+  const originalFolders: string[] = [];
   for (let i = 0; byLabel.some((files) => i < files.length); i++) {
     byLabel.forEach((files, l) => {
-      if (i < files.length) originals.push(files[i]!), originalLabels.push(labels[l]!);
+      if (i < files.length) originals.push(files[i]!), originalFolders.push(`${isHeldOut(i) ? "val" : "train"}/${labels[l]!}`);
     });
   }
   mkdirSync(outDir, { recursive: true });
@@ -57,7 +60,7 @@ export async function generateSet(flowersDir: string, outDir: string, count: num
     log("sharp is not installed: generating with mozjpeg in WASM (variation pixels, much slower)");
     variation = "pixels";
   }
-  const zipPath = path.join(outDir, `flowers5-${count}${variation === "pixels" ? "" : `-${variation}`}.zip`);
+  const zipPath = path.join(outDir, `flowers5-${count}${variation === "pixels" ? "" : `-${variation}`}-split.zip`);
   if (existsSync(zipPath)) return { zipPath, count, bytes: statSync(zipPath).size, labels, generatedS: 0 };
 
   const started = performance.now();
@@ -90,7 +93,7 @@ export async function generateSet(flowersDir: string, outDir: string, count: num
     const jpeg = await inFlight.get(index)!;
     inFlight.delete(index);
     if (index + WINDOW < count) inFlight.set(index + WINDOW, make(index + WINDOW));
-    const entry = new ZipPassThrough(`${originalLabels[index % originals.length]}/gen_${String(index).padStart(6, "0")}.jpg`);
+    const entry = new ZipPassThrough(`${originalFolders[index % originals.length]}/gen_${String(index).padStart(6, "0")}.jpg`);
     zip.add(entry);
     entry.push(jpeg, true);
     if ((index + 1) % 2000 === 0) log(`generated ${index + 1}/${count} (${(written / 1e6).toFixed(0)} MB, ${((performance.now() - started) / 1000).toFixed(0)} s)`);

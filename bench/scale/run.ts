@@ -6,7 +6,9 @@
  *                              [--generate-only]   (make the archive and stop) [--no-auto]   (skip the third job, head auto)
  *
  * - data: `--count` distinct photos generated from ../shared/datasets/flowers5 (random crops, flips, resizing,
- *   re-encoding; cached in bench/out/scale/), or with `--flowers5` the 400 originals as they are;
+ *   re-encoding; cached in bench/out/scale/), or with `--flowers5` the 400 originals as they are; either way in
+ *   train/ and val/ folders by flowers5's fixed split (bench/embed/flowers.ts isHeldOut), so the held-out accuracy
+ *   is measured on originals the head never saw (with crops of one original on both sides it read 99.7% at 20,000);
  * - multipart upload of the archive (MB/s), ingest (s per 1,000 images; the wrangler/workerd processes' CPU time per
  *   ingest queue message, read from /proc);
  * - first job (cold embedding cache) and retrain (warm), linear head by default, POST to `succeeded`: seconds, the
@@ -27,6 +29,7 @@ import { inputTensorLength } from "../../shared/image/preprocess";
 import { loadBuiltinBundle } from "../../gpu-runner/src/backbones/job-backbone";
 import { createEngine } from "../../gpu-runner/src/engine/index";
 import { startPlatform } from "../../scripts/platform.mjs";
+import { isHeldOut } from "../embed/flowers";
 import { generateSet, type Variation } from "./generate";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -57,8 +60,11 @@ let imageCount: number;
 let sampleJpeg: Uint8Array;
 if (useFlowers) {
   const files: Record<string, [Uint8Array, { level: 0 }]> = {};
+  // The fixed split as the dataset's own train/ and val/ folders: the held-out figure is bench/train's 100 images.
   for (const label of readdirSync(FLOWERS).sort()) {
-    for (const file of readdirSync(path.join(FLOWERS, label)).filter((f) => /\.jpe?g$/i.test(f)).sort()) files[`${label}/${file}`] = [readFileSync(path.join(FLOWERS, label, file)), { level: 0 }];
+    readdirSync(path.join(FLOWERS, label)).filter((f) => /\.jpe?g$/i.test(f)).sort().forEach((file, index) => {
+      files[`${isHeldOut(index) ? "val" : "train"}/${label}/${file}`] = [readFileSync(path.join(FLOWERS, label, file)), { level: 0 }];
+    });
   }
   archiveBytes = zipSync(files);
   imageCount = Object.keys(files).length;
