@@ -5,19 +5,12 @@
  * trained on the main thread once starved them and the lease lapsed: ../shared/notes/FACTS.md).
  */
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { siblingModule, startWorker } from "../threads/start-worker";
 import type { FoldTask } from "./select-head";
 import type { FoldData, FoldResult } from "./fit-fold";
 
-const WORKER_URL = new URL(`./cv-worker${import.meta.url.endsWith(".ts") ? ".ts" : ".js"}`, import.meta.url);
-
-/** Same bootstrap as the WASM engine's pool: Node 20 does not apply the parent's `--import tsx` inside workers. */
-function startWorker(workerData: unknown): Worker {
-  if (!WORKER_URL.pathname.endsWith(".ts")) return new Worker(WORKER_URL, { workerData });
-  const api = import.meta.resolve("tsx/esm/api");
-  const bootstrap = `import(${JSON.stringify(api)}).then((tsx) => tsx.tsImport(${JSON.stringify(WORKER_URL.href)}, ${JSON.stringify(import.meta.url)}))`;
-  return new Worker(bootstrap, { eval: true, workerData });
-}
+const WORKER_URL = siblingModule(import.meta.url, "cv-worker");
 
 export interface FoldPoolOptions {
   /** Default: the machine's cores, at most 4. */
@@ -30,7 +23,7 @@ export interface FoldPoolOptions {
 export function workerFoldRunner(data: FoldData, options: FoldPoolOptions = {}) {
   return async (tasks: FoldTask[], onDone?: (done: number) => void): Promise<FoldResult[]> => {
     const count = Math.max(1, Math.min(options.maxWorkers ?? Math.min(availableParallelism(), 4), tasks.length));
-    const workers = Array.from({ length: count }, () => startWorker(data));
+    const workers = Array.from({ length: count }, () => startWorker(WORKER_URL, { workerData: data }));
     const results = new Array<FoldResult>(tasks.length);
     // Longest first (an MLP fit costs several linear ones), so no worker is left with a long task at the end.
     const order = tasks.map((_, index) => index).sort((a, b) => taskWeight(tasks[b]!) - taskWeight(tasks[a]!) || a - b);

@@ -16,6 +16,7 @@ import { encodeModel, int64Raw, TensorDataType, type NodeInit, type TensorInit }
 import type { Standardization } from "../../../shared/head";
 import { layerShapes, parameterCount, type DenseObjectiveInput } from "./dense-objective";
 import type { Objective } from "./lbfgs";
+import { nativeCall } from "../threads/native-gate";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Ort = any;
@@ -26,7 +27,8 @@ let ortModule: Promise<Ort> | null = null;
 /** onnxruntime-node, or null when it cannot load on this host (then the plain-JS objective is used). */
 export function loadOrt(): Promise<Ort | null> {
   const moduleName = "onnxruntime-node";
-  ortModule ??= import(moduleName).then(
+  // Loading the binding runs native code too: held under the gate like every call (native-gate.ts).
+  ortModule ??= nativeCall(() => import(moduleName)).then(
     (ort) => (ort.default?.InferenceSession ? ort.default : ort),
     () => null,
   );
@@ -100,7 +102,8 @@ export function buildObjectiveGraph(layerCount: number, withGradients: boolean, 
 export type FirstLayerGradient = "xt" | "transA";
 
 async function createSession(ort: Ort, bytes: Uint8Array, threads: number): Promise<Ort> {
-  return ort.InferenceSession.create(bytes, {
+  // Every call into onnxruntime holds this worker's gate, so terminating the worker waits for it (native-gate.ts).
+  return nativeCall(() => ort.InferenceSession.create(bytes, {
     executionProviders: ["cpu"],
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
@@ -108,7 +111,7 @@ async function createSession(ort: Ort, bytes: Uint8Array, threads: number): Prom
     graphOptimizationLevel: "all",
     logSeverityLevel: 3,
     extra: { session: { intra_op: { allow_spinning: "0" } } },
-  });
+  }));
 }
 
 /**
@@ -261,13 +264,14 @@ export class OnnxObjective implements Objective {
     const raw = this.raw;
     this.layers.load(theta);
     if (raw) this.layers.foldStandardization(theta, raw.standardize);
-    const outputs = await this.session.run({
+    const feeds = {
       x: new ort.Tensor("float32", x, [rows, dim]),
       ...(this.xTransposed ? { xt: new ort.Tensor("float32", this.xTransposed, [dim, rows]) } : {}),
       targets_scaled: new ort.Tensor("float32", this.targetsScaled, [rows, classCount]),
       weights_scaled: new ort.Tensor("float32", this.weightsScaled, [rows, 1]),
       ...this.layers.feeds(ort),
-    });
+    };
+    const outputs = await nativeCall(() => this.session.run(feeds));
     const logits = outputs.logits.data as Float32Array;
     this.lastLogits = logits;
     this.lastTheta.set(theta);
@@ -328,7 +332,8 @@ export class OnnxLogits {
 
   async logits(theta: Float64Array, x: Float32Array, rows: number, dim: number): Promise<Float32Array> {
     this.layers.load(theta);
-    const outputs = await this.session.run({ x: new this.ort.Tensor("float32", x, [rows, dim]), ...this.layers.feeds(this.ort) });
+    const feeds = { x: new this.ort.Tensor("float32", x, [rows, dim]), ...this.layers.feeds(this.ort) };
+    const outputs = await nativeCall(() => this.session.run(feeds));
     return outputs.logits.data as Float32Array;
   }
 }
