@@ -94,19 +94,52 @@ export async function imageFileBlob(file: string): Promise<Blob> {
   return new Blob([bytes], { type: IMAGE_TYPES[path.extname(file).toLowerCase()] ?? "application/octet-stream" });
 }
 
+export interface PredictFilesOptions extends PredictOptions {
+  concurrency?: number;
+  /**
+   * Called when a photo was over the edge's pixel limit and a smaller copy was predicted instead (downscale-node.ts).
+   * Without it the copy is still sent; the CLI prints a note.
+   */
+  onDownscale?(event: { file: string; from: { width: number; height: number }; to: { width: number; height: number }; maxPixels: number }): void;
+}
+
 /**
  * Predicts each file with a model (`mdl_...`) or an alias, up to `concurrency` requests at once; results keep the
- * order of `files`.
+ * order of `files`. A photo over the edge's pixel limit (422 `too_many_pixels`: a 12 MP phone photo does not fit a
+ * 128 MB isolate) is predicted from a copy shrunk to fit (`downscaleToFit`); once the limit is known, later photos
+ * over it are shrunk before they are sent.
  */
-export async function predictFiles(client: Edgetune, modelOrAlias: string, files: string[], options: PredictOptions & { concurrency?: number } = {}) {
+export async function predictFiles(client: Edgetune, modelOrAlias: string, files: string[], options: PredictFilesOptions = {}) {
   const results: { file: string; predictions: Prediction["predictions"][number]; model_id: string }[] = new Array(files.length);
+  const send = (body: Blob) => (modelOrAlias.startsWith("mdl_") ? client.models.predict(modelOrAlias, body, options) : client.aliases.predict(modelOrAlias, body, options));
+  let maxPixels: number | null = null;
+  const shrunk = async (file: string, bytes: Uint8Array, limit: number) => {
+    const { downscaleToFit } = await import("./downscale-node");
+    const copy = await downscaleToFit(bytes, limit);
+    options.onDownscale?.({ file, from: copy.from, to: { width: copy.width, height: copy.height }, maxPixels: limit });
+    return send(new Blob([copy.bytes], { type: "image/jpeg" }));
+  };
   let next = 0;
   const one = async () => {
     while (next < files.length) {
       const i = next++;
-      const blob = await imageFileBlob(files[i]);
-      const answer = modelOrAlias.startsWith("mdl_") ? await client.models.predict(modelOrAlias, blob, options) : await client.aliases.predict(modelOrAlias, blob, options);
-      results[i] = { file: files[i], predictions: answer.predictions[0], model_id: answer.model_id };
+      const file = files[i]!;
+      const blob = await imageFileBlob(file);
+      const bytes = new Uint8Array(await blob.arrayBuffer());
+      let answer: Prediction;
+      const size = maxPixels === null ? null : (await import("./downscale-node")).imagePixels(bytes);
+      if (maxPixels !== null && size && size.width * size.height > maxPixels) answer = await shrunk(file, bytes, maxPixels);
+      else {
+        try {
+          answer = await send(blob);
+        } catch (error) {
+          const limit = error instanceof EdgetuneError && error.code === "too_many_pixels" ? Number(error.details?.max_pixels) : NaN;
+          if (!(limit > 0)) throw error;
+          maxPixels = limit;
+          answer = await shrunk(file, bytes, limit);
+        }
+      }
+      results[i] = { file, predictions: answer.predictions[0]!, model_id: answer.model_id };
     }
   };
   await Promise.all(Array.from({ length: Math.min(options.concurrency ?? 4, files.length) }, one));

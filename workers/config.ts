@@ -33,11 +33,16 @@ export interface Config {
 /** 40 MP: the largest photos of current phones (about 8,000 x 5,000), as the runner's decoder accepts them. */
 export const DEFAULT_MAX_IMAGE_PIXELS = 40_000_000;
 /**
- * Decoded pixels per predicted image. A decoded image costs 4 bytes per pixel in JS plus as much inside the decoder's
- * WASM heap: 12 MP (a phone photo) is about 96 MB at its peak, which with the backbone resident is as much as a 128 MB
- * isolate can take; the datasets' 40 MP limit is for the runner.
+ * Decoded pixels per predicted image: 2 MP (1633 x 1225), over four times the side the default backbone looks at
+ * (352). Decoding grows the isolate by the RGBA copy (4 bytes a pixel) plus the JPEG decoder's WASM memory beyond its
+ * first 17 MiB. Measured by bench/predict/large-image-memory.ts, a progressive JPEG (the worst case) adds 12.4 MB at
+ * 2 MP, 27 MB at 3 MP, 42 MB at 4 MP and 173 MB at 12 MP (this limit's old value, which no isolate could decode). An
+ * isolate serving the default backbone holds about 67 MB after predictions plus the decoders' memories (about 18 MB,
+ * not visible in workerd's heap figures), and the heads up to 32 MiB: 2 MP is what the rest leaves room for. The CLI,
+ * the SDK's `predictFiles` and the dashboard shrink a larger photo to fit when the edge answers 422 `too_many_pixels`
+ * (its `details.max_pixels`). The datasets' 40 MP limit is for the runner.
  */
-export const DEFAULT_PREDICT_MAX_PIXELS = 12_000_000;
+export const DEFAULT_PREDICT_MAX_PIXELS = 2_000_000;
 /**
  * 3 min: an ingest chunk runs at most 15 s and the queue retries a failed message within about a minute, so three
  * minutes of silence means the message is lost. The chaos test (tests/e2e/chaos.test.ts) sets 10 s.

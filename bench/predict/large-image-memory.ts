@@ -4,13 +4,14 @@
  * preprocess.ts's TypeScript passes). What a Worker isolate holds is its JS heap plus its WebAssembly memories, which
  * Node counts as `heapUsed` and `external`; Cloudflare's limit is 128 MB per isolate.
  *
- * For each size (one fresh process each, so no memory carries over), it prints that sum with the backbone warm and
- * then after each step of one prediction. It measures when each step returns, without collecting garbage in between
- * (an isolate collects when it likes), so each reading bounds that step's peak from below. The decoder's own WASM
- * memory, grown to hold the photo, is only dropped after the decode (shared/image/codecs.ts re-instantiates it above
- * 8 MP), and it is still counted then.
+ * For each size, as a baseline and as a progressive JPEG (one fresh process each, so no memory carries over), it
+ * prints that sum with the backbone warm (after a collection), how much decoding adds (a collection right before,
+ * none during: a lower bound of the decode's peak), the largest reading through preprocessing and embedding over
+ * the warm figure, what is left after a collection with the image and its tensor still referenced, and the JPEG
+ * decoder's WASM memory then (shared/image/codecs.ts starts a fresh decoder after a photo over 8 MP). workers/config.ts
+ * sets PREDICT_MAX_PIXELS from these figures.
  *
- *   npx tsx bench/predict/large-image-memory.ts   (4, 8 and 12 MP photos, each measured in its own child process)
+ *   npx tsx bench/predict/large-image-memory.ts [--sizes=2,3,4,8,12]   (megapixels)
  *
  * Prints numbers; asserts nothing. The heads cache (up to 32 MiB, workers/config.ts) is not in these figures.
  */
@@ -32,7 +33,7 @@ import { preprocessImage } from "../../shared/image/preprocess";
 import { createEmbedder } from "../../workers/inference/embedder";
 
 /** A smooth picture with detail, so that its JPEG is about the size of a phone photo's, in `file`. */
-async function writePhoto(megapixels: number, file: string): Promise<void> {
+async function writePhoto(megapixels: number, progressive: boolean, file: string): Promise<void> {
   const height = Math.round(Math.sqrt((megapixels * 1e6 * 3) / 4));
   const width = Math.round((height * 4) / 3);
   const require = createRequire(import.meta.url);
@@ -47,18 +48,19 @@ async function writePhoto(megapixels: number, file: string): Promise<void> {
       data[i + 3] = 255;
     }
   }
-  await writeFile(file, new Uint8Array(await encodeWithMozjpeg({ data, width, height, colorSpace: "srgb" } as ImageData, { quality: 90 })));
+  await writeFile(file, new Uint8Array(await encodeWithMozjpeg({ data, width, height, colorSpace: "srgb" } as ImageData, { quality: 90, progressive, baseline: !progressive } as never)));
 }
 
-const file = process.argv[2];
+const file = process.argv[2]?.startsWith("--") ? undefined : process.argv[2];
 if (!file) {
   // The photos are made here; each child only decodes and embeds, so no encoder memory is in its figures.
   const dir = await mkdtemp(path.join(tmpdir(), "edgetune-large-image-"));
-  console.log("| photo | backbone warm | + the request's bytes | after decode | after preprocess | after embed | peak |");
-  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-  for (const megapixels of [4, 8, 12]) {
-    const photo = path.join(dir, `${megapixels}mp.jpg`);
-    await writePhoto(megapixels, photo);
+  console.log("| photo | backbone warm | decoding adds | peak over warm | after GC, over warm | decoder's WASM memory after |");
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
+  const sizes = (process.argv.find((arg) => arg.startsWith("--sizes="))?.slice(8) ?? "2,3,4,8,12").split(",").map(Number);
+  for (const [megapixels, progressive] of sizes.flatMap((size) => [[size, false], [size, true]] as const)) {
+    const photo = path.join(dir, `${megapixels}mp-${progressive ? "progressive" : "baseline"}.jpg`);
+    await writePhoto(megapixels, progressive, photo);
     process.stdout.write(execFileSync(process.execPath, ["--expose-gc", "--import", "tsx", fileURLToPath(import.meta.url), photo], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }));
   }
   await rm(dir, { recursive: true, force: true });
@@ -77,16 +79,22 @@ if (!file) {
   const spec = preprocessSpecOf(DEFAULT_BACKBONE.spec);
   // Warm: one small prediction, so that tfjs's heap has grown to the backbone's working size, as in a serving isolate.
   await embedder.embed(preprocessImage({ data: new Uint8ClampedArray(64 * 48 * 4).fill(200), width: 64, height: 48 }, spec));
-  (globalThis as { gc?: () => void }).gc?.();
-  const readings = [mb()];
+  const gc = () => (globalThis as { gc?: () => void }).gc?.();
+  gc();
+  const warm = mb();
   const bytes = new Uint8Array(await readFile(file));
-  readings.push(mb());
+  gc();
+  const beforeDecode = mb();
   const image = await decodeImage(bytes, codecs, { maxPixels: 50_000_000 });
-  readings.push(mb());
+  const afterDecode = mb();
   const tensor = preprocessImage(image, spec);
-  readings.push(mb());
+  const afterPreprocess = mb();
   await embedder.embed(tensor);
-  readings.push(mb());
-  console.log(`| ${image.width}x${image.height} (${((image.width * image.height) / 1e6).toFixed(1)} MP, JPEG ${(bytes.length / 1e6).toFixed(1)} MB) | ${readings.map((value) => value.toFixed(1)).join(" | ")} | ${Math.max(...readings).toFixed(1)} |`);
+  const afterEmbed = mb();
+  gc();
+  const settled = mb();
+  const mode = path.basename(file).includes("progressive") ? "progressive" : "baseline";
+  const over = (value: number) => (value - warm).toFixed(1);
+  console.log(`| ${image.width}x${image.height} (${((image.width * image.height) / 1e6).toFixed(1)} MP, ${mode} JPEG ${(bytes.length / 1e6).toFixed(1)} MB) | ${warm.toFixed(1)} | ${(afterDecode - beforeDecode).toFixed(1)} | ${over(Math.max(afterDecode, afterPreprocess, afterEmbed))} | ${over(settled)} | ${(codecs.jpegDecoderBytes!() / 1e6).toFixed(1)} |`);
   embedder.dispose();
 }

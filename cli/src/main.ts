@@ -311,7 +311,10 @@ export function buildProgram(): Command {
       const { out, client } = context(command);
       const { files, unmatched } = expandFileArgs(fileArgs);
       if (unmatched.length > 0) throw new UsageError(`no such file, or nothing matched: ${unmatched.join(", ")}`);
-      const results = await predictFiles(client, target, files, { topK: options.topK });
+      const results = await predictFiles(client, target, files, {
+        topK: options.topK,
+        onDownscale: ({ file, from, to, maxPixels }) => out.note(`${file}: ${from.width}x${from.height} is over the edge's limit of ${maxPixels} pixels; predicted from a ${to.width}x${to.height} copy`),
+      });
       const modelId = results[0]?.model_id ?? target;
       if (out.json) return out.result({ model_id: modelId, results: results.map((r) => ({ file: r.file, predictions: r.predictions })) });
       out.line(out.table(["file", "label", "probability", "then"], results.map((r) => [r.file, r.predictions[0]?.label ?? "", r.predictions[0] ? r.predictions[0].probability.toFixed(4) : "", r.predictions.slice(1).map((p) => `${p.label} ${p.probability.toFixed(3)}`).join(", ")]), { align: ["left", "left", "right", "left"] }));

@@ -7,8 +7,8 @@
  *
  * A decoder instance that failed is never reused: libjpeg's error exit and a Rust panic both abandon the WASM stack
  * mid-call, and measured here, a few thousand such failures later either decoder reads out of bounds. Each failure
- * (and each decode that left more than 32 MB of WASM memory behind) therefore starts a fresh instance from the
- * compiled module, which costs about a millisecond.
+ * (and each decode of over `JPEG_RESET_PIXELS`) therefore starts a fresh instance from the compiled module, which
+ * costs about a millisecond.
  */
 import decodeWithMozjpeg, { init as initMozjpeg } from "@jsquash/jpeg/decode.js";
 import { createPngDecoder } from "./png-decoder";
@@ -48,9 +48,18 @@ export interface ImageCodecs {
    * `imageToTensorInput` hands them to `preprocessImage`.
    */
   resample?: ResampleKernels;
+  /** Bytes of WASM memory the JPEG decoder holds now (for tests and diagnostics). */
+  jpegDecoderBytes?(): number;
 }
 
-/** Decoded pixels above which the JPEG decoder is re-instantiated afterwards to give its grown heap back. */
+/**
+ * Decoded pixels above which the JPEG decoder is re-instantiated afterwards. A WASM memory never shrinks, and
+ * mozjpeg's grows to hold the whole output (4 bytes a pixel) plus, for a progressive JPEG, its coefficients: measured
+ * by bench/predict/large-image-memory.ts, a 12 MP progressive photo grows it by about 120 MB. But a replaced instance
+ * is not collected at once: in Node, re-instantiating after each of five 6 MP progressive photos held 41 MB more
+ * (external memory 117 vs 76 MB, RSS 229 vs 188 MB, after collections) than keeping one grown instance. So it pays
+ * only for photos this large. The edge never decodes one (PREDICT_MAX_PIXELS, 2 MP: workers/config.ts).
+ */
 const JPEG_RESET_PIXELS = 8_000_000;
 
 // @jsquash/jpeg keeps its decoder in a module-level singleton: one set of codecs serves the whole isolate/process.
@@ -74,12 +83,20 @@ export function initCodecs(modules: CodecModules): Promise<ImageCodecs> {
 async function instantiate(modules: CodecModules): Promise<ImageCodecs> {
   const decodePng = createPngDecoder(modules.png);
   let lastJpegMessage = "";
+  let jpegMemory: WebAssembly.Memory | undefined;
   const startJpegDecoder = () =>
     // The .d.ts of @jsquash/jpeg declares init(options) only; its code takes (module, options) as well.
     (initMozjpeg as unknown as (module: WebAssembly.Module, options: object) => Promise<void>)(modules.jpeg, {
       // libjpeg prints its error ("Quantization table 0x00 was not defined") before exiting: keep it as the cause.
       printErr: (line: string) => (lastJpegMessage = line),
       print: () => {},
+      // What @jsquash/jpeg does with a module (utils.js), keeping the instance's memory to report its size.
+      instantiateWasm(imports: WebAssembly.Imports, callback: (instance: WebAssembly.Instance) => void) {
+        const instance = new WebAssembly.Instance(modules.jpeg, imports);
+        jpegMemory = Object.values(instance.exports).find((value): value is WebAssembly.Memory => value instanceof WebAssembly.Memory);
+        callback(instance);
+        return instance.exports;
+      },
     });
   await startJpegDecoder();
 
@@ -103,6 +120,7 @@ async function instantiate(modules: CodecModules): Promise<ImageCodecs> {
     async decodePng(bytes) {
       return decodePng(bytes);
     },
+    jpegDecoderBytes: () => jpegMemory?.buffer.byteLength ?? 0,
   };
 }
 

@@ -10,7 +10,7 @@ import { inspectImage, type ExifOrientation, type ImageInfo } from "./sniff";
 /**
  * Default pixel limit, as `MAX_IMAGE_PIXELS` in wrangler.toml. A decoded image costs 4 bytes per pixel in JS plus as
  * much again inside the decoder's WASM heap: 40 MP is 160 MB, beyond a 128 MB Worker, so serving should pass a
- * smaller limit (about 12 MP: a 48 MB RGBA buffer) while the runner can afford this one.
+ * smaller limit (PREDICT_MAX_PIXELS, 2 MP: workers/config.ts) while the runner can afford this one.
  */
 export const DEFAULT_MAX_PIXELS = 40_000_000;
 

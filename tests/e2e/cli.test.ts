@@ -132,6 +132,14 @@ describe("edgetune CLI", () => {
     const byAlias = JSON.parse((await cli(["predict", "prod", path.join(folder(), "blue", "blue-0.png"), "--json"])).stdout);
     assert.equal(byAlias.model_id, modelId);
     assert.equal(byAlias.results[0].predictions[0].label, "blue");
+
+    // A photo over the edge's 2 MP limit (422 too_many_pixels) is predicted from a copy shrunk to fit, with a note.
+    const large = path.join(home, "large-blue.png");
+    fs.writeFileSync(large, makeColouredPng(2400, 1800, [40, 60, 200], 99));
+    const shrunk = await cli(["predict", modelId, large, "--json"]);
+    assert.equal(shrunk.code, 0, shrunk.stderr);
+    assert.equal(JSON.parse(shrunk.stdout).results[0].predictions[0].label, "blue");
+    assert.match(shrunk.stderr, /large-blue\.png: 2400x1800 is over the edge's limit of 2000000 pixels; predicted from a 1200x900 copy/);
   });
 
   test("exit codes: 2 for usage errors, 1 when the API refuses (code and message on stderr)", async () => {

@@ -279,6 +279,18 @@ describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", { timeout: 300_000 
     assert.equal(shownTop, fromApi.predictions[0][0].label);
     await page.getByText(/Round trip \d+ ms/).waitFor();
     await check("try-it");
+    // A photo over the edge's 2 MP limit (422 too_many_pixels) is predicted from a copy the browser shrinks, and the
+    // page says so.
+    const large = makeColouredPng(2400, 1800, COLOURS.blue, 998);
+    await page.getByLabel("Choose an image").setInputFiles({ name: "large.png", mimeType: "image/png", buffer: Buffer.from(large) });
+    await page.getByTestId("shrunk").waitFor();
+    assert.match((await page.getByTestId("shrunk").textContent()) ?? "", /The photo \(2400x1800\) is over the edge's limit of 2,000,000 pixels: predicted from a 1632x1224 copy\./);
+    assert.equal((await bars.locator(".bar-label").first().textContent())?.trim(), fromApi.predictions[0][0].label);
+    assert.equal(await page.getByRole("alert").count(), 0, "no error shown");
+    // The browser logs the 422 that told the page the limit; that one is expected.
+    const refused = consoleErrors.findIndex((line) => /status of 422 .*\/predict\?/.test(line));
+    assert.ok(refused >= 0, `the 422 of the first try: ${JSON.stringify(consoleErrors)}`);
+    consoleErrors.splice(refused, 1);
     // The webcam (Chromium's fake camera here): a captured frame goes through the same predict route.
     await page.getByRole("button", { name: "Use the camera" }).click();
     await page.waitForFunction(() => ((document.querySelector("video.camera") as HTMLVideoElement | null)?.videoWidth ?? 0) > 0);

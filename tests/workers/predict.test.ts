@@ -5,6 +5,7 @@
  * file's isolate, which the cache tests reset and inspect.
  */
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { DEFAULT_PREDICT_MAX_PIXELS } from "../../workers/config";
 import { preprocessSpecOf } from "../../shared/catalog";
 import { applyHead, type Head } from "../../shared/head";
 import { decodeImage } from "../../shared/image/decode";
@@ -157,6 +158,14 @@ describe("POST /v1/models/:id/predict with images", () => {
     const bomb = await callJson("POST", `/v1/models/${modelId}/predict`, { key, ...image(makeHugePngHeader(20000, 20000)) });
     expect(bomb.status).toBe(422);
     expect(bomb.body.error).toMatchObject({ code: "too_many_pixels", details: { index: 0 } });
+    // The edge's own limit, 2 MP by default (a larger photo does not fit a 128 MB isolate): one pixel over it is
+    // refused from the header, with the limit in details for a client to shrink the photo to; at the limit, the
+    // header passes (this PNG is a header only, so it then fails as corrupt).
+    const over = await callJson("POST", `/v1/models/${modelId}/predict`, { key, ...image(makeHugePngHeader(2001, 1000)) });
+    expect(over.status).toBe(422);
+    expect(over.body.error).toMatchObject({ code: "too_many_pixels", details: { max_pixels: DEFAULT_PREDICT_MAX_PIXELS, width: 2001, height: 1000 } });
+    const at = await callJson("POST", `/v1/models/${modelId}/predict`, { key, ...image(makeHugePngHeader(2000, 1000)) });
+    expect(at.body.error.code).toBe("corrupt_image");
 
     const big = await callJson("POST", `/v1/models/${modelId}/predict`, { key, body: new Uint8Array(33 * 1024 * 1024), headers: { "content-type": "image/jpeg" } });
     expect(big.status).toBe(413);

@@ -100,7 +100,7 @@ const exampleStats: z.output<typeof inferenceStatsSchema> = {
 /**
  * Reads the request's inputs and predicts with `modelId` of the caller's project. Peak memory: the body once (at
  * most 32 MB, services/predict-input.ts; a JSON body of base64 images also holds its text and the decoded bytes,
- * about 2.5 times the body), the decoded pixels of one image at a time (PREDICT_MAX_PIXELS: 12 MP is 48 MB of RGBA),
+ * about 2.5 times the body), the decoded pixels of one image at a time (PREDICT_MAX_PIXELS: 2 MP adds at most about 12 MB),
  * plus the backbone's resident WASM heap (60 to 110 MB measured by bench/predict): the route that bounds the
  * isolate.
  */

@@ -4,8 +4,8 @@
  *
  * Memory of a serving isolate (bench/predict/README.md, FACTS.md): the JS heap with tfjs' code about 18 MiB, the
  * builtin fused MobileNetV2 about 19 MiB of WASM heap, heads up to 32 MiB (DEFAULT_HEAD_CACHE_MAX_BYTES), the image
- * decoders and one decoded image a few MiB more (a 12 MP photo peaks higher, which is why PREDICT_MAX_PIXELS bounds
- * it): 128 - 18 - 19 - 32 - 8 leaves about 51 MiB. A user backbone gets 40 MB of it for its float32 weights plus its
+ * decoders and one decoded image a few MiB more (PREDICT_MAX_PIXELS, 2 MP, bounds it: at most about 12 MB for a
+ * progressive JPEG, workers/config.ts): 128 - 18 - 19 - 32 - 8 leaves about 51 MiB. A user backbone gets 40 MB of it for its float32 weights plus its
  * peak activations (the WASM heap grows to their sum and never shrinks), keeping ~10 MB of slack. FLOPs bound the
  * CPU time: workerd's single WASM thread ran MobileNetV2 (0.6 GFLOP) in 75 to 81 ms, about 7.5 GFLOP/s, so 4 GFLOP
  * (ResNet18 is 3.6) is about 0.5 s per image and 8 s for the 16 images a request may carry, well inside the 30 s CPU

@@ -4,6 +4,30 @@ import { call, listAll } from "../api";
 import { percent } from "../shaping";
 import { ErrorNote, Loading, html, useLoad } from "../ui";
 
+/**
+ * A JPEG copy of `blob` with at most `maxPixels` pixels, drawn by the browser (EXIF orientation applied, transparency
+ * on white): the edge refuses photos over its limit (422 `too_many_pixels`, 2 MP by default) that a phone takes.
+ */
+async function shrinkToFit(blob: Blob, maxPixels: number): Promise<{ blob: Blob; from: string; to: string }> {
+  const bitmap = await createImageBitmap(blob);
+  const scale = Math.sqrt(maxPixels / (bitmap.width * bitmap.height));
+  const width = Math.max(1, Math.floor(bitmap.width * scale));
+  const height = Math.max(1, Math.floor(bitmap.height * scale));
+  const canvas = document.createElement("canvas");
+  canvas.width = width;
+  canvas.height = height;
+  const context = canvas.getContext("2d")!;
+  context.fillStyle = "#fff";
+  context.fillRect(0, 0, width, height);
+  context.imageSmoothingQuality = "high";
+  context.drawImage(bitmap, 0, 0, width, height);
+  const from = `${bitmap.width}x${bitmap.height}`;
+  bitmap.close();
+  const copy = await new Promise<Blob | null>((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.95));
+  if (!copy) throw new Error("This browser could not make a smaller copy of the image. Downscale it and try again.");
+  return { blob: copy, from, to: `${width}x${height}` };
+}
+
 export function TryPage({ modelId }: { modelId: string | null }) {
   const targets = useLoad(async () => {
     const [models, aliases] = await Promise.all([listAll((c) => c.models.all(), 200), listAll((c) => c.aliases.all(), 200)]);
@@ -14,6 +38,7 @@ export function TryPage({ modelId }: { modelId: string | null }) {
   const [result, setResult] = useState<{ predictions: { label: string; probability: number }[]; wallMs: number; timings: Record<string, number>; modelId: string } | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [shrunk, setShrunk] = useState<string | null>(null);
   const [over, setOver] = useState(false);
   const [camera, setCamera] = useState<MediaStream | null>(null);
   const video = useRef<HTMLVideoElement>(null);
@@ -32,9 +57,17 @@ export function TryPage({ modelId }: { modelId: string | null }) {
     if (preview) URL.revokeObjectURL(preview);
     setPreview(URL.createObjectURL(blob));
     const [kind, name] = chosen.split(/:(.*)/s);
+    const send = (body: Blob) => call((c) => (kind === "alias" ? c.aliases.predict(name, body, { topK: 5 }) : c.models.predict(name, body, { topK: 5 })));
+    setShrunk(null);
     const started = performance.now();
     try {
-      const res = await call((c) => (kind === "alias" ? c.aliases.predict(name, blob, { topK: 5 }) : c.models.predict(name, blob, { topK: 5 })));
+      const res = await send(blob).catch(async (err: { code?: string; details?: { max_pixels?: unknown } }) => {
+        const limit = err?.code === "too_many_pixels" ? Number(err.details?.max_pixels) : NaN;
+        if (!(limit > 0)) throw err;
+        const copy = await shrinkToFit(blob, limit);
+        setShrunk(`The photo (${copy.from}) is over the edge's limit of ${limit.toLocaleString("en")} pixels: predicted from a ${copy.to} copy.`);
+        return send(copy.blob);
+      });
       setResult({ predictions: res.predictions[0] ?? [], wallMs: performance.now() - started, timings: res.timings_ms ?? {}, modelId: res.model_id });
     } catch (err) {
       setResult(null);
@@ -103,6 +136,7 @@ export function TryPage({ modelId }: { modelId: string | null }) {
                   </li>`,
                 )}
               </ol>
+              ${shrunk ? html`<p class="muted" data-testid="shrunk">${shrunk}</p>` : null}
               <p class="muted">Round trip ${result.wallMs.toFixed(0)} ms${Object.keys(result.timings).length > 0 ? ` · server: ${Object.entries(result.timings).map(([k, v]) => `${k.replace(/_/g, " ")} ${Number(v).toFixed(1)} ms`).join(", ")}` : ""} · model ${result.modelId}</p>
             </div>
           </div>
