@@ -477,7 +477,7 @@ export const aliasSchema = z
  */
 export const bundleManifestSchema = z
   .object({
-    format: z.literal("edgetune-bundle/2").describe("the manifest format and its version"),
+    format: z.enum(["edgetune-bundle/2", "edgetune-bundle/3"]).describe("the manifest format and its version: /3 for a fine-tuned model (head/blocks.bin beside the head)"),
     model_id: z.string().describe("the model the bundle holds"),
     labels: z.array(z.string()).describe("class labels in the head's output order"),
     backbone: z
@@ -514,6 +514,7 @@ export const bundleManifestSchema = z
         backbone_weights: z.string().describe("its weights"),
         head_manifest: z.string().describe("the head's head.json"),
         head_weights: z.string().describe("the head's head.bin"),
+        head_blocks: z.string().optional().describe("a fine-tuned model's blocks.bin: the backbone's last blocks as trained (format /3)"),
         jpeg_decoder: z.string().describe("the JPEG decoder's .wasm"),
         png_decoder: z.string().describe("the PNG decoder's .wasm"),
       })

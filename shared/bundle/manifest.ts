@@ -8,6 +8,12 @@ import type { PooledFeatureSpec } from "../backbone/types";
 import type { PreprocessSpec } from "../image/preprocess";
 
 export const BUNDLE_FORMAT = "edgetune-bundle/2";
+/**
+ * A fine-tuned model's bundle: the same files plus `head/blocks.bin` (`paths.head_blocks`), the backbone's last blocks
+ * as trained. Its own format, so that an edgetune.mjs from before fine-tuned bundles refuses it ("export the model
+ * again") instead of running the backbone's original blocks under the head.
+ */
+export const BUNDLE_FORMAT_FINE_TUNED = "edgetune-bundle/3";
 
 /** Where the Worker serves the prebuilt runtime files (dashboard/build.mjs writes them among the static assets). */
 export const BUNDLE_RUNTIME_PATH = "/bundle-runtime";
@@ -26,7 +32,7 @@ export interface BundleFile {
 }
 
 export interface BundleManifest {
-  format: typeof BUNDLE_FORMAT;
+  format: typeof BUNDLE_FORMAT | typeof BUNDLE_FORMAT_FINE_TUNED;
   model_id: string;
   /** Class labels, in the head's output order. */
   labels: string[];
@@ -47,6 +53,15 @@ export interface BundleManifest {
   /** The file a program imports: exports `loadBundle(tf, source)`. */
   entry: "edgetune.mjs";
   /** Paths of the files the runtime reads. */
-  paths: { backbone_model: string; backbone_weights: string; head_manifest: string; head_weights: string; jpeg_decoder: string; png_decoder: string };
+  paths: {
+    backbone_model: string;
+    backbone_weights: string;
+    head_manifest: string;
+    head_weights: string;
+    /** A fine-tuned model's blocks (format edgetune-bundle/3 only). */
+    head_blocks?: string;
+    jpeg_decoder: string;
+    png_decoder: string;
+  };
   files: BundleFile[];
 }

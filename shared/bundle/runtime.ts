@@ -11,6 +11,8 @@
  *   `(x / 255 - mean) / std` through a float32 table): a plain canvas resize differs by tens of levels per pixel;
  * - the embedding: shared/backbone (the backbone cut at the feature layers, global pooling, flip averaging when the
  *   spec asks for it), as the Worker runs a backbone its fused compiler does not handle;
+ * - a fine-tuned model (format edgetune-bundle/3): the backbone to the cut, unpooled, then the model's own blocks
+ *   (head/blocks.bin) with shared/backbone/separable-blocks.ts's fused ops and average pooling, as at the edge;
  * - the head: shared/head (standardisation, dense layers and softmax in float64, top-k with ties to the lower index);
  *   a head trained with `tta: "flip"` gets the mean of the image's and its mirror's embedding (shared/image/augment.ts),
  *   as at the edge.
@@ -29,9 +31,11 @@ import { initCodecs, type ImageCodecs } from "../image/codecs";
 import { decodeImage, DEFAULT_MAX_PIXELS } from "../image/decode";
 import { inputSizes, PREPROCESS_VERSION, preprocessImage } from "../image/preprocess";
 import { inspectImage } from "../image/sniff";
-import { BUNDLE_FORMAT, type BundleManifest } from "./manifest";
+import { blockTensors, disposeBlockTensors, runBlocks, stackOutputDim, type BlockTensors } from "../backbone/separable-blocks";
+import { parseBlocks } from "../head/blocks-format";
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_FINE_TUNED, type BundleManifest } from "./manifest";
 
-export { BUNDLE_FORMAT, PREPROCESS_VERSION };
+export { BUNDLE_FORMAT, BUNDLE_FORMAT_FINE_TUNED, PREPROCESS_VERSION };
 export type { BundleManifest, LabelProbability };
 
 /**
@@ -63,7 +67,7 @@ export interface EdgetuneBundle {
   predict(images: ImageBytes | ImageBytes[], options?: { topK?: number }): Promise<PredictResult>;
   /** The embedding of one image, shape [dim]: what the API's predict feeds its head. */
   embed(image: ImageBytes): Promise<Float32Array>;
-  /** Frees the backbone's tensors. */
+  /** Frees the backbone's tensors (and a fine-tuned model's blocks). */
   dispose(): void;
 }
 
@@ -117,7 +121,9 @@ const text = (data: ArrayBuffer | ArrayBufferView) => new TextDecoder().decode(t
 export async function loadBundle(tf: unknown, source: BundleSource, options: LoadOptions = {}): Promise<EdgetuneBundle> {
   const read = toFileReader(source);
   const manifest = JSON.parse(text(await read("edgetune.json"))) as BundleManifest;
-  if (manifest.format !== BUNDLE_FORMAT) throw new Error(`edgetune bundle: edgetune.json has format ${JSON.stringify(manifest.format)}; this edgetune.mjs reads ${BUNDLE_FORMAT}. Export the model again.`);
+  if (manifest.format !== BUNDLE_FORMAT && manifest.format !== BUNDLE_FORMAT_FINE_TUNED) {
+    throw new Error(`edgetune bundle: edgetune.json has format ${JSON.stringify(manifest.format)}; this edgetune.mjs reads ${BUNDLE_FORMAT} and ${BUNDLE_FORMAT_FINE_TUNED}. Export the model again.`);
+  }
   if (manifest.preprocessing.version !== PREPROCESS_VERSION) {
     throw new Error(`edgetune bundle: the model was exported for image pipeline ${manifest.preprocessing.version}, this edgetune.mjs runs ${PREPROCESS_VERSION}. Export the model again so both come from one release.`);
   }
@@ -131,19 +137,38 @@ export async function loadBundle(tf: unknown, source: BundleSource, options: Loa
   const [jpeg, png] = await Promise.all([compile(toBytes(jpegWasm!) as BufferSource), compile(toBytes(pngWasm!) as BufferSource)]);
   const codecs: ImageCodecs = await initCodecs({ jpeg, png });
   const head: Head = parseHead(JSON.parse(text(headJsonBytes!)), toArrayBuffer(headWeightBytes!));
+  const fineTuned = manifest.format === BUNDLE_FORMAT_FINE_TUNED;
+  if (fineTuned !== Boolean(head.blocks) || (fineTuned && !paths.head_blocks)) {
+    throw new Error(`edgetune bundle: edgetune.json (format ${manifest.format}${paths.head_blocks ? ", with head_blocks" : ""}) and head.json (${head.blocks ? "with" : "without"} fine-tuned blocks) disagree. Export the model again.`);
+  }
   const t = tf as Tf;
   const bundle = { name: manifest.backbone.id, modelJson: JSON.parse(text(modelJsonBytes!)) as LayersModelJson, weightData: toArrayBuffer(weightBytes!), inputRange: [0, 1] as [number, number] };
+  // A fine-tuned model, as the edge serves it: the backbone to the cut, unpooled, at its main input size only; then
+  // the model's own blocks (blocks.bin) and average pooling; then the head.
+  const stack = head.blocks ? parseBlocks(head.blocks, toArrayBuffer(await read(paths.head_blocks!))) : null;
+  const preprocessing = stack ? { ...manifest.preprocessing, extra_input_sizes: undefined } : manifest.preprocessing;
   // One extractor per input size (a builtin fed at several sizes averages their embeddings, as the edge does).
-  const sizes = inputSizes({ input_size: manifest.feature_spec.input_size ?? manifest.preprocessing.input_size, extra_input_sizes: manifest.feature_spec.extra_input_sizes });
+  const sizes = stack
+    ? inputSizes(preprocessing)
+    : inputSizes({ input_size: manifest.feature_spec.input_size ?? manifest.preprocessing.input_size, extra_input_sizes: manifest.feature_spec.extra_input_sizes });
   const extractors: AnyFeatureExtractor[] = [];
-  const disposeAll = () => extractors.forEach((extractor) => extractor.dispose());
+  let blocks: BlockTensors[] = [];
+  const disposeAll = () => {
+    extractors.forEach((extractor) => extractor.dispose());
+    disposeBlockTensors(blocks);
+  };
   try {
-    for (const input_size of sizes) extractors.push(await buildAnyFeatureExtractor(t, bundle, { ...manifest.feature_spec, input_size, extra_input_sizes: undefined }));
+    if (stack) {
+      extractors.push(await buildAnyFeatureExtractor(t, bundle, { feature_layers: [stack.cutLayer], pooling: "none", input_size: sizes[0] }));
+      blocks = blockTensors(t, stack);
+    } else {
+      for (const input_size of sizes) extractors.push(await buildAnyFeatureExtractor(t, bundle, { ...manifest.feature_spec, input_size, extra_input_sizes: undefined }));
+    }
   } catch (error) {
     disposeAll();
     throw error;
   }
-  const dim = extractors[0]!.dim;
+  const dim = stack ? stackOutputDim(stack) : extractors[0]!.dim;
   if (dim !== head.inputDim) {
     disposeAll();
     throw new Error(`edgetune bundle: the backbone gives ${dim}-value embeddings but the head expects ${head.inputDim}. Export the model again.`);
@@ -159,7 +184,14 @@ export async function loadBundle(tf: unknown, source: BundleSource, options: Loa
       const input = t.tensor4d(pixels.subarray(offset, offset + h * w * c), [1, h, w, c]);
       offset += h * w * c;
       try {
-        const embedding = (await extractor.embedAsync(input)) as tfjs.Tensor2D;
+        let embedding = (await extractor.embedAsync(input)) as tfjs.Tensor2D;
+        if (stack) {
+          // The cut map, flattened [1, h * w * c], through the fine-tuned blocks: [1, k].
+          const cut = t.reshape(embedding, [1, ...stack.blocks[0]!.inputShape]) as tfjs.Tensor4D;
+          embedding.dispose();
+          embedding = runBlocks(t, blocks, cut);
+          cut.dispose();
+        }
         parts.push(new Float32Array(embedding.dataSync() as Float32Array));
         embedding.dispose();
       } finally {
@@ -170,7 +202,7 @@ export async function loadBundle(tf: unknown, source: BundleSource, options: Loa
   }
 
   async function embedChecked(bytes: Uint8Array): Promise<Float32Array> {
-    const pixels = preprocessImage(await decodeImage(bytes, codecs, { maxPixels }), manifest.preprocessing);
+    const pixels = preprocessImage(await decodeImage(bytes, codecs, { maxPixels }), preprocessing);
     const embedding = await embedPixels(pixels);
     return head.tta === "flip" ? averageEmbeddings(embedding, await embedPixels(mirrorInputSizes(pixels, sizes))) : embedding;
   }

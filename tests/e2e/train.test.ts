@@ -9,7 +9,10 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, test } from "vitest";
 import { zipSync } from "fflate";
 import { ROOT } from "../../scripts/platform.mjs";
@@ -267,7 +270,19 @@ describe("a fine-tune job on the local platform", () => {
     await tfjs.setBackend("wasm");
     const bundle = await loadVendoredBundle(DEFAULT_BACKBONE);
     const engine = await createEngine(bundle, { feature_layers: [stack.cutLayer], pooling: "none", input_size: DEFAULT_BACKBONE.spec.input_size }, { engine: "auto" });
+    // The model's self-contained bundle (format /3, with its blocks), downloaded file by file as `edgetune export` does.
+    const bundleManifest = (await api(platform, "GET", `/v1/models/${job.model_id}/bundle/manifest`)).body;
+    assert.equal(bundleManifest.format, "edgetune-bundle/3", JSON.stringify(bundleManifest));
+    const bundleDir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-fine-tuned-bundle-"));
+    for (const file of bundleManifest.files as Array<{ path: string; url: string }>) {
+      const res = await fetch(`${platform.url}${file.url}`, { headers: file.url.startsWith("/v1/") ? auth : {} });
+      assert.equal(res.status, 200, file.path);
+      fs.mkdirSync(path.dirname(path.join(bundleDir, file.path)), { recursive: true });
+      fs.writeFileSync(path.join(bundleDir, file.path), new Uint8Array(await res.arrayBuffer()));
+    }
+    let exported: { predict(image: Uint8Array, options: { topK: number }): Promise<{ predictions: unknown[] }>; dispose(): void } | undefined;
     try {
+      exported = await (await import(pathToFileURL(path.join(bundleDir, "edgetune.mjs")).href)).loadBundle(tfjs, (file: string) => fs.promises.readFile(path.join(bundleDir, file)));
       for (const [index, image] of [makeColouredPng(40, 40, COLOURS.red!, 9101), makeColouredPng(57, 31, [120, 120, 60], 9102), makeColouredPng(64, 64, [40, 120, 130], 9103)].entries()) {
         const tensor = await imageToTensorInput(image, preprocessSpecOf(singleSizeSpec(DEFAULT_BACKBONE.spec)), await getNodeCodecs());
         const expected = applyHead(head, embedWithBlocks(tfjs, stack, await engine.embed(tensor, 1), [0]), 1);
@@ -277,9 +292,15 @@ describe("a fine-tune job on the local platform", () => {
           const want = expected[head.labels.indexOf(label)]!;
           assert.ok(Math.abs(probability - want) <= 1e-4, `image ${index} ${label}: edge ${probability} vs runner ${want} (${engine.name})`);
         }
+        for (const { label, probability } of (await exported!.predict(image, { topK: 3 })).predictions[0] as Array<{ label: string; probability: number }>) {
+          const want = expected[head.labels.indexOf(label)]!;
+          assert.ok(Math.abs(probability - want) <= 1e-4, `image ${index} ${label}: bundle ${probability} vs runner ${want}`);
+        }
       }
     } finally {
       await engine.close();
+      exported?.dispose();
+      fs.rmSync(bundleDir, { recursive: true, force: true });
     }
 
     const again = await api(platform, "POST", "/v1/jobs", { json: config });

@@ -15,9 +15,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { buildBundleRuntime } from "../../bundle/build.mjs";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 import { buildAnyFeatureExtractor } from "../../shared/backbone/any-feature-extractor";
-import { BUNDLE_FORMAT, BUNDLE_RUNTIME_FILES, type BundleManifest } from "../../shared/bundle/manifest";
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_FINE_TUNED, BUNDLE_RUNTIME_FILES, type BundleManifest } from "../../shared/bundle/manifest";
 import { featureSpecOf, preprocessSpecOf } from "../../shared/catalog";
-import { applyHead, serializeHead, topK, type Head } from "../../shared/head";
+import { applyHead, parseHead, serializeHead, topK, type Head } from "../../shared/head";
 import { averageEmbeddings, mirrorInputTensor } from "../../shared/image/augment";
 import { decodeImage } from "../../shared/image/decode";
 import { PREPROCESS_VERSION, preprocessImage } from "../../shared/image/preprocess";
@@ -25,6 +25,7 @@ import type { BackboneSpec } from "../../shared/schemas";
 import { FIXTURE_JPEG_BASE64, FIXTURE_PNG_BASE64 } from "../fixtures/parity-images";
 import { makeColouredPng, makeJpeg } from "../fixtures/images";
 import { buildTinyGraphModel, buildTinyModel, type TinyModel } from "../fixtures/tiny-model";
+import { fineTunedFixture } from "../fixtures/tiny-mobilenet-v1";
 
 const SPEC: BackboneSpec = { name: "tiny", feature_layer: "relu1", input_size: [32, 32], normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, pooling: "avg", resize: "squash" };
 /** The tiny graph model (a converted TF SavedModel: a GraphModel in plain tfjs), its conv node pooled, center-cropped. */
@@ -51,7 +52,7 @@ function fixedHead(tta?: "flip"): Head {
 }
 
 /** Writes backbone, head and edgetune.json into `folder`, as the export does. */
-function writeModelFiles(folder: string, tiny: TinyModel, spec: BackboneSpec, format: "layers-model" | "graph-model", head = fixedHead()) {
+function writeModelFiles(folder: string, tiny: TinyModel, spec: BackboneSpec, format: "layers-model" | "graph-model", head = fixedHead(), labels = LABELS) {
   fs.mkdirSync(path.join(folder, "backbone"), { recursive: true });
   fs.mkdirSync(path.join(folder, "head"), { recursive: true });
   fs.writeFileSync(path.join(folder, "backbone", "model.json"), JSON.stringify({ ...tiny.modelJson, weightsManifest: [{ paths: ["weights.bin"], weights: tiny.modelJson.weightsManifest.flatMap((g: { weights: unknown[] }) => g.weights) }] }));
@@ -62,7 +63,7 @@ function writeModelFiles(folder: string, tiny: TinyModel, spec: BackboneSpec, fo
   const bundleManifest: BundleManifest = {
     format: BUNDLE_FORMAT,
     model_id: "mdl_runtime_test",
-    labels: LABELS,
+    labels,
     backbone: { id: "bb_tiny", name: spec.name, format },
     feature_spec: featureSpecOf(spec),
     preprocessing: { version: PREPROCESS_VERSION, ...preprocessSpecOf(spec) },
@@ -171,6 +172,52 @@ describe("bundle runtime (edgetune.mjs built by bundle/build.mjs)", () => {
     const model = await loadBundle(tf, (file: string) => fs.promises.readFile(path.join(dir, file)));
     await expect(model.predict(new TextEncoder().encode("not an image"))).rejects.toMatchObject({ code: "not_an_image" });
     model.dispose();
+  });
+
+  it("runs a fine-tuned model (edgetune-bundle/3): the backbone to the cut, the model's blocks, the head, as the edge does", async () => {
+    // fineTunedFixture's blocks are the tiny MobileNet's own last two blocks (BN folded): through them, the cut map must
+    // give what the whole backbone pools at the blocks' output layer. So the fine-tuned bundle is checked against a
+    // head-only bundle of the same backbone pooled at that layer, not against its own code.
+    const fixture = fineTunedFixture();
+    const tiny = { modelJson: fixture.modelJson, weightData: new Uint8Array(fixture.weightData) } as unknown as TinyModel;
+    const spec: BackboneSpec = { name: "tiny-mobilenet", feature_layer: fixture.stack.outputLayer, input_size: [16, 16], normalization: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] }, pooling: "avg", resize: "squash" };
+    const head = parseHead(JSON.parse(JSON.stringify(fixture.manifest)), fixture.headBin.slice().buffer as ArrayBuffer);
+    const { blocks: _blocks, ...headOnly } = head;
+    const plainDir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-bundle-plain-"));
+    const tunedDir = fs.mkdtempSync(path.join(os.tmpdir(), "edgetune-bundle-tuned-"));
+    for (const folder of [plainDir, tunedDir]) await buildBundleRuntime({ outdir: folder, quiet: true });
+    writeModelFiles(plainDir, tiny, spec, "layers-model", headOnly, ["a", "b", "c"]);
+    // Its feature_spec names another layer (12 features too): a runtime that ran the feature_spec instead of the
+    // blocks would answer other embeddings.
+    writeModelFiles(tunedDir, tiny, { ...spec, feature_layer: "conv_pw_2_relu" }, "layers-model", headOnly, ["a", "b", "c"]);
+    // What the export writes for a fine-tuned model: the stored head.json (with `blocks`), blocks.bin, format /3.
+    fs.writeFileSync(path.join(tunedDir, "head", "head.json"), JSON.stringify(fixture.manifest));
+    fs.writeFileSync(path.join(tunedDir, "head", "head.bin"), fixture.headBin);
+    fs.writeFileSync(path.join(tunedDir, "head", "blocks.bin"), fixture.blocksBin);
+    const tunedManifest = JSON.parse(fs.readFileSync(path.join(tunedDir, "edgetune.json"), "utf8"));
+    fs.writeFileSync(path.join(tunedDir, "edgetune.json"), JSON.stringify({ ...tunedManifest, format: BUNDLE_FORMAT_FINE_TUNED, paths: { ...tunedManifest.paths, head_blocks: "head/blocks.bin" } }));
+
+    const load = async (folder: string) => (await import(pathToFileURL(path.join(folder, "edgetune.mjs")).href)).loadBundle(tf, (file: string) => fs.promises.readFile(path.join(folder, file)));
+    const plain = await load(plainDir);
+    const tuned = await load(tunedDir);
+    expect(tuned.dim).toBe(12);
+    const images = Object.values(IMAGES);
+    for (const image of images) {
+      const [a, b] = [await plain.embed(image), await tuned.embed(image)];
+      expect(b.length).toBe(12);
+      b.forEach((value: number, i: number) => expect(Math.abs(value - a[i]!)).toBeLessThan(1e-5));
+    }
+    const [plainResult, tunedResult] = [await plain.predict(images), await tuned.predict(images)];
+    expect(tunedResult.predictions.map((p: { label: string }[]) => p.map((x) => x.label))).toEqual(plainResult.predictions.map((p: { label: string }[]) => p.map((x) => x.label)));
+    plain.dispose();
+    tuned.dispose();
+
+    // The manifest and head.json must agree: a /2 manifest over a head with blocks, or /3 without head_blocks, is refused.
+    const reading = (edits: Record<string, unknown>) => async (file: string) =>
+      file === "edgetune.json" ? new TextEncoder().encode(JSON.stringify({ ...tunedManifest, ...edits })) : fs.promises.readFile(path.join(tunedDir, file));
+    const { loadBundle } = await import(pathToFileURL(path.join(tunedDir, "edgetune.mjs")).href);
+    await expect(loadBundle(tf, reading({ format: BUNDLE_FORMAT }))).rejects.toThrow(/disagree/);
+    await expect(loadBundle(tf, reading({ format: BUNDLE_FORMAT_FINE_TUNED }))).rejects.toThrow(/disagree/);
   });
 
   it("refuses an edgetune.json from another release of the image pipeline instead of predicting differently", async () => {

@@ -114,6 +114,30 @@ describe("GET /v1/models/:id/bundle/manifest", () => {
     expect(missing.body.error.message).toContain("head/head.bin");
   });
 
+  it("lists a fine-tuned model's blocks.bin under format edgetune-bundle/3, and answers 409 model_artifacts_missing without it", async () => {
+    const { key, modelId } = await tinyModel();
+    const row = await env.DB.prepare("select object_prefix, metrics from models where id = ?").bind(modelId).first<{ object_prefix: string; metrics: string }>();
+    await env.DB.prepare("update models set metrics = ? where id = ?").bind(JSON.stringify({ ...JSON.parse(row!.metrics), fine_tune: { blocks: 1, kept: true } }), modelId).run();
+    const blocks = Uint8Array.from({ length: 96 }, (_, i) => i);
+    await env.BUCKET.put(`${row!.object_prefix}/blocks.bin`, blocks);
+    const { status, body } = await callJson("GET", `/v1/models/${modelId}/bundle/manifest`, { key });
+    expect(status).toBe(200);
+    expect(bundleManifestSchema.safeParse(body).success).toBe(true);
+    expect(body.format).toBe("edgetune-bundle/3");
+    expect(body.paths.head_blocks).toBe("head/blocks.bin");
+    const entry = body.files.find((f: { path: string }) => f.path === "head/blocks.bin");
+    expect(entry).toMatchObject({ url: `/v1/models/${modelId}/bundle/files/blocks.bin`, bytes: 96 });
+    const download = await call("GET", entry.url, { key });
+    expect(download.status).toBe(200);
+    expect(await bytesOf(download)).toEqual(blocks);
+
+    await env.BUCKET.delete(`${row!.object_prefix}/blocks.bin`);
+    const missing = await callJson("GET", `/v1/models/${modelId}/bundle/manifest`, { key });
+    expect(missing.status).toBe(409);
+    expect(missing.body.error.code).toBe("model_artifacts_missing");
+    expect(missing.body.error.message).toContain("head/blocks.bin");
+  });
+
   it("answers 503 backbone_unavailable for a builtin backbone not published to R2 yet", async () => {
     const { key, projectId } = await createProject();
     const modelId = await insertModel({ projectId, backbone: "mobilenet_v2", head: seededHead(4, 2, [], 3, ["a", "b"]) });

@@ -7,7 +7,7 @@
  */
 import { featureSpecOf, findBuiltinBackbone, preprocessSpecOf } from "../../shared/catalog";
 import { ApiError } from "../../shared/errors";
-import { BUNDLE_FORMAT, BUNDLE_RUNTIME_FILES, BUNDLE_RUNTIME_PATH, type BundleFile, type BundleManifest } from "../../shared/bundle/manifest";
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_FINE_TUNED, BUNDLE_RUNTIME_FILES, BUNDLE_RUNTIME_PATH, type BundleFile, type BundleManifest } from "../../shared/bundle/manifest";
 import { PREPROCESS_VERSION } from "../../shared/image/preprocess";
 import type { bundleManifestSchema } from "../../shared/schemas";
 import type { z } from "zod";
@@ -28,6 +28,8 @@ export const BUNDLE_MODEL_FILES = {
   "head.bin": { path: "head/head.bin", from: "model", object: "head.bin", optional: false },
   "head-model.json": { path: "head/model.json", from: "model", object: "model.json", optional: true },
   "head-weights.bin": { path: "head/weights.bin", from: "model", object: "weights.bin", optional: true },
+  // A fine-tuned model's blocks: required for one (fineTuned below), never listed for the others.
+  "blocks.bin": { path: "head/blocks.bin", from: "model", object: "blocks.bin", optional: true },
 } as const;
 export type BundleModelFileName = keyof typeof BUNDLE_MODEL_FILES;
 /** Route names of every file the files route serves: the stored ones above and labels.json (from the row). */
@@ -46,6 +48,11 @@ async function bundleBackbone(db: Db, row: ModelRow): Promise<ResolvedBackbone> 
   }
 }
 
+/** Whether the model kept fine-tuned backbone blocks (its head.json then describes them, and blocks.bin holds them). */
+function isFineTuned(row: ModelRow): boolean {
+  return (row.metrics as { fine_tune?: { kept?: boolean } } | null)?.fine_tune?.kept === true;
+}
+
 /** The R2 key of a stored bundle file; `backbone` is needed for the backbone's two. */
 function storedKey(row: ModelRow, backbone: ResolvedBackbone | null, name: BundleModelFileName): string {
   const file = BUNDLE_MODEL_FILES[name];
@@ -58,14 +65,13 @@ function storedKey(row: ModelRow, backbone: ResolvedBackbone | null, name: Bundl
  * files are gone 409 model_artifacts_missing, rather than a download that fails halfway.
  */
 export async function describeBundle(db: Db, bucket: R2Bucket, row: ModelRow): Promise<BundleManifest> {
-  // The bundle runtime runs the backbone's feature spec then the head; a fine-tuned model's blocks (blocks.bin) are not in it.
-  if ((row.metrics as { fine_tune?: { kept?: boolean } } | null)?.fine_tune?.kept) {
-    throw new ApiError("fine_tune_unsupported", `Model '${row.id}' was fine-tuned (its last backbone blocks were trained); bundles hold head-only models. Predict through POST /v1/models/${row.id}/predict, or train without fine_tune for a bundle.`, { model_id: row.id });
-  }
+  // A fine-tuned model (its last backbone blocks trained, kept over the frozen ones) brings its blocks.bin: the
+  // runtime runs the backbone to the cut, then those blocks, then the head, as the edge does.
+  const fineTuned = isFineTuned(row);
   const backbone = await bundleBackbone(db, row);
-  const names = Object.keys(BUNDLE_MODEL_FILES) as BundleModelFileName[];
+  const names = (Object.keys(BUNDLE_MODEL_FILES) as BundleModelFileName[]).filter((name) => fineTuned || name !== "blocks.bin");
   const sizes = await Promise.all(names.map(async (name) => (await bucket.head(storedKey(row, backbone, name)))?.size ?? null));
-  const missing = names.filter((name, index) => sizes[index] === null && !BUNDLE_MODEL_FILES[name].optional);
+  const missing = names.filter((name, index) => sizes[index] === null && (!BUNDLE_MODEL_FILES[name].optional || (fineTuned && name === "blocks.bin")));
   if (missing.some((name) => BUNDLE_MODEL_FILES[name].from === "backbone")) {
     throw new ApiError(
       "backbone_unavailable",
@@ -86,7 +92,7 @@ export async function describeBundle(db: Db, bucket: R2Bucket, row: ModelRow): P
     ...BUNDLE_RUNTIME_FILES.map((name) => ({ path: name, url: `${BUNDLE_RUNTIME_PATH}/${name}` })),
   ];
   const manifest = {
-    format: BUNDLE_FORMAT,
+    format: fineTuned ? BUNDLE_FORMAT_FINE_TUNED : BUNDLE_FORMAT,
     model_id: row.id,
     labels: row.labels as string[],
     backbone: { id: backbone.id, name: backbone.name, format: backbone.format, ...(builtin ? { source: builtin.source, license: builtin.license } : {}) },
@@ -99,6 +105,7 @@ export async function describeBundle(db: Db, bucket: R2Bucket, row: ModelRow): P
       backbone_weights: BUNDLE_MODEL_FILES["backbone-weights.bin"].path,
       head_manifest: BUNDLE_MODEL_FILES["head.json"].path,
       head_weights: BUNDLE_MODEL_FILES["head.bin"].path,
+      ...(fineTuned ? { head_blocks: BUNDLE_MODEL_FILES["blocks.bin"].path } : {}),
       jpeg_decoder: "mozjpeg_dec.wasm",
       png_decoder: "squoosh_png_bg.wasm",
     },
