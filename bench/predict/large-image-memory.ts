@@ -17,13 +17,11 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import encodeWithMozjpeg, { init as initMozjpegEncoder } from "@jsquash/jpeg/encode.js";
 import { loadVendoredBundle } from "../../gpu-runner/src/backbones/builtin-vendored";
 import { CODEC_WASM_PATHS } from "../../gpu-runner/src/codecs-node";
 import { DEFAULT_BACKBONE, preprocessSpecOf } from "../../shared/catalog";
@@ -31,24 +29,13 @@ import { initCodecs } from "../../shared/image/codecs";
 import { decodeImage } from "../../shared/image/decode";
 import { preprocessImage } from "../../shared/image/preprocess";
 import { createEmbedder } from "../../workers/inference/embedder";
+import { syntheticPhotoJpeg } from "./synthetic-photo";
 
-/** A smooth picture with detail, so that its JPEG is about the size of a phone photo's, in `file`. */
+/** A 4:3 photo of about `megapixels`, in `file`. */
 async function writePhoto(megapixels: number, progressive: boolean, file: string): Promise<void> {
   const height = Math.round(Math.sqrt((megapixels * 1e6 * 3) / 4));
   const width = Math.round((height * 4) / 3);
-  const require = createRequire(import.meta.url);
-  await (initMozjpegEncoder as unknown as (module: WebAssembly.Module) => Promise<void>)(await WebAssembly.compile(await readFile(require.resolve("@jsquash/jpeg/codec/enc/mozjpeg_enc.wasm"))));
-  const data = new Uint8ClampedArray(width * height * 4);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const i = (y * width + x) * 4;
-      data[i] = 128 + 100 * Math.sin(x / 37 + y / 53);
-      data[i + 1] = 128 + 90 * Math.sin((x * y) / 9000);
-      data[i + 2] = (x ^ y) & 255;
-      data[i + 3] = 255;
-    }
-  }
-  await writeFile(file, new Uint8Array(await encodeWithMozjpeg({ data, width, height, colorSpace: "srgb" } as ImageData, { quality: 90, progressive, baseline: !progressive } as never)));
+  await writeFile(file, await syntheticPhotoJpeg(width, height, progressive));
 }
 
 const file = process.argv[2]?.startsWith("--") ? undefined : process.argv[2];

@@ -7,34 +7,14 @@
  *
  * Prints numbers; asserts nothing.
  */
-import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
 import { loadavg } from "node:os";
-import encodeWithMozjpeg, { init as initMozjpegEncoder } from "@jsquash/jpeg/encode.js";
 import { downscaleToFit } from "../../sdk/downscale-node";
-
-const require = createRequire(import.meta.url);
-await (initMozjpegEncoder as unknown as (module: WebAssembly.Module) => Promise<void>)(await WebAssembly.compile(await readFile(require.resolve("@jsquash/jpeg/codec/enc/mozjpeg_enc.wasm"))));
-
-/** A smooth picture with detail (as bench/predict/large-image-memory.ts makes), as a baseline JPEG at quality 90. */
-async function photo(width: number, height: number): Promise<Uint8Array> {
-  const data = new Uint8ClampedArray(width * height * 4);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const i = (y * width + x) * 4;
-      data[i] = 128 + 100 * Math.sin(x / 37 + y / 53);
-      data[i + 1] = 128 + 90 * Math.sin((x * y) / 9000);
-      data[i + 2] = (x ^ y) & 255;
-      data[i + 3] = 255;
-    }
-  }
-  return new Uint8Array(await encodeWithMozjpeg({ data, width, height, colorSpace: "srgb" } as ImageData, { quality: 90, progressive: false, baseline: true } as never));
-}
+import { syntheticPhotoJpeg } from "./synthetic-photo";
 
 console.log("| photo | JPEG | shrunk to | JPEG sent | downscaleToFit (median of 5) |");
 console.log("| --- | ---: | --- | ---: | ---: |");
 for (const [width, height] of [[4000, 3000], [3265, 2449]] as const) {
-  const bytes = await photo(width, height);
+  const bytes = await syntheticPhotoJpeg(width, height, false);
   await downscaleToFit(bytes, 2_000_000);
   const times: number[] = [];
   let last = await downscaleToFit(bytes, 2_000_000);
