@@ -12,7 +12,7 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import encodeWithMozjpeg, { init as initMozjpegEncoder } from "@jsquash/jpeg/encode.js";
 import { createCodecLoader } from "../shared/image/codecs";
-import { decodeImage } from "../shared/image/decode";
+import { decodeImage, DEFAULT_MAX_PIXELS } from "../shared/image/decode";
 import { inspectImage } from "../shared/image/sniff";
 
 const require = createRequire(import.meta.url);
@@ -49,9 +49,13 @@ export interface Downscaled {
   from: { width: number; height: number };
 }
 
-/** A JPEG copy of `bytes` with at most `maxPixels` pixels (see above). */
+/**
+ * A JPEG copy of `bytes` with at most `maxPixels` pixels (see above).
+ * @throws ImageError for what the platform refuses anywhere: not a JPEG or PNG, damaged, or over the datasets' 40 MP
+ *   (DEFAULT_MAX_PIXELS: a decompression bomb's header is refused before any pixel buffer exists).
+ */
 export async function downscaleToFit(bytes: Uint8Array, maxPixels: number): Promise<Downscaled> {
-  const image = await decodeImage(bytes, await getCodecs(), { maxPixels: Number.MAX_SAFE_INTEGER });
+  const image = await decodeImage(bytes, await getCodecs(), { maxPixels: DEFAULT_MAX_PIXELS });
   const { width, height } = image;
   let k = Math.max(1, Math.ceil(Math.sqrt((width * height) / maxPixels)));
   while (Math.floor(width / k) * Math.floor(height / k) > maxPixels) k++;

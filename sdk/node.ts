@@ -113,9 +113,12 @@ export async function predictFiles(client: Edgetune, modelOrAlias: string, files
   const results: { file: string; predictions: Prediction["predictions"][number]; model_id: string }[] = new Array(files.length);
   const send = (body: Blob) => (modelOrAlias.startsWith("mdl_") ? client.models.predict(modelOrAlias, body, options) : client.aliases.predict(modelOrAlias, body, options));
   let maxPixels: number | null = null;
-  const shrunk = async (file: string, bytes: Uint8Array, limit: number) => {
+  const shrunk = async (file: string, bytes: Uint8Array, limit: number, refusal?: unknown) => {
     const { downscaleToFit } = await import("./downscale-node");
-    const copy = await downscaleToFit(bytes, limit);
+    // What cannot be shrunk here (over 40 MP, damaged) keeps the edge's own answer when there was one.
+    const copy = await downscaleToFit(bytes, limit).catch((error: unknown) => {
+      throw refusal ?? error;
+    });
     options.onDownscale?.({ file, from: copy.from, to: { width: copy.width, height: copy.height }, maxPixels: limit });
     return send(new Blob([copy.bytes], { type: "image/jpeg" }));
   };
@@ -136,7 +139,7 @@ export async function predictFiles(client: Edgetune, modelOrAlias: string, files
           const limit = error instanceof EdgetuneError && error.code === "too_many_pixels" ? Number(error.details?.max_pixels) : NaN;
           if (!(limit > 0)) throw error;
           maxPixels = limit;
-          answer = await shrunk(file, bytes, limit);
+          answer = await shrunk(file, bytes, limit, error);
         }
       }
       results[i] = { file, predictions: answer.predictions[0]!, model_id: answer.model_id };

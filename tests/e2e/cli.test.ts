@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, test } from "vitest";
 import { ROOT } from "../../scripts/platform.mjs";
-import { makeColouredPng, makeStoredPng } from "../fixtures/images";
+import { makeColouredPng, makeHugePngHeader, makeStoredPng } from "../fixtures/images";
 import { api, platformLogTail, startTestPlatform, waitFor, type Platform } from "./platform";
 
 const BIN = path.join(ROOT, "cli/bin/edgetune.mjs");
@@ -140,6 +140,12 @@ describe("edgetune CLI", () => {
     assert.equal(shrunk.code, 0, shrunk.stderr);
     assert.equal(JSON.parse(shrunk.stdout).results[0].predictions[0].label, "blue");
     assert.match(shrunk.stderr, /large-blue\.png: 2400x1800 is over the edge's limit of 2000000 pixels; predicted from a 1200x900 copy/);
+    // A decompression bomb's header is not decoded here either: the edge's refusal stands (exit 1).
+    const bomb = path.join(home, "bomb.png");
+    fs.writeFileSync(bomb, makeHugePngHeader(30000, 30000));
+    const refused = await cli(["predict", modelId, bomb]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /^error: too_many_pixels: .*30000x30000/m);
   });
 
   test("exit codes: 2 for usage errors, 1 when the API refuses (code and message on stderr)", async () => {

@@ -7,7 +7,7 @@ import { describe, it } from "vitest";
 import { downscaleToFit, imagePixels } from "../../sdk/downscale-node";
 import { getNodeCodecs } from "../../gpu-runner/src/codecs-node";
 import { decodeImage } from "../../shared/image/decode";
-import { makeColouredPng } from "../fixtures/images";
+import { makeColouredPng, makeHugePngHeader } from "../fixtures/images";
 
 describe("downscaleToFit", () => {
   it("shrinks by the smallest whole factor that fits the limit, keeping the aspect ratio and the colours", async () => {
@@ -37,5 +37,7 @@ describe("downscaleToFit", () => {
       assert.ok(Math.abs(mean(shrunk.data, channel) - mean(original.data, channel)) < 1.5, `channel ${channel}: ${mean(shrunk.data, channel)} vs ${mean(original.data, channel)}`);
     }
     await assert.rejects(downscaleToFit(new Uint8Array([1, 2, 3]), 1000), /This file is not an image/);
+    // A decompression bomb's header (30000 x 30000 declared in a tiny PNG) is refused before any pixel buffer exists.
+    await assert.rejects(downscaleToFit(makeHugePngHeader(30000, 30000), 2_000_000), (error: Error & { code?: string }) => error.code === "too_many_pixels");
   });
 });

@@ -64,7 +64,10 @@ export function TryPage({ modelId }: { modelId: string | null }) {
       const res = await send(blob).catch(async (err: { code?: string; details?: { max_pixels?: unknown } }) => {
         const limit = err?.code === "too_many_pixels" ? Number(err.details?.max_pixels) : NaN;
         if (!(limit > 0)) throw err;
-        const copy = await shrinkToFit(blob, limit);
+        // What the browser cannot shrink (a decompression bomb's header, a damaged file) keeps the edge's answer.
+        const copy = await shrinkToFit(blob, limit).catch(() => {
+          throw err;
+        });
         setShrunk(`The photo (${copy.from}) is over the edge's limit of ${limit.toLocaleString("en")} pixels: predicted from a ${copy.to} copy.`);
         return send(copy.blob);
       });
