@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, test } from "vitest";
 import { unzipSync, zipSync } from "fflate";
 import { ROOT } from "../../scripts/platform.mjs";
 import os from "node:os";
-import { makeColouredPng, makeStoredPng } from "../fixtures/images";
+import { makeColouredPng, makeHugePngHeader, makeStoredPng } from "../fixtures/images";
 import { buildTinyModel } from "../fixtures/tiny-model";
 import { api, platformLogTail, startTestPlatform, waitFor, type Platform } from "./platform";
 
@@ -300,6 +300,13 @@ describe.skipIf(!CHROMIUM)("dashboard in headless Chromium", { timeout: 300_000 
     await page.getByText(/Round trip \d+ ms/).waitFor();
     assert.equal(await bars.locator(".bar-label").count(), 2);
     await page.getByRole("button", { name: "Stop the camera" }).click();
+    // What the browser cannot shrink (a decompression bomb's header) shows the edge's refusal, code and message.
+    await page.getByLabel("Choose an image").setInputFiles({ name: "bomb.png", mimeType: "image/png", buffer: Buffer.from(makeHugePngHeader(30000, 30000)) });
+    await page.getByRole("alert").waitFor();
+    assert.match((await page.getByRole("alert").textContent()) ?? "", /^too_many_pixels: .*30000x30000/);
+    const bombRefused = consoleErrors.findIndex((line) => /status of 422 .*\/predict\?/.test(line));
+    assert.ok(bombRefused >= 0, JSON.stringify(consoleErrors));
+    consoleErrors.splice(bombRefused, 1);
   });
 
   test("aliases: point one at the model, switch it to a second model with one click, roll it back", async () => {
